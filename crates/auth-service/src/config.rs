@@ -1,0 +1,140 @@
+//! The Auth Service's configuration: every flag is also an environment variable,
+//! validated once at start.
+
+use clap::{Args, Parser, Subcommand};
+use platform::telemetry::LogFormat;
+use secrecy::SecretString;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The platform's Auth Service: registration, login, JWT issue and validation.
+#[derive(Debug, Parser)]
+#[command(name = "auth-service", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What to do; `serve` when none is given.
+#[derive(Debug, Clone, Copy, Subcommand, PartialEq, Eq)]
+pub enum Command {
+    /// Run the service (the default).
+    Serve,
+    /// Apply the database migrations and exit.
+    Migrate,
+    /// Start signing with the next key now (published keys keep verifying).
+    RotateKeys,
+}
+
+/// Settings shared by every subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// gRPC listen address (loopback by default: this is an internal service).
+    #[arg(
+        long,
+        env = "AUTH_GRPC_ADDR",
+        default_value = "127.0.0.1:50051",
+        global = true
+    )]
+    pub grpc_addr: SocketAddr,
+
+    /// Auxiliary HTTP listen address: /healthz, /readyz, /metrics, /.well-known/jwks.json.
+    #[arg(
+        long,
+        env = "AUTH_HTTP_ADDR",
+        default_value = "127.0.0.1:8081",
+        global = true
+    )]
+    pub http_addr: SocketAddr,
+
+    /// Database URL: `sqlite:<path>` (embedded, the default) or `postgres://...`.
+    #[arg(
+        long,
+        env = "AUTH_DATABASE_URL",
+        default_value = "sqlite:./data/auth.db",
+        global = true
+    )]
+    pub database_url: SecretString,
+
+    /// The `iss` claim of issued tokens.
+    #[arg(
+        long,
+        env = "AUTH_ISSUER",
+        default_value = "identity-auth",
+        global = true
+    )]
+    pub issuer: String,
+
+    /// The `aud` claim of issued tokens, and the only audience accepted.
+    #[arg(
+        long,
+        env = "AUTH_AUDIENCE",
+        default_value = "identity-platform",
+        global = true
+    )]
+    pub audience: String,
+
+    /// Access-token lifetime (e.g. `15m`).
+    #[arg(long, env = "AUTH_ACCESS_TOKEN_TTL", default_value = "15m", value_parser = humantime::parse_duration, global = true)]
+    pub access_token_ttl: Duration,
+
+    /// Refresh-token lifetime (each refresh starts a new one).
+    #[arg(long, env = "AUTH_REFRESH_TOKEN_TTL", default_value = "30d", value_parser = humantime::parse_duration, global = true)]
+    pub refresh_token_ttl: Duration,
+
+    /// How long a signing key signs before the next one takes over.
+    #[arg(long, env = "AUTH_KEY_ROTATION_INTERVAL", default_value = "30d", value_parser = humantime::parse_duration, global = true)]
+    pub key_rotation_interval: Duration,
+
+    /// Base64 of 32 random bytes; when set, private signing keys are sealed at rest
+    /// with AES-256-GCM (generate one with `openssl rand -base64 32`).
+    #[arg(
+        long,
+        env = "AUTH_KEY_ENCRYPTION_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub key_encryption_key: Option<SecretString>,
+
+    /// Concurrent Argon2id hashes (each holds 19 MiB); default: one per core.
+    #[arg(long, env = "AUTH_HASH_WORKERS", global = true)]
+    pub hash_workers: Option<usize>,
+
+    /// Hashes allowed to wait for a worker before logins get RESOURCE_EXHAUSTED.
+    #[arg(long, env = "AUTH_HASH_QUEUE", default_value_t = 256, global = true)]
+    pub hash_queue: usize,
+
+    /// How often each replica loads revoked sessions and keys from the database.
+    #[arg(long, env = "AUTH_SYNC_INTERVAL", default_value = "250ms", value_parser = humantime::parse_duration, global = true)]
+    pub sync_interval: Duration,
+
+    /// Log format: `json` or `pretty`.
+    #[arg(long, env = "AUTH_LOG_FORMAT", default_value = "json", global = true)]
+    pub log_format: LogFormat,
+}
+
+impl Settings {
+    /// Checks what clap cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.access_token_ttl < Duration::from_secs(30)
+            || self.access_token_ttl > Duration::from_secs(24 * 3600)
+        {
+            return Err("access token TTL must be between 30s and 24h".into());
+        }
+        if self.refresh_token_ttl <= self.access_token_ttl {
+            return Err("refresh token TTL must be longer than the access token TTL".into());
+        }
+        if self.key_rotation_interval < Duration::from_secs(1) {
+            return Err("key rotation interval must be at least 1s".into());
+        }
+        if self.issuer.is_empty() || self.audience.is_empty() {
+            return Err("issuer and audience must not be empty".into());
+        }
+        if self.hash_workers == Some(0) {
+            return Err("hash workers must be at least 1".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,97 @@
+//! The Auth Service's error type and its one mapping to gRPC statuses.
+
+use crate::crypto::hasher::HashError;
+use crate::crypto::jwt::TokenError;
+use crate::crypto::keys::KeyError;
+use crate::domain::FieldViolation;
+use crate::storage::StoreError;
+use tonic::{Code, Status};
+
+/// Everything an Auth Service operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// A request field breaks a rule.
+    #[error(transparent)]
+    InvalidArgument(#[from] FieldViolation),
+    /// Register with an email already registered.
+    #[error("an account with this email already exists")]
+    EmailTaken,
+    /// Unknown email, wrong password or disabled identity: one error for all.
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    /// A refresh token that is unknown, expired, or whose session is revoked.
+    #[error("refresh token is invalid or expired; log in again")]
+    InvalidRefreshToken,
+    /// A spent refresh token was presented again: its session is now revoked.
+    #[error("refresh token was already used; the session has been revoked, log in again")]
+    RefreshTokenReused,
+    /// An access token was refused.
+    #[error(transparent)]
+    InvalidToken(#[from] TokenError),
+    /// Password hashing is saturated.
+    #[error("too many logins in progress; retry shortly")]
+    Busy,
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Anything else that is the service's fault.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<HashError> for AuthError {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Saturated => Self::Busy,
+            HashError::Failed(why) => Self::Internal(why),
+        }
+    }
+}
+
+impl From<KeyError> for AuthError {
+    fn from(e: KeyError) -> Self {
+        match e {
+            KeyError::Store(s) => Self::Store(s),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<AuthError> for Status {
+    /// Caller mistakes carry their message; the service's own failures are logged
+    /// with an id and shown only as that id, so no internals leak.
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::InvalidArgument(v) => Status::invalid_argument(v.to_string()),
+            AuthError::EmailTaken => Status::already_exists(e.to_string()),
+            AuthError::InvalidCredentials
+            | AuthError::InvalidRefreshToken
+            | AuthError::RefreshTokenReused
+            | AuthError::InvalidToken(_) => Status::unauthenticated(e.to_string()),
+            AuthError::Busy => Status::resource_exhausted(e.to_string()),
+            AuthError::Store(StoreError::EmailTaken) => {
+                Status::already_exists(AuthError::EmailTaken.to_string())
+            }
+            AuthError::Store(StoreError::Database(ref db))
+                if matches!(
+                    db,
+                    sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
+                ) =>
+            {
+                opaque(Code::Unavailable, &e)
+            }
+            AuthError::Store(_) | AuthError::Internal(_) => opaque(Code::Internal, &e),
+        }
+    }
+}
+
+fn opaque(code: Code, e: &AuthError) -> Status {
+    let id = uuid::Uuid::new_v4();
+    tracing::error!(error_id = %id, error = %e, "request failed");
+    let msg = if code == Code::Unavailable {
+        format!("the service's database is unavailable; retry later (error id {id})")
+    } else {
+        format!("internal error (error id {id})")
+    };
+    Status::new(code, msg)
+}

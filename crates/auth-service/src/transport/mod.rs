@@ -1,0 +1,4 @@
+//! The Auth Service's interfaces: gRPC handlers and the JWKS HTTP route.
+
+pub mod grpc;
+pub mod http;
