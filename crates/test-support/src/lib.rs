@@ -1,1 +1,52 @@
-//! x
+//! Helpers for the services' integration tests: a throwaway PostgreSQL cluster per
+//! test process with a fresh database per test, fresh SQLite files, and log capture.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+pub mod postgres;
+
+/// Turns test logs on when `TEST_LOG` is set (as Zero To Production does).
+pub fn init_test_logs() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        platform_free_logs();
+    }
+}
+
+fn platform_free_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+        ))
+        .with_test_writer()
+        .try_init();
+}
+
+/// A database for one test: its URL and what keeps it alive.
+pub struct TestDatabase {
+    /// The URL to give the service.
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// Which storage backend a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded default.
+    Sqlite,
+    /// The production database, on the throwaway cluster.
+    Postgres,
+}
+
+impl Backend {
+    /// A fresh, empty database of this kind.
+    pub async fn fresh_database(self) -> TestDatabase {
+        match self {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite:{}", dir.path().join("test.db").display());
+                TestDatabase { url, _dir: Some(dir) }
+            }
+            Backend::Postgres => TestDatabase { url: postgres::fresh_database().await, _dir: None },
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! `spawn_app`: the real Auth Service on port 0 with a fresh database and a manual clock.
+
+use auth_service::config::Settings;
+use auth_service::startup::{Application, Handle};
+use identity_proto::auth::v1 as pb;
+use identity_proto::auth::v1::auth_service_client::AuthServiceClient;
+use platform::clock::ManualClock;
+use platform::telemetry::LogFormat;
+use secrecy::SecretString;
+use std::sync::Arc;
+use std::time::Duration;
+pub use test_support::Backend;
+use test_support::TestDatabase;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+/// Runs an async test body once per backend.
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::helpers::Backend::Sqlite).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::helpers::Backend::Postgres).await;
+            }
+        }
+    )*};
+}
+pub(crate) use both_backends;
+
+pub struct TestApp {
+    pub grpc_addr: std::net::SocketAddr,
+    pub grpc: AuthServiceClient<Channel>,
+    pub http: String,
+    pub clock: ManualClock,
+    pub handle: Handle,
+    pub db_url: String,
+    pub shutdown: CancellationToken,
+    pub stopped: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _db: Option<TestDatabase>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub fn settings(db_url: &str) -> Settings {
+    Settings {
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        database_url: SecretString::from(db_url.to_owned()),
+        issuer: "identity-auth".into(),
+        audience: "identity-platform".into(),
+        access_token_ttl: Duration::from_secs(15 * 60),
+        refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+        key_rotation_interval: Duration::from_secs(30 * 24 * 3600),
+        key_encryption_key: None,
+        hash_workers: Some(2),
+        hash_queue: 64,
+        sync_interval: Duration::from_millis(50),
+        log_format: LogFormat::Pretty,
+    }
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    let db = backend.fresh_database().await;
+    let url = db.url.clone();
+    let mut app = spawn_with(settings(&url), ManualClock::default()).await;
+    app._db = Some(db);
+    app
+}
+
+/// Another replica of `app`, on the same database, with its own settings.
+pub async fn spawn_replica(app: &TestApp, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut s = settings(&app.db_url);
+    tweak(&mut s);
+    spawn_with(s, app.clock.clone()).await
+}
+
+pub async fn spawn_with(settings: Settings, clock: ManualClock) -> TestApp {
+    test_support::init_test_logs();
+    let db_url = secrecy::ExposeSecret::expose_secret(&settings.database_url).to_owned();
+    let app = Application::build(settings, Arc::new(clock.clone())).await.expect("build app");
+    let grpc_addr = app.grpc_addr();
+    let http = format!("http://{}", app.http_addr());
+    let handle = app.handle();
+    let shutdown = CancellationToken::new();
+    let stopped = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    let channel = Channel::from_shared(format!("http://{grpc_addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .expect("connect to the gRPC port");
+    TestApp {
+        grpc_addr,
+        grpc: AuthServiceClient::new(channel),
+        http,
+        clock,
+        handle,
+        db_url,
+        shutdown,
+        stopped: Some(stopped),
+        _db: None,
+    }
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub fn unique_email() -> String {
+    format!("user-{}@example.com", uuid::Uuid::new_v4().simple())
+}
+
+impl TestApp {
+    pub fn grpc_url(&self) -> String {
+        format!("http://{}", self.grpc_addr)
+    }
+
+    pub async fn register(&self, email: &str, password: &str) -> Result<pb::RegisterResponse, tonic::Status> {
+        self.grpc
+            .clone()
+            .register(pb::RegisterRequest {
+                email: email.into(),
+                password: password.into(),
+                display_name: "Test User".into(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Result<pb::LoginResponse, tonic::Status> {
+        self.grpc
+            .clone()
+            .login(pb::LoginRequest { email: email.into(), password: password.into() })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// Registers a fresh user and logs in.
+    pub async fn new_session(&self) -> pb::LoginResponse {
+        let email = unique_email();
+        self.register(&email, PASSWORD).await.expect("register");
+        self.login(&email, PASSWORD).await.expect("login")
+    }
+
+    pub async fn validate(&self, token: &str) -> Result<pb::ValidateTokenResponse, tonic::Status> {
+        self.grpc
+            .clone()
+            .validate_token(pb::ValidateTokenRequest { access_token: token.into() })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn refresh(&self, token: &str) -> Result<pb::RefreshTokenResponse, tonic::Status> {
+        self.grpc
+            .clone()
+            .refresh_token(pb::RefreshTokenRequest { refresh_token: token.into() })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn logout(&self, token: &str) -> Result<pb::LogoutResponse, tonic::Status> {
+        self.grpc
+            .clone()
+            .logout(pb::LogoutRequest { refresh_token: token.into() })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn jwks(&self) -> serde_json::Value {
+        reqwest::get(format!("{}/.well-known/jwks.json", self.http))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+/// Asserts a call failed with `code`, and returns its message.
+#[track_caller]
+pub fn assert_code<T: std::fmt::Debug>(result: Result<T, tonic::Status>, code: tonic::Code) -> String {
+    match result {
+        Ok(v) => panic!("expected {code:?}, got OK: {v:?}"),
+        Err(s) => {
+            assert_eq!(s.code(), code, "unexpected status: {s:?}");
+            s.message().to_owned()
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! The Auth Service's integration tests: the real service on free ports, over
+//! PostgreSQL and SQLite alike.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod helpers;
+
+mod bad_input;
+mod flow;
+mod operations;
+mod storage;
+mod tokens;

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs every test: unit tests, the services' integration tests over embedded SQLite
+# and a throwaway PostgreSQL cluster (started by the tests themselves on a free
+# port), and the interoperability check with a stock Python gRPC client and PyJWT.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The tests start their own PostgreSQL from Debian's server binaries.
+if [ -z "${PG_BIN:-}" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "test.sh: installing PostgreSQL server binaries (Debian package 'postgresql')"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    else
+        echo "test.sh: PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin." >&2
+        echo "         Install Debian's 'postgresql' package (sudo apt-get install postgresql)" >&2
+        echo "         or point PG_BIN at a directory holding initdb and postgres." >&2
+        exit 1
+    fi
+fi
+if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
+    echo "test.sh: running as root needs the 'postgres' OS user (initdb refuses root)" >&2
+    exit 1
+fi
+
+cargo test --workspace --locked
+scripts/interop.sh
