@@ -44,9 +44,15 @@ impl Backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let url = format!("sqlite:{}", dir.path().join("test.db").display());
-                TestDatabase { url, _dir: Some(dir) }
+                TestDatabase {
+                    url,
+                    _dir: Some(dir),
+                }
             }
-            Backend::Postgres => TestDatabase { url: postgres::fresh_database().await, _dir: None },
+            Backend::Postgres => TestDatabase {
+                url: postgres::fresh_database().await,
+                _dir: None,
+            },
         }
     }
 }

@@ -34,7 +34,10 @@ pub fn bin_dir() -> Option<PathBuf> {
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
 }
 
 fn as_owner(is_root: bool, program: &Path) -> Command {
@@ -62,19 +65,43 @@ fn start() -> Cluster {
         )
     });
     let root = is_root();
-    let dir = tempfile::Builder::new().prefix("identity-pg-").tempdir().expect("temp dir").keep();
+    let dir = tempfile::Builder::new()
+        .prefix("identity-pg-")
+        .tempdir()
+        .expect("temp dir")
+        .keep();
     if root {
-        let ok = Command::new("chown").arg("postgres:").arg(&dir).status().expect("chown");
-        assert!(ok.success(), "cannot give {} to the postgres user", dir.display());
+        let ok = Command::new("chown")
+            .arg("postgres:")
+            .arg(&dir)
+            .status()
+            .expect("chown");
+        assert!(
+            ok.success(),
+            "cannot give {} to the postgres user",
+            dir.display()
+        );
     }
     let data = dir.join("data");
     let out = as_owner(root, &bin.join("initdb"))
         .args(["-D"])
         .arg(&data)
-        .args(["-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"])
+        .args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        ])
         .output()
         .expect("run initdb");
-    assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "initdb failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     for _attempt in 0..5 {
         let port = free_port();
@@ -94,7 +121,10 @@ fn start() -> Cluster {
             .spawn()
             .expect("start postgres");
         if wait_ready(&bin, port) {
-            return Cluster { port, _guard: guard };
+            return Cluster {
+                port,
+                _guard: guard,
+            };
         }
         // Most likely the port was taken between probe and bind; try another.
         drop(guard.stdin.take());
@@ -107,7 +137,15 @@ fn wait_ready(bin: &Path, port: u16) -> bool {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         let ready = Command::new(bin.join("pg_isready"))
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres", "-q"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-U",
+                "postgres",
+                "-q",
+            ])
             .status()
             .is_ok_and(|s| s.success());
         if ready {
@@ -126,7 +164,9 @@ pub fn cluster_url(database: &str) -> String {
 
 /// Creates an empty database on the shared cluster and returns its URL.
 pub async fn fresh_database() -> String {
-    let admin = tokio::task::spawn_blocking(|| cluster_url("postgres")).await.expect("cluster");
+    let admin = tokio::task::spawn_blocking(|| cluster_url("postgres"))
+        .await
+        .expect("cluster");
     let name = format!("test_{}", uuid::Uuid::new_v4().simple());
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
         .await

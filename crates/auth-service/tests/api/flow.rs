@@ -1,10 +1,15 @@
 //! The session life cycle: register → login → validate → refresh → reuse → logout.
 
-use crate::helpers::{Backend, PASSWORD, assert_code, both_backends, spawn_app, spawn_replica, unique_email};
+use crate::helpers::{
+    Backend, PASSWORD, assert_code, both_backends, spawn_app, spawn_replica, unique_email,
+};
 use std::time::{Duration, Instant};
 use tonic::Code;
 
-both_backends!(full_session_life_cycle, logout_is_seen_by_another_replica_within_a_second);
+both_backends!(
+    full_session_life_cycle,
+    logout_is_seen_by_another_replica_within_a_second
+);
 
 async fn full_session_life_cycle(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -33,19 +38,37 @@ async fn full_session_life_cycle(backend: Backend) {
     assert_eq!(v2.session_id, login.session_id);
 
     // The old refresh token again: theft assumed, the whole session dies.
-    let msg = assert_code(app.refresh(&login.refresh_token).await, Code::Unauthenticated);
+    let msg = assert_code(
+        app.refresh(&login.refresh_token).await,
+        Code::Unauthenticated,
+    );
     assert!(msg.contains("already used"), "{msg}");
-    assert_code(app.validate(&refreshed.access_token).await, Code::Unauthenticated);
-    assert_code(app.validate(&login.access_token).await, Code::Unauthenticated);
-    assert_code(app.refresh(&refreshed.refresh_token).await, Code::Unauthenticated);
+    assert_code(
+        app.validate(&refreshed.access_token).await,
+        Code::Unauthenticated,
+    );
+    assert_code(
+        app.validate(&login.access_token).await,
+        Code::Unauthenticated,
+    );
+    assert_code(
+        app.refresh(&refreshed.refresh_token).await,
+        Code::Unauthenticated,
+    );
 
     // A new session, then logout.
     let second = app.login(&email, PASSWORD).await.unwrap();
     app.validate(&second.access_token).await.unwrap();
     app.logout(&second.refresh_token).await.unwrap();
-    let msg = assert_code(app.validate(&second.access_token).await, Code::Unauthenticated);
+    let msg = assert_code(
+        app.validate(&second.access_token).await,
+        Code::Unauthenticated,
+    );
     assert!(msg.contains("revoked"), "{msg}");
-    assert_code(app.refresh(&second.refresh_token).await, Code::Unauthenticated);
+    assert_code(
+        app.refresh(&second.refresh_token).await,
+        Code::Unauthenticated,
+    );
     // Logging out twice is harmless.
     app.logout(&second.refresh_token).await.unwrap();
 }
@@ -54,12 +77,17 @@ async fn logout_is_seen_by_another_replica_within_a_second(backend: Backend) {
     let a = spawn_app(backend).await;
     let b = spawn_replica(&a, |_| {}).await;
     let session = a.new_session().await;
-    b.validate(&session.access_token).await.expect("replica B accepts A's token");
+    b.validate(&session.access_token)
+        .await
+        .expect("replica B accepts A's token");
 
     a.logout(&session.refresh_token).await.unwrap();
     let started = Instant::now();
     while b.validate(&session.access_token).await.is_ok() {
-        assert!(started.elapsed() < Duration::from_secs(1), "replica B still accepts a revoked token");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "replica B still accepts a revoked token"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -85,7 +85,9 @@ pub async fn spawn_replica(app: &TestApp, tweak: impl FnOnce(&mut Settings)) -> 
 pub async fn spawn_with(settings: Settings, clock: ManualClock) -> TestApp {
     test_support::init_test_logs();
     let db_url = secrecy::ExposeSecret::expose_secret(&settings.database_url).to_owned();
-    let app = Application::build(settings, Arc::new(clock.clone())).await.expect("build app");
+    let app = Application::build(settings, Arc::new(clock.clone()))
+        .await
+        .expect("build app");
     let grpc_addr = app.grpc_addr();
     let http = format!("http://{}", app.http_addr());
     let handle = app.handle();
@@ -120,7 +122,11 @@ impl TestApp {
         format!("http://{}", self.grpc_addr)
     }
 
-    pub async fn register(&self, email: &str, password: &str) -> Result<pb::RegisterResponse, tonic::Status> {
+    pub async fn register(
+        &self,
+        email: &str,
+        password: &str,
+    ) -> Result<pb::RegisterResponse, tonic::Status> {
         self.grpc
             .clone()
             .register(pb::RegisterRequest {
@@ -132,10 +138,17 @@ impl TestApp {
             .map(tonic::Response::into_inner)
     }
 
-    pub async fn login(&self, email: &str, password: &str) -> Result<pb::LoginResponse, tonic::Status> {
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+    ) -> Result<pb::LoginResponse, tonic::Status> {
         self.grpc
             .clone()
-            .login(pb::LoginRequest { email: email.into(), password: password.into() })
+            .login(pb::LoginRequest {
+                email: email.into(),
+                password: password.into(),
+            })
             .await
             .map(tonic::Response::into_inner)
     }
@@ -150,7 +163,9 @@ impl TestApp {
     pub async fn validate(&self, token: &str) -> Result<pb::ValidateTokenResponse, tonic::Status> {
         self.grpc
             .clone()
-            .validate_token(pb::ValidateTokenRequest { access_token: token.into() })
+            .validate_token(pb::ValidateTokenRequest {
+                access_token: token.into(),
+            })
             .await
             .map(tonic::Response::into_inner)
     }
@@ -158,7 +173,9 @@ impl TestApp {
     pub async fn refresh(&self, token: &str) -> Result<pb::RefreshTokenResponse, tonic::Status> {
         self.grpc
             .clone()
-            .refresh_token(pb::RefreshTokenRequest { refresh_token: token.into() })
+            .refresh_token(pb::RefreshTokenRequest {
+                refresh_token: token.into(),
+            })
             .await
             .map(tonic::Response::into_inner)
     }
@@ -166,7 +183,9 @@ impl TestApp {
     pub async fn logout(&self, token: &str) -> Result<pb::LogoutResponse, tonic::Status> {
         self.grpc
             .clone()
-            .logout(pb::LogoutRequest { refresh_token: token.into() })
+            .logout(pb::LogoutRequest {
+                refresh_token: token.into(),
+            })
             .await
             .map(tonic::Response::into_inner)
     }
@@ -183,7 +202,10 @@ impl TestApp {
 
 /// Asserts a call failed with `code`, and returns its message.
 #[track_caller]
-pub fn assert_code<T: std::fmt::Debug>(result: Result<T, tonic::Status>, code: tonic::Code) -> String {
+pub fn assert_code<T: std::fmt::Debug>(
+    result: Result<T, tonic::Status>,
+    code: tonic::Code,
+) -> String {
     match result {
         Ok(v) => panic!("expected {code:?}, got OK: {v:?}"),
         Err(s) => {
