@@ -110,6 +110,26 @@ pub struct Settings {
     #[arg(long, env = "AUTH_SYNC_INTERVAL", default_value = "250ms", value_parser = humantime::parse_duration, global = true)]
     pub sync_interval: Duration,
 
+    /// The User Service's gRPC URL: registrations become profiles there.
+    #[arg(
+        long,
+        env = "AUTH_USER_URL",
+        default_value = "http://127.0.0.1:50052",
+        global = true
+    )]
+    pub user_url: String,
+
+    /// The secret internal services present to each other (at least 32
+    /// characters; the same value as the User Service's USER_SERVICE_SECRET).
+    /// Without it, no internal call is accepted or made.
+    #[arg(
+        long,
+        env = "AUTH_SERVICE_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub service_secret: Option<SecretString>,
+
     /// Log format: `json` or `pretty`.
     #[arg(long, env = "AUTH_LOG_FORMAT", default_value = "json", global = true)]
     pub log_format: LogFormat,

@@ -5,6 +5,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod error;
+pub mod relay;
 pub mod revocation;
 pub mod service;
 pub mod startup;

@@ -11,8 +11,11 @@ use crate::revocation::RevocationSet;
 use crate::storage::{AuthStore, NewIdentity, NewRefreshToken, NewSession, Rotation};
 use chrono::{DateTime, Duration, Utc};
 use platform::clock::SharedClock;
+use platform::outbox::OutboxEvent;
 use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 /// The role every new identity holds.
@@ -32,37 +35,29 @@ pub struct IssuedTokens {
 /// The Auth Service's core, shared by every handler.
 #[derive(Debug)]
 pub struct Authenticator {
-    store: Arc<dyn AuthStore>,
-    hasher: PasswordHasher,
-    keys: Arc<KeyRing>,
-    tokens: TokenAuthority,
-    revoked: Arc<RevocationSet>,
-    clock: SharedClock,
-    refresh_ttl: Duration,
+    pub(crate) store: Arc<dyn AuthStore>,
+    pub(crate) hasher: PasswordHasher,
+    pub(crate) keys: Arc<KeyRing>,
+    pub(crate) tokens: TokenAuthority,
+    pub(crate) revoked: Arc<RevocationSet>,
+    pub(crate) clock: SharedClock,
+    pub(crate) refresh_ttl: Duration,
+    /// Wakes the outbox relay when an event is written.
+    pub(crate) outbox_wake: Arc<Notify>,
 }
 
-impl Authenticator {
-    /// Wires the parts together.
-    pub fn new(
-        store: Arc<dyn AuthStore>,
-        hasher: PasswordHasher,
-        keys: Arc<KeyRing>,
-        tokens: TokenAuthority,
-        revoked: Arc<RevocationSet>,
-        clock: SharedClock,
-        refresh_ttl: Duration,
-    ) -> Self {
-        Self {
-            store,
-            hasher,
-            keys,
-            tokens,
-            revoked,
-            clock,
-            refresh_ttl,
-        }
-    }
+/// The event the User Service receives for every registration.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UserRegistered {
+    pub user_id: Uuid,
+    pub email: String,
+    pub display_name: String,
+}
 
+/// The outbox topic of [`UserRegistered`].
+pub const USER_REGISTERED: &str = "user.registered";
+
+impl Authenticator {
     /// Creates an identity; its id is returned.
     #[tracing::instrument(skip_all)]
     pub async fn register(
@@ -83,21 +78,30 @@ impl Authenticator {
         }
         let password_hash = self.hasher.hash(password.secret()).await?;
         let id = Uuid::now_v7();
+        let now = self.clock.now();
         let identity = NewIdentity {
             id,
             email: email.as_str().to_owned(),
             display_name: display_name.as_str().to_owned(),
             password_hash,
             roles: vec![DEFAULT_ROLE.to_owned()],
-            created_at: self.clock.now(),
+            created_at: now,
         };
+        let payload = serde_json::to_string(&UserRegistered {
+            user_id: id,
+            email: identity.email.clone(),
+            display_name: identity.display_name.clone(),
+        })
+        .map_err(|e| AuthError::Internal(e.to_string()))?;
+        let event = OutboxEvent::new(USER_REGISTERED, id, payload, now);
         self.store
-            .insert_identity(&identity)
+            .insert_identity(&identity, &event)
             .await
             .map_err(|e| match e {
                 crate::storage::StoreError::EmailTaken => AuthError::EmailTaken,
                 other => other.into(),
             })?;
+        self.outbox_wake.notify_one();
         tracing::info!(user_id = %id, "identity registered");
         Ok(id)
     }
@@ -169,6 +173,18 @@ impl Authenticator {
             self.revoked.insert(session_id, now);
             tracing::info!(%session_id, "session revoked by logout");
         }
+        Ok(())
+    }
+
+    /// Disables an identity and revokes its sessions everywhere (a deleted user).
+    #[tracing::instrument(skip_all, fields(user_id = %user_id))]
+    pub async fn disable_user(&self, user_id: Uuid, reason: &str) -> Result<(), AuthError> {
+        let now = self.clock.now();
+        let revoked = self.store.disable_identity(user_id, now, reason).await?;
+        for session_id in &revoked {
+            self.revoked.insert(*session_id, now);
+        }
+        tracing::info!(sessions = revoked.len(), reason, "identity disabled");
         Ok(())
     }
 

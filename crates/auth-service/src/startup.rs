@@ -6,6 +6,7 @@ use crate::config::Settings;
 use crate::crypto::hasher::{HashParams, PasswordHasher};
 use crate::crypto::jwt::TokenAuthority;
 use crate::crypto::keys::{Kek, KeyRing};
+use crate::relay::ToUserService;
 use crate::revocation::{self, RevocationSet};
 use crate::service::Authenticator;
 use crate::storage::{self, AuthStore};
@@ -14,9 +15,11 @@ use anyhow::Context as _;
 use base64::Engine as _;
 use futures::future::BoxFuture;
 use identity_proto::auth::v1::auth_service_server::AuthServiceServer;
+use platform::caller::ServiceSecret;
 use platform::clock::SharedClock;
 use platform::http_aux::{self, Readiness};
 use platform::metrics::{GrpcMetricsLayer, Metrics};
+use platform::outbox::{Relay, RelayMetrics};
 use secrecy::ExposeSecret;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,6 +44,9 @@ pub struct Application {
     clock: SharedClock,
     settings: Settings,
     metrics: Metrics,
+    outbox_wake: Arc<tokio::sync::Notify>,
+    service_secret: Option<ServiceSecret>,
+    to_users: ToUserService,
 }
 
 /// Handles a running service's owner keeps (tests, admin subcommands).
@@ -126,15 +132,28 @@ impl Application {
             settings.audience.clone(),
             access_ttl,
         );
-        let core = Arc::new(Authenticator::new(
-            store.clone(),
+        let outbox_wake = Arc::new(tokio::sync::Notify::new());
+        let service_secret = match &settings.service_secret {
+            Some(s) => Some(ServiceSecret::new(s.clone()).map_err(anyhow::Error::msg)?),
+            None => {
+                tracing::warn!(
+                    "AUTH_SERVICE_SECRET is not set: internal calls are refused and registrations wait in the outbox"
+                );
+                None
+            }
+        };
+        let core = Arc::new(Authenticator {
+            store: store.clone(),
             hasher,
-            keys.clone(),
+            keys: keys.clone(),
             tokens,
-            revoked.clone(),
-            clock.clone(),
-            chrono::Duration::from_std(settings.refresh_token_ttl)?,
-        ));
+            revoked: revoked.clone(),
+            clock: clock.clone(),
+            refresh_ttl: chrono::Duration::from_std(settings.refresh_token_ttl)?,
+            outbox_wake: outbox_wake.clone(),
+        });
+        let to_users = ToUserService::new(&settings.user_url, service_secret.clone())
+            .map_err(anyhow::Error::msg)?;
         Ok(Self {
             grpc_addr: grpc.local_addr()?,
             http_addr: http.local_addr()?,
@@ -147,6 +166,9 @@ impl Application {
             clock,
             settings,
             metrics: Metrics::new("auth")?,
+            outbox_wake,
+            service_secret,
+            to_users,
         })
     }
 
@@ -184,14 +206,29 @@ impl Application {
             shutdown.clone(),
         ));
 
+        let relay = tokio::spawn(
+            Relay {
+                store: self.store.outbox(),
+                deliver: Arc::new(self.to_users.clone()),
+                clock: self.clock.clone(),
+                wake: self.outbox_wake.clone(),
+                poll: std::time::Duration::from_millis(500),
+                metrics: RelayMetrics::new(self.metrics.registry())?,
+            }
+            .run(shutdown.clone()),
+        );
+
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<AuthServiceServer<AuthGrpc>>().await;
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(identity_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1()?;
-        let auth = AuthServiceServer::new(AuthGrpc::new(self.core.clone()))
-            .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let auth = AuthServiceServer::new(AuthGrpc::new(
+            self.core.clone(),
+            self.service_secret.clone(),
+        ))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
         let grpc_shutdown = shutdown.clone();
         let grpc = tonic::transport::Server::builder()
             .layer(GrpcMetricsLayer::new(self.metrics.clone()))
@@ -218,7 +255,7 @@ impl Application {
 
         let (grpc_result, http_result) = tokio::join!(grpc, http);
         shutdown.cancel();
-        let _ = tokio::join!(poller, key_task);
+        let _ = tokio::join!(poller, key_task, relay);
         tracing::info!("auth-service stopped");
         grpc_result.context("gRPC server failed")?;
         http_result.context("HTTP server failed")?;

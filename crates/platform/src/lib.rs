@@ -1,8 +1,12 @@
 //! What the identity services truly share: the clock, telemetry, graceful shutdown,
-//! the auxiliary HTTP port (health, readiness, metrics) and gRPC request metrics.
+//! database pools, the auxiliary HTTP port (health, readiness, metrics), gRPC
+//! request metrics, caller identification and the transactional outbox.
 
+pub mod caller;
 pub mod clock;
+pub mod db;
 pub mod http_aux;
 pub mod metrics;
+pub mod outbox;
 pub mod shutdown;
 pub mod telemetry;

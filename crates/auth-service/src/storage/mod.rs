@@ -9,6 +9,7 @@ pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use platform::outbox::{OutboxEvent, OutboxStore};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -98,8 +99,23 @@ pub trait AuthStore: Send + Sync + std::fmt::Debug + 'static {
     /// A trivial query, for readiness.
     async fn ping(&self) -> Result<(), StoreError>;
 
-    /// Inserts an identity and its roles; `EmailTaken` when the email exists.
-    async fn insert_identity(&self, identity: &NewIdentity) -> Result<(), StoreError>;
+    /// Inserts an identity, its roles and `event` (for the outbox) in one
+    /// transaction; `EmailTaken` when the email exists.
+    async fn insert_identity(
+        &self,
+        identity: &NewIdentity,
+        event: &OutboxEvent,
+    ) -> Result<(), StoreError>;
+    /// Disables an identity and revokes all its sessions; returns the sessions
+    /// revoked now. Disabling twice changes nothing.
+    async fn disable_identity(
+        &self,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<Vec<Uuid>, StoreError>;
+    /// The outbox of this database.
+    fn outbox(&self) -> Arc<dyn OutboxStore>;
     /// The identity with this normalised email.
     async fn identity_by_email(&self, email: &str) -> Result<Option<IdentityRecord>, StoreError>;
     /// Replaces a password hash (re-hashing with new parameters).
@@ -155,13 +171,10 @@ pub trait AuthStore: Send + Sync + std::fmt::Debug + 'static {
 /// Opens the store a database URL names: `postgres://` or `postgresql://` for
 /// PostgreSQL, `sqlite:` for an embedded SQLite file (created if missing).
 pub async fn connect(url: &str) -> Result<Arc<dyn AuthStore>, StoreError> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PgStore::connect(url).await?))
-    } else if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(url).await?))
-    } else {
-        Err(StoreError::Database(sqlx::Error::Configuration(
-            "database URL must start with postgres://, postgresql:// or sqlite:".into(),
-        )))
-    }
+    Ok(match platform::db::backend_of(url)? {
+        platform::db::Backend::Postgres => Arc::new(PgStore::new(platform::db::pg_pool(url)?)),
+        platform::db::Backend::Sqlite => {
+            Arc::new(SqliteStore::new(platform::db::sqlite_pool(url).await?))
+        }
+    })
 }

@@ -6,10 +6,10 @@ use super::{
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use platform::outbox::{OutboxEvent, OutboxStore, PgOutbox};
+use sqlx::postgres::PgPool;
 use sqlx::{Row, postgres::PgRow};
-use std::str::FromStr;
-use std::time::Duration;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// A pool of connections to the Auth Service's PostgreSQL database.
@@ -19,15 +19,9 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    /// Connects lazily: the service starts (and reports not ready) while the
-    /// database is down.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let options = PgConnectOptions::from_str(url)?;
-        let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_lazy_with(options);
-        Ok(Self { pool })
+    /// A store over `pool`.
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
     }
 }
 
@@ -62,7 +56,11 @@ impl AuthStore for PgStore {
         Ok(())
     }
 
-    async fn insert_identity(&self, identity: &NewIdentity) -> Result<(), StoreError> {
+    async fn insert_identity(
+        &self,
+        identity: &NewIdentity,
+        event: &OutboxEvent,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO identities (id, email, display_name, password_hash, created_at, updated_at)
@@ -88,6 +86,7 @@ impl AuthStore for PgStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        PgOutbox::insert(&mut tx, event).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -125,6 +124,38 @@ impl AuthStore for PgStore {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    async fn disable_identity(
+        &self,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE identities SET disabled_at = $2, updated_at = $2
+             WHERE id = $1 AND disabled_at IS NULL",
+        )
+        .bind(user_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let revoked = sqlx::query_scalar(
+            "UPDATE sessions SET revoked_at = $2, revoke_reason = $3
+             WHERE user_id = $1 AND revoked_at IS NULL RETURNING id",
+        )
+        .bind(user_id)
+        .bind(now)
+        .bind(reason)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(revoked)
+    }
+
+    fn outbox(&self) -> Arc<dyn OutboxStore> {
+        Arc::new(PgOutbox::new(self.pool.clone()))
     }
 
     async fn roles_of(&self, user_id: Uuid) -> Result<Vec<String>, StoreError> {

@@ -7,13 +7,10 @@ use super::{
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use platform::outbox::{OutboxEvent, OutboxStore, SqliteOutbox};
 use sqlx::Row;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
-};
-use std::str::FromStr;
-use std::time::Duration;
+use sqlx::sqlite::{SqlitePool, SqliteRow};
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// A pool of connections to an SQLite file.
@@ -23,25 +20,9 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if missing) the database file the URL names, and its folder.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        if let Some(dir) = options.get_filename().parent()
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;
-        }
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
-            .await?;
-        Ok(Self { pool })
+    /// A store over `pool`.
+    pub fn new(pool: SqlitePool) -> Self {
+        Self { pool }
     }
 }
 
@@ -89,7 +70,11 @@ impl AuthStore for SqliteStore {
         Ok(())
     }
 
-    async fn insert_identity(&self, identity: &NewIdentity) -> Result<(), StoreError> {
+    async fn insert_identity(
+        &self,
+        identity: &NewIdentity,
+        event: &OutboxEvent,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO identities (id, email, display_name, password_hash, created_at, updated_at)
@@ -114,6 +99,7 @@ impl AuthStore for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        SqliteOutbox::insert(&mut tx, event).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -151,6 +137,38 @@ impl AuthStore for SqliteStore {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    async fn disable_identity(
+        &self,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE identities SET disabled_at = ?2, updated_at = ?2
+             WHERE id = ?1 AND disabled_at IS NULL",
+        )
+        .bind(user_id)
+        .bind(micros(now))
+        .execute(&mut *tx)
+        .await?;
+        let revoked = sqlx::query_scalar(
+            "UPDATE sessions SET revoked_at = ?2, revoke_reason = ?3
+             WHERE user_id = ?1 AND revoked_at IS NULL RETURNING id",
+        )
+        .bind(user_id)
+        .bind(micros(now))
+        .bind(reason)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(revoked)
+    }
+
+    fn outbox(&self) -> Arc<dyn OutboxStore> {
+        Arc::new(SqliteOutbox::new(self.pool.clone()))
     }
 
     async fn roles_of(&self, user_id: Uuid) -> Result<Vec<String>, StoreError> {

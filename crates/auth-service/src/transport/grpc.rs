@@ -5,6 +5,7 @@ use crate::error::AuthError;
 use crate::service::{Authenticator, IssuedTokens};
 use identity_proto::auth::v1 as pb;
 use identity_proto::auth::v1::auth_service_server::AuthService;
+use platform::caller::ServiceSecret;
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
@@ -16,12 +17,27 @@ const MAX_REFRESH_TOKEN_LEN: usize = 512;
 #[derive(Debug, Clone)]
 pub struct AuthGrpc {
     core: Arc<Authenticator>,
+    service_secret: Option<ServiceSecret>,
 }
 
 impl AuthGrpc {
-    /// Handlers over `core`.
-    pub fn new(core: Arc<Authenticator>) -> Self {
-        Self { core }
+    /// Handlers over `core`; internal RPCs accept callers presenting `service_secret`.
+    pub fn new(core: Arc<Authenticator>, service_secret: Option<ServiceSecret>) -> Self {
+        Self {
+            core,
+            service_secret,
+        }
+    }
+
+    /// Admits internal services only.
+    fn require_service(&self, metadata: &tonic::metadata::MetadataMap) -> Result<(), Status> {
+        let token = platform::caller::bearer(metadata)?;
+        match &self.service_secret {
+            Some(secret) if secret.matches(token) => Ok(()),
+            _ => Err(Status::permission_denied(
+                "this RPC is for internal services only",
+            )),
+        }
     }
 }
 
@@ -151,5 +167,29 @@ impl AuthService for AuthGrpc {
                 })
                 .collect(),
         }))
+    }
+
+    async fn disable_user(
+        &self,
+        request: Request<pb::DisableUserRequest>,
+    ) -> Result<Response<pb::DisableUserResponse>, Status> {
+        self.require_service(request.metadata())?;
+        let r = request.into_inner();
+        let user_id = uuid::Uuid::parse_str(&r.user_id)
+            .map_err(|_| AuthError::from(FieldViolation::new("user_id", "must be a UUID")))?;
+        if r.reason.chars().count() > 200 {
+            return Err(AuthError::from(FieldViolation::new(
+                "reason",
+                "must be at most 200 characters",
+            ))
+            .into());
+        }
+        let reason = if r.reason.is_empty() {
+            "disabled"
+        } else {
+            r.reason.as_str()
+        };
+        self.core.disable_user(user_id, reason).await?;
+        Ok(Response::new(pb::DisableUserResponse {}))
     }
 }

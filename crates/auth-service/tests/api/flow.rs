@@ -8,7 +8,8 @@ use tonic::Code;
 
 both_backends!(
     full_session_life_cycle,
-    logout_is_seen_by_another_replica_within_a_second
+    logout_is_seen_by_another_replica_within_a_second,
+    disabling_a_user_ends_every_session,
 );
 
 async fn full_session_life_cycle(backend: Backend) {
@@ -90,4 +91,46 @@ async fn logout_is_seen_by_another_replica_within_a_second(backend: Backend) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+async fn disabling_a_user_ends_every_session(backend: Backend) {
+    use identity_proto::auth::v1::DisableUserRequest;
+    let app = spawn_app(backend).await;
+    let email = unique_email();
+    let user_id = app.register(&email, PASSWORD).await.unwrap().user_id;
+    let one = app.login(&email, PASSWORD).await.unwrap();
+    let two = app.login(&email, PASSWORD).await.unwrap();
+    let disable = |auth: Option<String>, user_id: String| {
+        let mut grpc = app.grpc.clone();
+        async move {
+            let mut req = tonic::Request::new(DisableUserRequest {
+                user_id,
+                reason: "user deleted".into(),
+            });
+            if let Some(a) = auth {
+                req.metadata_mut()
+                    .insert("authorization", a.parse().unwrap());
+            }
+            grpc.disable_user(req).await
+        }
+    };
+    assert_code(disable(None, user_id.clone()).await, Code::Unauthenticated);
+    let as_user = Some(format!("Bearer {}", one.access_token));
+    assert_code(
+        disable(as_user, user_id.clone()).await,
+        Code::PermissionDenied,
+    );
+    let as_service = Some(format!("Bearer {}", crate::helpers::SERVICE_SECRET));
+    assert_code(
+        disable(as_service.clone(), "not-a-uuid".into()).await,
+        Code::InvalidArgument,
+    );
+
+    disable(as_service.clone(), user_id.clone()).await.unwrap();
+    disable(as_service, user_id).await.expect("idempotent");
+    assert_code(app.validate(&one.access_token).await, Code::Unauthenticated);
+    assert_code(app.validate(&two.access_token).await, Code::Unauthenticated);
+    assert_code(app.refresh(&two.refresh_token).await, Code::Unauthenticated);
+    let msg = assert_code(app.login(&email, PASSWORD).await, Code::Unauthenticated);
+    assert_eq!(msg, "invalid email or password");
 }

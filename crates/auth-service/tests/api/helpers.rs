@@ -64,6 +64,9 @@ pub fn settings(db_url: &str) -> Settings {
         hash_queue: 64,
         sync_interval: Duration::from_millis(50),
         log_format: LogFormat::Pretty,
+        // Nothing listens here: registrations wait in the outbox.
+        user_url: "http://127.0.0.1:9".into(),
+        service_secret: Some(SecretString::from(SERVICE_SECRET.to_owned())),
     }
 }
 
@@ -111,6 +114,7 @@ pub async fn spawn_with(settings: Settings, clock: ManualClock) -> TestApp {
     }
 }
 
+pub const SERVICE_SECRET: &str = "test-service-secret-0123456789abcdef";
 pub const PASSWORD: &str = "correct horse battery staple";
 
 pub fn unique_email() -> String {

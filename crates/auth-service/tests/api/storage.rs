@@ -5,6 +5,7 @@ use auth_service::storage::{
     AuthStore, NewIdentity, NewRefreshToken, NewSession, Rotation, SigningKeyRecord, StoreError,
 };
 use chrono::{Duration, Utc};
+use platform::outbox::OutboxEvent;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -30,6 +31,15 @@ fn identity(email: &str) -> NewIdentity {
     }
 }
 
+fn event(identity: &NewIdentity) -> OutboxEvent {
+    OutboxEvent::new(
+        "user.registered",
+        identity.id,
+        "{}".into(),
+        identity.created_at,
+    )
+}
+
 fn token(byte: u8, session_id: Uuid, expires_in: Duration) -> NewRefreshToken {
     let now = Utc::now();
     NewRefreshToken {
@@ -43,9 +53,10 @@ fn token(byte: u8, session_id: Uuid, expires_in: Duration) -> NewRefreshToken {
 async fn identities(backend: Backend) {
     let (s, _db) = store(backend).await;
     let ada = identity("ada@example.com");
-    s.insert_identity(&ada).await.unwrap();
+    s.insert_identity(&ada, &event(&ada)).await.unwrap();
     assert!(matches!(
-        s.insert_identity(&identity("ada@example.com")).await,
+        s.insert_identity(&identity("ada@example.com"), &event(&ada))
+            .await,
         Err(StoreError::EmailTaken)
     ));
     let found = s
@@ -81,7 +92,7 @@ async fn identities(backend: Backend) {
 async fn refresh_token_rotation(backend: Backend) {
     let (s, _db) = store(backend).await;
     let ada = identity("ada@example.com");
-    s.insert_identity(&ada).await.unwrap();
+    s.insert_identity(&ada, &event(&ada)).await.unwrap();
     let session = NewSession {
         id: Uuid::now_v7(),
         user_id: ada.id,
@@ -157,7 +168,7 @@ async fn refresh_token_rotation(backend: Backend) {
 async fn revocations_and_keys(backend: Backend) {
     let (s, _db) = store(backend).await;
     let ada = identity("ada@example.com");
-    s.insert_identity(&ada).await.unwrap();
+    s.insert_identity(&ada, &event(&ada)).await.unwrap();
     let session = NewSession {
         id: Uuid::now_v7(),
         user_id: ada.id,
@@ -235,4 +246,33 @@ async fn revocations_and_keys(backend: Backend) {
         t0.timestamp_micros()
     );
     assert_eq!(keys[0].private_key, vec![1, 2, 3]);
+
+    // Disabling revokes every live session, once.
+    let other = NewSession {
+        id: Uuid::now_v7(),
+        user_id: ada.id,
+        created_at: Utc::now(),
+    };
+    s.insert_session(&other, &token(2, other.id, Duration::days(1)))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.disable_identity(ada.id, Utc::now(), "deleted")
+            .await
+            .unwrap(),
+        vec![other.id]
+    );
+    assert!(
+        s.disable_identity(ada.id, Utc::now(), "deleted")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.identity_by_email("ada@example.com")
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled
+    );
 }

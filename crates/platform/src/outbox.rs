@@ -1,0 +1,222 @@
+//! The transactional outbox both services use to tell each other about changes
+//! without a distributed transaction: a change and its event are written in one
+//! local transaction; a relay delivers due events with retries and exponential
+//! backoff; receivers are idempotent, so a redelivery after a crash or a retry
+//! changes nothing. Several replicas may relay: an event is leased before delivery.
+
+mod postgres;
+mod sqlite;
+
+pub use postgres::PgOutbox;
+pub use sqlite::SqliteOutbox;
+
+use crate::clock::SharedClock;
+use chrono::{DateTime, Duration, Utc};
+use futures::future::BoxFuture;
+use prometheus::{IntCounter, IntGauge, Registry};
+use std::sync::Arc;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// How long a claimed event is reserved for one relay.
+const LEASE: Duration = Duration::seconds(30);
+/// The longest wait between two attempts.
+const MAX_BACKOFF: Duration = Duration::seconds(60);
+/// Events claimed per round.
+const BATCH: i64 = 32;
+
+/// One event to deliver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEvent {
+    /// The event id: receivers use it (with the aggregate id) to stay idempotent.
+    pub id: Uuid,
+    /// What happened, e.g. `user.registered`.
+    pub topic: String,
+    /// Whom it happened to (the user id).
+    pub aggregate_id: Uuid,
+    /// The event body, JSON.
+    pub payload: String,
+    /// When it was recorded.
+    pub created_at: DateTime<Utc>,
+    /// Failed deliveries so far.
+    pub attempts: i32,
+}
+
+impl OutboxEvent {
+    /// A new event, recorded now.
+    pub fn new(topic: &str, aggregate_id: Uuid, payload: String, now: DateTime<Utc>) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            topic: topic.to_owned(),
+            aggregate_id,
+            payload,
+            created_at: now,
+            attempts: 0,
+        }
+    }
+}
+
+/// The queue side of an outbox table.
+pub trait OutboxStore: Send + Sync + 'static {
+    /// Leases up to `limit` due events until `lease_until`.
+    fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> BoxFuture<'_, Result<Vec<OutboxEvent>, sqlx::Error>>;
+    /// Marks an event delivered.
+    fn mark_delivered(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<(), sqlx::Error>>;
+    /// Records a failed attempt and when to try again.
+    fn mark_failed(
+        &self,
+        id: Uuid,
+        next_attempt_at: DateTime<Utc>,
+        error: &str,
+    ) -> BoxFuture<'_, Result<(), sqlx::Error>>;
+    /// Undelivered events.
+    fn backlog(&self) -> BoxFuture<'_, Result<i64, sqlx::Error>>;
+}
+
+/// Delivers one event to its receiver.
+pub trait Deliver: Send + Sync + 'static {
+    /// `Ok` once the receiver has applied (or had already applied) the event.
+    fn deliver<'a>(&'a self, event: &'a OutboxEvent) -> BoxFuture<'a, Result<(), String>>;
+}
+
+/// The relay's metrics.
+#[derive(Clone, Debug)]
+pub struct RelayMetrics {
+    backlog: IntGauge,
+    delivered: IntCounter,
+    failures: IntCounter,
+}
+
+impl RelayMetrics {
+    /// Registers `outbox_backlog`, `outbox_delivered_total` and
+    /// `outbox_delivery_failures_total` in `registry`.
+    pub fn new(registry: &Registry) -> prometheus::Result<Self> {
+        let backlog = IntGauge::new("outbox_backlog", "Outbox events not yet delivered")?;
+        let delivered = IntCounter::new("outbox_delivered_total", "Outbox events delivered")?;
+        let failures = IntCounter::new(
+            "outbox_delivery_failures_total",
+            "Failed outbox delivery attempts",
+        )?;
+        registry.register(Box::new(backlog.clone()))?;
+        registry.register(Box::new(delivered.clone()))?;
+        registry.register(Box::new(failures.clone()))?;
+        Ok(Self {
+            backlog,
+            delivered,
+            failures,
+        })
+    }
+}
+
+/// Exponential backoff after `attempts` failures: 0.5 s, 1 s, 2 s, ... capped at a
+/// minute, with up to 25 % jitter so that replicas do not retry in step.
+pub fn backoff(attempts: i32) -> Duration {
+    let exp = attempts.clamp(0, 16) as u32;
+    let base = Duration::milliseconds(500 * (1i64 << exp)).min(MAX_BACKOFF);
+    let jitter_ms = base.num_milliseconds() / 4;
+    let jitter = if jitter_ms > 0 {
+        Duration::milliseconds((Uuid::new_v4().as_u128() % jitter_ms as u128) as i64)
+    } else {
+        Duration::zero()
+    };
+    base + jitter
+}
+
+/// A relay: delivers due events until `shutdown`, woken early by `wake`.
+pub struct Relay {
+    /// The outbox.
+    pub store: Arc<dyn OutboxStore>,
+    /// The receiver.
+    pub deliver: Arc<dyn Deliver>,
+    /// Time source.
+    pub clock: SharedClock,
+    /// Notified when an event is written, so delivery need not wait for the poll.
+    pub wake: Arc<Notify>,
+    /// How often to look for due events when not woken.
+    pub poll: std::time::Duration,
+    /// Metrics.
+    pub metrics: RelayMetrics,
+}
+
+impl Relay {
+    /// Runs until `shutdown`. An event being delivered when shutdown comes is
+    /// finished first; one interrupted by a crash is redelivered after its lease.
+    pub async fn run(self, shutdown: CancellationToken) {
+        loop {
+            let delivered_any = match self.round().await {
+                Ok(n) => n > 0,
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox relay round failed; retrying");
+                    false
+                }
+            };
+            if let Ok(n) = self.store.backlog().await {
+                self.metrics.backlog.set(n);
+            }
+            if delivered_any {
+                if shutdown.is_cancelled() {
+                    return;
+                }
+                continue;
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(self.poll) => {}
+            }
+        }
+    }
+
+    /// One round: claim due events and try each; returns how many were delivered.
+    pub async fn round(&self) -> Result<usize, sqlx::Error> {
+        let now = self.clock.now();
+        let events = self.store.claim_due(now, now + LEASE, BATCH).await?;
+        let mut delivered = 0;
+        for event in events {
+            match self.deliver.deliver(&event).await {
+                Ok(()) => {
+                    self.store
+                        .mark_delivered(event.id, self.clock.now())
+                        .await?;
+                    self.metrics.delivered.inc();
+                    delivered += 1;
+                }
+                Err(error) => {
+                    self.metrics.failures.inc();
+                    let next = self.clock.now() + backoff(event.attempts);
+                    tracing::warn!(
+                        event_id = %event.id, topic = %event.topic, attempts = event.attempts + 1,
+                        %error, retry_at = %next, "outbox delivery failed"
+                    );
+                    self.store.mark_failed(event.id, next, &error).await?;
+                }
+            }
+        }
+        Ok(delivered)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(
+            backoff(0) >= Duration::milliseconds(500) && backoff(0) < Duration::milliseconds(626)
+        );
+        assert!(backoff(3) >= Duration::seconds(4));
+        assert!(backoff(100) <= MAX_BACKOFF + MAX_BACKOFF / 4);
+        assert!(backoff(100) >= MAX_BACKOFF);
+    }
+}
