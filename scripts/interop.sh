@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-venv=target/interop-venv
+venv="${CARGO_TARGET_DIR:-target}/interop-venv"
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
@@ -23,13 +23,14 @@ mkdir -p "$stubs"
 "$venv/bin/python" -m grpc_tools.protoc -I proto --python_out="$stubs" --grpc_python_out="$stubs" \
     $(cd proto && find . -name '*.proto' | sed 's|^\./||')
 
+target_dir="${CARGO_TARGET_DIR:-target}"
 cargo build --locked -q -p auth-service
 free_port() { "$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 grpc_port=$(free_port)
 http_port=$(free_port)
 AUTH_GRPC_ADDR="127.0.0.1:$grpc_port" AUTH_HTTP_ADDR="127.0.0.1:$http_port" \
     AUTH_DATABASE_URL="sqlite:$work/auth.db" AUTH_LOG_FORMAT=json \
-    target/debug/auth-service > "$work/auth.log" 2>&1 &
+    "$target_dir/debug/auth-service" > "$work/auth.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do
     curl -fs "http://127.0.0.1:$http_port/readyz" >/dev/null 2>&1 && break

@@ -73,25 +73,13 @@ impl From<AuthError> for Status {
                 Status::already_exists(AuthError::EmailTaken.to_string())
             }
             AuthError::Store(StoreError::Database(ref db))
-                if matches!(
-                    db,
-                    sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
-                ) =>
+                if platform::status::is_unavailable(db) =>
             {
-                opaque(Code::Unavailable, &e)
+                platform::status::opaque(Code::Unavailable, &e)
             }
-            AuthError::Store(_) | AuthError::Internal(_) => opaque(Code::Internal, &e),
+            AuthError::Store(_) | AuthError::Internal(_) => {
+                platform::status::opaque(Code::Internal, &e)
+            }
         }
     }
-}
-
-fn opaque(code: Code, e: &AuthError) -> Status {
-    let id = uuid::Uuid::new_v4();
-    tracing::error!(error_id = %id, error = %e, "request failed");
-    let msg = if code == Code::Unavailable {
-        format!("the service's database is unavailable; retry later (error id {id})")
-    } else {
-        format!("internal error (error id {id})")
-    };
-    Status::new(code, msg)
 }

@@ -17,8 +17,9 @@ use futures::future::BoxFuture;
 use identity_proto::auth::v1::auth_service_server::AuthServiceServer;
 use platform::caller::ServiceSecret;
 use platform::clock::SharedClock;
+use platform::grpc::MAX_MESSAGE_BYTES;
 use platform::http_aux::{self, Readiness};
-use platform::metrics::{GrpcMetricsLayer, Metrics};
+use platform::metrics::Metrics;
 use platform::outbox::{Relay, RelayMetrics};
 use secrecy::ExposeSecret;
 use std::net::SocketAddr;
@@ -26,8 +27,6 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// Largest gRPC request accepted; the biggest real one is well under 4 KiB.
-const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// Keys are re-read this many sync intervals apart (they change rarely).
 const KEY_REFRESH_EVERY: u32 = 20;
 
@@ -218,32 +217,19 @@ impl Application {
             .run(shutdown.clone()),
         );
 
-        let (health, health_service) = tonic_health::server::health_reporter();
-        health.set_serving::<AuthServiceServer<AuthGrpc>>().await;
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(identity_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
         let auth = AuthServiceServer::new(AuthGrpc::new(
             self.core.clone(),
             self.service_secret.clone(),
         ))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
-        let grpc_shutdown = shutdown.clone();
-        let grpc = tonic::transport::Server::builder()
-            .layer(GrpcMetricsLayer::new(self.metrics.clone()))
-            .add_service(health_service)
-            .add_service(reflection)
-            .add_service(auth)
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(self.grpc),
-                async move {
-                    grpc_shutdown.cancelled().await;
-                    health
-                        .set_not_serving::<AuthServiceServer<AuthGrpc>>()
-                        .await;
-                },
-            );
+        let grpc = platform::grpc::serve(
+            self.grpc,
+            tonic::service::Routes::new(auth),
+            "identity.auth.v1.AuthService",
+            &[identity_proto::FILE_DESCRIPTOR_SET],
+            self.metrics.clone(),
+            shutdown.clone(),
+        );
 
         let router = http_aux::router(
             Arc::new(DbReadiness(self.store.clone())),

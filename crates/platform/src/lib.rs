@@ -5,8 +5,11 @@
 pub mod caller;
 pub mod clock;
 pub mod db;
+pub mod grpc;
 pub mod http_aux;
 pub mod metrics;
 pub mod outbox;
 pub mod shutdown;
+pub mod status;
 pub mod telemetry;
+pub mod validation;

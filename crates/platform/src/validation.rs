@@ -1,0 +1,28 @@
+//! A caller's input that breaks a rule, naming the field at fault; every service
+//! maps it to `INVALID_ARGUMENT` with the field in the message.
+
+/// One field of a request that breaks a rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldViolation {
+    /// The request field, as named in the .proto (`user.username`, `update_mask`).
+    pub field: &'static str,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl FieldViolation {
+    /// A violation of `field`.
+    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<FieldViolation> for tonic::Status {
+    fn from(v: FieldViolation) -> Self {
+        tonic::Status::invalid_argument(v.to_string())
+    }
+}

@@ -1,0 +1,296 @@
+//! The User Service's use cases. Transport-free: handlers parse requests into
+//! domain types and call these, passing the authenticated caller.
+
+use crate::domain::{Filter, PageToken, Profile, ProfileInput, UpdateMask, Username};
+use crate::error::UserError;
+use crate::policy;
+use crate::storage::{StoreError, UserRecord, UserStore, Written};
+use platform::caller::Caller;
+use platform::clock::SharedClock;
+use platform::outbox::OutboxEvent;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+/// Default and largest ListUsers page.
+const DEFAULT_PAGE: i32 = 50;
+const MAX_PAGE: i32 = 1000;
+/// Largest BatchGetUsers request.
+pub const MAX_BATCH: usize = 100;
+/// Attempts to find a free derived username.
+const USERNAME_ATTEMPTS: usize = 8;
+
+/// The event the Auth Service receives when a user is deleted.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UserDeleted {
+    pub user_id: Uuid,
+}
+
+/// The outbox topic of [`UserDeleted`].
+pub const USER_DELETED: &str = "user.deleted";
+
+/// A new profile, as CreateUser receives it.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub id: Uuid,
+    pub email: String,
+    /// Derived from the email when `None`.
+    pub username: Option<Username>,
+    pub input: ProfileInput,
+}
+
+/// One page of users.
+#[derive(Debug)]
+pub struct Page {
+    pub users: Vec<UserRecord>,
+    pub next: Option<PageToken>,
+}
+
+/// The etag of a stored version (AIP-154).
+pub fn etag(version: i64) -> String {
+    format!("v{version}")
+}
+
+fn version_of(etag: &str) -> Result<Option<i64>, UserError> {
+    if etag.is_empty() {
+        return Ok(None);
+    }
+    etag.strip_prefix('v')
+        .and_then(|v| v.parse().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            crate::domain::FieldViolation::new("etag", "is not an etag this service issued").into()
+        })
+}
+
+/// The User Service's core.
+#[derive(Debug)]
+pub struct Directory {
+    pub(crate) store: Arc<dyn UserStore>,
+    pub(crate) clock: SharedClock,
+    /// Wakes the outbox relay when an event is written.
+    pub(crate) outbox_wake: Arc<Notify>,
+}
+
+impl Directory {
+    /// Creates a profile, or returns the one already created with this id.
+    #[tracing::instrument(skip_all, fields(user_id = %new.id))]
+    pub async fn create(&self, caller: &Caller, new: NewUser) -> Result<UserRecord, UserError> {
+        policy::may_create(caller)?;
+        let now = self.clock.now();
+        let placeholder = Username::derive(&new.email, None);
+        let base = Profile {
+            username: placeholder.clone(),
+            display_name: String::new(),
+            avatar_url: String::new(),
+            bio: String::new(),
+            locale: String::new(),
+            time_zone: String::new(),
+        };
+        let mut input = new.input.clone();
+        input.username = placeholder.as_str().to_owned();
+        let mut profile = UpdateMask::parse(&["*".to_owned()], &input)?.apply(&base, &input)?;
+        let explicit = new.username.is_some();
+        if let Some(u) = new.username {
+            profile.username = u;
+        }
+        for attempt in 0..USERNAME_ATTEMPTS {
+            let record = record(new.id, &new.email, &profile, 1, now, now);
+            match self.store.create_user(&record).await {
+                Ok((stored, created)) => {
+                    if created {
+                        tracing::info!(username = %stored.username, "profile created");
+                    }
+                    return Ok(stored);
+                }
+                Err(StoreError::UsernameTaken) if !explicit && attempt + 1 < USERNAME_ATTEMPTS => {
+                    let suffix = format!("{:04}", Uuid::new_v4().as_u128() % 10_000);
+                    profile.username = Username::derive(&new.email, Some(&suffix));
+                }
+                Err(StoreError::UsernameTaken) => {
+                    return Err(UserError::UsernameTaken(
+                        profile.username.as_str().to_owned(),
+                    ));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(UserError::UsernameTaken(
+            profile.username.as_str().to_owned(),
+        ))
+    }
+
+    /// One active user.
+    pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<UserRecord, UserError> {
+        policy::may_read(caller)?;
+        self.store
+            .get_user(id)
+            .await?
+            .ok_or_else(|| UserError::NotFound(format!("users/{id}")))
+    }
+
+    /// Several active users in the order asked; NOT_FOUND if any is missing.
+    pub async fn batch_get(
+        &self,
+        caller: &Caller,
+        ids: &[Uuid],
+    ) -> Result<Vec<UserRecord>, UserError> {
+        policy::may_read(caller)?;
+        let found = self.store.get_users(ids).await?;
+        ids.iter()
+            .map(|id| {
+                found
+                    .iter()
+                    .find(|u| u.id == *id)
+                    .cloned()
+                    .ok_or_else(|| UserError::NotFound(format!("users/{id}")))
+            })
+            .collect()
+    }
+
+    /// A page of active users in id (creation) order.
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        filter_text: &str,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<Page, UserError> {
+        policy::may_read(caller)?;
+        let filter = Filter::parse(filter_text)?;
+        let token = PageToken::decode(page_token, filter_text)?;
+        let size = match page_size {
+            n if n < 0 => {
+                return Err(crate::domain::FieldViolation::new(
+                    "page_size",
+                    "must not be negative",
+                )
+                .into());
+            }
+            0 => DEFAULT_PAGE,
+            n => n.min(MAX_PAGE),
+        };
+        let mut users = self
+            .store
+            .list_users(&filter, token.map(|t| t.after), i64::from(size) + 1)
+            .await?;
+        let more = users.len() > size as usize;
+        users.truncate(size as usize);
+        let next = match users.last() {
+            Some(last) if more => Some(PageToken {
+                after: last.id,
+                filter: filter_text.trim().to_owned(),
+            }),
+            _ => None,
+        };
+        Ok(Page { users, next })
+    }
+
+    /// Applies `mask` from `input` to the user, if `etag` (when given) is current.
+    #[tracing::instrument(skip_all, fields(user_id = %id))]
+    pub async fn update(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        etag_text: &str,
+        mask_paths: &[String],
+        input: &ProfileInput,
+    ) -> Result<UserRecord, UserError> {
+        policy::may_write(caller, id)?;
+        let expected = version_of(etag_text)?;
+        let mask = UpdateMask::parse(mask_paths, input)?;
+        let current = self.get(caller, id).await?;
+        if expected.is_some_and(|v| v != current.version) {
+            return Err(UserError::StaleEtag);
+        }
+        let next = mask.apply(&profile_of(&current)?, input)?;
+        let candidate = record(
+            id,
+            &current.email,
+            &next,
+            current.version,
+            current.created_at,
+            self.clock.now(),
+        );
+        match self.store.update_user(&candidate).await {
+            Ok(Written::Done(u)) => Ok(u),
+            Ok(Written::Stale) => Err(UserError::StaleEtag),
+            Ok(Written::NotFound) => Err(UserError::NotFound(format!("users/{id}"))),
+            Err(StoreError::UsernameTaken) => {
+                Err(UserError::UsernameTaken(next.username.as_str().to_owned()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Soft-deletes the user and tells the Auth Service (through the outbox).
+    #[tracing::instrument(skip_all, fields(user_id = %id))]
+    pub async fn delete(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        etag_text: &str,
+    ) -> Result<(), UserError> {
+        policy::may_write(caller, id)?;
+        let expected = version_of(etag_text)?;
+        let now = self.clock.now();
+        let payload = serde_json::to_string(&UserDeleted { user_id: id }).unwrap_or_default();
+        let event = OutboxEvent::new(USER_DELETED, id, payload, now);
+        match self.store.delete_user(id, expected, now, &event).await? {
+            Written::Done(()) => {
+                self.outbox_wake.notify_one();
+                tracing::info!("user deleted");
+                Ok(())
+            }
+            Written::Stale => Err(UserError::StaleEtag),
+            Written::NotFound => Err(UserError::NotFound(format!("users/{id}"))),
+        }
+    }
+}
+
+fn record(
+    id: Uuid,
+    email: &str,
+    p: &Profile,
+    version: i64,
+    created_at: chrono::DateTime<chrono::Utc>,
+    updated_at: chrono::DateTime<chrono::Utc>,
+) -> UserRecord {
+    UserRecord {
+        id,
+        email: email.to_owned(),
+        username: p.username.as_str().to_owned(),
+        display_name: p.display_name.clone(),
+        avatar_url: p.avatar_url.clone(),
+        bio: p.bio.clone(),
+        locale: p.locale.clone(),
+        time_zone: p.time_zone.clone(),
+        version,
+        created_at,
+        updated_at,
+    }
+}
+
+/// The editable part of a stored user (stored values were valid when written).
+fn profile_of(u: &UserRecord) -> Result<Profile, UserError> {
+    Ok(Profile {
+        username: Username::parse(&u.username, "user.username")?,
+        display_name: u.display_name.clone(),
+        avatar_url: u.avatar_url.clone(),
+        bio: u.bio.clone(),
+        locale: u.locale.clone(),
+        time_zone: u.time_zone.clone(),
+    })
+}
+
+/// Validates an email given by an internal caller (the Auth Service checked it).
+pub fn email(raw: &str) -> Result<String, UserError> {
+    let s = raw.trim().to_lowercase();
+    if s.is_empty() || s.len() > 254 || !s.contains('@') || s.chars().any(char::is_control) {
+        return Err(
+            crate::domain::FieldViolation::new("user.email", "must be an email address").into(),
+        );
+    }
+    Ok(s)
+}

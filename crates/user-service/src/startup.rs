@@ -1,0 +1,154 @@
+//! Builds the User Service from its settings and runs it until shutdown.
+//! `Application::build` binds the listeners first, so tests start the real thing on
+//! port 0 and read the bound addresses back.
+
+use crate::config::Settings;
+use crate::relay::ToAuthService;
+use crate::service::Directory;
+use crate::storage::{self, UserStore};
+use crate::transport::grpc::UserGrpc;
+use anyhow::Context as _;
+use futures::future::BoxFuture;
+use identity_proto::user::v1::user_service_server::UserServiceServer;
+use platform::caller::{CallerResolver, ServiceSecret};
+use platform::clock::SharedClock;
+use platform::grpc::MAX_MESSAGE_BYTES;
+use platform::http_aux::{self, Readiness};
+use platform::metrics::Metrics;
+use platform::outbox::{Relay, RelayMetrics};
+use secrecy::ExposeSecret;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// A built, bound, not yet running User Service.
+pub struct Application {
+    grpc: TcpListener,
+    http: TcpListener,
+    grpc_addr: SocketAddr,
+    http_addr: SocketAddr,
+    directory: Arc<Directory>,
+    store: Arc<dyn UserStore>,
+    callers: CallerResolver,
+    service_secret: Option<ServiceSecret>,
+    clock: SharedClock,
+    metrics: Metrics,
+}
+
+struct DbReadiness(Arc<dyn UserStore>);
+
+impl Readiness for DbReadiness {
+    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            self.0
+                .ping()
+                .await
+                .map_err(|_| "database unreachable".to_owned())
+        })
+    }
+}
+
+/// Opens the database and applies the migrations.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn UserStore>> {
+    let store = storage::connect(settings.database_url.expose_secret())
+        .await
+        .context("cannot open the database")?;
+    store.migrate().await.context("cannot apply migrations")?;
+    Ok(store)
+}
+
+impl Application {
+    /// Binds both ports and opens and migrates the database.
+    pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
+        let grpc = TcpListener::bind(settings.grpc_addr)
+            .await
+            .with_context(|| format!("cannot bind gRPC address {}", settings.grpc_addr))?;
+        let http = TcpListener::bind(settings.http_addr)
+            .await
+            .with_context(|| format!("cannot bind HTTP address {}", settings.http_addr))?;
+        let store = open_store(&settings).await?;
+        let service_secret = match &settings.service_secret {
+            Some(s) => Some(ServiceSecret::new(s.clone()).map_err(anyhow::Error::msg)?),
+            None => {
+                tracing::warn!(
+                    "USER_SERVICE_SECRET is not set: internal calls are refused and deletions wait in the outbox"
+                );
+                None
+            }
+        };
+        let callers = CallerResolver::new(&settings.auth_url, service_secret.clone())
+            .map_err(anyhow::Error::msg)?;
+        let directory = Arc::new(Directory {
+            store: store.clone(),
+            clock: clock.clone(),
+            outbox_wake: Arc::new(Notify::new()),
+        });
+        Ok(Self {
+            grpc_addr: grpc.local_addr()?,
+            http_addr: http.local_addr()?,
+            grpc,
+            http,
+            directory,
+            store,
+            callers,
+            service_secret,
+            clock,
+            metrics: Metrics::new("user")?,
+        })
+    }
+
+    /// The bound gRPC address.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    /// The bound HTTP address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// Serves until `shutdown` is cancelled, then lets in-flight calls finish.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        tracing::info!(grpc = %self.grpc_addr, http = %self.http_addr, "user-service listening");
+        let relay = tokio::spawn(
+            Relay {
+                store: self.store.outbox(),
+                deliver: Arc::new(ToAuthService::new(
+                    self.callers.auth_client(),
+                    self.service_secret.clone(),
+                )),
+                clock: self.clock.clone(),
+                wake: self.directory.outbox_wake.clone(),
+                poll: std::time::Duration::from_millis(500),
+                metrics: RelayMetrics::new(self.metrics.registry())?,
+            }
+            .run(shutdown.clone()),
+        );
+        let users =
+            UserServiceServer::new(UserGrpc::new(self.directory.clone(), self.callers.clone()))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let grpc = platform::grpc::serve(
+            self.grpc,
+            tonic::service::Routes::new(users),
+            "identity.user.v1.UserService",
+            &[identity_proto::FILE_DESCRIPTOR_SET],
+            self.metrics.clone(),
+            shutdown.clone(),
+        );
+        let router = http_aux::router(
+            Arc::new(DbReadiness(self.store.clone())),
+            self.metrics.clone(),
+            shutdown.clone(),
+        );
+        let http = http_aux::serve(self.http, router, shutdown.clone());
+        let (grpc_result, http_result) = tokio::join!(grpc, http);
+        shutdown.cancel();
+        let _ = relay.await;
+        tracing::info!("user-service stopped");
+        grpc_result.context("gRPC server failed")?;
+        http_result.context("HTTP server failed")?;
+        Ok(())
+    }
+}

@@ -1,0 +1,239 @@
+//! The embedded SQLite store: the zero-install default. Times are stored as
+//! microseconds since the epoch so that comparisons in SQL are numeric.
+
+use super::{StoreError, UserRecord, UserStore, Written};
+use crate::domain::Filter;
+use crate::domain::filter::like_prefix;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use platform::outbox::{OutboxEvent, OutboxStore, SqliteOutbox};
+use sqlx::Row;
+use sqlx::sqlite::{SqlitePool, SqliteRow};
+use std::sync::Arc;
+use uuid::Uuid;
+
+const COLUMNS: &str = "id, email, username, display_name, avatar_url, bio, locale, time_zone, \
+                       version, created_at, updated_at";
+
+/// A pool of connections to the User Service's SQLite database.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// A store over `pool`.
+    pub fn new(pool: SqlitePool) -> Self {
+        Self { pool }
+    }
+
+    async fn exists(&self, id: Uuid) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE id = ?1 AND deleted_at IS NULL)",
+        )
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+}
+
+fn user(r: &SqliteRow) -> Result<UserRecord, sqlx::Error> {
+    Ok(UserRecord {
+        id: r.try_get("id")?,
+        email: r.try_get("email")?,
+        username: r.try_get("username")?,
+        display_name: r.try_get("display_name")?,
+        avatar_url: r.try_get("avatar_url")?,
+        bio: r.try_get("bio")?,
+        locale: r.try_get("locale")?,
+        time_zone: r.try_get("time_zone")?,
+        version: r.try_get("version")?,
+        created_at: time(r, "created_at")?,
+        updated_at: time(r, "updated_at")?,
+    })
+}
+
+fn time(r: &SqliteRow, col: &str) -> Result<DateTime<Utc>, sqlx::Error> {
+    let us: i64 = r.try_get(col)?;
+    DateTime::from_timestamp_micros(us).ok_or_else(|| sqlx::Error::ColumnDecode {
+        index: col.to_owned(),
+        source: format!("time out of range: {us}").into(),
+    })
+}
+
+/// The username index is the only unique key a write can break (ids are checked
+/// by `ON CONFLICT` or the `WHERE` clause).
+fn username_taken(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+#[async_trait]
+impl UserStore for SqliteStore {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::migrate!("./migrations/postgres")
+            .run(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn create_user(&self, u: &UserRecord) -> Result<(UserRecord, bool), StoreError> {
+        let inserted = sqlx::query(&format!(
+            "INSERT INTO users ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+             ON CONFLICT (id) DO NOTHING RETURNING {COLUMNS}"
+        ))
+        .bind(u.id)
+        .bind(&u.email)
+        .bind(&u.username)
+        .bind(&u.display_name)
+        .bind(&u.avatar_url)
+        .bind(&u.bio)
+        .bind(&u.locale)
+        .bind(&u.time_zone)
+        .bind(u.version)
+        .bind(u.created_at.timestamp_micros())
+        .bind(u.updated_at.timestamp_micros())
+        .fetch_optional(&self.pool)
+        .await;
+        match inserted {
+            Ok(Some(row)) => Ok((user(&row)?, true)),
+            Ok(None) => {
+                let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE id = ?1"))
+                    .bind(u.id)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok((user(&row)?, false))
+            }
+            Err(e) if username_taken(&e) => {
+                // A redelivery whose username check fired before its id check.
+                let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE id = ?1"))
+                    .bind(u.id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                match row {
+                    Some(row) => Ok((user(&row)?, false)),
+                    None => Err(StoreError::UsernameTaken),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn get_user(&self, id: Uuid) -> Result<Option<UserRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM users WHERE id = ?1 AND deleted_at IS NULL"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(user).transpose()?)
+    }
+
+    async fn get_users(&self, ids: &[Uuid]) -> Result<Vec<UserRecord>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks = vec!["?"; ids.len()].join(", ");
+        let sql =
+            format!("SELECT {COLUMNS} FROM users WHERE id IN ({marks}) AND deleted_at IS NULL");
+        let mut query = sqlx::query(&sql);
+        for id in ids {
+            query = query.bind(*id);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(user).collect::<Result<_, _>>()?)
+    }
+
+    async fn list_users(
+        &self,
+        filter: &Filter,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<UserRecord>, StoreError> {
+        let (condition, value) = match filter {
+            Filter::All => ("1", String::new()),
+            Filter::UsernameIs(v) => ("username = ?3", v.clone()),
+            Filter::UsernamePrefix(p) => (r"username LIKE ?3 ESCAPE '\'", like_prefix(p)),
+            Filter::DisplayNamePrefix(p) => {
+                (r"lower(display_name) LIKE ?3 ESCAPE '\'", like_prefix(p))
+            }
+        };
+        let sql = format!(
+            "SELECT {COLUMNS} FROM users WHERE deleted_at IS NULL AND id > ?1 AND {condition}
+             ORDER BY id LIMIT ?2"
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(after.unwrap_or(Uuid::nil()))
+            .bind(limit);
+        if !matches!(filter, Filter::All) {
+            query = query.bind(value);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(user).collect::<Result<_, _>>()?)
+    }
+
+    async fn update_user(&self, u: &UserRecord) -> Result<Written<UserRecord>, StoreError> {
+        let updated = sqlx::query(&format!(
+            "UPDATE users SET username = ?3, display_name = ?4, avatar_url = ?5, bio = ?6,
+                 locale = ?7, time_zone = ?8, updated_at = ?9, version = version + 1
+             WHERE id = ?1 AND version = ?2 AND deleted_at IS NULL
+             RETURNING {COLUMNS}"
+        ))
+        .bind(u.id)
+        .bind(u.version)
+        .bind(&u.username)
+        .bind(&u.display_name)
+        .bind(&u.avatar_url)
+        .bind(&u.bio)
+        .bind(&u.locale)
+        .bind(&u.time_zone)
+        .bind(u.updated_at.timestamp_micros())
+        .fetch_optional(&self.pool)
+        .await;
+        match updated {
+            Ok(Some(row)) => Ok(Written::Done(user(&row)?)),
+            Ok(None) if self.exists(u.id).await? => Ok(Written::Stale),
+            Ok(None) => Ok(Written::NotFound),
+            Err(e) if username_taken(&e) => Err(StoreError::UsernameTaken),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn delete_user(
+        &self,
+        id: Uuid,
+        version: Option<i64>,
+        now: DateTime<Utc>,
+        event: &OutboxEvent,
+    ) -> Result<Written<()>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let deleted = sqlx::query(
+            "UPDATE users SET deleted_at = ?3, updated_at = ?3, version = version + 1
+             WHERE id = ?1 AND deleted_at IS NULL AND (?2 IS NULL OR version = ?2)",
+        )
+        .bind(id)
+        .bind(version)
+        .bind(now.timestamp_micros())
+        .execute(&mut *tx)
+        .await?;
+        if deleted.rows_affected() == 0 {
+            drop(tx);
+            return Ok(if self.exists(id).await? {
+                Written::Stale
+            } else {
+                Written::NotFound
+            });
+        }
+        SqliteOutbox::insert(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(Written::Done(()))
+    }
+
+    fn outbox(&self) -> Arc<dyn OutboxStore> {
+        Arc::new(SqliteOutbox::new(self.pool.clone()))
+    }
+}

@@ -1,0 +1,3 @@
+//! The User Service's interface: gRPC handlers.
+
+pub mod grpc;
