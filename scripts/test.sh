@@ -22,5 +22,7 @@ if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
     exit 1
 fi
 
+# End-to-end tests start the services as real processes from target/.
+cargo build --workspace --bins --locked
 cargo test --workspace --locked
 scripts/interop.sh

@@ -23,7 +23,7 @@ impl ToUserService {
         let endpoint = Endpoint::from_shared(url.to_owned())
             .map_err(|e| format!("invalid User Service URL {url:?}: {e}"))?
             .connect_timeout(std::time::Duration::from_secs(2))
-            .timeout(std::time::Duration::from_secs(10));
+            .timeout(platform::outbox::DELIVERY_TIMEOUT);
         Ok(Self {
             client: UserServiceClient::new(endpoint.connect_lazy()),
             secret,

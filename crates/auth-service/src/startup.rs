@@ -112,6 +112,18 @@ impl Application {
         let http = TcpListener::bind(settings.http_addr)
             .await
             .with_context(|| format!("cannot bind HTTP address {}", settings.http_addr))?;
+        Self::build_on(settings, grpc, http, clock).await
+    }
+
+    /// Like [`Application::build`], on listeners the caller bound (tests wiring
+    /// two services to each other bind both first).
+    pub async fn build_on(
+        settings: Settings,
+        grpc: TcpListener,
+        http: TcpListener,
+        clock: SharedClock,
+    ) -> anyhow::Result<Self> {
+        settings.validate().map_err(anyhow::Error::msg)?;
         let store = open_store(&settings).await?;
         let keys = Arc::new(key_ring(&settings, store.clone(), clock.clone())?);
         keys.refresh().await.context("cannot load signing keys")?;

@@ -19,8 +19,12 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-/// How long a claimed event is reserved for one relay.
-const LEASE: Duration = Duration::seconds(30);
+/// How long a claimed event is reserved for one relay: longer than a delivery may
+/// take ([`DELIVERY_TIMEOUT`]), short because a relay killed mid-delivery leaves
+/// its events leased until then.
+const LEASE: Duration = Duration::seconds(10);
+/// The longest a receiver may take to answer one delivery.
+pub const DELIVERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// The longest wait between two attempts.
 const MAX_BACKOFF: Duration = Duration::seconds(60);
 /// Events claimed per round.

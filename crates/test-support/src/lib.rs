@@ -4,6 +4,25 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 pub mod postgres;
+pub mod process;
+
+/// Runs an async test body, `async fn name(backend: Backend)`, once per backend:
+/// `both_backends!(name, other_name);` makes `name::sqlite` and `name::postgres`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::Backend::Sqlite).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::Backend::Postgres).await;
+            }
+        }
+    )*};
+}
 
 /// Turns test logs on when `TEST_LOG` is set (as Zero To Production does).
 pub fn init_test_logs() {

@@ -14,22 +14,7 @@ use test_support::TestDatabase;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
-/// Runs an async test body once per backend.
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name($crate::helpers::Backend::Sqlite).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name($crate::helpers::Backend::Postgres).await;
-            }
-        }
-    )*};
-}
-pub(crate) use both_backends;
+pub(crate) use test_support::both_backends;
 
 pub struct TestApp {
     pub grpc_addr: std::net::SocketAddr,

@@ -1,7 +1,7 @@
-"""A stock Python client against a running Auth Service.
+"""A stock Python client against the running system (the README's walk-through).
 
 Stubs are generated from proto/ with grpcio-tools; tokens are verified with PyJWT
-using nothing but the published JWKS. Usage: auth_interop.py GRPC_ADDR HTTP_URL STUBS_DIR SECRETS_OUT
+using nothing but the published JWKS. Usage: walkthrough.py AUTH_GRPC_ADDR AUTH_HTTP_URL USER_GRPC_ADDR STUBS_DIR SECRETS_OUT
 (the secrets it used are written to SECRETS_OUT, one a line, so the caller can
 check that none of them reached the service's log)
 """
@@ -14,11 +14,14 @@ import uuid
 import grpc
 import jwt
 
-grpc_addr, http_url, stubs, secrets_file = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+grpc_addr, http_url, user_addr, stubs, secrets_file = sys.argv[1:6]
 sys.path.insert(0, stubs)
 
 from identity.auth.v1 import auth_pb2, auth_pb2_grpc  # noqa: E402
+from identity.user.v1 import user_pb2, user_pb2_grpc  # noqa: E402
+from google.protobuf import field_mask_pb2  # noqa: E402
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
+import time  # noqa: E402
 
 channel = grpc.insecure_channel(grpc_addr)
 auth = auth_pb2_grpc.AuthServiceStub(channel)
@@ -70,6 +73,47 @@ for bad, code in [
     else:
         raise AssertionError(f"expected {code}")
 
+# The User Service: the profile appears (registration reached it through the
+# outbox), and the user reads and updates it with their access token.
+users = user_pb2_grpc.UserServiceStub(grpc.insecure_channel(user_addr))
+auth_md = [("authorization", f"Bearer {login.access_token}")]
+name = f"users/{login.user_id}"
+for _ in range(100):
+    try:
+        profile = users.GetUser(user_pb2.GetUserRequest(name=name), metadata=auth_md).user
+        break
+    except grpc.RpcError as e:
+        assert e.code() == grpc.StatusCode.NOT_FOUND, e
+        time.sleep(0.1)
+else:
+    raise AssertionError("the profile never appeared")
+assert profile.email == email.lower() and profile.display_name == "Py", profile
+
+updated = users.UpdateUser(
+    user_pb2.UpdateUserRequest(
+        user=user_pb2.User(name=name, display_name="Pythonista", time_zone="Europe/Paris", etag=profile.etag),
+        update_mask=field_mask_pb2.FieldMask(paths=["display_name", "time_zone"]),
+    ),
+    metadata=auth_md,
+).user
+assert updated.display_name == "Pythonista" and updated.time_zone == "Europe/Paris", updated
+try:
+    users.UpdateUser(
+        user_pb2.UpdateUserRequest(user=user_pb2.User(name=name, bio="x", etag=profile.etag),
+                                   update_mask=field_mask_pb2.FieldMask(paths=["bio"])),
+        metadata=auth_md,
+    )
+    raise AssertionError("stale etag accepted")
+except grpc.RpcError as e:
+    assert e.code() == grpc.StatusCode.ABORTED, e
+try:
+    users.GetUser(user_pb2.GetUserRequest(name=name))
+    raise AssertionError("no token accepted")
+except grpc.RpcError as e:
+    assert e.code() == grpc.StatusCode.UNAUTHENTICATED, e
+page = users.ListUsers(user_pb2.ListUsersRequest(page_size=10), metadata=auth_md)
+assert any(u.id == login.user_id for u in page.users)
+
 with open(secrets_file, "w") as f:
     f.write("\n".join([password, login.access_token, login.refresh_token]) + "\n")
 
@@ -80,4 +124,4 @@ try:
 except grpc.RpcError as e:
     assert e.code() == grpc.StatusCode.UNAUTHENTICATED
 
-print("python interop: register, login, PyJWT verification with the JWKS, logout: ok")
+print("python walk-through: register, log in, PyJWT with the JWKS, read and update the profile, log out: ok")

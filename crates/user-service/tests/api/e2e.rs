@@ -1,0 +1,244 @@
+//! End to end, with both services as real processes: registration reaches the
+//! User Service even when it is down or the Auth Service is killed with SIGKILL,
+//! exactly once; deletion reaches the Auth Service.
+
+use crate::helpers::{Backend, PASSWORD, SERVICE_SECRET, assert_code, bearer, both_backends};
+use identity_proto::auth::v1 as auth_pb;
+use identity_proto::auth::v1::auth_service_client::AuthServiceClient;
+use identity_proto::user::v1 as pb;
+use identity_proto::user::v1::user_service_client::UserServiceClient;
+use std::time::Duration;
+use test_support::TestDatabase;
+use test_support::process::{ServiceProcess, free_port};
+use tonic::Code;
+use tonic::transport::Channel;
+
+both_backends!(
+    profile_appears_after_registration_and_deletion_disables_login,
+    registration_survives_a_down_user_service_and_a_sigkill,
+);
+
+struct System {
+    auth_db: TestDatabase,
+    user_db: TestDatabase,
+    auth_ports: (u16, u16),
+    user_ports: (u16, u16),
+    logs: tempfile::TempDir,
+}
+
+impl System {
+    async fn new(backend: Backend) -> Self {
+        Self {
+            auth_db: backend.fresh_database().await,
+            user_db: backend.fresh_database().await,
+            auth_ports: (free_port(), free_port()),
+            user_ports: (free_port(), free_port()),
+            logs: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn start_auth(&self) -> ServiceProcess {
+        let (grpc, http) = self.auth_ports;
+        let env = [
+            ("AUTH_GRPC_ADDR", format!("127.0.0.1:{grpc}")),
+            ("AUTH_HTTP_ADDR", format!("127.0.0.1:{http}")),
+            ("AUTH_DATABASE_URL", self.auth_db.url.clone()),
+            (
+                "AUTH_USER_URL",
+                format!("http://127.0.0.1:{}", self.user_ports.0),
+            ),
+            ("AUTH_SERVICE_SECRET", SERVICE_SECRET.to_owned()),
+            ("AUTH_HASH_WORKERS", "2".to_owned()),
+        ];
+        ServiceProcess::start(
+            "auth-service",
+            &env,
+            &format!("http://127.0.0.1:{http}/readyz"),
+            self.logs.path(),
+        )
+    }
+
+    fn start_user(&self) -> ServiceProcess {
+        let (grpc, http) = self.user_ports;
+        let env = [
+            ("USER_GRPC_ADDR", format!("127.0.0.1:{grpc}")),
+            ("USER_HTTP_ADDR", format!("127.0.0.1:{http}")),
+            ("USER_DATABASE_URL", self.user_db.url.clone()),
+            (
+                "USER_AUTH_URL",
+                format!("http://127.0.0.1:{}", self.auth_ports.0),
+            ),
+            ("USER_SERVICE_SECRET", SERVICE_SECRET.to_owned()),
+        ];
+        ServiceProcess::start(
+            "user-service",
+            &env,
+            &format!("http://127.0.0.1:{http}/readyz"),
+            self.logs.path(),
+        )
+    }
+
+    async fn auth(&self) -> AuthServiceClient<Channel> {
+        AuthServiceClient::new(connect(self.auth_ports.0).await)
+    }
+
+    async fn users(&self) -> UserServiceClient<Channel> {
+        UserServiceClient::new(connect(self.user_ports.0).await)
+    }
+
+    async fn register_and_login(&self, email: &str) -> auth_pb::LoginResponse {
+        let mut auth = self.auth().await;
+        auth.register(auth_pb::RegisterRequest {
+            email: email.into(),
+            password: PASSWORD.into(),
+            display_name: "E2E".into(),
+        })
+        .await
+        .unwrap();
+        auth.login(auth_pb::LoginRequest {
+            email: email.into(),
+            password: PASSWORD.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+    }
+
+    /// Waits for the profile of `user_id`, then checks it exists exactly once.
+    async fn profile_appears_once(&self, token: &str, user_id: &str) {
+        let mut users = self.users().await;
+        let name = format!("users/{user_id}");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while users
+            .get_user(bearer(pb::GetUserRequest { name: name.clone() }, token))
+            .await
+            .is_err()
+        {
+            if tokio::time::Instant::now() > deadline {
+                for entry in std::fs::read_dir(self.logs.path()).unwrap() {
+                    let path = entry.unwrap().path();
+                    eprintln!(
+                        "--- {}\n{}",
+                        path.display(),
+                        std::fs::read_to_string(&path).unwrap_or_default()
+                    );
+                }
+                panic!("the profile never appeared");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let all = users
+            .list_users(bearer(
+                pb::ListUsersRequest {
+                    page_size: 1000,
+                    ..Default::default()
+                },
+                token,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let copies = all.users.iter().filter(|u| u.id == user_id).count();
+        assert_eq!(copies, 1, "the profile exists exactly once");
+    }
+}
+
+async fn connect(port: u16) -> Channel {
+    Channel::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+async fn profile_appears_after_registration_and_deletion_disables_login(backend: Backend) {
+    let sys = System::new(backend).await;
+    let auth = sys.start_auth();
+    let users = sys.start_user();
+    let login = sys.register_and_login("e2e@example.com").await;
+    sys.profile_appears_once(&login.access_token, &login.user_id)
+        .await;
+
+    let mut client = sys.users().await;
+    client
+        .delete_user(bearer(
+            pb::DeleteUserRequest {
+                name: format!("users/{}", login.user_id),
+                etag: String::new(),
+            },
+            &login.access_token,
+        ))
+        .await
+        .unwrap();
+    let mut auth_client = sys.auth().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = auth_client
+            .validate_token(auth_pb::ValidateTokenRequest {
+                access_token: login.access_token.clone(),
+            })
+            .await;
+        if v.is_err() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the deleted user's token still validates"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let again = auth_client
+        .login(auth_pb::LoginRequest {
+            email: "e2e@example.com".into(),
+            password: PASSWORD.into(),
+        })
+        .await;
+    assert_code(again, Code::Unauthenticated);
+
+    // Both stop cleanly on SIGTERM.
+    assert!(users.stop().success());
+    assert!(auth.stop().success());
+}
+
+async fn registration_survives_a_down_user_service_and_a_sigkill(backend: Backend) {
+    let sys = System::new(backend).await;
+    // The User Service is down: registration still succeeds.
+    let auth = sys.start_auth();
+    let first = sys.register_and_login("first@example.com").await;
+    // Killed right after a registration, before it could deliver anything.
+    let mut auth_client = sys.auth().await;
+    let second_id = auth_client
+        .register(auth_pb::RegisterRequest {
+            email: "second@example.com".into(),
+            password: PASSWORD.into(),
+            display_name: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .user_id;
+    auth.kill_hard();
+
+    let _users = sys.start_user();
+    let auth = sys.start_auth();
+    let token = sys
+        .auth()
+        .await
+        .login(auth_pb::LoginRequest {
+            email: "first@example.com".into(),
+            password: PASSWORD.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .access_token;
+    sys.profile_appears_once(&token, &first.user_id).await;
+    sys.profile_appears_once(&token, &second_id).await;
+
+    // Killed again after delivery: the restart delivers nothing twice.
+    auth.kill_hard();
+    let _auth = sys.start_auth();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    sys.profile_appears_once(&token, &first.user_id).await;
+    sys.profile_appears_once(&token, &second_id).await;
+}

@@ -1,0 +1,290 @@
+//! `spawn_system`: the Auth Service and the User Service wired to each other, each
+//! with a fresh database, on port 0, sharing a manual clock.
+
+use identity_proto::auth::v1 as auth_pb;
+use identity_proto::auth::v1::auth_service_client::AuthServiceClient;
+use identity_proto::user::v1 as pb;
+use identity_proto::user::v1::user_service_client::UserServiceClient;
+use platform::clock::ManualClock;
+use platform::telemetry::LogFormat;
+use secrecy::SecretString;
+use std::sync::Arc;
+use std::time::Duration;
+pub use test_support::Backend;
+use test_support::TestDatabase;
+pub(crate) use test_support::both_backends;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+pub const SERVICE_SECRET: &str = "test-service-secret-0123456789abcdef";
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct TestSystem {
+    pub auth: AuthServiceClient<Channel>,
+    pub users: UserServiceClient<Channel>,
+    pub clock: ManualClock,
+    pub user_http: String,
+    shutdown: CancellationToken,
+    _dbs: (TestDatabase, TestDatabase),
+}
+
+impl Drop for TestSystem {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A user registered through the Auth Service, logged in, whose profile exists.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub access_token: String,
+}
+
+async fn bind() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0").await.unwrap()
+}
+
+pub fn auth_settings(db: &str, user_url: String) -> auth_service::config::Settings {
+    auth_service::config::Settings {
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        database_url: SecretString::from(db.to_owned()),
+        issuer: "identity-auth".into(),
+        audience: "identity-platform".into(),
+        access_token_ttl: Duration::from_secs(15 * 60),
+        refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+        key_rotation_interval: Duration::from_secs(30 * 24 * 3600),
+        key_encryption_key: None,
+        hash_workers: Some(2),
+        hash_queue: 64,
+        sync_interval: Duration::from_millis(50),
+        log_format: LogFormat::Pretty,
+        user_url,
+        service_secret: Some(SecretString::from(SERVICE_SECRET.to_owned())),
+    }
+}
+
+pub fn user_settings(db: &str, auth_url: String) -> user_service::config::Settings {
+    user_service::config::Settings {
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        database_url: SecretString::from(db.to_owned()),
+        auth_url,
+        service_secret: Some(SecretString::from(SERVICE_SECRET.to_owned())),
+        log_format: LogFormat::Pretty,
+    }
+}
+
+async fn channel(addr: std::net::SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+pub async fn spawn_system(backend: Backend) -> TestSystem {
+    test_support::init_test_logs();
+    let (auth_db, user_db) = (
+        backend.fresh_database().await,
+        backend.fresh_database().await,
+    );
+    let (auth_grpc, auth_http, user_grpc, user_http) =
+        (bind().await, bind().await, bind().await, bind().await);
+    let (auth_addr, user_addr) = (
+        auth_grpc.local_addr().unwrap(),
+        user_grpc.local_addr().unwrap(),
+    );
+    let user_http_addr = user_http.local_addr().unwrap();
+    let clock = ManualClock::default();
+    let shutdown = CancellationToken::new();
+
+    let auth = auth_service::startup::Application::build_on(
+        auth_settings(&auth_db.url, format!("http://{user_addr}")),
+        auth_grpc,
+        auth_http,
+        Arc::new(clock.clone()),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(auth.run_until_stopped(shutdown.clone()));
+    let users = user_service::startup::Application::build_on(
+        user_settings(&user_db.url, format!("http://{auth_addr}")),
+        user_grpc,
+        user_http,
+        Arc::new(clock.clone()),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(users.run_until_stopped(shutdown.clone()));
+
+    TestSystem {
+        auth: AuthServiceClient::new(channel(auth_addr).await),
+        users: UserServiceClient::new(channel(user_addr).await),
+        clock,
+        user_http: format!("http://{user_http_addr}"),
+        shutdown,
+        _dbs: (auth_db, user_db),
+    }
+}
+
+/// `message` with `authorization: Bearer <token>`.
+pub fn bearer<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(message);
+    r.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    r
+}
+
+/// `message` as an internal service.
+pub fn as_service<T>(message: T) -> tonic::Request<T> {
+    bearer(message, SERVICE_SECRET)
+}
+
+/// Asserts a call failed with `code`, and returns its message.
+#[track_caller]
+pub fn assert_code<T: std::fmt::Debug>(
+    result: Result<T, tonic::Status>,
+    code: tonic::Code,
+) -> String {
+    match result {
+        Ok(v) => panic!("expected {code:?}, got OK: {v:?}"),
+        Err(s) => {
+            assert_eq!(s.code(), code, "unexpected status: {s:?}");
+            s.message().to_owned()
+        }
+    }
+}
+
+/// Polls `check` until it holds, for up to `secs` seconds.
+pub async fn eventually<F, Fut>(secs: u64, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+impl TestSystem {
+    /// Registers and logs in a fresh user, and waits for the profile to appear.
+    pub async fn new_user(&self) -> TestUser {
+        let email = format!("user-{}@example.com", uuid::Uuid::new_v4().simple());
+        let id = self
+            .auth
+            .clone()
+            .register(auth_pb::RegisterRequest {
+                email: email.clone(),
+                password: PASSWORD.into(),
+                display_name: "Test User".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .user_id;
+        let login = self
+            .auth
+            .clone()
+            .login(auth_pb::LoginRequest {
+                email: email.clone(),
+                password: PASSWORD.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let name = format!("users/{id}");
+        let user = TestUser {
+            id,
+            name: name.clone(),
+            email,
+            access_token: login.access_token,
+        };
+        eventually(10, "the profile to appear", || async {
+            self.get(&user.access_token, &name).await.is_ok()
+        })
+        .await;
+        user
+    }
+
+    pub async fn get(&self, token: &str, name: &str) -> Result<pb::User, tonic::Status> {
+        self.users
+            .clone()
+            .get_user(bearer(pb::GetUserRequest { name: name.into() }, token))
+            .await
+            .map(|r| r.into_inner().user.unwrap())
+    }
+
+    pub async fn update(
+        &self,
+        token: &str,
+        user: pb::User,
+        paths: &[&str],
+    ) -> Result<pb::User, tonic::Status> {
+        let mask = prost_types::FieldMask {
+            paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+        };
+        self.users
+            .clone()
+            .update_user(bearer(
+                pb::UpdateUserRequest {
+                    user: Some(user),
+                    update_mask: Some(mask),
+                },
+                token,
+            ))
+            .await
+            .map(|r| r.into_inner().user.unwrap())
+    }
+
+    pub async fn list(
+        &self,
+        token: &str,
+        page_size: i32,
+        page_token: &str,
+        filter: &str,
+    ) -> Result<pb::ListUsersResponse, tonic::Status> {
+        self.users
+            .clone()
+            .list_users(bearer(
+                pb::ListUsersRequest {
+                    page_size,
+                    page_token: page_token.into(),
+                    filter: filter.into(),
+                },
+                token,
+            ))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn create_as_service(&self, user: pb::User) -> Result<pb::User, tonic::Status> {
+        self.users
+            .clone()
+            .create_user(as_service(pb::CreateUserRequest { user: Some(user) }))
+            .await
+            .map(|r| r.into_inner().user.unwrap())
+    }
+
+    pub async fn validate(
+        &self,
+        token: &str,
+    ) -> Result<auth_pb::ValidateTokenResponse, tonic::Status> {
+        self.auth
+            .clone()
+            .validate_token(auth_pb::ValidateTokenRequest {
+                access_token: token.into(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+}

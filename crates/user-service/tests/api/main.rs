@@ -1,0 +1,12 @@
+//! The User Service's integration tests: both services, in-process, on free
+//! ports, over PostgreSQL and SQLite alike; and end-to-end tests with both as
+//! real processes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod helpers;
+
+mod authorization;
+mod e2e;
+mod storage;
+mod users;
