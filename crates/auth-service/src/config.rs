@@ -5,6 +5,7 @@ use clap::{Args, Parser, Subcommand};
 use platform::telemetry::LogFormat;
 use secrecy::SecretString;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The platform's Auth Service: registration, login, JWT issue and validation.
@@ -18,7 +19,7 @@ pub struct Cli {
 }
 
 /// What to do; `serve` when none is given.
-#[derive(Debug, Clone, Copy, Subcommand, PartialEq, Eq)]
+#[derive(Debug, Clone, Subcommand, PartialEq, Eq)]
 pub enum Command {
     /// Run the service (the default).
     Serve,
@@ -26,6 +27,25 @@ pub enum Command {
     Migrate,
     /// Start signing with the next key now (published keys keep verifying).
     RotateKeys,
+    /// Create an administrator, or make an existing user one. The password is
+    /// read from AUTH_ADMIN_PASSWORD, or from the first line of standard input.
+    CreateAdmin {
+        /// The administrator's email.
+        #[arg(long)]
+        email: String,
+        /// The display name of a new administrator.
+        #[arg(long, default_value = "Administrator")]
+        display_name: String,
+    },
+    /// Create a service account and print its client id and secret as JSON.
+    CreateServiceAccount {
+        /// The account's name, e.g. `user-service`.
+        #[arg(long)]
+        name: String,
+        /// A role to give it (repeatable); e.g. `identity-service`.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+    },
 }
 
 /// Settings shared by every subcommand.
@@ -119,16 +139,27 @@ pub struct Settings {
     )]
     pub user_url: String,
 
-    /// The secret internal services present to each other (at least 32
-    /// characters; the same value as the User Service's USER_SERVICE_SECRET).
-    /// Without it, no internal call is accepted or made.
-    #[arg(
-        long,
-        env = "AUTH_SERVICE_SECRET",
-        hide_env_values = true,
-        global = true
-    )]
-    pub service_secret: Option<SecretString>,
+    /// Comma-separated addresses or CIDR networks of trusted proxies (the API
+    /// Gateway): only from them are `x-forwarded-for` and
+    /// `x-forwarded-user-agent` believed.
+    #[arg(long, env = "AUTH_TRUSTED_PROXIES", default_value = "", global = true)]
+    pub trusted_proxies: String,
+
+    /// PEM certificate of the gRPC port; enables TLS.
+    #[arg(long, env = "AUTH_TLS_CERT", global = true)]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for `--tls-cert`.
+    #[arg(long, env = "AUTH_TLS_KEY", global = true)]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM CA: when set, gRPC clients must present a certificate it signed (mTLS).
+    #[arg(long, env = "AUTH_TLS_CLIENT_CA", global = true)]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// PEM CA that signed the User Service's certificate (default: the client CA).
+    #[arg(long, env = "AUTH_TLS_CA", global = true)]
+    pub tls_ca: Option<PathBuf>,
 
     /// Log format: `json` or `pretty`.
     #[arg(long, env = "AUTH_LOG_FORMAT", default_value = "json", global = true)]
@@ -136,6 +167,16 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The TLS files given.
+    pub fn tls_files(&self) -> platform::tls::TlsFiles {
+        platform::tls::TlsFiles {
+            cert: self.tls_cert.clone(),
+            key: self.tls_key.clone(),
+            client_ca: self.tls_client_ca.clone(),
+            ca: self.tls_ca.clone(),
+        }
+    }
+
     /// Checks what clap cannot.
     pub fn validate(&self) -> Result<(), String> {
         if self.access_token_ttl < Duration::from_secs(30)

@@ -31,6 +31,24 @@ pub enum AuthError {
     /// Password hashing is saturated.
     #[error("too many logins in progress; retry shortly")]
     Busy,
+    /// Too many failed logins: wait before trying again.
+    #[error("too many failed logins; retry in {} seconds", .0.num_seconds().max(1))]
+    Throttled(chrono::Duration),
+    /// No usable credentials on a call that needs them.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller lacks a permission.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// No such role, subject, session or account.
+    #[error("{0}")]
+    NotFound(String),
+    /// A name is taken.
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// The change is not allowed in the current state.
+    #[error("{0}")]
+    FailedPrecondition(String),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -62,13 +80,27 @@ impl From<AuthError> for Status {
     /// with an id and shown only as that id, so no internals leak.
     fn from(e: AuthError) -> Self {
         match e {
-            AuthError::InvalidArgument(v) => Status::invalid_argument(v.to_string()),
+            AuthError::InvalidArgument(v) => v.into(),
             AuthError::EmailTaken => Status::already_exists(e.to_string()),
             AuthError::InvalidCredentials
             | AuthError::InvalidRefreshToken
             | AuthError::RefreshTokenReused
             | AuthError::InvalidToken(_) => Status::unauthenticated(e.to_string()),
             AuthError::Busy => Status::resource_exhausted(e.to_string()),
+            AuthError::Throttled(wait) => {
+                use tonic_types::{ErrorDetails, StatusExt};
+                let delay = wait.to_std().unwrap_or_default().max(std::time::Duration::from_secs(1));
+                Status::with_error_details(
+                    Code::ResourceExhausted,
+                    e.to_string(),
+                    ErrorDetails::with_retry_info(Some(delay)),
+                )
+            }
+            AuthError::Unauthenticated(m) => Status::unauthenticated(m),
+            AuthError::PermissionDenied(m) => Status::permission_denied(m),
+            AuthError::NotFound(m) => Status::not_found(m),
+            AuthError::AlreadyExists(m) => Status::already_exists(m),
+            AuthError::FailedPrecondition(m) => Status::failed_precondition(m),
             AuthError::Store(StoreError::EmailTaken) => {
                 Status::already_exists(AuthError::EmailTaken.to_string())
             }

@@ -4,10 +4,13 @@
 pub mod config;
 pub mod crypto;
 pub mod domain;
+pub mod audit;
+pub mod authz;
 pub mod error;
 pub mod relay;
 pub mod revocation;
 pub mod service;
+pub mod throttle;
 pub mod startup;
 pub mod storage;
 pub mod transport;

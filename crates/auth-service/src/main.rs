@@ -1,9 +1,12 @@
 //! The `auth-service` binary: parse the configuration, run the chosen subcommand.
 
+use auth_service::audit::ClientInfo;
 use auth_service::config::{Cli, Command};
+use auth_service::domain::{DisplayName, Email, NewPassword};
 use auth_service::startup::{self, Application};
 use clap::Parser;
 use platform::clock::{SharedClock, SystemClock};
+use secrecy::ExposeSecret;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -37,11 +40,56 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::RotateKeys => {
             let store = startup::open_store(&cli.settings).await?;
-            startup::key_ring(&cli.settings, store, clock)?
-                .rotate_now()
-                .await?;
+            startup::key_ring(&cli.settings, store, clock)?.rotate_now().await?;
             tracing::info!("signing key rotated");
             Ok(())
         }
+        Command::CreateAdmin { email, display_name } => {
+            let core = startup::build_core(&cli.settings, clock).await?;
+            let email = Email::parse(&email, "--email")?;
+            let id = match core.store.identity_by_email(email.as_str()).await? {
+                Some(existing) => {
+                    core.store.assign_role(existing.id, "admin", chrono::Utc::now()).await?;
+                    let event = auth_service::audit::Event::new("role.assigned", chrono::Utc::now(), &ClientInfo::default());
+                    event.actor("command-line").subject(existing.id).detail("role", "admin").record(core.store.as_ref()).await;
+                    existing.id
+                }
+                None => {
+                    let password = NewPassword::parse(admin_password()?, "AUTH_ADMIN_PASSWORD")?;
+                    let name = DisplayName::parse(&display_name, "--display-name")?;
+                    let roles = ["user", "admin"];
+                    core.authenticator.register_with_roles(email, password, name, &roles, &ClientInfo::default()).await?
+                }
+            };
+            println!("{id}");
+            tracing::info!(user_id = %id, "administrator ready");
+            Ok(())
+        }
+        Command::CreateServiceAccount { name, roles } => {
+            let core = startup::build_core(&cli.settings, clock).await?;
+            let name = auth_service::authz::name(&name, "--name")?;
+            let (account, secret) = core
+                .authenticator
+                .create_service_account(None, name, roles, &ClientInfo::default())
+                .await?;
+            let out = serde_json::json!({
+                "id": account.id,
+                "client_id": account.client_id,
+                "client_secret": secret.expose_secret(),
+            });
+            println!("{out}");
+            Ok(())
+        }
     }
+}
+
+/// The first administrator's password: from the environment, or one line of stdin.
+fn admin_password() -> anyhow::Result<String> {
+    if let Ok(p) = std::env::var("AUTH_ADMIN_PASSWORD") {
+        return Ok(p);
+    }
+    eprintln!("password for the new administrator (one line on standard input):");
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }

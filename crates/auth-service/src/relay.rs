@@ -1,33 +1,36 @@
 //! Delivers the Auth Service's outbox to the User Service: every registration
 //! becomes a profile there. `CreateUser` is idempotent on the user id, so a
-//! redelivery after a crash or a lost reply creates nothing twice.
+//! redelivery after a crash or a lost reply creates nothing twice. The relay
+//! calls as the Auth Service's own service account.
 
 use crate::service::{USER_REGISTERED, UserRegistered};
 use futures::future::BoxFuture;
 use identity_proto::user::v1::user_service_client::UserServiceClient;
 use identity_proto::user::v1::{CreateUserRequest, User};
-use platform::caller::ServiceSecret;
+use platform::access::{TokenSource, authorization};
 use platform::outbox::{Deliver, OutboxEvent};
-use tonic::transport::{Channel, Endpoint};
+use std::sync::Arc;
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 /// The User Service, as the receiver of outbox events.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ToUserService {
     client: UserServiceClient<Channel>,
-    secret: Option<ServiceSecret>,
+    token: Arc<dyn TokenSource>,
 }
 
 impl ToUserService {
-    /// Talks to the User Service at `url` (connecting lazily, reconnecting as needed).
-    pub fn new(url: &str, secret: Option<ServiceSecret>) -> Result<Self, String> {
-        let endpoint = Endpoint::from_shared(url.to_owned())
+    /// Talks to the User Service at `url` (connecting lazily, reconnecting as
+    /// needed), authenticated with tokens from `token`.
+    pub fn new(url: &str, token: Arc<dyn TokenSource>, tls: Option<ClientTlsConfig>) -> Result<Self, String> {
+        let mut endpoint = Endpoint::from_shared(url.to_owned())
             .map_err(|e| format!("invalid User Service URL {url:?}: {e}"))?
             .connect_timeout(std::time::Duration::from_secs(2))
             .timeout(platform::outbox::DELIVERY_TIMEOUT);
-        Ok(Self {
-            client: UserServiceClient::new(endpoint.connect_lazy()),
-            secret,
-        })
+        if let Some(tls) = tls {
+            endpoint = endpoint.tls_config(tls).map_err(|e| format!("TLS configuration: {e}"))?;
+        }
+        Ok(Self { client: UserServiceClient::new(endpoint.connect_lazy()), token })
     }
 }
 
@@ -39,10 +42,7 @@ impl Deliver for ToUserService {
             }
             let body: UserRegistered =
                 serde_json::from_str(&event.payload).map_err(|e| format!("bad payload: {e}"))?;
-            let secret = self
-                .secret
-                .as_ref()
-                .ok_or("no service secret configured (AUTH_SERVICE_SECRET)")?;
+            let token = self.token.token().await?;
             let mut request = tonic::Request::new(CreateUserRequest {
                 user: Some(User {
                     id: body.user_id.to_string(),
@@ -51,18 +51,9 @@ impl Deliver for ToUserService {
                     ..User::default()
                 }),
             });
-            request.metadata_mut().insert(
-                "authorization",
-                secret.authorization().map_err(|s| s.message().to_owned())?,
-            );
-            request.metadata_mut().insert(
-                "x-request-id",
-                event
-                    .id
-                    .to_string()
-                    .parse()
-                    .map_err(|_| "bad event id".to_owned())?,
-            );
+            let md = request.metadata_mut();
+            md.insert("authorization", authorization(&token).map_err(|s| s.message().to_owned())?);
+            md.insert("x-request-id", event.id.to_string().parse().map_err(|_| "bad event id".to_owned())?);
             self.client
                 .clone()
                 .create_user(request)

@@ -5,10 +5,8 @@
 
 use crate::storage::{AuthStore, StoreError};
 use chrono::{DateTime, Duration, Utc};
-use platform::clock::SharedClock;
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-use tokio_util::sync::CancellationToken;
+use std::sync::RwLock;
 use uuid::Uuid;
 
 /// How far back each poll looks again, to catch revocations written by a replica
@@ -94,27 +92,5 @@ impl RevocationSet {
     /// Whether none are.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-}
-
-/// Polls every `interval` until `shutdown`.
-pub async fn run_poller(
-    set: Arc<RevocationSet>,
-    store: Arc<dyn AuthStore>,
-    clock: SharedClock,
-    interval: std::time::Duration,
-    shutdown: CancellationToken,
-) {
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = tick.tick() => {
-                if let Err(e) = set.poll(store.as_ref(), clock.now()).await {
-                    tracing::warn!(error = %e, "revocation poll failed; retrying");
-                }
-            }
-        }
     }
 }

@@ -7,7 +7,7 @@ use crate::crypto::hasher::{HashParams, PasswordHasher};
 use crate::crypto::jwt::TokenAuthority;
 use crate::crypto::keys::{Kek, KeyRing};
 use crate::relay::ToUserService;
-use crate::revocation::{self, RevocationSet};
+use crate::revocation::RevocationSet;
 use crate::service::Authenticator;
 use crate::storage::{self, AuthStore};
 use crate::transport::grpc::AuthGrpc;
@@ -15,7 +15,11 @@ use anyhow::Context as _;
 use base64::Engine as _;
 use futures::future::BoxFuture;
 use identity_proto::auth::v1::auth_service_server::AuthServiceServer;
-use platform::caller::ServiceSecret;
+use platform::access::TokenSource;
+use platform::shutdown::every;
+use crate::authz::AuthzState;
+use crate::transport::client::TrustedProxies;
+use platform::tls;
 use platform::clock::SharedClock;
 use platform::grpc::MAX_MESSAGE_BYTES;
 use platform::http_aux::{self, Readiness};
@@ -36,15 +40,12 @@ pub struct Application {
     http: TcpListener,
     grpc_addr: SocketAddr,
     http_addr: SocketAddr,
-    core: Arc<Authenticator>,
-    store: Arc<dyn AuthStore>,
-    keys: Arc<KeyRing>,
-    revoked: Arc<RevocationSet>,
+    core: Core,
     clock: SharedClock,
     settings: Settings,
     metrics: Metrics,
-    outbox_wake: Arc<tokio::sync::Notify>,
-    service_secret: Option<ServiceSecret>,
+    proxies: TrustedProxies,
+    tls: Option<tls::Tls>,
     to_users: ToUserService,
 }
 
@@ -123,47 +124,12 @@ impl Application {
         http: TcpListener,
         clock: SharedClock,
     ) -> anyhow::Result<Self> {
-        settings.validate().map_err(anyhow::Error::msg)?;
-        let store = open_store(&settings).await?;
-        let keys = Arc::new(key_ring(&settings, store.clone(), clock.clone())?);
-        keys.refresh().await.context("cannot load signing keys")?;
-
-        let access_ttl = chrono::Duration::from_std(settings.access_token_ttl)?;
-        let revoked = Arc::new(RevocationSet::new(
-            access_ttl + chrono::Duration::minutes(1),
-        ));
-        revoked.poll(store.as_ref(), clock.now()).await?;
-
-        let workers = settings
-            .hash_workers
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-        let hasher = PasswordHasher::new(HashParams::default(), workers, settings.hash_queue)?;
-        let tokens = TokenAuthority::new(
-            settings.issuer.clone(),
-            settings.audience.clone(),
-            access_ttl,
-        );
-        let outbox_wake = Arc::new(tokio::sync::Notify::new());
-        let service_secret = match &settings.service_secret {
-            Some(s) => Some(ServiceSecret::new(s.clone()).map_err(anyhow::Error::msg)?),
-            None => {
-                tracing::warn!(
-                    "AUTH_SERVICE_SECRET is not set: internal calls are refused and registrations wait in the outbox"
-                );
-                None
-            }
-        };
-        let core = Arc::new(Authenticator {
-            store: store.clone(),
-            hasher,
-            keys: keys.clone(),
-            tokens,
-            revoked: revoked.clone(),
-            clock: clock.clone(),
-            refresh_ttl: chrono::Duration::from_std(settings.refresh_token_ttl)?,
-            outbox_wake: outbox_wake.clone(),
-        });
-        let to_users = ToUserService::new(&settings.user_url, service_secret.clone())
+        let core = build_core(&settings, clock.clone()).await?;
+        core.authenticator.ensure_own_account().await?;
+        let proxies = TrustedProxies::parse(&settings.trusted_proxies).map_err(anyhow::Error::msg)?;
+        let tls = tls::Tls::from_files(&settings.tls_files())?;
+        let own: Arc<dyn TokenSource> = Arc::new(OwnToken(core.authenticator.clone()));
+        let to_users = ToUserService::new(&settings.user_url, own, tls.as_ref().map(tls::Tls::client))
             .map_err(anyhow::Error::msg)?;
         Ok(Self {
             grpc_addr: grpc.local_addr()?,
@@ -171,14 +137,11 @@ impl Application {
             grpc,
             http,
             core,
-            store,
-            keys,
-            revoked,
             clock,
             settings,
             metrics: Metrics::new("auth")?,
-            outbox_wake,
-            service_secret,
+            proxies,
+            tls,
             to_users,
         })
     }
@@ -195,65 +158,64 @@ impl Application {
 
     /// Handles to the running service's parts.
     pub fn handle(&self) -> Handle {
-        Handle {
-            keys: self.keys.clone(),
-        }
+        Handle { keys: self.core.keys.clone() }
     }
 
     /// Serves until `shutdown` is cancelled, then lets in-flight calls finish.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         tracing::info!(grpc = %self.grpc_addr, http = %self.http_addr, "auth-service listening");
         let sync = self.settings.sync_interval;
-        let poller = tokio::spawn(revocation::run_poller(
-            self.revoked.clone(),
-            self.store.clone(),
-            self.clock.clone(),
-            sync,
-            shutdown.clone(),
-        ));
-        let key_task = tokio::spawn(refresh_keys(
-            self.keys.clone(),
-            sync * KEY_REFRESH_EVERY,
-            shutdown.clone(),
-        ));
-
+        let Core { authenticator, store, keys, revoked, authz, outbox_wake } = self.core;
+        let clock = self.clock.clone();
+        let (s1, c1) = (store.clone(), clock.clone());
+        let revocations = tokio::spawn(every(sync, shutdown.clone(), "revocation poll", move || {
+            let (revoked, store, now) = (revoked.clone(), s1.clone(), c1.now());
+            async move { revoked.poll(store.as_ref(), now).await }
+        }));
+        let (s2, c2) = (store.clone(), clock.clone());
+        let roles = tokio::spawn(every(sync, shutdown.clone(), "role poll", move || {
+            let (authz, store, now) = (authz.clone(), s2.clone(), c2.now());
+            async move { authz.poll(store.as_ref(), now).await }
+        }));
+        let key_task = tokio::spawn(every(sync * KEY_REFRESH_EVERY, shutdown.clone(), "signing key refresh", move || {
+            let keys = keys.clone();
+            async move { keys.refresh().await }
+        }));
         let relay = tokio::spawn(
             Relay {
-                store: self.store.outbox(),
+                store: store.outbox(),
                 deliver: Arc::new(self.to_users.clone()),
-                clock: self.clock.clone(),
-                wake: self.outbox_wake.clone(),
+                clock: clock.clone(),
+                wake: outbox_wake,
                 poll: std::time::Duration::from_millis(500),
                 metrics: RelayMetrics::new(self.metrics.registry())?,
             }
             .run(shutdown.clone()),
         );
 
-        let auth = AuthServiceServer::new(AuthGrpc::new(
-            self.core.clone(),
-            self.service_secret.clone(),
-        ))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let auth = AuthServiceServer::new(AuthGrpc::new(authenticator.clone(), self.proxies.clone()))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES);
         let grpc = platform::grpc::serve(
             self.grpc,
             tonic::service::Routes::new(auth),
             "identity.auth.v1.AuthService",
             &[identity_proto::FILE_DESCRIPTOR_SET],
+            self.tls.as_ref().map(tls::Tls::server),
             self.metrics.clone(),
             shutdown.clone(),
         );
 
         let router = http_aux::router(
-            Arc::new(DbReadiness(self.store.clone())),
+            Arc::new(DbReadiness(store.clone())),
             self.metrics.clone(),
             shutdown.clone(),
         )
-        .merge(crate::transport::http::routes(self.core.clone()));
+        .merge(crate::transport::http::routes(authenticator.clone()));
         let http = http_aux::serve(self.http, router, shutdown.clone());
 
         let (grpc_result, http_result) = tokio::join!(grpc, http);
         shutdown.cancel();
-        let _ = tokio::join!(poller, key_task, relay);
+        let _ = tokio::join!(revocations, roles, key_task, relay);
         tracing::info!("auth-service stopped");
         grpc_result.context("gRPC server failed")?;
         http_result.context("HTTP server failed")?;
@@ -261,17 +223,54 @@ impl Application {
     }
 }
 
-async fn refresh_keys(keys: Arc<KeyRing>, every: std::time::Duration, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = tick.tick() => {
-                if let Err(e) = keys.refresh().await {
-                    tracing::warn!(error = %e, "signing key refresh failed; keeping the current keys");
-                }
-            }
-        }
+/// The parts of a running Auth Service.
+pub struct Core {
+    pub authenticator: Arc<Authenticator>,
+    pub store: Arc<dyn AuthStore>,
+    pub keys: Arc<KeyRing>,
+    pub revoked: Arc<RevocationSet>,
+    pub authz: Arc<AuthzState>,
+    pub outbox_wake: Arc<tokio::sync::Notify>,
+}
+
+/// Opens the database, loads the keys, revocations and roles, and builds the
+/// core (the service and the admin subcommands share it).
+pub async fn build_core(settings: &Settings, clock: SharedClock) -> anyhow::Result<Core> {
+    settings.validate().map_err(anyhow::Error::msg)?;
+    let store = open_store(settings).await?;
+    let keys = Arc::new(key_ring(settings, store.clone(), clock.clone())?);
+    keys.refresh().await.context("cannot load signing keys")?;
+    let access_ttl = chrono::Duration::from_std(settings.access_token_ttl)?;
+    let horizon = access_ttl + chrono::Duration::minutes(1);
+    let revoked = Arc::new(RevocationSet::new(horizon));
+    revoked.poll(store.as_ref(), clock.now()).await?;
+    let authz = Arc::new(AuthzState::new(horizon));
+    authz.poll(store.as_ref(), clock.now()).await?;
+    let workers = settings
+        .hash_workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let hasher = PasswordHasher::new(HashParams::default(), workers, settings.hash_queue)?;
+    let tokens = TokenAuthority::new(settings.issuer.clone(), settings.audience.clone(), access_ttl);
+    let outbox_wake = Arc::new(tokio::sync::Notify::new());
+    let authenticator = Arc::new(Authenticator {
+        store: store.clone(),
+        hasher,
+        keys: keys.clone(),
+        tokens,
+        revoked: revoked.clone(),
+        authz: authz.clone(),
+        clock,
+        refresh_ttl: chrono::Duration::from_std(settings.refresh_token_ttl)?,
+        outbox_wake: outbox_wake.clone(),
+    });
+    Ok(Core { authenticator, store, keys, revoked, authz, outbox_wake })
+}
+
+/// The Auth Service's own tokens, minted in-process for its relay.
+struct OwnToken(Arc<Authenticator>);
+
+impl TokenSource for OwnToken {
+    fn token(&self) -> BoxFuture<'_, Result<String, String>> {
+        Box::pin(async move { self.0.own_token().await.map_err(|e| e.to_string()) })
     }
 }

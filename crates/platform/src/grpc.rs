@@ -19,6 +19,7 @@ pub async fn serve(
     routes: Routes,
     health_name: &'static str,
     descriptors: &[&'static [u8]],
+    tls: Option<tonic::transport::ServerTlsConfig>,
     metrics: Metrics,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -34,7 +35,11 @@ pub async fn serve(
     let routes = routes
         .add_service(health_service)
         .add_service(reflection.build_v1()?);
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
+    builder
         .layer(GrpcMetricsLayer::new(metrics))
         .add_routes(routes)
         .serve_with_incoming_shutdown(

@@ -1,8 +1,8 @@
 //! What the identity services truly share: the clock, telemetry, graceful shutdown,
 //! database pools, the auxiliary HTTP port (health, readiness, metrics), gRPC
-//! request metrics, caller identification and the transactional outbox.
+//! request metrics, access checks and the transactional outbox.
 
-pub mod caller;
+pub mod access;
 pub mod clock;
 pub mod db;
 pub mod grpc;
@@ -12,4 +12,5 @@ pub mod outbox;
 pub mod shutdown;
 pub mod status;
 pub mod telemetry;
+pub mod tls;
 pub mod validation;

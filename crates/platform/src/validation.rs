@@ -22,7 +22,11 @@ impl FieldViolation {
 }
 
 impl From<FieldViolation> for tonic::Status {
+    /// INVALID_ARGUMENT with the field in the message and, for clients that read
+    /// rich errors, a `google.rpc.BadRequest` detail naming it.
     fn from(v: FieldViolation) -> Self {
-        tonic::Status::invalid_argument(v.to_string())
+        use tonic_types::{ErrorDetails, StatusExt};
+        let details = ErrorDetails::with_bad_request_violation(v.field, v.message.clone());
+        tonic::Status::with_error_details(tonic::Code::InvalidArgument, v.to_string(), details)
     }
 }

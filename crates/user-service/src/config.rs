@@ -5,6 +5,7 @@ use clap::{Args, Parser, Subcommand};
 use platform::telemetry::LogFormat;
 use secrecy::SecretString;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 /// The platform's User Service: user profiles.
 #[derive(Debug, Parser)]
@@ -64,17 +65,45 @@ pub struct Settings {
     )]
     pub auth_url: String,
 
-    /// The secret internal services present to each other (at least 32
-    /// characters; the same value as the Auth Service's AUTH_SERVICE_SECRET).
-    #[arg(
-        long,
-        env = "USER_SERVICE_SECRET",
-        hide_env_values = true,
-        global = true
-    )]
-    pub service_secret: Option<SecretString>,
+    /// This service's service-account client id (from `auth-service
+    /// create-service-account --role identity-service`); it reports deletions
+    /// to the Auth Service with it.
+    #[arg(long, env = "USER_CLIENT_ID", global = true)]
+    pub client_id: Option<String>,
+
+    /// The service account's client secret.
+    #[arg(long, env = "USER_CLIENT_SECRET", hide_env_values = true, global = true)]
+    pub client_secret: Option<SecretString>,
+
+    /// PEM certificate of the gRPC port; enables TLS.
+    #[arg(long, env = "USER_TLS_CERT", global = true)]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for `--tls-cert`.
+    #[arg(long, env = "USER_TLS_KEY", global = true)]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM CA: when set, gRPC clients must present a certificate it signed (mTLS).
+    #[arg(long, env = "USER_TLS_CLIENT_CA", global = true)]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// PEM CA that signed the Auth Service's certificate (default: the client CA).
+    #[arg(long, env = "USER_TLS_CA", global = true)]
+    pub tls_ca: Option<PathBuf>,
 
     /// Log format: `json` or `pretty`.
     #[arg(long, env = "USER_LOG_FORMAT", default_value = "json", global = true)]
     pub log_format: LogFormat,
+}
+
+impl Settings {
+    /// The TLS files given.
+    pub fn tls_files(&self) -> platform::tls::TlsFiles {
+        platform::tls::TlsFiles {
+            cert: self.tls_cert.clone(),
+            key: self.tls_key.clone(),
+            client_ca: self.tls_client_ca.clone(),
+            ca: self.tls_ca.clone(),
+        }
+    }
 }

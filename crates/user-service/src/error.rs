@@ -19,9 +19,6 @@ pub enum UserError {
     /// The etag is not current.
     #[error("the user changed since it was read (stale etag); read it again and retry")]
     StaleEtag,
-    /// The caller may not do this.
-    #[error("{0}")]
-    PermissionDenied(&'static str),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -36,7 +33,6 @@ impl From<UserError> for Status {
             UserError::NotFound(_) => Status::not_found(e.to_string()),
             UserError::UsernameTaken(_) => Status::already_exists(e.to_string()),
             UserError::StaleEtag => Status::aborted(e.to_string()),
-            UserError::PermissionDenied(why) => Status::permission_denied(why),
             UserError::Store(StoreError::UsernameTaken) => {
                 Status::already_exists("username is already taken")
             }

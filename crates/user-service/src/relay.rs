@@ -1,26 +1,27 @@
 //! Delivers the User Service's outbox to the Auth Service: a deleted user's
 //! identity is disabled and its sessions revoked. `DisableUser` is idempotent, so
-//! redeliveries are harmless.
+//! redeliveries are harmless. The relay calls as this service's service account.
 
 use crate::service::{USER_DELETED, UserDeleted};
 use futures::future::BoxFuture;
 use identity_proto::auth::v1::DisableUserRequest;
 use identity_proto::auth::v1::auth_service_client::AuthServiceClient;
-use platform::caller::ServiceSecret;
+use platform::access::{TokenSource, authorization};
 use platform::outbox::{Deliver, OutboxEvent};
+use std::sync::Arc;
 use tonic::transport::Channel;
 
 /// The Auth Service, as the receiver of outbox events.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ToAuthService {
     client: AuthServiceClient<Channel>,
-    secret: Option<ServiceSecret>,
+    token: Option<Arc<dyn TokenSource>>,
 }
 
 impl ToAuthService {
-    /// Delivers through `client`, presenting `secret`.
-    pub fn new(client: AuthServiceClient<Channel>, secret: Option<ServiceSecret>) -> Self {
-        Self { client, secret }
+    /// Delivers through `client`, as the service account `token` stands for.
+    pub fn new(client: AuthServiceClient<Channel>, token: Option<Arc<dyn TokenSource>>) -> Self {
+        Self { client, token }
     }
 }
 
@@ -32,18 +33,15 @@ impl Deliver for ToAuthService {
             }
             let body: UserDeleted =
                 serde_json::from_str(&event.payload).map_err(|e| format!("bad payload: {e}"))?;
-            let secret = self
-                .secret
-                .as_ref()
-                .ok_or("no service secret configured (USER_SERVICE_SECRET)")?;
+            let source = self.token.as_ref().ok_or("no service account configured (USER_CLIENT_ID)")?;
+            let token = source.token().await?;
             let mut request = tonic::Request::new(DisableUserRequest {
                 user_id: body.user_id.to_string(),
                 reason: "user deleted".to_owned(),
             });
-            request.metadata_mut().insert(
-                "authorization",
-                secret.authorization().map_err(|s| s.message().to_owned())?,
-            );
+            request
+                .metadata_mut()
+                .insert("authorization", authorization(&token).map_err(|s| s.message().to_owned())?);
             self.client
                 .clone()
                 .disable_user(request)

@@ -10,7 +10,10 @@ use crate::transport::grpc::UserGrpc;
 use anyhow::Context as _;
 use futures::future::BoxFuture;
 use identity_proto::user::v1::user_service_server::UserServiceServer;
-use platform::caller::{CallerResolver, ServiceSecret};
+use platform::access::{Authorizer, ClientCredentials, TokenSource};
+use platform::tls::Tls;
+use identity_proto::auth::v1::auth_service_client::AuthServiceClient;
+use tonic::transport::Channel;
 use platform::clock::SharedClock;
 use platform::grpc::MAX_MESSAGE_BYTES;
 use platform::http_aux::{self, Readiness};
@@ -31,8 +34,9 @@ pub struct Application {
     http_addr: SocketAddr,
     directory: Arc<Directory>,
     store: Arc<dyn UserStore>,
-    callers: CallerResolver,
-    service_secret: Option<ServiceSecret>,
+    auth: AuthServiceClient<Channel>,
+    credentials: Option<Arc<dyn TokenSource>>,
+    tls: Option<Tls>,
     clock: SharedClock,
     metrics: Metrics,
 }
@@ -80,17 +84,17 @@ impl Application {
         clock: SharedClock,
     ) -> anyhow::Result<Self> {
         let store = open_store(&settings).await?;
-        let service_secret = match &settings.service_secret {
-            Some(s) => Some(ServiceSecret::new(s.clone()).map_err(anyhow::Error::msg)?),
-            None => {
-                tracing::warn!(
-                    "USER_SERVICE_SECRET is not set: internal calls are refused and deletions wait in the outbox"
-                );
+        let tls = Tls::from_files(&settings.tls_files())?;
+        let auth = platform::access::auth_client(&settings.auth_url, tls.as_ref().map(Tls::client))
+            .map_err(anyhow::Error::msg)?;
+        let credentials: Option<Arc<dyn TokenSource>> = match (&settings.client_id, &settings.client_secret) {
+            (Some(id), Some(secret)) => Some(ClientCredentials::new(auth.clone(), id.clone(), secret.clone())),
+            (None, None) => {
+                tracing::warn!("USER_CLIENT_ID and USER_CLIENT_SECRET are not set: deletions wait in the outbox");
                 None
             }
+            _ => anyhow::bail!("USER_CLIENT_ID and USER_CLIENT_SECRET go together"),
         };
-        let callers = CallerResolver::new(&settings.auth_url, service_secret.clone())
-            .map_err(anyhow::Error::msg)?;
         let directory = Arc::new(Directory {
             store: store.clone(),
             clock: clock.clone(),
@@ -103,8 +107,9 @@ impl Application {
             http,
             directory,
             store,
-            callers,
-            service_secret,
+            auth,
+            credentials,
+            tls,
             clock,
             metrics: Metrics::new("user")?,
         })
@@ -126,10 +131,7 @@ impl Application {
         let relay = tokio::spawn(
             Relay {
                 store: self.store.outbox(),
-                deliver: Arc::new(ToAuthService::new(
-                    self.callers.auth_client(),
-                    self.service_secret.clone(),
-                )),
+                deliver: Arc::new(ToAuthService::new(self.auth.clone(), self.credentials.clone())),
                 clock: self.clock.clone(),
                 wake: self.directory.outbox_wake.clone(),
                 poll: std::time::Duration::from_millis(500),
@@ -138,13 +140,14 @@ impl Application {
             .run(shutdown.clone()),
         );
         let users =
-            UserServiceServer::new(UserGrpc::new(self.directory.clone(), self.callers.clone()))
+            UserServiceServer::new(UserGrpc::new(self.directory.clone(), Authorizer::new(self.auth.clone())))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES);
         let grpc = platform::grpc::serve(
             self.grpc,
             tonic::service::Routes::new(users),
             "identity.user.v1.UserService",
             &[identity_proto::FILE_DESCRIPTOR_SET],
+            self.tls.as_ref().map(Tls::server),
             self.metrics.clone(),
             shutdown.clone(),
         );

@@ -5,6 +5,7 @@
 //! missing or optional in several; with aws-lc-rs it verifies in about 40 µs.
 
 use super::keys::KeySet;
+use crate::authz::SubjectKind;
 use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Header, Validation};
@@ -28,6 +29,9 @@ pub struct AccessClaims {
     pub nbf: i64,
     pub exp: i64,
     pub roles: Vec<String>,
+    /// `user` or `service`; absent means `user`.
+    #[serde(default)]
+    pub kind: SubjectKind,
 }
 
 /// Why a token was refused. Each says what a caller can act on.
@@ -91,6 +95,7 @@ impl TokenAuthority {
         keys: &KeySet,
         user_id: Uuid,
         session_id: Uuid,
+        kind: SubjectKind,
         roles: Vec<String>,
         now: DateTime<Utc>,
     ) -> Result<(String, AccessClaims), jsonwebtoken::errors::Error> {
@@ -104,6 +109,7 @@ impl TokenAuthority {
             nbf: now.timestamp(),
             exp: (now + self.ttl).timestamp(),
             roles,
+            kind,
         };
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(keys.signing.kid.clone());

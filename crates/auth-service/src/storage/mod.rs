@@ -1,9 +1,14 @@
 //! Persistence of identities, sessions, refresh tokens and signing keys behind one
 //! narrow trait, with a PostgreSQL and an embedded SQLite implementation.
 
+mod access;
 mod postgres;
 mod sqlite;
 
+pub use access::{
+    AccessStore, AuditQuery, AuditRecord, Counter, Outcome, RoleRecord, ServiceAccountRecord,
+    SessionRecord, SubjectChange,
+};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -54,6 +59,9 @@ pub struct NewSession {
     pub id: Uuid,
     pub user_id: Uuid,
     pub created_at: DateTime<Utc>,
+    /// The client address and user agent the Gateway reported, if any.
+    pub client_address: Option<String>,
+    pub user_agent: Option<String>,
 }
 
 /// A refresh token as stored: only the SHA-256 of the token.
@@ -93,7 +101,7 @@ pub struct SigningKeyRecord {
 
 /// The Auth Service's storage. Every method is one transaction.
 #[async_trait]
-pub trait AuthStore: Send + Sync + std::fmt::Debug + 'static {
+pub trait AuthStore: AccessStore + std::fmt::Debug + 'static {
     /// Applies the embedded migrations.
     async fn migrate(&self) -> Result<(), StoreError>;
     /// A trivial query, for readiness.
@@ -125,8 +133,6 @@ pub trait AuthStore: Send + Sync + std::fmt::Debug + 'static {
         hash: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
-    /// The roles an identity holds, sorted.
-    async fn roles_of(&self, user_id: Uuid) -> Result<Vec<String>, StoreError>;
 
     /// Opens a session with its first refresh token.
     async fn insert_session(

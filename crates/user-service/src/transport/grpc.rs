@@ -7,7 +7,8 @@ use crate::service::{self, Directory, MAX_BATCH, NewUser};
 use crate::storage::UserRecord;
 use identity_proto::user::v1 as pb;
 use identity_proto::user::v1::user_service_server::UserService;
-use platform::caller::{Caller, CallerResolver};
+use crate::policy;
+use platform::access::Authorizer;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -16,17 +17,18 @@ use uuid::Uuid;
 #[derive(Debug, Clone)]
 pub struct UserGrpc {
     directory: Arc<Directory>,
-    callers: CallerResolver,
+    authorizer: Authorizer,
 }
 
 impl UserGrpc {
-    /// Handlers over `directory`, identifying callers with `callers`.
-    pub fn new(directory: Arc<Directory>, callers: CallerResolver) -> Self {
-        Self { directory, callers }
+    /// Handlers over `directory`, asking `authorizer` for every decision.
+    pub fn new(directory: Arc<Directory>, authorizer: Authorizer) -> Self {
+        Self { directory, authorizer }
     }
 
-    async fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
-        self.callers.resolve(request.metadata()).await
+    async fn require<T>(&self, request: &Request<T>, permission: &str, target: Option<Uuid>) -> Result<(), Status> {
+        let resource = target.map(policy::resource);
+        self.authorizer.require(request.metadata(), permission, resource.as_deref()).await.map(|_| ())
     }
 }
 
@@ -80,7 +82,7 @@ impl UserService for UserGrpc {
         &self,
         request: Request<pb::CreateUserRequest>,
     ) -> Result<Response<pb::CreateUserResponse>, Status> {
-        let caller = self.caller(&request).await?;
+        self.require(&request, policy::CREATE, None).await?;
         let user = request
             .into_inner()
             .user
@@ -97,7 +99,7 @@ impl UserService for UserGrpc {
             username,
             input: input_of(&user),
         };
-        let created = self.directory.create(&caller, new).await?;
+        let created = self.directory.create(new).await?;
         Ok(Response::new(pb::CreateUserResponse {
             user: Some(to_proto(created)),
         }))
@@ -107,9 +109,9 @@ impl UserService for UserGrpc {
         &self,
         request: Request<pb::GetUserRequest>,
     ) -> Result<Response<pb::GetUserResponse>, Status> {
-        let caller = self.caller(&request).await?;
         let id = user_id_from_name(&request.get_ref().name, "name")?;
-        let user = self.directory.get(&caller, id).await?;
+        self.require(&request, policy::READ, Some(id)).await?;
+        let user = self.directory.get(id).await?;
         Ok(Response::new(pb::GetUserResponse {
             user: Some(to_proto(user)),
         }))
@@ -119,7 +121,7 @@ impl UserService for UserGrpc {
         &self,
         request: Request<pb::BatchGetUsersRequest>,
     ) -> Result<Response<pb::BatchGetUsersResponse>, Status> {
-        let caller = self.caller(&request).await?;
+        self.require(&request, policy::READ, None).await?;
         let names = &request.get_ref().names;
         if names.len() > MAX_BATCH {
             return Err(FieldViolation::new("names", "must name at most 100 users").into());
@@ -128,7 +130,7 @@ impl UserService for UserGrpc {
             .iter()
             .map(|n| user_id_from_name(n, "names"))
             .collect::<Result<Vec<_>, _>>()?;
-        let users = self.directory.batch_get(&caller, &ids).await?;
+        let users = self.directory.batch_get(&ids).await?;
         Ok(Response::new(pb::BatchGetUsersResponse {
             users: users.into_iter().map(to_proto).collect(),
         }))
@@ -138,11 +140,11 @@ impl UserService for UserGrpc {
         &self,
         request: Request<pb::ListUsersRequest>,
     ) -> Result<Response<pb::ListUsersResponse>, Status> {
-        let caller = self.caller(&request).await?;
+        self.require(&request, policy::READ, None).await?;
         let r = request.into_inner();
         let page = self
             .directory
-            .list(&caller, &r.filter, r.page_size, &r.page_token)
+            .list(&r.filter, r.page_size, &r.page_token)
             .await?;
         Ok(Response::new(pb::ListUsersResponse {
             users: page.users.into_iter().map(to_proto).collect(),
@@ -154,16 +156,15 @@ impl UserService for UserGrpc {
         &self,
         request: Request<pb::UpdateUserRequest>,
     ) -> Result<Response<pb::UpdateUserResponse>, Status> {
-        let caller = self.caller(&request).await?;
+        let target = request.get_ref().user.as_ref().map(target_of);
+        let id = target.ok_or_else(|| FieldViolation::new("user", "is required"))??;
+        self.require(&request, policy::WRITE, Some(id)).await?;
         let r = request.into_inner();
-        let user = r
-            .user
-            .ok_or_else(|| FieldViolation::new("user", "is required"))?;
-        let id = target_of(&user)?;
+        let user = r.user.unwrap_or_default();
         let paths = r.update_mask.map(|m| m.paths).unwrap_or_default();
         let updated = self
             .directory
-            .update(&caller, id, &user.etag, &paths, &input_of(&user))
+            .update(id, &user.etag, &paths, &input_of(&user))
             .await?;
         Ok(Response::new(pb::UpdateUserResponse {
             user: Some(to_proto(updated)),
@@ -174,10 +175,10 @@ impl UserService for UserGrpc {
         &self,
         request: Request<pb::DeleteUserRequest>,
     ) -> Result<Response<pb::DeleteUserResponse>, Status> {
-        let caller = self.caller(&request).await?;
+        let id = user_id_from_name(&request.get_ref().name, "name")?;
+        self.require(&request, policy::WRITE, Some(id)).await?;
         let r = request.into_inner();
-        let id = user_id_from_name(&r.name, "name")?;
-        self.directory.delete(&caller, id, &r.etag).await?;
+        self.directory.delete(id, &r.etag).await?;
         Ok(Response::new(pb::DeleteUserResponse {}))
     }
 }

@@ -1,4 +1,7 @@
-//! The PostgreSQL store: the production backend.
+//! The embedded SQLite store: the zero-install default. Times are stored as
+//! microseconds since the epoch so that comparisons in SQL are numeric.
+
+mod access;
 
 use super::{
     AuthStore, IdentityRecord, NewIdentity, NewRefreshToken, NewSession, Rotation,
@@ -6,30 +9,43 @@ use super::{
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use platform::outbox::{OutboxEvent, OutboxStore, PgOutbox};
-use sqlx::postgres::PgPool;
-use sqlx::{Row, postgres::PgRow};
+use platform::outbox::{OutboxEvent, OutboxStore, SqliteOutbox};
+use sqlx::Row;
+use sqlx::sqlite::{SqlitePool, SqliteRow};
 use std::sync::Arc;
 use uuid::Uuid;
 
-/// A pool of connections to the Auth Service's PostgreSQL database.
+/// A pool of connections to an SQLite file.
 #[derive(Debug, Clone)]
-pub struct PgStore {
-    pool: PgPool,
+pub struct SqliteStore {
+    pool: SqlitePool,
 }
 
-impl PgStore {
+impl SqliteStore {
     /// A store over `pool`.
-    pub fn new(pool: PgPool) -> Self {
+    pub fn new(pool: SqlitePool) -> Self {
         Self { pool }
     }
 }
 
-fn is_unique_violation(e: &sqlx::Error, constraint: &str) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.constraint() == Some(constraint))
+/// Microseconds since the epoch: SQLite's representation of a time.
+pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
 }
 
-fn key_from_row(r: &PgRow) -> Result<SigningKeyRecord, sqlx::Error> {
+fn time(r: &SqliteRow, col: &str) -> Result<DateTime<Utc>, sqlx::Error> {
+    let us: i64 = r.try_get(col)?;
+    DateTime::from_timestamp_micros(us).ok_or_else(|| sqlx::Error::ColumnDecode {
+        index: col.to_owned(),
+        source: format!("time out of range: {us}").into(),
+    })
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+fn key_from_row(r: &SqliteRow) -> Result<SigningKeyRecord, sqlx::Error> {
     Ok(SigningKeyRecord {
         generation: r.try_get("generation")?,
         kid: r.try_get("kid")?,
@@ -37,15 +53,15 @@ fn key_from_row(r: &PgRow) -> Result<SigningKeyRecord, sqlx::Error> {
         public_key: r.try_get("public_key")?,
         private_key: r.try_get("private_key")?,
         encrypted: r.try_get("encrypted")?,
-        created_at: r.try_get("created_at")?,
-        activates_at: r.try_get("activates_at")?,
+        created_at: time(r, "created_at")?,
+        activates_at: time(r, "activates_at")?,
     })
 }
 
 #[async_trait]
-impl AuthStore for PgStore {
+impl AuthStore for SqliteStore {
     async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::migrate!("./migrations/postgres")
+        sqlx::migrate!("./migrations/sqlite")
             .run(&self.pool)
             .await?;
         Ok(())
@@ -64,29 +80,28 @@ impl AuthStore for PgStore {
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO identities (id, email, display_name, password_hash, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $5)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
         )
         .bind(identity.id)
         .bind(&identity.email)
         .bind(&identity.display_name)
         .bind(&identity.password_hash)
-        .bind(identity.created_at)
+        .bind(micros(identity.created_at))
         .execute(&mut *tx)
         .await;
         match inserted {
-            Err(e) if is_unique_violation(&e, "identities_email_key") => {
-                return Err(StoreError::EmailTaken);
-            }
+            // The only unique key besides the random primary key is the email.
+            Err(e) if is_unique_violation(&e) => return Err(StoreError::EmailTaken),
             other => other?,
         };
         for role in &identity.roles {
-            sqlx::query("INSERT INTO identity_roles (user_id, role) VALUES ($1, $2)")
+            sqlx::query("INSERT INTO subject_roles (subject_id, role) VALUES (?1, ?2)")
                 .bind(identity.id)
                 .bind(role)
                 .execute(&mut *tx)
                 .await?;
         }
-        PgOutbox::insert(&mut tx, event).await?;
+        SqliteOutbox::insert(&mut tx, event).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -94,7 +109,7 @@ impl AuthStore for PgStore {
     async fn identity_by_email(&self, email: &str) -> Result<Option<IdentityRecord>, StoreError> {
         let row = sqlx::query(
             "SELECT id, email, display_name, password_hash, disabled_at IS NOT NULL AS disabled
-             FROM identities WHERE email = $1",
+             FROM identities WHERE email = ?1",
         )
         .bind(email)
         .fetch_optional(&self.pool)
@@ -117,10 +132,10 @@ impl AuthStore for PgStore {
         hash: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE identities SET password_hash = $2, updated_at = $3 WHERE id = $1")
+        sqlx::query("UPDATE identities SET password_hash = ?2, updated_at = ?3 WHERE id = ?1")
             .bind(user_id)
             .bind(hash)
-            .bind(now)
+            .bind(micros(now))
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -134,19 +149,19 @@ impl AuthStore for PgStore {
     ) -> Result<Vec<Uuid>, StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "UPDATE identities SET disabled_at = $2, updated_at = $2
-             WHERE id = $1 AND disabled_at IS NULL",
+            "UPDATE identities SET disabled_at = ?2, updated_at = ?2
+             WHERE id = ?1 AND disabled_at IS NULL",
         )
         .bind(user_id)
-        .bind(now)
+        .bind(micros(now))
         .execute(&mut *tx)
         .await?;
         let revoked = sqlx::query_scalar(
-            "UPDATE sessions SET revoked_at = $2, revoke_reason = $3
-             WHERE user_id = $1 AND revoked_at IS NULL RETURNING id",
+            "UPDATE sessions SET revoked_at = ?2, revoke_reason = ?3
+             WHERE user_id = ?1 AND revoked_at IS NULL RETURNING id",
         )
         .bind(user_id)
-        .bind(now)
+        .bind(micros(now))
         .bind(reason)
         .fetch_all(&mut *tx)
         .await?;
@@ -155,16 +170,7 @@ impl AuthStore for PgStore {
     }
 
     fn outbox(&self) -> Arc<dyn OutboxStore> {
-        Arc::new(PgOutbox::new(self.pool.clone()))
-    }
-
-    async fn roles_of(&self, user_id: Uuid) -> Result<Vec<String>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT role FROM identity_roles WHERE user_id = $1 ORDER BY role")
-                .bind(user_id)
-                .fetch_all(&self.pool)
-                .await?,
-        )
+        Arc::new(SqliteOutbox::new(self.pool.clone()))
     }
 
     async fn insert_session(
@@ -174,21 +180,24 @@ impl AuthStore for PgStore {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO sessions (id, user_id, created_at, last_used_at) VALUES ($1, $2, $3, $3)",
+            "INSERT INTO sessions (id, user_id, created_at, last_used_at, client_address, user_agent)
+             VALUES (?1, ?2, ?3, ?3, ?4, ?5)",
         )
         .bind(session.id)
         .bind(session.user_id)
-        .bind(session.created_at)
+        .bind(micros(session.created_at))
+        .bind(&session.client_address)
+        .bind(&session.user_agent)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
             "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at)
-             VALUES ($1, $2, $3, $4)",
+             VALUES (?1, ?2, ?3, ?4)",
         )
         .bind(&token.hash[..])
         .bind(session.id)
-        .bind(token.created_at)
-        .bind(token.expires_at)
+        .bind(micros(token.created_at))
+        .bind(micros(token.expires_at))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -201,20 +210,20 @@ impl AuthStore for PgStore {
         next: &NewRefreshToken,
         now: DateTime<Utc>,
     ) -> Result<Rotation, StoreError> {
+        // The first statement writes, so the transaction takes SQLite's write lock at
+        // once and concurrent refreshes queue on the busy timeout instead of failing.
         let mut tx = self.pool.begin().await?;
-        // Spending is one conditional UPDATE, so two concurrent refreshes with the
-        // same token cannot both succeed.
         let spent = sqlx::query(
-            "UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL
+            "UPDATE refresh_tokens SET used_at = ?2 WHERE token_hash = ?1 AND used_at IS NULL
              RETURNING session_id, expires_at",
         )
         .bind(&presented[..])
-        .bind(now)
+        .bind(micros(now))
         .fetch_optional(&mut *tx)
         .await?;
         let Some(spent) = spent else {
             let session_id: Option<Uuid> =
-                sqlx::query_scalar("SELECT session_id FROM refresh_tokens WHERE token_hash = $1")
+                sqlx::query_scalar("SELECT session_id FROM refresh_tokens WHERE token_hash = ?1")
                     .bind(&presented[..])
                     .fetch_optional(&mut *tx)
                     .await?;
@@ -222,21 +231,21 @@ impl AuthStore for PgStore {
                 return Ok(Rotation::Unknown);
             };
             sqlx::query(
-                "UPDATE sessions SET revoked_at = $2, revoke_reason = 'refresh_token_reuse'
-                 WHERE id = $1 AND revoked_at IS NULL",
+                "UPDATE sessions SET revoked_at = ?2, revoke_reason = 'refresh_token_reuse'
+                 WHERE id = ?1 AND revoked_at IS NULL",
             )
             .bind(session_id)
-            .bind(now)
+            .bind(micros(now))
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
             return Ok(Rotation::Reused { session_id });
         };
         let session_id: Uuid = spent.try_get("session_id")?;
-        let expires_at: DateTime<Utc> = spent.try_get("expires_at")?;
+        let expires_at = time(&spent, "expires_at")?;
         let live = sqlx::query(
             "SELECT s.user_id FROM sessions s JOIN identities i ON i.id = s.user_id
-             WHERE s.id = $1 AND s.revoked_at IS NULL AND i.disabled_at IS NULL",
+             WHERE s.id = ?1 AND s.revoked_at IS NULL AND i.disabled_at IS NULL",
         )
         .bind(session_id)
         .fetch_optional(&mut *tx)
@@ -248,17 +257,17 @@ impl AuthStore for PgStore {
         let user_id: Uuid = live.try_get("user_id")?;
         sqlx::query(
             "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at)
-             VALUES ($1, $2, $3, $4)",
+             VALUES (?1, ?2, ?3, ?4)",
         )
         .bind(&next.hash[..])
         .bind(session_id)
-        .bind(next.created_at)
-        .bind(next.expires_at)
+        .bind(micros(next.created_at))
+        .bind(micros(next.expires_at))
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE sessions SET last_used_at = $2 WHERE id = $1")
+        sqlx::query("UPDATE sessions SET last_used_at = ?2 WHERE id = ?1")
             .bind(session_id)
-            .bind(now)
+            .bind(micros(now))
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -275,13 +284,13 @@ impl AuthStore for PgStore {
         reason: &str,
     ) -> Result<Option<Uuid>, StoreError> {
         Ok(sqlx::query_scalar(
-            "UPDATE sessions SET revoked_at = $2, revoke_reason = $3
+            "UPDATE sessions SET revoked_at = ?2, revoke_reason = ?3
              WHERE revoked_at IS NULL AND id = (
-                 SELECT session_id FROM refresh_tokens WHERE token_hash = $1 AND used_at IS NULL)
+                 SELECT session_id FROM refresh_tokens WHERE token_hash = ?1 AND used_at IS NULL)
              RETURNING id",
         )
         .bind(&presented[..])
-        .bind(now)
+        .bind(micros(now))
         .bind(reason)
         .fetch_optional(&self.pool)
         .await?)
@@ -291,12 +300,12 @@ impl AuthStore for PgStore {
         &self,
         since: DateTime<Utc>,
     ) -> Result<Vec<(Uuid, DateTime<Utc>)>, StoreError> {
-        let rows = sqlx::query("SELECT id, revoked_at FROM sessions WHERE revoked_at >= $1")
-            .bind(since)
+        let rows = sqlx::query("SELECT id, revoked_at FROM sessions WHERE revoked_at >= ?1")
+            .bind(micros(since))
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get("id")?, r.try_get("revoked_at")?)))
+            .map(|r| Ok((r.try_get("id")?, time(r, "revoked_at")?)))
             .collect()
     }
 
@@ -311,7 +320,7 @@ impl AuthStore for PgStore {
         let done = sqlx::query(
             "INSERT INTO signing_keys
                (generation, kid, algorithm, public_key, private_key, encrypted, created_at, activates_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (generation) DO NOTHING",
         )
         .bind(key.generation)
@@ -320,8 +329,8 @@ impl AuthStore for PgStore {
         .bind(&key.public_key)
         .bind(&key.private_key)
         .bind(key.encrypted)
-        .bind(key.created_at)
-        .bind(key.activates_at)
+        .bind(micros(key.created_at))
+        .bind(micros(key.activates_at))
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -332,9 +341,9 @@ impl AuthStore for PgStore {
         generation: i64,
         activates_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE signing_keys SET activates_at = $2 WHERE generation = $1")
+        sqlx::query("UPDATE signing_keys SET activates_at = ?2 WHERE generation = ?1")
             .bind(generation)
-            .bind(activates_at)
+            .bind(micros(activates_at))
             .execute(&self.pool)
             .await?;
         Ok(())

@@ -1,0 +1,220 @@
+//! Registration, login (throttled), refresh, logout and password change.
+
+use super::{Authenticator, DEFAULT_ROLE, IssuedTokens, USER_REGISTERED, UserRegistered};
+use crate::audit::ClientInfo;
+use crate::authz::{Principal, SubjectKind};
+use crate::crypto::refresh;
+use crate::domain::{DisplayName, Email, NewPassword, Password};
+use crate::error::AuthError;
+use crate::storage::{NewIdentity, NewRefreshToken, NewSession, Rotation, StoreError};
+use crate::throttle::Throttle;
+use chrono::{DateTime, Utc};
+use platform::outbox::OutboxEvent;
+use secrecy::SecretString;
+use uuid::Uuid;
+
+impl Authenticator {
+    /// Creates an identity holding `roles`; its id is returned.
+    #[tracing::instrument(skip_all)]
+    pub async fn register(
+        &self,
+        email: Email,
+        password: NewPassword,
+        display_name: DisplayName,
+        client: &ClientInfo,
+    ) -> Result<Uuid, AuthError> {
+        self.register_with_roles(email, password, display_name, &[DEFAULT_ROLE], client).await
+    }
+
+    /// [`Authenticator::register`] with other roles (the first administrator).
+    pub async fn register_with_roles(
+        &self,
+        email: Email,
+        password: NewPassword,
+        display_name: DisplayName,
+        roles: &[&str],
+        client: &ClientInfo,
+    ) -> Result<Uuid, AuthError> {
+        // Registration reveals whether an email exists by design (ALREADY_EXISTS),
+        // so checking first only saves a hash; the unique key still decides races.
+        if self.store.identity_by_email(email.as_str()).await?.is_some() {
+            return Err(AuthError::EmailTaken);
+        }
+        let password_hash = self.hasher.hash(password.secret()).await?;
+        let id = Uuid::now_v7();
+        let now = self.clock.now();
+        let identity = NewIdentity {
+            id,
+            email: email.as_str().to_owned(),
+            display_name: display_name.as_str().to_owned(),
+            password_hash,
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+            created_at: now,
+        };
+        let payload = serde_json::to_string(&UserRegistered {
+            user_id: id,
+            email: identity.email.clone(),
+            display_name: identity.display_name.clone(),
+        })
+        .map_err(|e| AuthError::Internal(e.to_string()))?;
+        let event = OutboxEvent::new(USER_REGISTERED, id, payload, now);
+        self.store.insert_identity(&identity, &event).await.map_err(|e| match e {
+            StoreError::EmailTaken => AuthError::EmailTaken,
+            other => other.into(),
+        })?;
+        self.outbox_wake.notify_one();
+        tracing::info!(user_id = %id, "identity registered");
+        self.audit(self.event("user.registered", client).actor(id).subject(id).detail("roles", roles.join(" ")))
+            .await;
+        Ok(id)
+    }
+
+    /// Checks credentials and opens a session; refuses while throttled.
+    #[tracing::instrument(skip_all)]
+    pub async fn login(
+        &self,
+        email: Email,
+        password: Password,
+        client: &ClientInfo,
+    ) -> Result<IssuedTokens, AuthError> {
+        let throttle = Throttle { store: self.store.as_ref() };
+        let address = client.address.as_deref();
+        if let Some(wait) = throttle.check(email.as_str(), address, self.clock.now()).await? {
+            self.audit(self.event("login.throttled", client).subject(email.as_str())).await;
+            return Err(AuthError::Throttled(wait));
+        }
+        let identity = self.store.identity_by_email(email.as_str()).await?;
+        let stored = identity.as_ref().map(|i| i.password_hash.as_str());
+        let verified = self.hasher.verify(password.secret(), stored).await?;
+        let Some(identity) = identity.filter(|i| verified.matches && !i.disabled) else {
+            throttle.failed(email.as_str(), address, self.clock.now()).await?;
+            tracing::info!("login refused");
+            self.audit(self.event("login.failed", client).subject(email.as_str())).await;
+            return Err(AuthError::InvalidCredentials);
+        };
+        throttle.succeeded(email.as_str()).await?;
+        if verified.needs_rehash {
+            self.rehash(identity.id, password.secret()).await;
+        }
+        let now = self.clock.now();
+        let session = NewSession {
+            id: Uuid::now_v7(),
+            user_id: identity.id,
+            created_at: now,
+            client_address: client.address.clone(),
+            user_agent: client.user_agent.clone(),
+        };
+        let minted = refresh::mint().map_err(|_| AuthError::Internal("no randomness".into()))?;
+        let token = self.refresh_record(minted.hash, session.id, now);
+        self.store.insert_session(&session, &token).await?;
+        tracing::info!(user_id = %identity.id, session_id = %session.id, "login succeeded");
+        self.audit(self.event("login.succeeded", client).actor(identity.id).subject(session.id)).await;
+        self.tokens_for(identity.id, session.id, minted.token, token.expires_at, now).await
+    }
+
+    /// Exchanges a refresh token for new tokens; a reused one revokes its session.
+    #[tracing::instrument(skip_all)]
+    pub async fn refresh(&self, presented: &SecretString, client: &ClientInfo) -> Result<IssuedTokens, AuthError> {
+        let hash = refresh::parse(presented).ok_or(AuthError::InvalidRefreshToken)?;
+        let now = self.clock.now();
+        let minted = refresh::mint().map_err(|_| AuthError::Internal("no randomness".into()))?;
+        let next = self.refresh_record(minted.hash, Uuid::nil(), now);
+        match self.store.rotate_refresh_token(&hash, &next, now).await? {
+            Rotation::Rotated { session_id, user_id } => {
+                self.tokens_for(user_id, session_id, minted.token, next.expires_at, now).await
+            }
+            Rotation::Reused { session_id } => {
+                self.revoked.insert(session_id, now);
+                tracing::warn!(%session_id, "refresh token reused; session revoked");
+                self.audit(self.event("refresh_token.reused", client).subject(session_id)).await;
+                Err(AuthError::RefreshTokenReused)
+            }
+            Rotation::Dead | Rotation::Unknown => Err(AuthError::InvalidRefreshToken),
+        }
+    }
+
+    /// Revokes the session of a refresh token. Unknown tokens are ignored, so that
+    /// logout is idempotent and reveals nothing.
+    #[tracing::instrument(skip_all)]
+    pub async fn logout(&self, presented: &SecretString, client: &ClientInfo) -> Result<(), AuthError> {
+        let Some(hash) = refresh::parse(presented) else {
+            return Ok(());
+        };
+        let now = self.clock.now();
+        if let Some(session_id) = self.store.revoke_session_by_refresh_token(&hash, now, "logout").await? {
+            self.revoked.insert(session_id, now);
+            tracing::info!(%session_id, "session revoked by logout");
+            self.audit(self.event("logout", client).subject(session_id)).await;
+        }
+        Ok(())
+    }
+
+    /// Replaces the caller's password and revokes every other session.
+    #[tracing::instrument(skip_all, fields(user_id = %caller.subject_id))]
+    pub async fn change_password(
+        &self,
+        caller: &Principal,
+        old: Password,
+        new: NewPassword,
+        client: &ClientInfo,
+    ) -> Result<usize, AuthError> {
+        if caller.kind != SubjectKind::User {
+            return Err(AuthError::PermissionDenied("only users have passwords".into()));
+        }
+        let identity = self
+            .store
+            .identity_by_id(caller.subject_id)
+            .await?
+            .ok_or_else(|| AuthError::Unauthenticated("the identity no longer exists".into()))?;
+        let verified = self.hasher.verify(old.secret(), Some(&identity.password_hash)).await?;
+        if !verified.matches {
+            self.audit(self.event("password.change_failed", client).actor(caller.subject_id)).await;
+            return Err(AuthError::PermissionDenied("old_password: is not the current password".into()));
+        }
+        let hash = self.hasher.hash(new.secret()).await?;
+        let now = self.clock.now();
+        self.store.set_password_hash(caller.subject_id, &hash, now).await?;
+        let revoked = self
+            .store
+            .revoke_sessions_of(caller.subject_id, Some(caller.session_id), now, "password_changed")
+            .await?;
+        for s in &revoked {
+            self.revoked.insert(*s, now);
+        }
+        self.audit(
+            self.event("password.changed", client)
+                .actor(caller.subject_id)
+                .subject(caller.subject_id)
+                .detail("sessions_revoked", revoked.len()),
+        )
+        .await;
+        Ok(revoked.len())
+    }
+
+    async fn tokens_for(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        refresh_token: SecretString,
+        refresh_expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<IssuedTokens, AuthError> {
+        let (access_token, expires_in) = self.sign(user_id, session_id, SubjectKind::User, now).await?;
+        Ok(IssuedTokens { access_token, refresh_token, expires_in, session_id, user_id, refresh_expires_at })
+    }
+
+    fn refresh_record(&self, hash: [u8; 32], session_id: Uuid, now: DateTime<Utc>) -> NewRefreshToken {
+        NewRefreshToken { hash, session_id, created_at: now, expires_at: now + self.refresh_ttl }
+    }
+
+    /// Upgrades a hash made with older parameters; a failure only costs the upgrade.
+    async fn rehash(&self, user_id: Uuid, password: &SecretString) {
+        let result = match self.hasher.hash(password).await {
+            Ok(hash) => self.store.set_password_hash(user_id, &hash, self.clock.now()).await.map_err(AuthError::from),
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = result {
+            tracing::warn!(%user_id, error = %e, "password re-hash failed");
+        }
+    }
+}

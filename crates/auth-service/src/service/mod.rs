@@ -1,0 +1,170 @@
+//! The Auth Service's use cases, transport-free: handlers parse requests into
+//! domain types and call these with the authenticated caller and client info.
+
+mod access;
+mod credentials;
+mod sessions;
+
+use crate::audit::{ClientInfo, Event};
+use crate::authz::{self, AuthzState, Decision, Principal, SubjectKind};
+use crate::crypto::hasher::PasswordHasher;
+use crate::crypto::jwt::{TokenAuthority, TokenError};
+use crate::crypto::keys::{KeyRing, KeySet};
+use crate::error::AuthError;
+use crate::revocation::RevocationSet;
+use crate::storage::AuthStore;
+use chrono::{DateTime, Duration, Utc};
+use platform::clock::SharedClock;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+/// The role every new identity holds.
+pub const DEFAULT_ROLE: &str = "user";
+/// The role of the identity services' own accounts.
+pub const SERVICE_ROLE: &str = "identity-service";
+/// The Auth Service's own service account, used by its outbox relay.
+pub const OWN_ACCOUNT: &str = "auth-service";
+
+/// A session's tokens, as Login and RefreshToken return them.
+#[derive(Debug)]
+pub struct IssuedTokens {
+    pub access_token: String,
+    pub refresh_token: SecretString,
+    pub expires_in: i64,
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+    pub refresh_expires_at: DateTime<Utc>,
+}
+
+/// The event the User Service receives for every registration.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UserRegistered {
+    pub user_id: Uuid,
+    pub email: String,
+    pub display_name: String,
+}
+
+/// The outbox topic of [`UserRegistered`].
+pub const USER_REGISTERED: &str = "user.registered";
+
+/// The Auth Service's core, shared by every handler.
+#[derive(Debug)]
+pub struct Authenticator {
+    pub(crate) store: Arc<dyn AuthStore>,
+    pub(crate) hasher: PasswordHasher,
+    pub(crate) keys: Arc<KeyRing>,
+    pub(crate) tokens: TokenAuthority,
+    pub(crate) revoked: Arc<RevocationSet>,
+    pub(crate) authz: Arc<AuthzState>,
+    pub(crate) clock: SharedClock,
+    pub(crate) refresh_ttl: Duration,
+    /// Wakes the outbox relay when an event is written.
+    pub(crate) outbox_wake: Arc<Notify>,
+}
+
+impl Authenticator {
+    /// Checks an access token without touching the database, and resolves the
+    /// subject's current roles and permissions.
+    pub fn validate(&self, token: &str) -> Result<Principal, AuthError> {
+        let keys = self.key_set()?;
+        let claims = self.tokens.verify(&keys, token, self.clock.now())?;
+        if self.revoked.is_revoked(&claims.sid) {
+            return Err(TokenError::Revoked.into());
+        }
+        let roles = self
+            .authz
+            .current_roles(&claims.sub, claims.iat, &claims.roles)
+            .ok_or(TokenError::Revoked)?;
+        let permissions = authz::permissions_of(&roles, &self.authz.definitions());
+        Ok(Principal {
+            subject_id: claims.sub,
+            kind: claims.kind,
+            session_id: claims.sid,
+            roles,
+            permissions,
+            expires_at: claims.exp,
+            issued_at: claims.iat,
+            token_id: claims.jti,
+        })
+    }
+
+    /// The caller behind a bearer token, for RPCs that need one.
+    pub fn caller(&self, bearer: Option<&str>) -> Result<Principal, AuthError> {
+        let token = bearer.ok_or_else(|| {
+            AuthError::Unauthenticated("missing `authorization: Bearer <token>` metadata".into())
+        })?;
+        self.validate(token)
+    }
+
+    /// Decides whether the subject of `token` may do `permission` on `resource`.
+    pub fn check_permission(
+        &self,
+        token: &str,
+        permission: &str,
+        resource: Option<&str>,
+    ) -> Result<(Principal, Decision), AuthError> {
+        let principal = self.validate(token)?;
+        let decision = authz::decide(&principal, permission, resource);
+        Ok((principal, decision))
+    }
+
+    /// The current key set (for the JWKS).
+    pub fn key_set(&self) -> Result<Arc<KeySet>, AuthError> {
+        self.keys.keys().ok_or_else(|| AuthError::Internal("signing keys not loaded".into()))
+    }
+
+    /// Refuses unless `caller` holds `permission` (on `resource`).
+    pub(crate) fn require(
+        &self,
+        caller: &Principal,
+        permission: &str,
+        resource: Option<&str>,
+    ) -> Result<(), AuthError> {
+        let d = authz::decide(caller, permission, resource);
+        if d.allowed {
+            Ok(())
+        } else {
+            Err(AuthError::PermissionDenied(format!("{}: this call needs {permission}", d.reason)))
+        }
+    }
+
+    /// Signs an access token for a subject with its current roles.
+    pub(crate) async fn sign(
+        &self,
+        subject: Uuid,
+        session_id: Uuid,
+        kind: SubjectKind,
+        now: DateTime<Utc>,
+    ) -> Result<(String, i64), AuthError> {
+        let roles = self.store.subject_roles(subject).await?.unwrap_or_default();
+        let keys = self.key_set()?;
+        let (token, claims) = self
+            .tokens
+            .issue(&keys, subject, session_id, kind, roles, now)
+            .map_err(|e| AuthError::Internal(format!("signing failed: {e}")))?;
+        Ok((token, claims.exp - claims.iat))
+    }
+
+    /// A short-lived token for the Auth Service's own account (its relay).
+    pub async fn own_token(&self) -> Result<String, AuthError> {
+        let account = self
+            .store
+            .service_account_by_name(OWN_ACCOUNT)
+            .await?
+            .ok_or_else(|| AuthError::Internal("the auth-service account is missing".into()))?;
+        let (token, _) = self.sign(account.id, account.id, SubjectKind::Service, self.clock.now()).await?;
+        Ok(token)
+    }
+
+    /// Records an audit event.
+    pub(crate) async fn audit(&self, event: Event) {
+        event.record(self.store.as_ref()).await;
+    }
+
+    pub(crate) fn event(&self, kind: &str, client: &ClientInfo) -> Event {
+        Event::new(kind, self.clock.now(), client)
+    }
+}

@@ -1,0 +1,92 @@
+//! A user's sessions: list them, revoke one, revoke all others. Users manage
+//! their own; `sessions:admin` manages anyone's.
+
+use super::Authenticator;
+use crate::audit::ClientInfo;
+use crate::authz::Principal;
+use crate::error::AuthError;
+use crate::storage::SessionRecord;
+use uuid::Uuid;
+
+const SESSIONS_ADMIN: &str = "sessions:admin";
+
+impl Authenticator {
+    fn require_user_or_admin(&self, caller: &Principal, user: Uuid) -> Result<(), AuthError> {
+        if caller.subject_id == user {
+            Ok(())
+        } else {
+            self.require(caller, SESSIONS_ADMIN, None)
+        }
+    }
+
+    /// The active sessions of `user` (the caller when `None`), newest first.
+    pub async fn list_sessions(&self, caller: &Principal, user: Option<Uuid>) -> Result<Vec<SessionRecord>, AuthError> {
+        let user = user.unwrap_or(caller.subject_id);
+        self.require_user_or_admin(caller, user)?;
+        Ok(self.store.list_sessions(user).await?)
+    }
+
+    /// Revokes one session of the caller's (or any, for an admin).
+    pub async fn revoke_session(&self, caller: &Principal, session: Uuid, client: &ClientInfo) -> Result<(), AuthError> {
+        let owner = self.store.session_owner(session).await?;
+        // An unknown session and someone else's look the same to a non-admin.
+        let not_found = || AuthError::NotFound(format!("no active session {session}"));
+        let owner = match owner {
+            Some(o) if o == caller.subject_id => o,
+            Some(o) => {
+                self.require(caller, SESSIONS_ADMIN, None).map_err(|_| not_found())?;
+                o
+            }
+            None => return Err(not_found()),
+        };
+        let now = self.clock.now();
+        if self.store.revoke_session(session, now, "revoked").await? {
+            self.revoked.insert(session, now);
+        }
+        self.audit(
+            self.event("session.revoked", client).actor(caller.subject_id).subject(session).detail("user_id", owner),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Revokes every session of the caller but the current one; or, for an admin
+    /// naming a user, every session of that user.
+    pub async fn revoke_other_sessions(
+        &self,
+        caller: &Principal,
+        user: Option<Uuid>,
+        client: &ClientInfo,
+    ) -> Result<usize, AuthError> {
+        let (user, keep) = match user {
+            Some(u) if u != caller.subject_id => {
+                self.require(caller, SESSIONS_ADMIN, None)?;
+                (u, None)
+            }
+            _ => (caller.subject_id, Some(caller.session_id)),
+        };
+        let now = self.clock.now();
+        let revoked = self.store.revoke_sessions_of(user, keep, now, "revoked").await?;
+        for s in &revoked {
+            self.revoked.insert(*s, now);
+        }
+        self.audit(
+            self.event("sessions.revoked", client)
+                .actor(caller.subject_id)
+                .subject(user)
+                .detail("count", revoked.len()),
+        )
+        .await;
+        Ok(revoked.len())
+    }
+
+    /// Audit events, newest first; needs `audit:read`.
+    pub async fn list_audit(
+        &self,
+        caller: &Principal,
+        query: &crate::storage::AuditQuery,
+    ) -> Result<Vec<crate::storage::AuditRecord>, AuthError> {
+        self.require(caller, "audit:read", None)?;
+        Ok(self.store.list_audit(query).await?)
+    }
+}

@@ -1,0 +1,105 @@
+//! Mapping between stored records and their protobuf messages.
+
+use crate::authz::{Principal, SubjectKind};
+use crate::service::IssuedTokens;
+use crate::storage::{AuditRecord, RoleRecord, ServiceAccountRecord, SessionRecord};
+use identity_proto::auth::v1 as pb;
+use secrecy::ExposeSecret;
+
+pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
+}
+
+pub fn seconds(s: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: s, nanos: 0 }
+}
+
+pub fn kind(k: SubjectKind) -> i32 {
+    match k {
+        SubjectKind::User => pb::SubjectKind::User as i32,
+        SubjectKind::Service => pb::SubjectKind::ServiceAccount as i32,
+    }
+}
+
+pub fn login(t: IssuedTokens) -> pb::LoginResponse {
+    pb::LoginResponse {
+        access_token: t.access_token,
+        refresh_token: t.refresh_token.expose_secret().to_owned(),
+        token_type: "Bearer".to_owned(),
+        expires_in: t.expires_in,
+        session_id: t.session_id.to_string(),
+        user_id: t.user_id.to_string(),
+        refresh_expires_at: Some(timestamp(t.refresh_expires_at)),
+    }
+}
+
+pub fn refreshed(t: IssuedTokens) -> pb::RefreshTokenResponse {
+    let l = login(t);
+    pb::RefreshTokenResponse {
+        access_token: l.access_token,
+        refresh_token: l.refresh_token,
+        token_type: l.token_type,
+        expires_in: l.expires_in,
+        session_id: l.session_id,
+        user_id: l.user_id,
+        refresh_expires_at: l.refresh_expires_at,
+    }
+}
+
+pub fn validated(p: Principal) -> pb::ValidateTokenResponse {
+    pb::ValidateTokenResponse {
+        user_id: p.subject_id.to_string(),
+        session_id: p.session_id.to_string(),
+        roles: p.roles,
+        expires_at: Some(seconds(p.expires_at)),
+        token_id: p.token_id.to_string(),
+        issued_at: Some(seconds(p.issued_at)),
+        permissions: p.permissions,
+        subject_kind: kind(p.kind),
+    }
+}
+
+pub fn role(r: RoleRecord) -> pb::Role {
+    pb::Role {
+        name: r.name,
+        description: r.description,
+        permissions: r.permissions,
+        builtin: r.builtin,
+        create_time: Some(timestamp(r.created_at)),
+        update_time: Some(timestamp(r.updated_at)),
+    }
+}
+
+pub fn account(a: ServiceAccountRecord) -> pb::ServiceAccount {
+    pb::ServiceAccount {
+        id: a.id.to_string(),
+        name: a.name,
+        client_id: a.client_id,
+        roles: a.roles,
+        create_time: Some(timestamp(a.created_at)),
+    }
+}
+
+pub fn session(s: SessionRecord, current: uuid::Uuid) -> pb::Session {
+    pb::Session {
+        id: s.id.to_string(),
+        user_id: s.user_id.to_string(),
+        create_time: Some(timestamp(s.created_at)),
+        last_use_time: Some(timestamp(s.last_used_at)),
+        client_address: s.client_address.unwrap_or_default(),
+        user_agent: s.user_agent.unwrap_or_default(),
+        current: s.id == current,
+    }
+}
+
+pub fn audit(e: AuditRecord) -> pb::AuditEvent {
+    pb::AuditEvent {
+        id: e.id.to_string(),
+        time: Some(timestamp(e.at)),
+        kind: e.kind,
+        actor_id: e.actor_id.unwrap_or_default(),
+        subject: e.subject.unwrap_or_default(),
+        client_address: e.client_address.unwrap_or_default(),
+        details: e.details.into_iter().collect(),
+    }
+}

@@ -1,0 +1,365 @@
+//! gRPC handlers: request → domain types → [`Authenticator`] → response. The
+//! caller (from `authorization` metadata) and the client (address, user agent)
+//! are resolved here; every decision is the core's.
+
+mod convert;
+
+use super::client::TrustedProxies;
+use crate::audit::ClientInfo;
+use crate::authz::{self, Principal};
+use crate::domain::{DisplayName, Email, FieldViolation, NewPassword, Password};
+use crate::service::Authenticator;
+use crate::storage::AuditQuery;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use identity_proto::auth::v1 as pb;
+use identity_proto::auth::v1::auth_service_server::AuthService;
+use secrecy::SecretString;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+/// Bound on opaque token fields; a real refresh token is 43 characters.
+const MAX_REFRESH_TOKEN_LEN: usize = 512;
+const MAX_DESCRIPTION: usize = 200;
+const MAX_PERMISSIONS: usize = 100;
+
+/// The `identity.auth.v1.AuthService` implementation.
+#[derive(Debug, Clone)]
+pub struct AuthGrpc {
+    core: Arc<Authenticator>,
+    proxies: TrustedProxies,
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+impl AuthGrpc {
+    /// Handlers over `core`, believing forwarded client metadata from `proxies`.
+    pub fn new(core: Arc<Authenticator>, proxies: TrustedProxies) -> Self {
+        Self { core, proxies }
+    }
+
+    fn client<T>(&self, request: &Request<T>) -> ClientInfo {
+        self.proxies.client(request.remote_addr(), request.metadata())
+    }
+
+    /// The authenticated caller and where they call from.
+    fn caller<T>(&self, request: &Request<T>) -> Result<(Principal, ClientInfo), Status> {
+        let bearer = platform::access::bearer(request.metadata())?;
+        Ok((self.core.caller(Some(bearer))?, self.client(request)))
+    }
+}
+
+fn required_secret(raw: String, field: &'static str) -> Result<SecretString, FieldViolation> {
+    if raw.is_empty() {
+        return Err(FieldViolation::new(field, "is required"));
+    }
+    if raw.len() > MAX_REFRESH_TOKEN_LEN {
+        return Err(FieldViolation::new(field, "is too long"));
+    }
+    Ok(SecretString::from(raw))
+}
+
+fn uuid(raw: &str, field: &'static str) -> Result<Uuid, FieldViolation> {
+    Uuid::parse_str(raw).map_err(|_| FieldViolation::new(field, "must be a UUID"))
+}
+
+fn optional_uuid(raw: &str, field: &'static str) -> Result<Option<Uuid>, FieldViolation> {
+    if raw.is_empty() { Ok(None) } else { uuid(raw, field).map(Some) }
+}
+
+fn role_body(role: Option<pb::Role>) -> Result<(String, String, Vec<String>), FieldViolation> {
+    let role = role.ok_or_else(|| FieldViolation::new("role", "is required"))?;
+    let name = authz::name(&role.name, "role.name")?;
+    if role.description.chars().count() > MAX_DESCRIPTION {
+        return Err(FieldViolation::new("role.description", "must be at most 200 characters"));
+    }
+    if role.permissions.len() > MAX_PERMISSIONS {
+        return Err(FieldViolation::new("role.permissions", "must hold at most 100 permissions"));
+    }
+    let mut permissions = role
+        .permissions
+        .iter()
+        .map(|p| authz::permission(p, "role.permissions"))
+        .collect::<Result<Vec<_>, _>>()?;
+    permissions.sort();
+    permissions.dedup();
+    Ok((name, role.description.trim().to_owned(), permissions))
+}
+
+/// Audit page tokens: the (time, id) of the last event of the previous page.
+fn audit_cursor(raw: &str) -> Result<Option<(chrono::DateTime<chrono::Utc>, Uuid)>, FieldViolation> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let bad = || FieldViolation::new("page_token", "is not a token this service issued");
+    let bytes = URL_SAFE_NO_PAD.decode(raw.get(..100).unwrap_or(raw)).map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let (micros, id) = text.split_once('/').ok_or_else(bad)?;
+    let at = micros.parse().ok().and_then(chrono::DateTime::from_timestamp_micros).ok_or_else(bad)?;
+    Ok(Some((at, Uuid::parse_str(id).map_err(|_| bad())?)))
+}
+
+#[tonic::async_trait]
+impl AuthService for AuthGrpc {
+    async fn register(&self, request: Request<pb::RegisterRequest>) -> Reply<pb::RegisterResponse> {
+        let client = self.client(&request);
+        let r = request.into_inner();
+        let email = Email::parse(&r.email, "email")?;
+        let password = NewPassword::parse(r.password, "password")?;
+        let name = DisplayName::parse(&r.display_name, "display_name")?;
+        let id = self.core.register(email, password, name, &client).await?;
+        Ok(Response::new(pb::RegisterResponse { user_id: id.to_string() }))
+    }
+
+    async fn login(&self, request: Request<pb::LoginRequest>) -> Reply<pb::LoginResponse> {
+        let client = self.client(&request);
+        let r = request.into_inner();
+        let email = Email::parse(&r.email, "email")?;
+        let password = Password::parse(r.password, "password")?;
+        Ok(Response::new(convert::login(self.core.login(email, password, &client).await?)))
+    }
+
+    async fn refresh_token(&self, request: Request<pb::RefreshTokenRequest>) -> Reply<pb::RefreshTokenResponse> {
+        let client = self.client(&request);
+        let token = required_secret(request.into_inner().refresh_token, "refresh_token")?;
+        Ok(Response::new(convert::refreshed(self.core.refresh(&token, &client).await?)))
+    }
+
+    async fn logout(&self, request: Request<pb::LogoutRequest>) -> Reply<pb::LogoutResponse> {
+        let client = self.client(&request);
+        let token = required_secret(request.into_inner().refresh_token, "refresh_token")?;
+        self.core.logout(&token, &client).await?;
+        Ok(Response::new(pb::LogoutResponse {}))
+    }
+
+    async fn validate_token(&self, request: Request<pb::ValidateTokenRequest>) -> Reply<pb::ValidateTokenResponse> {
+        let token = request.into_inner().access_token;
+        if token.is_empty() {
+            return Err(FieldViolation::new("access_token", "is required").into());
+        }
+        Ok(Response::new(convert::validated(self.core.validate(&token)?)))
+    }
+
+    async fn get_jwks(&self, _request: Request<pb::GetJwksRequest>) -> Reply<pb::GetJwksResponse> {
+        let keys = self.core.key_set()?;
+        let jwks = keys
+            .jwks
+            .iter()
+            .map(|k| pb::JsonWebKey {
+                kty: k.kty.to_owned(),
+                crv: k.crv.to_owned(),
+                x: k.x.clone(),
+                y: k.y.clone(),
+                kid: k.kid.clone(),
+                alg: k.alg.to_owned(),
+                r#use: k.use_.to_owned(),
+            })
+            .collect();
+        Ok(Response::new(pb::GetJwksResponse { jwks_json: keys.jwks_json.clone(), keys: jwks }))
+    }
+
+    async fn disable_user(&self, request: Request<pb::DisableUserRequest>) -> Reply<pb::DisableUserResponse> {
+        let (caller, client) = self.caller(&request)?;
+        let r = request.into_inner();
+        let user_id = uuid(&r.user_id, "user_id")?;
+        if r.reason.chars().count() > MAX_DESCRIPTION {
+            return Err(FieldViolation::new("reason", "must be at most 200 characters").into());
+        }
+        let reason = if r.reason.is_empty() { "disabled" } else { r.reason.as_str() };
+        self.core.disable_user(&caller, user_id, reason, &client).await?;
+        Ok(Response::new(pb::DisableUserResponse {}))
+    }
+
+    async fn check_permission(&self, request: Request<pb::CheckPermissionRequest>) -> Reply<pb::CheckPermissionResponse> {
+        let r = request.into_inner();
+        if r.access_token.is_empty() {
+            return Err(FieldViolation::new("access_token", "is required").into());
+        }
+        let permission = authz::permission(&r.permission, "permission")?;
+        if r.resource.len() > 256 {
+            return Err(FieldViolation::new("resource", "must be at most 256 characters").into());
+        }
+        let resource = (!r.resource.is_empty()).then_some(r.resource.as_str());
+        let (p, d) = self.core.check_permission(&r.access_token, &permission, resource)?;
+        Ok(Response::new(pb::CheckPermissionResponse {
+            allowed: d.allowed,
+            reason: d.reason,
+            subject_id: p.subject_id.to_string(),
+            subject_kind: convert::kind(p.kind),
+            roles: p.roles,
+        }))
+    }
+
+    async fn create_role(&self, request: Request<pb::CreateRoleRequest>) -> Reply<pb::CreateRoleResponse> {
+        let (caller, client) = self.caller(&request)?;
+        let (name, description, permissions) = role_body(request.into_inner().role)?;
+        let role = self.core.create_role(&caller, name, description, permissions, &client).await?;
+        Ok(Response::new(pb::CreateRoleResponse { role: Some(convert::role(role)) }))
+    }
+
+    async fn list_roles(&self, request: Request<pb::ListRolesRequest>) -> Reply<pb::ListRolesResponse> {
+        let (caller, _) = self.caller(&request)?;
+        let roles = self.core.list_roles(&caller).await?;
+        Ok(Response::new(pb::ListRolesResponse { roles: roles.into_iter().map(convert::role).collect() }))
+    }
+
+    async fn update_role(&self, request: Request<pb::UpdateRoleRequest>) -> Reply<pb::UpdateRoleResponse> {
+        let (caller, client) = self.caller(&request)?;
+        let (name, description, permissions) = role_body(request.into_inner().role)?;
+        let role = self.core.update_role(&caller, &name, &description, &permissions, &client).await?;
+        Ok(Response::new(pb::UpdateRoleResponse { role: Some(convert::role(role)) }))
+    }
+
+    async fn delete_role(&self, request: Request<pb::DeleteRoleRequest>) -> Reply<pb::DeleteRoleResponse> {
+        let (caller, client) = self.caller(&request)?;
+        let name = authz::name(&request.get_ref().name, "name")?;
+        self.core.delete_role(&caller, &name, &client).await?;
+        Ok(Response::new(pb::DeleteRoleResponse {}))
+    }
+
+    async fn assign_role(&self, request: Request<pb::AssignRoleRequest>) -> Reply<pb::AssignRoleResponse> {
+        let (caller, client) = self.caller(&request)?;
+        let subject = uuid(&request.get_ref().subject_id, "subject_id")?;
+        let role = authz::name(&request.get_ref().role, "role")?;
+        self.core.assign_role(&caller, subject, &role, true, &client).await?;
+        Ok(Response::new(pb::AssignRoleResponse {}))
+    }
+
+    async fn unassign_role(&self, request: Request<pb::UnassignRoleRequest>) -> Reply<pb::UnassignRoleResponse> {
+        let (caller, client) = self.caller(&request)?;
+        let subject = uuid(&request.get_ref().subject_id, "subject_id")?;
+        let role = authz::name(&request.get_ref().role, "role")?;
+        self.core.assign_role(&caller, subject, &role, false, &client).await?;
+        Ok(Response::new(pb::UnassignRoleResponse {}))
+    }
+
+    async fn list_subject_roles(&self, request: Request<pb::ListSubjectRolesRequest>) -> Reply<pb::ListSubjectRolesResponse> {
+        let (caller, _) = self.caller(&request)?;
+        let subject = optional_uuid(&request.get_ref().subject_id, "subject_id")?;
+        let (roles, permissions) = self.core.subject_roles(&caller, subject).await?;
+        Ok(Response::new(pb::ListSubjectRolesResponse { roles, permissions }))
+    }
+
+    async fn create_service_account(
+        &self,
+        request: Request<pb::CreateServiceAccountRequest>,
+    ) -> Reply<pb::CreateServiceAccountResponse> {
+        let (caller, client) = self.caller(&request)?;
+        let r = request.into_inner();
+        let name = authz::name(&r.name, "name")?;
+        if r.roles.len() > MAX_PERMISSIONS {
+            return Err(FieldViolation::new("roles", "must name at most 100 roles").into());
+        }
+        let roles = r.roles.iter().map(|n| authz::name(n, "roles")).collect::<Result<Vec<_>, _>>()?;
+        let (account, secret) = self.core.create_service_account(Some(&caller), name, roles, &client).await?;
+        Ok(Response::new(pb::CreateServiceAccountResponse {
+            account: Some(convert::account(account)),
+            client_secret: secrecy::ExposeSecret::expose_secret(&secret).to_owned(),
+        }))
+    }
+
+    async fn list_service_accounts(
+        &self,
+        request: Request<pb::ListServiceAccountsRequest>,
+    ) -> Reply<pb::ListServiceAccountsResponse> {
+        let (caller, _) = self.caller(&request)?;
+        let accounts = self.core.list_service_accounts(&caller).await?;
+        Ok(Response::new(pb::ListServiceAccountsResponse { accounts: accounts.into_iter().map(convert::account).collect() }))
+    }
+
+    async fn delete_service_account(
+        &self,
+        request: Request<pb::DeleteServiceAccountRequest>,
+    ) -> Reply<pb::DeleteServiceAccountResponse> {
+        let (caller, client) = self.caller(&request)?;
+        let id = uuid(&request.get_ref().id, "id")?;
+        self.core.delete_service_account(&caller, id, &client).await?;
+        Ok(Response::new(pb::DeleteServiceAccountResponse {}))
+    }
+
+    async fn issue_service_token(
+        &self,
+        request: Request<pb::IssueServiceTokenRequest>,
+    ) -> Reply<pb::IssueServiceTokenResponse> {
+        let client = self.client(&request);
+        let r = request.into_inner();
+        if r.client_id.is_empty() || r.client_id.len() > 128 {
+            return Err(FieldViolation::new("client_id", "is required (at most 128 characters)").into());
+        }
+        let secret = required_secret(r.client_secret, "client_secret")?;
+        let (access_token, expires_in) = self.core.issue_service_token(&r.client_id, &secret, &client).await?;
+        Ok(Response::new(pb::IssueServiceTokenResponse { access_token, token_type: "Bearer".into(), expires_in }))
+    }
+
+    async fn list_sessions(&self, request: Request<pb::ListSessionsRequest>) -> Reply<pb::ListSessionsResponse> {
+        let (caller, _) = self.caller(&request)?;
+        let user = optional_uuid(&request.get_ref().user_id, "user_id")?;
+        let sessions = self.core.list_sessions(&caller, user).await?;
+        let current = caller.session_id;
+        Ok(Response::new(pb::ListSessionsResponse {
+            sessions: sessions.into_iter().map(|s| convert::session(s, current)).collect(),
+        }))
+    }
+
+    async fn revoke_session(&self, request: Request<pb::RevokeSessionRequest>) -> Reply<pb::RevokeSessionResponse> {
+        let (caller, client) = self.caller(&request)?;
+        let session = uuid(&request.get_ref().session_id, "session_id")?;
+        self.core.revoke_session(&caller, session, &client).await?;
+        Ok(Response::new(pb::RevokeSessionResponse {}))
+    }
+
+    async fn revoke_other_sessions(
+        &self,
+        request: Request<pb::RevokeOtherSessionsRequest>,
+    ) -> Reply<pb::RevokeOtherSessionsResponse> {
+        let (caller, client) = self.caller(&request)?;
+        let user = optional_uuid(&request.get_ref().user_id, "user_id")?;
+        let n = self.core.revoke_other_sessions(&caller, user, &client).await?;
+        Ok(Response::new(pb::RevokeOtherSessionsResponse { revoked_count: n as i32 }))
+    }
+
+    async fn change_password(&self, request: Request<pb::ChangePasswordRequest>) -> Reply<pb::ChangePasswordResponse> {
+        let (caller, client) = self.caller(&request)?;
+        let r = request.into_inner();
+        let old = Password::parse(r.old_password, "old_password")?;
+        let new = NewPassword::parse(r.new_password, "new_password")?;
+        let n = self.core.change_password(&caller, old, new, &client).await?;
+        Ok(Response::new(pb::ChangePasswordResponse { revoked_count: n as i32 }))
+    }
+
+    async fn list_audit_events(&self, request: Request<pb::ListAuditEventsRequest>) -> Reply<pb::ListAuditEventsResponse> {
+        let (caller, _) = self.caller(&request)?;
+        let r = request.into_inner();
+        let limit = match r.page_size {
+            n if n < 0 => return Err(FieldViolation::new("page_size", "must not be negative").into()),
+            0 => 50,
+            n => n.min(500),
+        };
+        let bounded = |s: String, field: &'static str| -> Result<Option<String>, FieldViolation> {
+            match s.len() {
+                0 => Ok(None),
+                1..=256 => Ok(Some(s)),
+                _ => Err(FieldViolation::new(field, "must be at most 256 characters")),
+            }
+        };
+        let query = AuditQuery {
+            kind: bounded(r.kind, "kind")?,
+            involving: bounded(r.involving, "involving")?,
+            since: r.since.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)),
+            before: audit_cursor(&r.page_token)?,
+            limit: i64::from(limit) + 1,
+        };
+        let mut events = self.core.list_audit(&caller, &query).await?;
+        let more = events.len() > limit as usize;
+        events.truncate(limit as usize);
+        let next_page_token = match events.last() {
+            Some(last) if more => URL_SAFE_NO_PAD.encode(format!("{}/{}", last.at.timestamp_micros(), last.id)),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListAuditEventsResponse {
+            events: events.into_iter().map(convert::audit).collect(),
+            next_page_token,
+        }))
+    }
+}

@@ -1,0 +1,187 @@
+//! Access to the platform's RPCs, as every service needs it: reading the bearer
+//! token of a request, asking the Auth Service whether its subject may do
+//! something (`CheckPermission`, so revocation and role changes are honoured at
+//! once), and obtaining a service account's own token for outgoing calls (the
+//! client-credentials grant, cached until shortly before it expires). Fails
+//! closed: no token, a bad token or an unreachable Auth Service never allows.
+
+use futures::future::BoxFuture;
+use identity_proto::auth::v1::auth_service_client::AuthServiceClient;
+use identity_proto::auth::v1::{CheckPermissionRequest, IssueServiceTokenRequest, SubjectKind};
+use secrecy::{ExposeSecret, SecretString};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+use tonic::metadata::{AsciiMetadataValue, MetadataMap};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+use uuid::Uuid;
+
+/// Bound on the `authorization` header before any work is done on it.
+const MAX_AUTHORIZATION_LEN: usize = 8 * 1024;
+
+/// The bearer token of a request, or UNAUTHENTICATED saying what is wrong.
+pub fn bearer(metadata: &MetadataMap) -> Result<&str, Status> {
+    let value = metadata
+        .get("authorization")
+        .ok_or_else(|| Status::unauthenticated("missing `authorization: Bearer <token>` metadata"))?;
+    let value = value
+        .to_str()
+        .map_err(|_| Status::unauthenticated("the authorization metadata is not valid ASCII"))?;
+    if value.len() > MAX_AUTHORIZATION_LEN {
+        return Err(Status::unauthenticated("the authorization metadata is too long"));
+    }
+    let (scheme, token) = value
+        .split_once(' ')
+        .ok_or_else(|| Status::unauthenticated("authorization must be `Bearer <token>`"))?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(Status::unauthenticated("authorization must be `Bearer <token>`"));
+    }
+    Ok(token.trim())
+}
+
+/// `Bearer <token>` as sensitive metadata (never logged by tonic).
+pub fn authorization(token: &str) -> Result<AsciiMetadataValue, Status> {
+    let mut v: AsciiMetadataValue = format!("Bearer {token}")
+        .parse()
+        .map_err(|_| Status::internal("token is not valid metadata"))?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+/// An Auth Service client with the timeouts every caller wants.
+pub fn auth_client(url: &str, tls: Option<tonic::transport::ClientTlsConfig>) -> Result<AuthServiceClient<Channel>, String> {
+    let mut endpoint = Endpoint::from_shared(url.to_owned())
+        .map_err(|e| format!("invalid Auth Service URL {url:?}: {e}"))?
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(5));
+    if let Some(tls) = tls {
+        endpoint = endpoint.tls_config(tls).map_err(|e| format!("TLS configuration: {e}"))?;
+    }
+    Ok(AuthServiceClient::new(endpoint.connect_lazy()))
+}
+
+/// Who asked, as the Auth Service knows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    /// The user or service account id.
+    pub id: Uuid,
+    /// Whether it is a service account.
+    pub is_service: bool,
+}
+
+/// Asks the Auth Service for decisions.
+#[derive(Debug, Clone)]
+pub struct Authorizer {
+    auth: AuthServiceClient<Channel>,
+}
+
+impl Authorizer {
+    /// Over an Auth Service client.
+    pub fn new(auth: AuthServiceClient<Channel>) -> Self {
+        Self { auth }
+    }
+
+    /// The caller of `metadata` if they may do `permission` (on `resource`);
+    /// UNAUTHENTICATED, PERMISSION_DENIED or UNAVAILABLE otherwise.
+    pub async fn require(
+        &self,
+        metadata: &MetadataMap,
+        permission: &str,
+        resource: Option<&str>,
+    ) -> Result<Subject, Status> {
+        let token = bearer(metadata)?;
+        let reply = self
+            .auth
+            .clone()
+            .check_permission(CheckPermissionRequest {
+                access_token: token.to_owned(),
+                permission: permission.to_owned(),
+                resource: resource.unwrap_or_default().to_owned(),
+            })
+            .await
+            .map_err(|s| match s.code() {
+                Code::Unauthenticated | Code::InvalidArgument => Status::unauthenticated(s.message().to_owned()),
+                _ => {
+                    tracing::warn!(code = ?s.code(), "permission check failed: Auth Service unreachable");
+                    Status::unavailable("cannot check permissions now: the Auth Service is unavailable; retry")
+                }
+            })?
+            .into_inner();
+        if !reply.allowed {
+            return Err(Status::permission_denied(reply.reason));
+        }
+        let id = Uuid::parse_str(&reply.subject_id)
+            .map_err(|_| Status::unavailable("the Auth Service answered an invalid subject id"))?;
+        Ok(Subject { id, is_service: reply.subject_kind == SubjectKind::ServiceAccount as i32 })
+    }
+}
+
+/// Where a service gets the token it presents to its peers.
+pub trait TokenSource: Send + Sync + 'static {
+    /// A currently valid access token.
+    fn token(&self) -> BoxFuture<'_, Result<String, String>>;
+}
+
+/// A service account's client credentials, exchanged for tokens as needed.
+pub struct ClientCredentials {
+    auth: AuthServiceClient<Channel>,
+    client_id: String,
+    secret: SecretString,
+    cached: Mutex<Option<(String, Instant)>>,
+}
+
+impl std::fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCredentials").field("client_id", &self.client_id).finish_non_exhaustive()
+    }
+}
+
+impl ClientCredentials {
+    /// Credentials presented to `auth`.
+    pub fn new(auth: AuthServiceClient<Channel>, client_id: String, secret: SecretString) -> Arc<Self> {
+        Arc::new(Self { auth, client_id, secret, cached: Mutex::new(None) })
+    }
+}
+
+impl TokenSource for ClientCredentials {
+    fn token(&self) -> BoxFuture<'_, Result<String, String>> {
+        Box::pin(async move {
+            let mut cached = self.cached.lock().await;
+            if let Some((token, renew_at)) = cached.as_ref()
+                && Instant::now() < *renew_at
+            {
+                return Ok(token.clone());
+            }
+            let reply = self
+                .auth
+                .clone()
+                .issue_service_token(IssueServiceTokenRequest {
+                    client_id: self.client_id.clone(),
+                    client_secret: self.secret.expose_secret().to_owned(),
+                })
+                .await
+                .map_err(|s| format!("cannot obtain a service token: {:?}: {}", s.code(), s.message()))?
+                .into_inner();
+            // Renew at 80 % of the lifetime, so a token never expires in flight.
+            let life = Duration::from_secs(reply.expires_in.max(1) as u64);
+            *cached = Some((reply.access_token.clone(), Instant::now() + life.mul_f32(0.8)));
+            Ok(reply.access_token)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_parsing() {
+        let mut m = MetadataMap::new();
+        assert_eq!(bearer(&m).unwrap_err().code(), Code::Unauthenticated);
+        m.insert("authorization", "Basic abc".parse().unwrap());
+        assert_eq!(bearer(&m).unwrap_err().code(), Code::Unauthenticated);
+        m.insert("authorization", "bearer abc.def".parse().unwrap());
+        assert_eq!(bearer(&m).unwrap(), "abc.def");
+    }
+}
