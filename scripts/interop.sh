@@ -30,15 +30,19 @@ mkdir -p "$stubs"
 cargo build --locked -q -p auth-service -p user-service
 free_port() { "$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 auth_grpc=$(free_port); auth_http=$(free_port); user_grpc=$(free_port); user_http=$(free_port)
-secret=$(head -c 32 /dev/urandom | base64 | tr -d '\n=' | tr '+/' '-_')
+AUTH_DATABASE_URL="sqlite:$work/auth.db" "$target_dir/debug/auth-service" create-service-account \
+    --name user-service --role identity-service > "$work/account.json" 2>/dev/null
+json_field() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p" "$work/account.json"; }
+client_id=$(json_field client_id)
+client_secret=$(json_field client_secret)
 
 AUTH_GRPC_ADDR="127.0.0.1:$auth_grpc" AUTH_HTTP_ADDR="127.0.0.1:$auth_http" \
     AUTH_DATABASE_URL="sqlite:$work/auth.db" AUTH_USER_URL="http://127.0.0.1:$user_grpc" \
-    AUTH_SERVICE_SECRET="$secret" "$target_dir/debug/auth-service" > "$work/auth.log" 2>&1 &
+    "$target_dir/debug/auth-service" > "$work/auth.log" 2>&1 &
 pids+=($!)
 USER_GRPC_ADDR="127.0.0.1:$user_grpc" USER_HTTP_ADDR="127.0.0.1:$user_http" \
     USER_DATABASE_URL="sqlite:$work/user.db" USER_AUTH_URL="http://127.0.0.1:$auth_grpc" \
-    USER_SERVICE_SECRET="$secret" "$target_dir/debug/user-service" > "$work/user.log" 2>&1 &
+    USER_CLIENT_ID="$client_id" USER_CLIENT_SECRET="$client_secret" "$target_dir/debug/user-service" > "$work/user.log" 2>&1 &
 pids+=($!)
 
 for port in "$auth_http" "$user_http"; do
@@ -52,9 +56,9 @@ if ! "$venv/bin/python" tests/interop/walkthrough.py "127.0.0.1:$auth_grpc" "htt
     cat "$work/auth.log" "$work/user.log"
     exit 1
 fi
-echo "$secret" >> "$work/secrets"
+echo "$client_secret" >> "$work/secrets"
 if grep -F -f "$work/secrets" "$work/auth.log" "$work/user.log"; then
     echo "interop: a secret was written to a service's log" >&2
     exit 1
 fi
-echo "interop: no password, token or service secret in the services' logs"
+echo "interop: no password, token or client secret in the services' logs"

@@ -9,17 +9,19 @@ cd "$(dirname "$0")/.."
 cargo build --release --locked -p auth-service -p user-service
 mkdir -p data
 
-# The two services authenticate to each other with a shared secret, generated
-# once and kept (readable only by you) beside the databases.
-if [ ! -s data/service.secret ]; then
-    (umask 077 && head -c 32 /dev/urandom | base64 | tr -d '\n=' | tr '+/' '-_' > data/service.secret)
+# The User Service calls the Auth Service as a service account, created once
+# (its secret kept readable only by you, beside the databases).
+if [ ! -s data/user-service.json ]; then
+    (umask 077 && AUTH_LOG_FORMAT=json target/release/auth-service create-service-account \
+        --name user-service --role identity-service > data/user-service.json 2>/dev/null)
 fi
-secret=$(cat data/service.secret)
+json_field() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p" data/user-service.json; }
 
 export AUTH_GRPC_ADDR="${AUTH_GRPC_ADDR:-127.0.0.1:50051}" AUTH_HTTP_ADDR="${AUTH_HTTP_ADDR:-127.0.0.1:8081}"
 export USER_GRPC_ADDR="${USER_GRPC_ADDR:-127.0.0.1:50052}" USER_HTTP_ADDR="${USER_HTTP_ADDR:-127.0.0.1:8082}"
 export AUTH_USER_URL="${AUTH_USER_URL:-http://$USER_GRPC_ADDR}" USER_AUTH_URL="${USER_AUTH_URL:-http://$AUTH_GRPC_ADDR}"
-export AUTH_SERVICE_SECRET="${AUTH_SERVICE_SECRET:-$secret}" USER_SERVICE_SECRET="${USER_SERVICE_SECRET:-$secret}"
+export USER_CLIENT_ID="${USER_CLIENT_ID:-$(json_field client_id)}"
+export USER_CLIENT_SECRET="${USER_CLIENT_SECRET:-$(json_field client_secret)}"
 export AUTH_LOG_FORMAT="${AUTH_LOG_FORMAT:-pretty}" USER_LOG_FORMAT="${USER_LOG_FORMAT:-pretty}"
 
 pids=()
@@ -43,6 +45,7 @@ cat <<MSG
   User Service  gRPC  $USER_GRPC_ADDR   (identity.user.v1.UserService)
                 HTTP  http://$USER_HTTP_ADDR   /healthz /readyz /metrics
                 data  ${USER_DATABASE_URL:-sqlite:./data/user.db}
+  First administrator: target/release/auth-service create-admin --email you@example.com
   Stop both with Ctrl-C.
 
 MSG

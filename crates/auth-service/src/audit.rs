@@ -51,7 +51,9 @@ impl Event {
 
     /// A detail (never a secret).
     pub fn detail(mut self, key: &str, value: impl ToString) -> Self {
-        self.record.details.insert(key.to_owned(), value.to_string());
+        self.record
+            .details
+            .insert(key.to_owned(), value.to_string());
         self
     }
 

@@ -27,9 +27,14 @@ pub fn permission(raw: &str, field: &'static str) -> Result<String, FieldViolati
     if s == ALL {
         return Ok(s.to_owned());
     }
-    let ok = s.split_once(':').is_some_and(|(r, a)| name_ok(r, 1) && name_ok(a, 1));
+    let ok = s
+        .split_once(':')
+        .is_some_and(|(r, a)| name_ok(r, 1) && name_ok(a, 1));
     if !ok {
-        return Err(FieldViolation::new(field, format!("{:?} is not a permission such as users:read", truncate(s))));
+        return Err(FieldViolation::new(
+            field,
+            format!("{:?} is not a permission such as users:read", truncate(s)),
+        ));
     }
     Ok(s.to_owned())
 }
@@ -40,14 +45,18 @@ pub fn name(raw: &str, field: &'static str) -> Result<String, FieldViolation> {
     if name_ok(s, 2) {
         Ok(s.to_owned())
     } else {
-        Err(FieldViolation::new(field, "must be 2 to 64 characters of a-z, 0-9, '_' and '-', starting with a letter"))
+        Err(FieldViolation::new(
+            field,
+            "must be 2 to 64 characters of a-z, 0-9, '_' and '-', starting with a letter",
+        ))
     }
 }
 
 fn name_ok(s: &str, min: usize) -> bool {
     (min..=64).contains(&s.len())
         && s.starts_with(|c: char| c.is_ascii_lowercase())
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }
 
 fn truncate(s: &str) -> String {
@@ -87,7 +96,11 @@ pub struct Decision {
 
 /// The permissions `roles` grant, sorted.
 pub fn permissions_of(roles: &[String], definitions: &HashMap<String, Vec<String>>) -> Vec<String> {
-    let set: BTreeSet<&String> = roles.iter().filter_map(|r| definitions.get(r)).flatten().collect();
+    let set: BTreeSet<&String> = roles
+        .iter()
+        .filter_map(|r| definitions.get(r))
+        .flatten()
+        .collect();
     set.into_iter().cloned().collect()
 }
 
@@ -95,13 +108,25 @@ pub fn permissions_of(roles: &[String], definitions: &HashMap<String, Vec<String
 /// `*`), or by owning the resource for self-service permissions.
 pub fn decide(p: &Principal, permission: &str, resource: Option<&str>) -> Decision {
     if p.permissions.iter().any(|g| g == permission || g == ALL) {
-        return Decision { allowed: true, reason: format!("granted by the caller's roles ({})", p.roles.join(", ")) };
+        return Decision {
+            allowed: true,
+            reason: format!("granted by the caller's roles ({})", p.roles.join(", ")),
+        };
     }
     let own = format!("users/{}", p.subject_id);
-    if p.kind == SubjectKind::User && SELF_SERVICE.contains(&permission) && resource == Some(own.as_str()) {
-        return Decision { allowed: true, reason: "the caller owns the resource".into() };
+    if p.kind == SubjectKind::User
+        && SELF_SERVICE.contains(&permission)
+        && resource == Some(own.as_str())
+    {
+        return Decision {
+            allowed: true,
+            reason: "the caller owns the resource".into(),
+        };
     }
-    Decision { allowed: false, reason: format!("missing permission {permission}") }
+    Decision {
+        allowed: false,
+        reason: format!("missing permission {permission}"),
+    }
 }
 
 /// This replica's view of role definitions and recent subject changes.
@@ -115,13 +140,20 @@ pub struct AuthzState {
 }
 
 fn read<T: Clone>(lock: &RwLock<T>) -> T {
-    lock.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    lock.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
 }
 
 impl AuthzState {
     /// Empty; call [`AuthzState::poll`] before use.
     pub fn new(horizon: Duration) -> Self {
-        Self { definitions: RwLock::default(), changed: RwLock::default(), cursor: RwLock::default(), horizon }
+        Self {
+            definitions: RwLock::default(),
+            changed: RwLock::default(),
+            cursor: RwLock::default(),
+            horizon,
+        }
     }
 
     /// Every role's permissions.
@@ -131,8 +163,16 @@ impl AuthzState {
 
     /// The roles to use for a token of `subject` issued at `iat` (seconds) that
     /// carries `token_roles`; `None` when the subject was disabled since.
-    pub fn current_roles(&self, subject: &Uuid, iat: i64, token_roles: &[String]) -> Option<Vec<String>> {
-        let changed = self.changed.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+    pub fn current_roles(
+        &self,
+        subject: &Uuid,
+        iat: i64,
+        token_roles: &[String],
+    ) -> Option<Vec<String>> {
+        let changed = self
+            .changed
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match changed.get(subject) {
             Some(c) if c.changed_at.timestamp() >= iat => (!c.disabled).then(|| c.roles.clone()),
             _ => Some(token_roles.to_vec()),
@@ -149,7 +189,10 @@ impl AuthzState {
 
     /// Replaces the role definitions (after a role changed here).
     pub fn set_definitions(&self, roles: HashMap<String, Vec<String>>) {
-        *self.definitions.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(roles);
+        *self
+            .definitions
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(roles);
     }
 
     /// Reloads role definitions and the subject changes since the last poll.
@@ -161,9 +204,14 @@ impl AuthzState {
         let changes = store.subject_changes_since(since).await?;
         let newest = changes.iter().map(|c| c.changed_at).max();
         {
-            let mut map = self.changed.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut map = self
+                .changed
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             for c in changes {
-                let keep = map.get(&c.subject_id).is_none_or(|old| old.changed_at <= c.changed_at);
+                let keep = map
+                    .get(&c.subject_id)
+                    .is_none_or(|old| old.changed_at <= c.changed_at);
                 if keep {
                     map.insert(c.subject_id, c);
                 }
@@ -176,7 +224,10 @@ impl AuthzState {
             (None, n) => Some(n.unwrap_or(since).max(since)),
             (c, None) => c,
         };
-        *self.cursor.write().unwrap_or_else(std::sync::PoisonError::into_inner) = next;
+        *self
+            .cursor
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = next;
         Ok(())
     }
 }
@@ -205,7 +256,10 @@ mod tests {
         assert!(!decide(&user, "users:write", None).allowed);
         let own = format!("users/{}", user.subject_id);
         assert!(decide(&user, "users:write", Some(&own)).allowed);
-        assert!(!decide(&user, "roles:admin", Some(&own)).allowed, "ownership grants only self-service");
+        assert!(
+            !decide(&user, "roles:admin", Some(&own)).allowed,
+            "ownership grants only self-service"
+        );
         assert!(!decide(&user, "users:write", Some("users/someone-else")).allowed);
         let admin = principal(SubjectKind::User, &["*"]);
         assert!(decide(&admin, "audit:read", None).allowed);
@@ -218,7 +272,14 @@ mod tests {
     fn names_and_permissions() {
         assert!(permission("users:read", "p").is_ok());
         assert!(permission("*", "p").is_ok());
-        for bad in ["users", "Users:Read", ":read", "users:", "a:b:c", "users read"] {
+        for bad in [
+            "users",
+            "Users:Read",
+            ":read",
+            "users:",
+            "a:b:c",
+            "users read",
+        ] {
             assert!(permission(bad, "p").is_err(), "{bad:?}");
         }
         assert!(name("support-staff", "n").is_ok());
@@ -231,11 +292,31 @@ mod tests {
         let id = Uuid::now_v7();
         let now = Utc::now();
         let token = vec!["admin".to_owned()];
-        assert_eq!(state.current_roles(&id, now.timestamp(), &token), Some(token.clone()));
-        state.note(SubjectChange { subject_id: id, changed_at: now, roles: vec!["user".into()], disabled: false });
-        assert_eq!(state.current_roles(&id, now.timestamp() - 60, &token), Some(vec!["user".into()]));
-        assert_eq!(state.current_roles(&id, now.timestamp() + 1, &token), Some(token), "newer tokens are current");
-        state.note(SubjectChange { subject_id: id, changed_at: now, roles: vec![], disabled: true });
+        assert_eq!(
+            state.current_roles(&id, now.timestamp(), &token),
+            Some(token.clone())
+        );
+        state.note(SubjectChange {
+            subject_id: id,
+            changed_at: now,
+            roles: vec!["user".into()],
+            disabled: false,
+        });
+        assert_eq!(
+            state.current_roles(&id, now.timestamp() - 60, &token),
+            Some(vec!["user".into()])
+        );
+        assert_eq!(
+            state.current_roles(&id, now.timestamp() + 1, &token),
+            Some(token),
+            "newer tokens are current"
+        );
+        state.note(SubjectChange {
+            subject_id: id,
+            changed_at: now,
+            roles: vec![],
+            disabled: true,
+        });
         assert_eq!(state.current_roles(&id, now.timestamp() - 60, &[]), None);
     }
 }

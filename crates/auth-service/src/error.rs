@@ -89,7 +89,10 @@ impl From<AuthError> for Status {
             AuthError::Busy => Status::resource_exhausted(e.to_string()),
             AuthError::Throttled(wait) => {
                 use tonic_types::{ErrorDetails, StatusExt};
-                let delay = wait.to_std().unwrap_or_default().max(std::time::Duration::from_secs(1));
+                let delay = wait
+                    .to_std()
+                    .unwrap_or_default()
+                    .max(std::time::Duration::from_secs(1));
                 Status::with_error_details(
                     Code::ResourceExhausted,
                     e.to_string(),

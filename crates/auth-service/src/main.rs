@@ -40,25 +40,43 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::RotateKeys => {
             let store = startup::open_store(&cli.settings).await?;
-            startup::key_ring(&cli.settings, store, clock)?.rotate_now().await?;
+            startup::key_ring(&cli.settings, store, clock)?
+                .rotate_now()
+                .await?;
             tracing::info!("signing key rotated");
             Ok(())
         }
-        Command::CreateAdmin { email, display_name } => {
+        Command::CreateAdmin {
+            email,
+            display_name,
+        } => {
             let core = startup::build_core(&cli.settings, clock).await?;
             let email = Email::parse(&email, "--email")?;
             let id = match core.store.identity_by_email(email.as_str()).await? {
                 Some(existing) => {
-                    core.store.assign_role(existing.id, "admin", chrono::Utc::now()).await?;
-                    let event = auth_service::audit::Event::new("role.assigned", chrono::Utc::now(), &ClientInfo::default());
-                    event.actor("command-line").subject(existing.id).detail("role", "admin").record(core.store.as_ref()).await;
+                    core.store
+                        .assign_role(existing.id, "admin", chrono::Utc::now())
+                        .await?;
+                    let event = auth_service::audit::Event::new(
+                        "role.assigned",
+                        chrono::Utc::now(),
+                        &ClientInfo::default(),
+                    );
+                    event
+                        .actor("command-line")
+                        .subject(existing.id)
+                        .detail("role", "admin")
+                        .record(core.store.as_ref())
+                        .await;
                     existing.id
                 }
                 None => {
                     let password = NewPassword::parse(admin_password()?, "AUTH_ADMIN_PASSWORD")?;
                     let name = DisplayName::parse(&display_name, "--display-name")?;
                     let roles = ["user", "admin"];
-                    core.authenticator.register_with_roles(email, password, name, &roles, &ClientInfo::default()).await?
+                    core.authenticator
+                        .register_with_roles(email, password, name, &roles, &ClientInfo::default())
+                        .await?
                 }
             };
             println!("{id}");

@@ -22,15 +22,24 @@ pub struct ToUserService {
 impl ToUserService {
     /// Talks to the User Service at `url` (connecting lazily, reconnecting as
     /// needed), authenticated with tokens from `token`.
-    pub fn new(url: &str, token: Arc<dyn TokenSource>, tls: Option<ClientTlsConfig>) -> Result<Self, String> {
+    pub fn new(
+        url: &str,
+        token: Arc<dyn TokenSource>,
+        tls: Option<ClientTlsConfig>,
+    ) -> Result<Self, String> {
         let mut endpoint = Endpoint::from_shared(url.to_owned())
             .map_err(|e| format!("invalid User Service URL {url:?}: {e}"))?
             .connect_timeout(std::time::Duration::from_secs(2))
             .timeout(platform::outbox::DELIVERY_TIMEOUT);
         if let Some(tls) = tls {
-            endpoint = endpoint.tls_config(tls).map_err(|e| format!("TLS configuration: {e}"))?;
+            endpoint = endpoint
+                .tls_config(tls)
+                .map_err(|e| format!("TLS configuration: {e}"))?;
         }
-        Ok(Self { client: UserServiceClient::new(endpoint.connect_lazy()), token })
+        Ok(Self {
+            client: UserServiceClient::new(endpoint.connect_lazy()),
+            token,
+        })
     }
 }
 
@@ -52,8 +61,18 @@ impl Deliver for ToUserService {
                 }),
             });
             let md = request.metadata_mut();
-            md.insert("authorization", authorization(&token).map_err(|s| s.message().to_owned())?);
-            md.insert("x-request-id", event.id.to_string().parse().map_err(|_| "bad event id".to_owned())?);
+            md.insert(
+                "authorization",
+                authorization(&token).map_err(|s| s.message().to_owned())?,
+            );
+            md.insert(
+                "x-request-id",
+                event
+                    .id
+                    .to_string()
+                    .parse()
+                    .map_err(|_| "bad event id".to_owned())?,
+            );
             self.client
                 .clone()
                 .create_user(request)

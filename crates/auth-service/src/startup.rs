@@ -2,6 +2,7 @@
 //! `Application::build` binds the listeners first, so tests start the real thing on
 //! port 0 and read the bound addresses back.
 
+use crate::authz::AuthzState;
 use crate::config::Settings;
 use crate::crypto::hasher::{HashParams, PasswordHasher};
 use crate::crypto::jwt::TokenAuthority;
@@ -10,21 +11,20 @@ use crate::relay::ToUserService;
 use crate::revocation::RevocationSet;
 use crate::service::Authenticator;
 use crate::storage::{self, AuthStore};
+use crate::transport::client::TrustedProxies;
 use crate::transport::grpc::AuthGrpc;
 use anyhow::Context as _;
 use base64::Engine as _;
 use futures::future::BoxFuture;
 use identity_proto::auth::v1::auth_service_server::AuthServiceServer;
 use platform::access::TokenSource;
-use platform::shutdown::every;
-use crate::authz::AuthzState;
-use crate::transport::client::TrustedProxies;
-use platform::tls;
 use platform::clock::SharedClock;
 use platform::grpc::MAX_MESSAGE_BYTES;
 use platform::http_aux::{self, Readiness};
 use platform::metrics::Metrics;
 use platform::outbox::{Relay, RelayMetrics};
+use platform::shutdown::every;
+use platform::tls;
 use secrecy::ExposeSecret;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -54,6 +54,9 @@ pub struct Application {
 pub struct Handle {
     /// The key ring, for rotation.
     pub keys: Arc<KeyRing>,
+    /// The core, for what an operator does from the command line (bootstrap an
+    /// administrator, create service accounts).
+    pub core: Arc<Authenticator>,
 }
 
 struct DbReadiness(Arc<dyn AuthStore>);
@@ -126,11 +129,13 @@ impl Application {
     ) -> anyhow::Result<Self> {
         let core = build_core(&settings, clock.clone()).await?;
         core.authenticator.ensure_own_account().await?;
-        let proxies = TrustedProxies::parse(&settings.trusted_proxies).map_err(anyhow::Error::msg)?;
+        let proxies =
+            TrustedProxies::parse(&settings.trusted_proxies).map_err(anyhow::Error::msg)?;
         let tls = tls::Tls::from_files(&settings.tls_files())?;
         let own: Arc<dyn TokenSource> = Arc::new(OwnToken(core.authenticator.clone()));
-        let to_users = ToUserService::new(&settings.user_url, own, tls.as_ref().map(tls::Tls::client))
-            .map_err(anyhow::Error::msg)?;
+        let to_users =
+            ToUserService::new(&settings.user_url, own, tls.as_ref().map(tls::Tls::client))
+                .map_err(anyhow::Error::msg)?;
         Ok(Self {
             grpc_addr: grpc.local_addr()?,
             http_addr: http.local_addr()?,
@@ -158,29 +163,49 @@ impl Application {
 
     /// Handles to the running service's parts.
     pub fn handle(&self) -> Handle {
-        Handle { keys: self.core.keys.clone() }
+        Handle {
+            keys: self.core.keys.clone(),
+            core: self.core.authenticator.clone(),
+        }
     }
 
     /// Serves until `shutdown` is cancelled, then lets in-flight calls finish.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         tracing::info!(grpc = %self.grpc_addr, http = %self.http_addr, "auth-service listening");
         let sync = self.settings.sync_interval;
-        let Core { authenticator, store, keys, revoked, authz, outbox_wake } = self.core;
+        let Core {
+            authenticator,
+            store,
+            keys,
+            revoked,
+            authz,
+            outbox_wake,
+        } = self.core;
         let clock = self.clock.clone();
         let (s1, c1) = (store.clone(), clock.clone());
-        let revocations = tokio::spawn(every(sync, shutdown.clone(), "revocation poll", move || {
-            let (revoked, store, now) = (revoked.clone(), s1.clone(), c1.now());
-            async move { revoked.poll(store.as_ref(), now).await }
-        }));
+        let revocations = tokio::spawn(every(
+            sync,
+            shutdown.clone(),
+            "revocation poll",
+            move || {
+                let (revoked, store, now) = (revoked.clone(), s1.clone(), c1.now());
+                async move { revoked.poll(store.as_ref(), now).await }
+            },
+        ));
         let (s2, c2) = (store.clone(), clock.clone());
         let roles = tokio::spawn(every(sync, shutdown.clone(), "role poll", move || {
             let (authz, store, now) = (authz.clone(), s2.clone(), c2.now());
             async move { authz.poll(store.as_ref(), now).await }
         }));
-        let key_task = tokio::spawn(every(sync * KEY_REFRESH_EVERY, shutdown.clone(), "signing key refresh", move || {
-            let keys = keys.clone();
-            async move { keys.refresh().await }
-        }));
+        let key_task = tokio::spawn(every(
+            sync * KEY_REFRESH_EVERY,
+            shutdown.clone(),
+            "signing key refresh",
+            move || {
+                let keys = keys.clone();
+                async move { keys.refresh().await }
+            },
+        ));
         let relay = tokio::spawn(
             Relay {
                 store: store.outbox(),
@@ -193,8 +218,9 @@ impl Application {
             .run(shutdown.clone()),
         );
 
-        let auth = AuthServiceServer::new(AuthGrpc::new(authenticator.clone(), self.proxies.clone()))
-            .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let auth =
+            AuthServiceServer::new(AuthGrpc::new(authenticator.clone(), self.proxies.clone()))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES);
         let grpc = platform::grpc::serve(
             self.grpc,
             tonic::service::Routes::new(auth),
@@ -250,7 +276,11 @@ pub async fn build_core(settings: &Settings, clock: SharedClock) -> anyhow::Resu
         .hash_workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
     let hasher = PasswordHasher::new(HashParams::default(), workers, settings.hash_queue)?;
-    let tokens = TokenAuthority::new(settings.issuer.clone(), settings.audience.clone(), access_ttl);
+    let tokens = TokenAuthority::new(
+        settings.issuer.clone(),
+        settings.audience.clone(),
+        access_ttl,
+    );
     let outbox_wake = Arc::new(tokio::sync::Notify::new());
     let authenticator = Arc::new(Authenticator {
         store: store.clone(),
@@ -263,7 +293,14 @@ pub async fn build_core(settings: &Settings, clock: SharedClock) -> anyhow::Resu
         refresh_ttl: chrono::Duration::from_std(settings.refresh_token_ttl)?,
         outbox_wake: outbox_wake.clone(),
     });
-    Ok(Core { authenticator, store, keys, revoked, authz, outbox_wake })
+    Ok(Core {
+        authenticator,
+        store,
+        keys,
+        revoked,
+        authz,
+        outbox_wake,
+    })
 }
 
 /// The Auth Service's own tokens, minted in-process for its relay.

@@ -69,10 +69,19 @@ impl Throttle<'_> {
     }
 
     /// Counts a failed attempt.
-    pub async fn failed(&self, email: &str, address: Option<&str>, now: DateTime<Utc>) -> Result<(), StoreError> {
-        self.store.bump_counter(&account_key(email), now, ACCOUNT_WINDOW).await?;
+    pub async fn failed(
+        &self,
+        email: &str,
+        address: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.store
+            .bump_counter(&account_key(email), now, ACCOUNT_WINDOW)
+            .await?;
         if let Some(addr) = address {
-            self.store.bump_counter(&address_key(addr), now, ADDRESS_WINDOW).await?;
+            self.store
+                .bump_counter(&address_key(addr), now, ADDRESS_WINDOW)
+                .await?;
         }
         Ok(())
     }
@@ -88,7 +97,11 @@ mod tests {
     use super::*;
 
     fn counter(count: i64, at: DateTime<Utc>) -> Counter {
-        Counter { count, window_start: at, updated_at: at }
+        Counter {
+            count,
+            window_start: at,
+            updated_at: at,
+        }
     }
 
     #[test]
@@ -98,14 +111,24 @@ mod tests {
         assert_eq!(account_wait(&counter(5, t), t), Some(Duration::seconds(1)));
         assert_eq!(account_wait(&counter(7, t), t), Some(Duration::seconds(4)));
         assert_eq!(account_wait(&counter(60, t), t), Some(ACCOUNT_MAX_DELAY));
-        assert_eq!(account_wait(&counter(5, t), t + Duration::seconds(2)), None, "the wait passes");
+        assert_eq!(
+            account_wait(&counter(5, t), t + Duration::seconds(2)),
+            None,
+            "the wait passes"
+        );
     }
 
     #[test]
     fn addresses_are_limited_per_window() {
         let t = Utc::now();
         assert_eq!(address_wait(&counter(29, t), t), None);
-        assert_eq!(address_wait(&counter(30, t), t + Duration::seconds(20)), Some(Duration::seconds(40)));
-        assert_eq!(address_wait(&counter(30, t), t + Duration::minutes(2)), None);
+        assert_eq!(
+            address_wait(&counter(30, t), t + Duration::seconds(20)),
+            Some(Duration::seconds(40))
+        );
+        assert_eq!(
+            address_wait(&counter(30, t), t + Duration::minutes(2)),
+            None
+        );
     }
 }

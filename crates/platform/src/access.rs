@@ -22,20 +22,24 @@ const MAX_AUTHORIZATION_LEN: usize = 8 * 1024;
 
 /// The bearer token of a request, or UNAUTHENTICATED saying what is wrong.
 pub fn bearer(metadata: &MetadataMap) -> Result<&str, Status> {
-    let value = metadata
-        .get("authorization")
-        .ok_or_else(|| Status::unauthenticated("missing `authorization: Bearer <token>` metadata"))?;
+    let value = metadata.get("authorization").ok_or_else(|| {
+        Status::unauthenticated("missing `authorization: Bearer <token>` metadata")
+    })?;
     let value = value
         .to_str()
         .map_err(|_| Status::unauthenticated("the authorization metadata is not valid ASCII"))?;
     if value.len() > MAX_AUTHORIZATION_LEN {
-        return Err(Status::unauthenticated("the authorization metadata is too long"));
+        return Err(Status::unauthenticated(
+            "the authorization metadata is too long",
+        ));
     }
     let (scheme, token) = value
         .split_once(' ')
         .ok_or_else(|| Status::unauthenticated("authorization must be `Bearer <token>`"))?;
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(Status::unauthenticated("authorization must be `Bearer <token>`"));
+        return Err(Status::unauthenticated(
+            "authorization must be `Bearer <token>`",
+        ));
     }
     Ok(token.trim())
 }
@@ -50,13 +54,18 @@ pub fn authorization(token: &str) -> Result<AsciiMetadataValue, Status> {
 }
 
 /// An Auth Service client with the timeouts every caller wants.
-pub fn auth_client(url: &str, tls: Option<tonic::transport::ClientTlsConfig>) -> Result<AuthServiceClient<Channel>, String> {
+pub fn auth_client(
+    url: &str,
+    tls: Option<tonic::transport::ClientTlsConfig>,
+) -> Result<AuthServiceClient<Channel>, String> {
     let mut endpoint = Endpoint::from_shared(url.to_owned())
         .map_err(|e| format!("invalid Auth Service URL {url:?}: {e}"))?
         .connect_timeout(Duration::from_secs(2))
         .timeout(Duration::from_secs(5));
     if let Some(tls) = tls {
-        endpoint = endpoint.tls_config(tls).map_err(|e| format!("TLS configuration: {e}"))?;
+        endpoint = endpoint
+            .tls_config(tls)
+            .map_err(|e| format!("TLS configuration: {e}"))?;
     }
     Ok(AuthServiceClient::new(endpoint.connect_lazy()))
 }
@@ -113,7 +122,10 @@ impl Authorizer {
         }
         let id = Uuid::parse_str(&reply.subject_id)
             .map_err(|_| Status::unavailable("the Auth Service answered an invalid subject id"))?;
-        Ok(Subject { id, is_service: reply.subject_kind == SubjectKind::ServiceAccount as i32 })
+        Ok(Subject {
+            id,
+            is_service: reply.subject_kind == SubjectKind::ServiceAccount as i32,
+        })
     }
 }
 
@@ -133,14 +145,25 @@ pub struct ClientCredentials {
 
 impl std::fmt::Debug for ClientCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientCredentials").field("client_id", &self.client_id).finish_non_exhaustive()
+        f.debug_struct("ClientCredentials")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
     }
 }
 
 impl ClientCredentials {
     /// Credentials presented to `auth`.
-    pub fn new(auth: AuthServiceClient<Channel>, client_id: String, secret: SecretString) -> Arc<Self> {
-        Arc::new(Self { auth, client_id, secret, cached: Mutex::new(None) })
+    pub fn new(
+        auth: AuthServiceClient<Channel>,
+        client_id: String,
+        secret: SecretString,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            auth,
+            client_id,
+            secret,
+            cached: Mutex::new(None),
+        })
     }
 }
 
@@ -161,11 +184,20 @@ impl TokenSource for ClientCredentials {
                     client_secret: self.secret.expose_secret().to_owned(),
                 })
                 .await
-                .map_err(|s| format!("cannot obtain a service token: {:?}: {}", s.code(), s.message()))?
+                .map_err(|s| {
+                    format!(
+                        "cannot obtain a service token: {:?}: {}",
+                        s.code(),
+                        s.message()
+                    )
+                })?
                 .into_inner();
             // Renew at 80 % of the lifetime, so a token never expires in flight.
             let life = Duration::from_secs(reply.expires_in.max(1) as u64);
-            *cached = Some((reply.access_token.clone(), Instant::now() + life.mul_f32(0.8)));
+            *cached = Some((
+                reply.access_token.clone(),
+                Instant::now() + life.mul_f32(0.8),
+            ));
             Ok(reply.access_token)
         })
     }

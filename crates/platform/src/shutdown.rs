@@ -31,8 +31,12 @@ pub fn cancel_on_signal(token: CancellationToken) {
 
 /// Runs `tick` every `interval` until `shutdown`; a failed tick is logged as
 /// `what` and retried at the next one.
-pub async fn every<F, Fut, E>(interval: std::time::Duration, shutdown: CancellationToken, what: &'static str, mut tick: F)
-where
+pub async fn every<F, Fut, E>(
+    interval: std::time::Duration,
+    shutdown: CancellationToken,
+    what: &'static str,
+    mut tick: F,
+) where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<(), E>>,
     E: std::fmt::Display,

@@ -44,9 +44,23 @@ impl Tls {
             (Some(c), Some(k)) => (read(c)?, read(k)?),
             _ => anyhow::bail!("--tls-cert and --tls-key go together"),
         };
-        let client_ca = files.client_ca.as_ref().map(read).transpose()?.map(Certificate::from_pem);
-        let ca = files.ca.as_ref().map(read).transpose()?.map(Certificate::from_pem);
-        Ok(Some(Self { identity: Identity::from_pem(cert, key), client_ca, ca }))
+        let client_ca = files
+            .client_ca
+            .as_ref()
+            .map(read)
+            .transpose()?
+            .map(Certificate::from_pem);
+        let ca = files
+            .ca
+            .as_ref()
+            .map(read)
+            .transpose()?
+            .map(Certificate::from_pem);
+        Ok(Some(Self {
+            identity: Identity::from_pem(cert, key),
+            client_ca,
+            ca,
+        }))
     }
 
     /// The server side: this identity, and client certificates required when a

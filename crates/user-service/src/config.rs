@@ -72,7 +72,12 @@ pub struct Settings {
     pub client_id: Option<String>,
 
     /// The service account's client secret.
-    #[arg(long, env = "USER_CLIENT_SECRET", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "USER_CLIENT_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
     pub client_secret: Option<SecretString>,
 
     /// PEM certificate of the gRPC port; enables TLS.

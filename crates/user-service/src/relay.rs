@@ -33,15 +33,19 @@ impl Deliver for ToAuthService {
             }
             let body: UserDeleted =
                 serde_json::from_str(&event.payload).map_err(|e| format!("bad payload: {e}"))?;
-            let source = self.token.as_ref().ok_or("no service account configured (USER_CLIENT_ID)")?;
+            let source = self
+                .token
+                .as_ref()
+                .ok_or("no service account configured (USER_CLIENT_ID)")?;
             let token = source.token().await?;
             let mut request = tonic::Request::new(DisableUserRequest {
                 user_id: body.user_id.to_string(),
                 reason: "user deleted".to_owned(),
             });
-            request
-                .metadata_mut()
-                .insert("authorization", authorization(&token).map_err(|s| s.message().to_owned())?);
+            request.metadata_mut().insert(
+                "authorization",
+                authorization(&token).map_err(|s| s.message().to_owned())?,
+            );
             self.client
                 .clone()
                 .disable_user(request)

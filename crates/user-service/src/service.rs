@@ -127,10 +127,7 @@ impl Directory {
     }
 
     /// Several active users in the order asked; NOT_FOUND if any is missing.
-    pub async fn batch_get(
-        &self,
-        ids: &[Uuid],
-    ) -> Result<Vec<UserRecord>, UserError> {
+    pub async fn batch_get(&self, ids: &[Uuid]) -> Result<Vec<UserRecord>, UserError> {
         let found = self.store.get_users(ids).await?;
         ids.iter()
             .map(|id| {
@@ -216,11 +213,7 @@ impl Directory {
 
     /// Soft-deletes the user and tells the Auth Service (through the outbox).
     #[tracing::instrument(skip_all, fields(user_id = %id))]
-    pub async fn delete(
-        &self,
-        id: Uuid,
-        etag_text: &str,
-    ) -> Result<(), UserError> {
+    pub async fn delete(&self, id: Uuid, etag_text: &str) -> Result<(), UserError> {
         let expected = version_of(etag_text)?;
         let now = self.clock.now();
         let payload = serde_json::to_string(&UserDeleted { user_id: id }).unwrap_or_default();

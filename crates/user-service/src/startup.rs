@@ -9,22 +9,22 @@ use crate::storage::{self, UserStore};
 use crate::transport::grpc::UserGrpc;
 use anyhow::Context as _;
 use futures::future::BoxFuture;
+use identity_proto::auth::v1::auth_service_client::AuthServiceClient;
 use identity_proto::user::v1::user_service_server::UserServiceServer;
 use platform::access::{Authorizer, ClientCredentials, TokenSource};
-use platform::tls::Tls;
-use identity_proto::auth::v1::auth_service_client::AuthServiceClient;
-use tonic::transport::Channel;
 use platform::clock::SharedClock;
 use platform::grpc::MAX_MESSAGE_BYTES;
 use platform::http_aux::{self, Readiness};
 use platform::metrics::Metrics;
 use platform::outbox::{Relay, RelayMetrics};
+use platform::tls::Tls;
 use secrecy::ExposeSecret;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
 
 /// A built, bound, not yet running User Service.
 pub struct Application {
@@ -87,10 +87,19 @@ impl Application {
         let tls = Tls::from_files(&settings.tls_files())?;
         let auth = platform::access::auth_client(&settings.auth_url, tls.as_ref().map(Tls::client))
             .map_err(anyhow::Error::msg)?;
-        let credentials: Option<Arc<dyn TokenSource>> = match (&settings.client_id, &settings.client_secret) {
-            (Some(id), Some(secret)) => Some(ClientCredentials::new(auth.clone(), id.clone(), secret.clone())),
+        let credentials: Option<Arc<dyn TokenSource>> = match (
+            &settings.client_id,
+            &settings.client_secret,
+        ) {
+            (Some(id), Some(secret)) => Some(ClientCredentials::new(
+                auth.clone(),
+                id.clone(),
+                secret.clone(),
+            )),
             (None, None) => {
-                tracing::warn!("USER_CLIENT_ID and USER_CLIENT_SECRET are not set: deletions wait in the outbox");
+                tracing::warn!(
+                    "USER_CLIENT_ID and USER_CLIENT_SECRET are not set: deletions wait in the outbox"
+                );
                 None
             }
             _ => anyhow::bail!("USER_CLIENT_ID and USER_CLIENT_SECRET go together"),
@@ -131,7 +140,10 @@ impl Application {
         let relay = tokio::spawn(
             Relay {
                 store: self.store.outbox(),
-                deliver: Arc::new(ToAuthService::new(self.auth.clone(), self.credentials.clone())),
+                deliver: Arc::new(ToAuthService::new(
+                    self.auth.clone(),
+                    self.credentials.clone(),
+                )),
                 clock: self.clock.clone(),
                 wake: self.directory.outbox_wake.clone(),
                 poll: std::time::Duration::from_millis(500),
@@ -139,9 +151,11 @@ impl Application {
             }
             .run(shutdown.clone()),
         );
-        let users =
-            UserServiceServer::new(UserGrpc::new(self.directory.clone(), Authorizer::new(self.auth.clone())))
-                .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let users = UserServiceServer::new(UserGrpc::new(
+            self.directory.clone(),
+            Authorizer::new(self.auth.clone()),
+        ))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
         let grpc = platform::grpc::serve(
             self.grpc,
             tonic::service::Routes::new(users),

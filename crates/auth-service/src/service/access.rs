@@ -21,7 +21,9 @@ const USERS_DISABLE: &str = "users:disable";
 
 fn random_token(bytes: usize) -> Result<String, AuthError> {
     let mut raw = vec![0u8; bytes];
-    SystemRandom::new().fill(&mut raw).map_err(|_| AuthError::Internal("no randomness".into()))?;
+    SystemRandom::new()
+        .fill(&mut raw)
+        .map_err(|_| AuthError::Internal("no randomness".into()))?;
     Ok(URL_SAFE_NO_PAD.encode(raw))
 }
 
@@ -33,8 +35,12 @@ fn outcome(o: Outcome, what: &str) -> Result<(), AuthError> {
     match o {
         Outcome::Done => Ok(()),
         Outcome::NoSuchRole => Err(AuthError::NotFound(format!("no such role: {what}"))),
-        Outcome::NoSuchSubject => Err(AuthError::NotFound(format!("no user or service account {what}"))),
-        Outcome::Builtin => Err(AuthError::FailedPrecondition(format!("{what} is a built-in role and cannot be deleted"))),
+        Outcome::NoSuchSubject => Err(AuthError::NotFound(format!(
+            "no user or service account {what}"
+        ))),
+        Outcome::Builtin => Err(AuthError::FailedPrecondition(format!(
+            "{what} is a built-in role and cannot be deleted"
+        ))),
         Outcome::Exists => Err(AuthError::AlreadyExists(format!("{what} already exists"))),
     }
 }
@@ -42,13 +48,19 @@ fn outcome(o: Outcome, what: &str) -> Result<(), AuthError> {
 impl Authenticator {
     async fn reload_definitions(&self) -> Result<(), AuthError> {
         let roles = self.store.list_roles().await?;
-        self.authz.set_definitions(roles.into_iter().map(|r| (r.name, r.permissions)).collect());
+        self.authz
+            .set_definitions(roles.into_iter().map(|r| (r.name, r.permissions)).collect());
         Ok(())
     }
 
     async fn note_roles_changed(&self, subject: Uuid) -> Result<(), AuthError> {
         let roles = self.store.subject_roles(subject).await?.unwrap_or_default();
-        self.authz.note(SubjectChange { subject_id: subject, changed_at: self.clock.now(), roles, disabled: false });
+        self.authz.note(SubjectChange {
+            subject_id: subject,
+            changed_at: self.clock.now(),
+            roles,
+            disabled: false,
+        });
         Ok(())
     }
 
@@ -67,8 +79,18 @@ impl Authenticator {
     ) -> Result<RoleRecord, AuthError> {
         self.require(caller, ROLES_ADMIN, None)?;
         let now = self.clock.now();
-        let role = RoleRecord { name, description, permissions, builtin: false, created_at: now, updated_at: now };
-        outcome(self.store.create_role(&role).await?, &format!("role {}", role.name))?;
+        let role = RoleRecord {
+            name,
+            description,
+            permissions,
+            builtin: false,
+            created_at: now,
+            updated_at: now,
+        };
+        outcome(
+            self.store.create_role(&role).await?,
+            &format!("role {}", role.name),
+        )?;
         self.reload_definitions().await?;
         self.audit(
             self.event("role.created", client)
@@ -105,11 +127,21 @@ impl Authenticator {
         Ok(role)
     }
 
-    pub async fn delete_role(&self, caller: &Principal, name: &str, client: &ClientInfo) -> Result<(), AuthError> {
+    pub async fn delete_role(
+        &self,
+        caller: &Principal,
+        name: &str,
+        client: &ClientInfo,
+    ) -> Result<(), AuthError> {
         self.require(caller, ROLES_ADMIN, None)?;
         outcome(self.store.delete_role(name, self.clock.now()).await?, name)?;
         self.reload_definitions().await?;
-        self.audit(self.event("role.deleted", client).actor(caller.subject_id).subject(name)).await;
+        self.audit(
+            self.event("role.deleted", client)
+                .actor(caller.subject_id)
+                .subject(name),
+        )
+        .await;
         Ok(())
     }
 
@@ -128,10 +160,27 @@ impl Authenticator {
         } else {
             self.store.unassign_role(subject, role, now).await?
         };
-        outcome(result, &if result == Outcome::NoSuchRole { role.to_owned() } else { subject.to_string() })?;
+        outcome(
+            result,
+            &if result == Outcome::NoSuchRole {
+                role.to_owned()
+            } else {
+                subject.to_string()
+            },
+        )?;
         self.note_roles_changed(subject).await?;
-        let kind = if assign { "role.assigned" } else { "role.unassigned" };
-        self.audit(self.event(kind, client).actor(caller.subject_id).subject(subject).detail("role", role)).await;
+        let kind = if assign {
+            "role.assigned"
+        } else {
+            "role.unassigned"
+        };
+        self.audit(
+            self.event(kind, client)
+                .actor(caller.subject_id)
+                .subject(subject)
+                .detail("role", role),
+        )
+        .await;
         Ok(())
     }
 
@@ -145,11 +194,10 @@ impl Authenticator {
         if subject != caller.subject_id {
             self.require(caller, ROLES_ADMIN, None)?;
         }
-        let roles = self
-            .store
-            .subject_roles(subject)
-            .await?
-            .ok_or_else(|| AuthError::NotFound(format!("no user or service account {subject}")))?;
+        let roles =
+            self.store.subject_roles(subject).await?.ok_or_else(|| {
+                AuthError::NotFound(format!("no user or service account {subject}"))
+            })?;
         let permissions = authz::permissions_of(&roles, &self.authz.definitions());
         Ok((roles, permissions))
     }
@@ -177,11 +225,17 @@ impl Authenticator {
         };
         match self.store.insert_service_account(&account).await? {
             Outcome::NoSuchRole => {
-                return Err(AuthError::NotFound(format!("no such role among {:?}", account.roles)));
+                return Err(AuthError::NotFound(format!(
+                    "no such role among {:?}",
+                    account.roles
+                )));
             }
             other => outcome(other, &format!("service account {}", account.name))?,
         }
-        let event = self.event("service_account.created", client).subject(account.id).detail("name", &account.name);
+        let event = self
+            .event("service_account.created", client)
+            .subject(account.id)
+            .detail("name", &account.name);
         self.audit(match caller {
             Some(c) => event.actor(c.subject_id),
             None => event.actor("command-line"),
@@ -190,21 +244,41 @@ impl Authenticator {
         Ok((account, SecretString::from(secret)))
     }
 
-    pub async fn list_service_accounts(&self, caller: &Principal) -> Result<Vec<ServiceAccountRecord>, AuthError> {
+    pub async fn list_service_accounts(
+        &self,
+        caller: &Principal,
+    ) -> Result<Vec<ServiceAccountRecord>, AuthError> {
         self.require(caller, ACCOUNTS_ADMIN, None)?;
         Ok(self.store.list_service_accounts().await?)
     }
 
-    pub async fn delete_service_account(&self, caller: &Principal, id: Uuid, client: &ClientInfo) -> Result<(), AuthError> {
+    pub async fn delete_service_account(
+        &self,
+        caller: &Principal,
+        id: Uuid,
+        client: &ClientInfo,
+    ) -> Result<(), AuthError> {
         self.require(caller, ACCOUNTS_ADMIN, None)?;
         let now = self.clock.now();
         if !self.store.disable_service_account(id, now).await? {
-            return Err(AuthError::NotFound(format!("no active service account {id}")));
+            return Err(AuthError::NotFound(format!(
+                "no active service account {id}"
+            )));
         }
         // Its tokens carry its id as their session: revoke them like a session.
         self.revoked.insert(id, now);
-        self.authz.note(SubjectChange { subject_id: id, changed_at: now, roles: vec![], disabled: true });
-        self.audit(self.event("service_account.deleted", client).actor(caller.subject_id).subject(id)).await;
+        self.authz.note(SubjectChange {
+            subject_id: id,
+            changed_at: now,
+            roles: vec![],
+            disabled: true,
+        });
+        self.audit(
+            self.event("service_account.deleted", client)
+                .actor(caller.subject_id)
+                .subject(id),
+        )
+        .await;
         Ok(())
     }
 
@@ -218,23 +292,53 @@ impl Authenticator {
         let account = self.store.service_account_by_client_id(client_id).await?;
         let presented = secret_hash(secret.expose_secret());
         // Compare against a fixed hash for unknown ids so both paths do the same work.
-        let expected = account.as_ref().map_or_else(|| vec![0u8; 32], |a| a.secret_hash.clone());
+        let expected = account
+            .as_ref()
+            .map_or_else(|| vec![0u8; 32], |a| a.secret_hash.clone());
         let matches: bool = presented.ct_eq(&expected).into();
         let Some(account) = account.filter(|_| matches) else {
-            self.audit(self.event("service_token.refused", client).subject(client_id)).await;
-            return Err(AuthError::Unauthenticated("invalid client id or secret".into()));
+            self.audit(
+                self.event("service_token.refused", client)
+                    .subject(client_id),
+            )
+            .await;
+            return Err(AuthError::Unauthenticated(
+                "invalid client id or secret".into(),
+            ));
         };
-        let (token, expires_in) = self.sign(account.id, account.id, SubjectKind::Service, self.clock.now()).await?;
-        self.audit(self.event("service_token.issued", client).actor(account.id).subject(account.id)).await;
+        let (token, expires_in) = self
+            .sign(
+                account.id,
+                account.id,
+                SubjectKind::Service,
+                self.clock.now(),
+            )
+            .await?;
+        self.audit(
+            self.event("service_token.issued", client)
+                .actor(account.id)
+                .subject(account.id),
+        )
+        .await;
         Ok((token, expires_in))
     }
 
     /// Makes sure the Auth Service's own account exists (it signs the relay's tokens).
     pub async fn ensure_own_account(&self) -> Result<(), AuthError> {
-        if self.store.service_account_by_name(OWN_ACCOUNT).await?.is_none() {
+        if self
+            .store
+            .service_account_by_name(OWN_ACCOUNT)
+            .await?
+            .is_none()
+        {
             // The secret is thrown away: this account's tokens are minted in-process.
             let created = self
-                .create_service_account(None, OWN_ACCOUNT.into(), vec![SERVICE_ROLE.into()], &ClientInfo::default())
+                .create_service_account(
+                    None,
+                    OWN_ACCOUNT.into(),
+                    vec![SERVICE_ROLE.into()],
+                    &ClientInfo::default(),
+                )
                 .await;
             match created {
                 Ok(_) | Err(AuthError::AlreadyExists(_)) => {}

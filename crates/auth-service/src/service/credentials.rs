@@ -23,7 +23,8 @@ impl Authenticator {
         display_name: DisplayName,
         client: &ClientInfo,
     ) -> Result<Uuid, AuthError> {
-        self.register_with_roles(email, password, display_name, &[DEFAULT_ROLE], client).await
+        self.register_with_roles(email, password, display_name, &[DEFAULT_ROLE], client)
+            .await
     }
 
     /// [`Authenticator::register`] with other roles (the first administrator).
@@ -37,7 +38,12 @@ impl Authenticator {
     ) -> Result<Uuid, AuthError> {
         // Registration reveals whether an email exists by design (ALREADY_EXISTS),
         // so checking first only saves a hash; the unique key still decides races.
-        if self.store.identity_by_email(email.as_str()).await?.is_some() {
+        if self
+            .store
+            .identity_by_email(email.as_str())
+            .await?
+            .is_some()
+        {
             return Err(AuthError::EmailTaken);
         }
         let password_hash = self.hasher.hash(password.secret()).await?;
@@ -58,14 +64,22 @@ impl Authenticator {
         })
         .map_err(|e| AuthError::Internal(e.to_string()))?;
         let event = OutboxEvent::new(USER_REGISTERED, id, payload, now);
-        self.store.insert_identity(&identity, &event).await.map_err(|e| match e {
-            StoreError::EmailTaken => AuthError::EmailTaken,
-            other => other.into(),
-        })?;
+        self.store
+            .insert_identity(&identity, &event)
+            .await
+            .map_err(|e| match e {
+                StoreError::EmailTaken => AuthError::EmailTaken,
+                other => other.into(),
+            })?;
         self.outbox_wake.notify_one();
         tracing::info!(user_id = %id, "identity registered");
-        self.audit(self.event("user.registered", client).actor(id).subject(id).detail("roles", roles.join(" ")))
-            .await;
+        self.audit(
+            self.event("user.registered", client)
+                .actor(id)
+                .subject(id)
+                .detail("roles", roles.join(" ")),
+        )
+        .await;
         Ok(id)
     }
 
@@ -77,19 +91,31 @@ impl Authenticator {
         password: Password,
         client: &ClientInfo,
     ) -> Result<IssuedTokens, AuthError> {
-        let throttle = Throttle { store: self.store.as_ref() };
+        let throttle = Throttle {
+            store: self.store.as_ref(),
+        };
         let address = client.address.as_deref();
-        if let Some(wait) = throttle.check(email.as_str(), address, self.clock.now()).await? {
-            self.audit(self.event("login.throttled", client).subject(email.as_str())).await;
+        if let Some(wait) = throttle
+            .check(email.as_str(), address, self.clock.now())
+            .await?
+        {
+            self.audit(
+                self.event("login.throttled", client)
+                    .subject(email.as_str()),
+            )
+            .await;
             return Err(AuthError::Throttled(wait));
         }
         let identity = self.store.identity_by_email(email.as_str()).await?;
         let stored = identity.as_ref().map(|i| i.password_hash.as_str());
         let verified = self.hasher.verify(password.secret(), stored).await?;
         let Some(identity) = identity.filter(|i| verified.matches && !i.disabled) else {
-            throttle.failed(email.as_str(), address, self.clock.now()).await?;
+            throttle
+                .failed(email.as_str(), address, self.clock.now())
+                .await?;
             tracing::info!("login refused");
-            self.audit(self.event("login.failed", client).subject(email.as_str())).await;
+            self.audit(self.event("login.failed", client).subject(email.as_str()))
+                .await;
             return Err(AuthError::InvalidCredentials);
         };
         throttle.succeeded(email.as_str()).await?;
@@ -108,25 +134,43 @@ impl Authenticator {
         let token = self.refresh_record(minted.hash, session.id, now);
         self.store.insert_session(&session, &token).await?;
         tracing::info!(user_id = %identity.id, session_id = %session.id, "login succeeded");
-        self.audit(self.event("login.succeeded", client).actor(identity.id).subject(session.id)).await;
-        self.tokens_for(identity.id, session.id, minted.token, token.expires_at, now).await
+        self.audit(
+            self.event("login.succeeded", client)
+                .actor(identity.id)
+                .subject(session.id),
+        )
+        .await;
+        self.tokens_for(identity.id, session.id, minted.token, token.expires_at, now)
+            .await
     }
 
     /// Exchanges a refresh token for new tokens; a reused one revokes its session.
     #[tracing::instrument(skip_all)]
-    pub async fn refresh(&self, presented: &SecretString, client: &ClientInfo) -> Result<IssuedTokens, AuthError> {
+    pub async fn refresh(
+        &self,
+        presented: &SecretString,
+        client: &ClientInfo,
+    ) -> Result<IssuedTokens, AuthError> {
         let hash = refresh::parse(presented).ok_or(AuthError::InvalidRefreshToken)?;
         let now = self.clock.now();
         let minted = refresh::mint().map_err(|_| AuthError::Internal("no randomness".into()))?;
         let next = self.refresh_record(minted.hash, Uuid::nil(), now);
         match self.store.rotate_refresh_token(&hash, &next, now).await? {
-            Rotation::Rotated { session_id, user_id } => {
-                self.tokens_for(user_id, session_id, minted.token, next.expires_at, now).await
+            Rotation::Rotated {
+                session_id,
+                user_id,
+            } => {
+                self.tokens_for(user_id, session_id, minted.token, next.expires_at, now)
+                    .await
             }
             Rotation::Reused { session_id } => {
                 self.revoked.insert(session_id, now);
                 tracing::warn!(%session_id, "refresh token reused; session revoked");
-                self.audit(self.event("refresh_token.reused", client).subject(session_id)).await;
+                self.audit(
+                    self.event("refresh_token.reused", client)
+                        .subject(session_id),
+                )
+                .await;
                 Err(AuthError::RefreshTokenReused)
             }
             Rotation::Dead | Rotation::Unknown => Err(AuthError::InvalidRefreshToken),
@@ -136,15 +180,24 @@ impl Authenticator {
     /// Revokes the session of a refresh token. Unknown tokens are ignored, so that
     /// logout is idempotent and reveals nothing.
     #[tracing::instrument(skip_all)]
-    pub async fn logout(&self, presented: &SecretString, client: &ClientInfo) -> Result<(), AuthError> {
+    pub async fn logout(
+        &self,
+        presented: &SecretString,
+        client: &ClientInfo,
+    ) -> Result<(), AuthError> {
         let Some(hash) = refresh::parse(presented) else {
             return Ok(());
         };
         let now = self.clock.now();
-        if let Some(session_id) = self.store.revoke_session_by_refresh_token(&hash, now, "logout").await? {
+        if let Some(session_id) = self
+            .store
+            .revoke_session_by_refresh_token(&hash, now, "logout")
+            .await?
+        {
             self.revoked.insert(session_id, now);
             tracing::info!(%session_id, "session revoked by logout");
-            self.audit(self.event("logout", client).subject(session_id)).await;
+            self.audit(self.event("logout", client).subject(session_id))
+                .await;
         }
         Ok(())
     }
@@ -159,24 +212,42 @@ impl Authenticator {
         client: &ClientInfo,
     ) -> Result<usize, AuthError> {
         if caller.kind != SubjectKind::User {
-            return Err(AuthError::PermissionDenied("only users have passwords".into()));
+            return Err(AuthError::PermissionDenied(
+                "only users have passwords".into(),
+            ));
         }
         let identity = self
             .store
             .identity_by_id(caller.subject_id)
             .await?
             .ok_or_else(|| AuthError::Unauthenticated("the identity no longer exists".into()))?;
-        let verified = self.hasher.verify(old.secret(), Some(&identity.password_hash)).await?;
+        let verified = self
+            .hasher
+            .verify(old.secret(), Some(&identity.password_hash))
+            .await?;
         if !verified.matches {
-            self.audit(self.event("password.change_failed", client).actor(caller.subject_id)).await;
-            return Err(AuthError::PermissionDenied("old_password: is not the current password".into()));
+            self.audit(
+                self.event("password.change_failed", client)
+                    .actor(caller.subject_id),
+            )
+            .await;
+            return Err(AuthError::PermissionDenied(
+                "old_password: is not the current password".into(),
+            ));
         }
         let hash = self.hasher.hash(new.secret()).await?;
         let now = self.clock.now();
-        self.store.set_password_hash(caller.subject_id, &hash, now).await?;
+        self.store
+            .set_password_hash(caller.subject_id, &hash, now)
+            .await?;
         let revoked = self
             .store
-            .revoke_sessions_of(caller.subject_id, Some(caller.session_id), now, "password_changed")
+            .revoke_sessions_of(
+                caller.subject_id,
+                Some(caller.session_id),
+                now,
+                "password_changed",
+            )
             .await?;
         for s in &revoked {
             self.revoked.insert(*s, now);
@@ -199,18 +270,41 @@ impl Authenticator {
         refresh_expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<IssuedTokens, AuthError> {
-        let (access_token, expires_in) = self.sign(user_id, session_id, SubjectKind::User, now).await?;
-        Ok(IssuedTokens { access_token, refresh_token, expires_in, session_id, user_id, refresh_expires_at })
+        let (access_token, expires_in) = self
+            .sign(user_id, session_id, SubjectKind::User, now)
+            .await?;
+        Ok(IssuedTokens {
+            access_token,
+            refresh_token,
+            expires_in,
+            session_id,
+            user_id,
+            refresh_expires_at,
+        })
     }
 
-    fn refresh_record(&self, hash: [u8; 32], session_id: Uuid, now: DateTime<Utc>) -> NewRefreshToken {
-        NewRefreshToken { hash, session_id, created_at: now, expires_at: now + self.refresh_ttl }
+    fn refresh_record(
+        &self,
+        hash: [u8; 32],
+        session_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> NewRefreshToken {
+        NewRefreshToken {
+            hash,
+            session_id,
+            created_at: now,
+            expires_at: now + self.refresh_ttl,
+        }
     }
 
     /// Upgrades a hash made with older parameters; a failure only costs the upgrade.
     async fn rehash(&self, user_id: Uuid, password: &SecretString) {
         let result = match self.hasher.hash(password).await {
-            Ok(hash) => self.store.set_password_hash(user_id, &hash, self.clock.now()).await.map_err(AuthError::from),
+            Ok(hash) => self
+                .store
+                .set_password_hash(user_id, &hash, self.clock.now())
+                .await
+                .map_err(AuthError::from),
             Err(e) => Err(e.into()),
         };
         if let Err(e) = result {

@@ -113,7 +113,9 @@ impl Authenticator {
 
     /// The current key set (for the JWKS).
     pub fn key_set(&self) -> Result<Arc<KeySet>, AuthError> {
-        self.keys.keys().ok_or_else(|| AuthError::Internal("signing keys not loaded".into()))
+        self.keys
+            .keys()
+            .ok_or_else(|| AuthError::Internal("signing keys not loaded".into()))
     }
 
     /// Refuses unless `caller` holds `permission` (on `resource`).
@@ -127,7 +129,10 @@ impl Authenticator {
         if d.allowed {
             Ok(())
         } else {
-            Err(AuthError::PermissionDenied(format!("{}: this call needs {permission}", d.reason)))
+            Err(AuthError::PermissionDenied(format!(
+                "{}: this call needs {permission}",
+                d.reason
+            )))
         }
     }
 
@@ -155,7 +160,14 @@ impl Authenticator {
             .service_account_by_name(OWN_ACCOUNT)
             .await?
             .ok_or_else(|| AuthError::Internal("the auth-service account is missing".into()))?;
-        let (token, _) = self.sign(account.id, account.id, SubjectKind::Service, self.clock.now()).await?;
+        let (token, _) = self
+            .sign(
+                account.id,
+                account.id,
+                SubjectKind::Service,
+                self.clock.now(),
+            )
+            .await?;
         Ok(token)
     }
 

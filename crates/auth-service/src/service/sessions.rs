@@ -20,21 +20,31 @@ impl Authenticator {
     }
 
     /// The active sessions of `user` (the caller when `None`), newest first.
-    pub async fn list_sessions(&self, caller: &Principal, user: Option<Uuid>) -> Result<Vec<SessionRecord>, AuthError> {
+    pub async fn list_sessions(
+        &self,
+        caller: &Principal,
+        user: Option<Uuid>,
+    ) -> Result<Vec<SessionRecord>, AuthError> {
         let user = user.unwrap_or(caller.subject_id);
         self.require_user_or_admin(caller, user)?;
         Ok(self.store.list_sessions(user).await?)
     }
 
     /// Revokes one session of the caller's (or any, for an admin).
-    pub async fn revoke_session(&self, caller: &Principal, session: Uuid, client: &ClientInfo) -> Result<(), AuthError> {
+    pub async fn revoke_session(
+        &self,
+        caller: &Principal,
+        session: Uuid,
+        client: &ClientInfo,
+    ) -> Result<(), AuthError> {
         let owner = self.store.session_owner(session).await?;
         // An unknown session and someone else's look the same to a non-admin.
         let not_found = || AuthError::NotFound(format!("no active session {session}"));
         let owner = match owner {
             Some(o) if o == caller.subject_id => o,
             Some(o) => {
-                self.require(caller, SESSIONS_ADMIN, None).map_err(|_| not_found())?;
+                self.require(caller, SESSIONS_ADMIN, None)
+                    .map_err(|_| not_found())?;
                 o
             }
             None => return Err(not_found()),
@@ -44,7 +54,10 @@ impl Authenticator {
             self.revoked.insert(session, now);
         }
         self.audit(
-            self.event("session.revoked", client).actor(caller.subject_id).subject(session).detail("user_id", owner),
+            self.event("session.revoked", client)
+                .actor(caller.subject_id)
+                .subject(session)
+                .detail("user_id", owner),
         )
         .await;
         Ok(())
@@ -66,7 +79,10 @@ impl Authenticator {
             _ => (caller.subject_id, Some(caller.session_id)),
         };
         let now = self.clock.now();
-        let revoked = self.store.revoke_sessions_of(user, keep, now, "revoked").await?;
+        let revoked = self
+            .store
+            .revoke_sessions_of(user, keep, now, "revoked")
+            .await?;
         for s in &revoked {
             self.revoked.insert(*s, now);
         }

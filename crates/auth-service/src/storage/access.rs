@@ -111,22 +111,48 @@ pub trait AccessStore: Send + Sync {
     /// Deletes a role and its assignments (`Builtin`, `NoSuchRole` otherwise).
     async fn delete_role(&self, name: &str, now: DateTime<Utc>) -> Result<Outcome, StoreError>;
     /// Gives a user or service account a role (idempotent).
-    async fn assign_role(&self, subject: Uuid, role: &str, now: DateTime<Utc>) -> Result<Outcome, StoreError>;
+    async fn assign_role(
+        &self,
+        subject: Uuid,
+        role: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, StoreError>;
     /// Takes a role away (idempotent).
-    async fn unassign_role(&self, subject: Uuid, role: &str, now: DateTime<Utc>) -> Result<Outcome, StoreError>;
+    async fn unassign_role(
+        &self,
+        subject: Uuid,
+        role: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, StoreError>;
     /// A subject's roles, sorted; `None` for an unknown subject.
     async fn subject_roles(&self, subject: Uuid) -> Result<Option<Vec<String>>, StoreError>;
     /// Subjects whose roles changed, or who were disabled, at or after `since`.
-    async fn subject_changes_since(&self, since: DateTime<Utc>) -> Result<Vec<SubjectChange>, StoreError>;
+    async fn subject_changes_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<SubjectChange>, StoreError>;
 
     /// Inserts a service account with roles (`Exists`, `NoSuchRole` otherwise).
-    async fn insert_service_account(&self, account: &ServiceAccountRecord) -> Result<Outcome, StoreError>;
-    async fn service_account_by_client_id(&self, client_id: &str) -> Result<Option<ServiceAccountRecord>, StoreError>;
-    async fn service_account_by_name(&self, name: &str) -> Result<Option<ServiceAccountRecord>, StoreError>;
+    async fn insert_service_account(
+        &self,
+        account: &ServiceAccountRecord,
+    ) -> Result<Outcome, StoreError>;
+    async fn service_account_by_client_id(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<ServiceAccountRecord>, StoreError>;
+    async fn service_account_by_name(
+        &self,
+        name: &str,
+    ) -> Result<Option<ServiceAccountRecord>, StoreError>;
     /// Active service accounts, by name.
     async fn list_service_accounts(&self) -> Result<Vec<ServiceAccountRecord>, StoreError>;
     /// Disables an account; false when there was no active one.
-    async fn disable_service_account(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    async fn disable_service_account(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
 
     async fn identity_by_id(&self, id: Uuid) -> Result<Option<IdentityRecord>, StoreError>;
     /// A user's active sessions, newest first.
@@ -134,7 +160,12 @@ pub trait AccessStore: Send + Sync {
     /// The user of an active session.
     async fn session_owner(&self, session_id: Uuid) -> Result<Option<Uuid>, StoreError>;
     /// Revokes one active session; false when there was none.
-    async fn revoke_session(&self, session_id: Uuid, now: DateTime<Utc>, reason: &str) -> Result<bool, StoreError>;
+    async fn revoke_session(
+        &self,
+        session_id: Uuid,
+        now: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<bool, StoreError>;
     /// Revokes a user's active sessions but `except`; returns those revoked.
     async fn revoke_sessions_of(
         &self,
@@ -146,7 +177,12 @@ pub trait AccessStore: Send + Sync {
 
     /// Counts one more event under `key`, starting a new window when the current
     /// one is older than `window`; returns the counter after the increment.
-    async fn bump_counter(&self, key: &str, now: DateTime<Utc>, window: Duration) -> Result<Counter, StoreError>;
+    async fn bump_counter(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        window: Duration,
+    ) -> Result<Counter, StoreError>;
     async fn counter(&self, key: &str) -> Result<Option<Counter>, StoreError>;
     async fn clear_counter(&self, key: &str) -> Result<(), StoreError>;
 

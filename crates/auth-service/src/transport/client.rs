@@ -26,7 +26,9 @@ impl TrustedProxies {
             let net = item
                 .parse::<IpNet>()
                 .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| format!("trusted proxy {item:?} is not an IP address or CIDR network"))?;
+                .map_err(|_| {
+                    format!("trusted proxy {item:?} is not an IP address or CIDR network")
+                })?;
             nets.push(net);
         }
         Ok(Self(nets))
@@ -38,7 +40,12 @@ impl TrustedProxies {
 
     /// The client of a request that arrived from `peer`.
     pub fn client(&self, peer: Option<std::net::SocketAddr>, metadata: &MetadataMap) -> ClientInfo {
-        let text = |key: &str| metadata.get(key).and_then(|v| v.to_str().ok()).map(str::trim);
+        let text = |key: &str| {
+            metadata
+                .get(key)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+        };
         let peer_ip = peer.map(|p| p.ip());
         let trusted = peer_ip.is_some_and(|ip| self.trusts(ip));
         let forwarded = trusted
@@ -46,7 +53,11 @@ impl TrustedProxies {
             .flatten()
             .and_then(|v| v.split(',').next())
             .and_then(|v| v.trim().parse::<IpAddr>().ok());
-        let user_agent = if trusted { text(FORWARDED_USER_AGENT) } else { text("user-agent") };
+        let user_agent = if trusted {
+            text(FORWARDED_USER_AGENT)
+        } else {
+            text("user-agent")
+        };
         ClientInfo {
             address: forwarded.or(peer_ip).map(|ip| ip.to_string()),
             user_agent: user_agent.map(|u| u.chars().take(MAX_USER_AGENT).collect()),
@@ -69,13 +80,19 @@ mod tests {
     #[test]
     fn forwarded_address_only_from_trusted_proxies() {
         let proxies = TrustedProxies::parse("10.0.0.0/8, 127.0.0.1").unwrap();
-        let m = md(&[("x-forwarded-for", "203.0.113.7, 10.0.0.2"), ("x-forwarded-user-agent", "Firefox")]);
+        let m = md(&[
+            ("x-forwarded-for", "203.0.113.7, 10.0.0.2"),
+            ("x-forwarded-user-agent", "Firefox"),
+        ]);
         let trusted = proxies.client(Some("10.1.2.3:5000".parse().unwrap()), &m);
         assert_eq!(trusted.address.as_deref(), Some("203.0.113.7"));
         assert_eq!(trusted.user_agent.as_deref(), Some("Firefox"));
         let untrusted = proxies.client(Some("192.0.2.1:5000".parse().unwrap()), &m);
         assert_eq!(untrusted.address.as_deref(), Some("192.0.2.1"));
-        let garbage = proxies.client(Some("127.0.0.1:1".parse().unwrap()), &md(&[("x-forwarded-for", "not-an-ip")]));
+        let garbage = proxies.client(
+            Some("127.0.0.1:1".parse().unwrap()),
+            &md(&[("x-forwarded-for", "not-an-ip")]),
+        );
         assert_eq!(garbage.address.as_deref(), Some("127.0.0.1"));
         assert!(TrustedProxies::parse("nonsense").is_err());
     }

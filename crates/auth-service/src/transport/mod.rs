@@ -1,5 +1,5 @@
 //! The Auth Service's interfaces: gRPC handlers and the JWKS HTTP route.
 
-pub mod grpc;
 pub mod client;
+pub mod grpc;
 pub mod http;

@@ -120,7 +120,13 @@ async fn disabling_a_user_ends_every_session(backend: Backend) {
         disable(as_user, user_id.clone()).await,
         Code::PermissionDenied,
     );
-    let as_service = Some(format!("Bearer {}", crate::helpers::SERVICE_SECRET));
+    let (_, _, service_token) = app.service_account(&["identity-service"]).await;
+    let as_service = Some(format!("Bearer {service_token}"));
+    let (_, _, weak_token) = app.service_account(&[]).await;
+    assert_code(
+        disable(Some(format!("Bearer {weak_token}")), user_id.clone()).await,
+        Code::PermissionDenied,
+    );
     assert_code(
         disable(as_service.clone(), "not-a-uuid".into()).await,
         Code::InvalidArgument,

@@ -51,14 +51,18 @@ pub fn settings(db_url: &str) -> Settings {
         log_format: LogFormat::Pretty,
         // Nothing listens here: registrations wait in the outbox.
         user_url: "http://127.0.0.1:9".into(),
-        service_secret: Some(SecretString::from(SERVICE_SECRET.to_owned())),
+        trusted_proxies: String::new(),
+        tls_cert: None,
+        tls_key: None,
+        tls_client_ca: None,
+        tls_ca: None,
     }
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
     let db = backend.fresh_database().await;
     let url = db.url.clone();
-    let mut app = spawn_with(settings(&url), ManualClock::default()).await;
+    let mut app = spawn_with(settings(&url), ManualClock::default(), true).await;
     app._db = Some(db);
     app
 }
@@ -67,10 +71,10 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 pub async fn spawn_replica(app: &TestApp, tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let mut s = settings(&app.db_url);
     tweak(&mut s);
-    spawn_with(s, app.clock.clone()).await
+    spawn_with(s, app.clock.clone(), true).await
 }
 
-pub async fn spawn_with(settings: Settings, clock: ManualClock) -> TestApp {
+pub async fn spawn_with(settings: Settings, clock: ManualClock, connect: bool) -> TestApp {
     test_support::init_test_logs();
     let db_url = secrecy::ExposeSecret::expose_secret(&settings.database_url).to_owned();
     let app = Application::build(settings, Arc::new(clock.clone()))
@@ -81,11 +85,12 @@ pub async fn spawn_with(settings: Settings, clock: ManualClock) -> TestApp {
     let handle = app.handle();
     let shutdown = CancellationToken::new();
     let stopped = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-    let channel = Channel::from_shared(format!("http://{grpc_addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .expect("connect to the gRPC port");
+    let endpoint = Channel::from_shared(format!("http://{grpc_addr}")).unwrap();
+    let channel = if connect {
+        endpoint.connect().await.expect("connect to the gRPC port")
+    } else {
+        endpoint.connect_lazy()
+    };
     TestApp {
         grpc_addr,
         grpc: AuthServiceClient::new(channel),
@@ -99,7 +104,6 @@ pub async fn spawn_with(settings: Settings, clock: ManualClock) -> TestApp {
     }
 }
 
-pub const SERVICE_SECRET: &str = "test-service-secret-0123456789abcdef";
 pub const PASSWORD: &str = "correct horse battery staple";
 
 pub fn unique_email() -> String {
@@ -140,6 +144,59 @@ impl TestApp {
             })
             .await
             .map(tonic::Response::into_inner)
+    }
+
+    /// Registers a user holding `roles` directly through the core (as the
+    /// `create-admin` subcommand does), logs in and returns the session.
+    pub async fn user_with_roles(&self, roles: &[&str]) -> pb::LoginResponse {
+        use auth_service::domain::{DisplayName, Email, NewPassword};
+        let email = unique_email();
+        self.handle
+            .core
+            .register_with_roles(
+                Email::parse(&email, "email").unwrap(),
+                NewPassword::parse(PASSWORD.into(), "password").unwrap(),
+                DisplayName::parse("Admin", "d").unwrap(),
+                roles,
+                &auth_service::audit::ClientInfo::default(),
+            )
+            .await
+            .unwrap();
+        self.login(&email, PASSWORD).await.unwrap()
+    }
+
+    /// A fresh administrator's access token.
+    pub async fn admin_token(&self) -> String {
+        self.user_with_roles(&["user", "admin"]).await.access_token
+    }
+
+    /// A service account with `roles`: its client id, secret and a token.
+    pub async fn service_account(&self, roles: &[&str]) -> (String, String, String) {
+        let name = format!("svc-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let (account, secret) = self
+            .handle
+            .core
+            .create_service_account(
+                None,
+                name,
+                roles.iter().map(|r| (*r).to_owned()).collect(),
+                &Default::default(),
+            )
+            .await
+            .unwrap();
+        let secret = secrecy::ExposeSecret::expose_secret(&secret).to_owned();
+        let token = self
+            .grpc
+            .clone()
+            .issue_service_token(pb::IssueServiceTokenRequest {
+                client_id: account.client_id.clone(),
+                client_secret: secret.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .access_token;
+        (account.client_id, secret, token)
     }
 
     /// Registers a fresh user and logs in.
@@ -202,4 +259,12 @@ pub fn assert_code<T: std::fmt::Debug>(
             s.message().to_owned()
         }
     }
+}
+
+/// `message` with `authorization: Bearer <token>`.
+pub fn bearer<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(message);
+    r.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    r
 }

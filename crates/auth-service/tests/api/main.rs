@@ -5,8 +5,10 @@
 
 mod helpers;
 
+mod access;
 mod bad_input;
 mod flow;
 mod operations;
+mod security;
 mod storage;
 mod tokens;

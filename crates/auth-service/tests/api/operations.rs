@@ -120,7 +120,7 @@ async fn keys_are_sealed_with_the_kek(backend: Backend) {
     sealed.key_encryption_key = Some(SecretString::from(
         "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_owned(),
     ));
-    let app = spawn_with(sealed.clone(), ManualClock::default()).await;
+    let app = spawn_with(sealed.clone(), ManualClock::default(), true).await;
     let session = app.new_session().await;
     app.validate(&session.access_token).await.unwrap();
 
@@ -161,7 +161,7 @@ async fn keys_are_sealed_with_the_kek(backend: Backend) {
         .is_err()
     );
     // With it, a restart signs with the same keys.
-    let again = spawn_with(sealed, ManualClock::default()).await;
+    let again = spawn_with(sealed, ManualClock::default(), true).await;
     again
         .validate(&session.access_token)
         .await

@@ -26,7 +26,7 @@ fn identity(email: &str) -> NewIdentity {
         email: email.into(),
         display_name: "Ada".into(),
         password_hash: "$argon2id$fake".into(),
-        roles: vec!["user".into(), "auditor".into()],
+        roles: vec!["user".into(), "admin".into()],
         created_at: Utc::now(),
     }
 }
@@ -75,8 +75,8 @@ async fn identities(backend: Backend) {
             .is_none()
     );
     assert_eq!(
-        s.roles_of(ada.id).await.unwrap(),
-        vec!["auditor".to_owned(), "user".to_owned()]
+        s.subject_roles(ada.id).await.unwrap().unwrap(),
+        vec!["admin".to_owned(), "user".to_owned()]
     );
     s.set_password_hash(ada.id, "$argon2id$new", Utc::now())
         .await
@@ -97,6 +97,8 @@ async fn refresh_token_rotation(backend: Backend) {
         id: Uuid::now_v7(),
         user_id: ada.id,
         created_at: Utc::now(),
+        client_address: None,
+        user_agent: None,
     };
     s.insert_session(&session, &token(1, session.id, Duration::days(1)))
         .await
@@ -149,6 +151,8 @@ async fn refresh_token_rotation(backend: Backend) {
         id: Uuid::now_v7(),
         user_id: ada.id,
         created_at: Utc::now(),
+        client_address: None,
+        user_agent: None,
     };
     s.insert_session(&other, &token(6, other.id, Duration::seconds(-1)))
         .await
@@ -173,6 +177,8 @@ async fn revocations_and_keys(backend: Backend) {
         id: Uuid::now_v7(),
         user_id: ada.id,
         created_at: Utc::now(),
+        client_address: None,
+        user_agent: None,
     };
     s.insert_session(&session, &token(1, session.id, Duration::days(1)))
         .await
@@ -252,6 +258,8 @@ async fn revocations_and_keys(backend: Backend) {
         id: Uuid::now_v7(),
         user_id: ada.id,
         created_at: Utc::now(),
+        client_address: None,
+        user_agent: None,
     };
     s.insert_session(&other, &token(2, other.id, Duration::days(1)))
         .await

@@ -3,11 +3,11 @@
 
 use crate::domain::{FieldViolation, ProfileInput, Username, user_id_from_name};
 use crate::error::UserError;
+use crate::policy;
 use crate::service::{self, Directory, MAX_BATCH, NewUser};
 use crate::storage::UserRecord;
 use identity_proto::user::v1 as pb;
 use identity_proto::user::v1::user_service_server::UserService;
-use crate::policy;
 use platform::access::Authorizer;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
@@ -23,12 +23,23 @@ pub struct UserGrpc {
 impl UserGrpc {
     /// Handlers over `directory`, asking `authorizer` for every decision.
     pub fn new(directory: Arc<Directory>, authorizer: Authorizer) -> Self {
-        Self { directory, authorizer }
+        Self {
+            directory,
+            authorizer,
+        }
     }
 
-    async fn require<T>(&self, request: &Request<T>, permission: &str, target: Option<Uuid>) -> Result<(), Status> {
+    async fn require<T>(
+        &self,
+        request: &Request<T>,
+        permission: &str,
+        target: Option<Uuid>,
+    ) -> Result<(), Status> {
         let resource = target.map(policy::resource);
-        self.authorizer.require(request.metadata(), permission, resource.as_deref()).await.map(|_| ())
+        self.authorizer
+            .require(request.metadata(), permission, resource.as_deref())
+            .await
+            .map(|_| ())
     }
 }
 

@@ -117,3 +117,133 @@ async fn users_change_only_themselves(backend: Backend) {
         .await;
     assert_code(forged, Code::Unauthenticated);
 }
+
+both_backends!(permission_matrix);
+
+/// Every RPC, as each kind of caller, with the status each must get.
+async fn permission_matrix(backend: Backend) {
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum E {
+        Ok,
+        Unauth,
+        Denied,
+    }
+    let sys = spawn_system(backend).await;
+    let me = sys.new_user().await;
+    let other = sys.new_user().await;
+    let admin = sys.admin_token().await;
+    let bare_service = sys.service_token(&[]).await;
+    let callers: [(&str, Option<String>); 6] = [
+        ("anonymous", None),
+        ("the user", Some(me.access_token.clone())),
+        ("another user", Some(other.access_token.clone())),
+        ("admin", Some(admin.clone())),
+        ("identity service", Some(sys.service_token.clone())),
+        ("service without role", Some(bare_service.clone())),
+    ];
+    use E::{Denied as D, Ok as K, Unauth as U};
+    let matrix: [(&str, [E; 6]); 6] = [
+        ("CreateUser", [U, D, D, K, K, D]),
+        ("GetUser", [U, K, K, K, K, D]),
+        ("BatchGetUsers", [U, K, K, K, K, D]),
+        ("ListUsers", [U, K, K, K, K, D]),
+        ("UpdateUser", [U, K, D, K, D, D]),
+        ("DeleteUser", [U, K, D, K, D, D]),
+    ];
+    for (rpc, expected) in matrix {
+        for ((who, token), want) in callers.iter().zip(expected) {
+            // Deletions each get a victim of their own; "the user" deletes themselves.
+            let target = if rpc == "DeleteUser" && *who != "the user" && want == E::Ok {
+                sys.new_user().await.name
+            } else {
+                me.name.clone()
+            };
+            let got = call(&sys, rpc, token.as_deref(), &target).await;
+            let ok = match (want, &got) {
+                (E::Ok, Ok(())) => true,
+                (E::Unauth, Err(s)) => s.code() == Code::Unauthenticated,
+                (E::Denied, Err(s)) => s.code() == Code::PermissionDenied,
+                _ => false,
+            };
+            assert!(ok, "{rpc} as {who}: expected {want:?}, got {got:?}");
+        }
+    }
+}
+
+async fn call(
+    sys: &crate::helpers::TestSystem,
+    rpc: &str,
+    token: Option<&str>,
+    target: &str,
+) -> Result<(), tonic::Status> {
+    fn req<T>(m: T, token: Option<&str>) -> tonic::Request<T> {
+        match token {
+            Some(t) => bearer(m, t),
+            None => tonic::Request::new(m),
+        }
+    }
+    let mut c = sys.users.clone();
+    let user = pb::User {
+        name: target.into(),
+        display_name: "Changed".into(),
+        ..Default::default()
+    };
+    let mask = Some(prost_types::FieldMask {
+        paths: vec!["display_name".into()],
+    });
+    match rpc {
+        "CreateUser" => {
+            let new = pb::User {
+                id: uuid::Uuid::now_v7().to_string(),
+                email: "new@example.com".into(),
+                ..Default::default()
+            };
+            c.create_user(req(pb::CreateUserRequest { user: Some(new) }, token))
+                .await
+                .map(drop)
+        }
+        "GetUser" => c
+            .get_user(req(
+                pb::GetUserRequest {
+                    name: target.into(),
+                },
+                token,
+            ))
+            .await
+            .map(drop),
+        "BatchGetUsers" => c
+            .batch_get_users(req(
+                pb::BatchGetUsersRequest {
+                    names: vec![target.into()],
+                },
+                token,
+            ))
+            .await
+            .map(drop),
+        "ListUsers" => c
+            .list_users(req(pb::ListUsersRequest::default(), token))
+            .await
+            .map(drop),
+        "UpdateUser" => c
+            .update_user(req(
+                pb::UpdateUserRequest {
+                    user: Some(user),
+                    update_mask: mask,
+                },
+                token,
+            ))
+            .await
+            .map(drop),
+        "DeleteUser" => c
+            .delete_user(req(
+                pb::DeleteUserRequest {
+                    name: target.into(),
+                    etag: String::new(),
+                },
+                token,
+            ))
+            .await
+            .map(drop),
+        other => panic!("unknown rpc {other}"),
+    }
+}

@@ -2,7 +2,7 @@
 //! User Service even when it is down or the Auth Service is killed with SIGKILL,
 //! exactly once; deletion reaches the Auth Service.
 
-use crate::helpers::{Backend, PASSWORD, SERVICE_SECRET, assert_code, bearer, both_backends};
+use crate::helpers::{Backend, PASSWORD, assert_code, bearer, both_backends};
 use identity_proto::auth::v1 as auth_pb;
 use identity_proto::auth::v1::auth_service_client::AuthServiceClient;
 use identity_proto::user::v1 as pb;
@@ -24,16 +24,41 @@ struct System {
     auth_ports: (u16, u16),
     user_ports: (u16, u16),
     logs: tempfile::TempDir,
+    /// The User Service's service account, made with `auth-service create-service-account`.
+    client: (String, String),
 }
 
 impl System {
     async fn new(backend: Backend) -> Self {
+        let auth_db = backend.fresh_database().await;
+        let out = std::process::Command::new(test_support::process::binary("auth-service"))
+            .args([
+                "create-service-account",
+                "--name",
+                "user-service",
+                "--role",
+                "identity-service",
+            ])
+            .env("AUTH_DATABASE_URL", &auth_db.url)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let client = (
+            created["client_id"].as_str().unwrap().to_owned(),
+            created["client_secret"].as_str().unwrap().to_owned(),
+        );
         Self {
-            auth_db: backend.fresh_database().await,
+            auth_db,
             user_db: backend.fresh_database().await,
             auth_ports: (free_port(), free_port()),
             user_ports: (free_port(), free_port()),
             logs: tempfile::tempdir().unwrap(),
+            client,
         }
     }
 
@@ -47,7 +72,6 @@ impl System {
                 "AUTH_USER_URL",
                 format!("http://127.0.0.1:{}", self.user_ports.0),
             ),
-            ("AUTH_SERVICE_SECRET", SERVICE_SECRET.to_owned()),
             ("AUTH_HASH_WORKERS", "2".to_owned()),
         ];
         ServiceProcess::start(
@@ -68,7 +92,8 @@ impl System {
                 "USER_AUTH_URL",
                 format!("http://127.0.0.1:{}", self.auth_ports.0),
             ),
-            ("USER_SERVICE_SECRET", SERVICE_SECRET.to_owned()),
+            ("USER_CLIENT_ID", self.client.0.clone()),
+            ("USER_CLIENT_SECRET", self.client.1.clone()),
         ];
         ServiceProcess::start(
             "user-service",

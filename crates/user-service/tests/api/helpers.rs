@@ -17,10 +17,13 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
-pub const SERVICE_SECRET: &str = "test-service-secret-0123456789abcdef";
 pub const PASSWORD: &str = "correct horse battery staple";
 
 pub struct TestSystem {
+    /// The Auth Service's core, for what operators do from the command line.
+    pub core: Arc<auth_service::service::Authenticator>,
+    /// A token of the User Service's own service account.
+    pub service_token: String,
     pub auth: AuthServiceClient<Channel>,
     pub users: UserServiceClient<Channel>,
     pub clock: ManualClock,
@@ -64,17 +67,30 @@ pub fn auth_settings(db: &str, user_url: String) -> auth_service::config::Settin
         sync_interval: Duration::from_millis(50),
         log_format: LogFormat::Pretty,
         user_url,
-        service_secret: Some(SecretString::from(SERVICE_SECRET.to_owned())),
+        trusted_proxies: String::new(),
+        tls_cert: None,
+        tls_key: None,
+        tls_client_ca: None,
+        tls_ca: None,
     }
 }
 
-pub fn user_settings(db: &str, auth_url: String) -> user_service::config::Settings {
+pub fn user_settings(
+    db: &str,
+    auth_url: String,
+    client: (String, String),
+) -> user_service::config::Settings {
     user_service::config::Settings {
         grpc_addr: "127.0.0.1:0".parse().unwrap(),
         http_addr: "127.0.0.1:0".parse().unwrap(),
         database_url: SecretString::from(db.to_owned()),
         auth_url,
-        service_secret: Some(SecretString::from(SERVICE_SECRET.to_owned())),
+        client_id: Some(client.0),
+        client_secret: Some(SecretString::from(client.1)),
+        tls_cert: None,
+        tls_key: None,
+        tls_client_ca: None,
+        tls_ca: None,
         log_format: LogFormat::Pretty,
     }
 }
@@ -111,9 +127,24 @@ pub async fn spawn_system(backend: Backend) -> TestSystem {
     )
     .await
     .unwrap();
+    let core = auth.handle().core;
     tokio::spawn(auth.run_until_stopped(shutdown.clone()));
+    let (account, secret) = core
+        .create_service_account(
+            None,
+            "user-service".into(),
+            vec!["identity-service".into()],
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    let secret = secrecy::ExposeSecret::expose_secret(&secret).to_owned();
     let users = user_service::startup::Application::build_on(
-        user_settings(&user_db.url, format!("http://{auth_addr}")),
+        user_settings(
+            &user_db.url,
+            format!("http://{auth_addr}"),
+            (account.client_id.clone(), secret.clone()),
+        ),
         user_grpc,
         user_http,
         Arc::new(clock.clone()),
@@ -122,8 +153,20 @@ pub async fn spawn_system(backend: Backend) -> TestSystem {
     .unwrap();
     tokio::spawn(users.run_until_stopped(shutdown.clone()));
 
+    let mut auth_client = AuthServiceClient::new(channel(auth_addr).await);
+    let service_token = auth_client
+        .issue_service_token(auth_pb::IssueServiceTokenRequest {
+            client_id: account.client_id,
+            client_secret: secret,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .access_token;
     TestSystem {
-        auth: AuthServiceClient::new(channel(auth_addr).await),
+        core,
+        service_token,
+        auth: auth_client,
         users: UserServiceClient::new(channel(user_addr).await),
         clock,
         user_http: format!("http://{user_http_addr}"),
@@ -138,11 +181,6 @@ pub fn bearer<T>(message: T, token: &str) -> tonic::Request<T> {
     r.metadata_mut()
         .insert("authorization", format!("Bearer {token}").parse().unwrap());
     r
-}
-
-/// `message` as an internal service.
-pub fn as_service<T>(message: T) -> tonic::Request<T> {
-    bearer(message, SERVICE_SECRET)
 }
 
 /// Asserts a call failed with `code`, and returns its message.
@@ -216,6 +254,57 @@ impl TestSystem {
         user
     }
 
+    /// A fresh administrator (made as `auth-service create-admin` does), logged in.
+    pub async fn admin_token(&self) -> String {
+        use auth_service::domain::{DisplayName, Email, NewPassword};
+        let email = format!("admin-{}@example.com", uuid::Uuid::new_v4().simple());
+        self.core
+            .register_with_roles(
+                Email::parse(&email, "e").unwrap(),
+                NewPassword::parse(PASSWORD.into(), "p").unwrap(),
+                DisplayName::parse("Admin", "d").unwrap(),
+                &["user", "admin"],
+                &Default::default(),
+            )
+            .await
+            .unwrap();
+        self.auth
+            .clone()
+            .login(auth_pb::LoginRequest {
+                email,
+                password: PASSWORD.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .access_token
+    }
+
+    /// A token of a new service account holding `roles`.
+    pub async fn service_token(&self, roles: &[&str]) -> String {
+        let name = format!("svc-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let (account, secret) = self
+            .core
+            .create_service_account(
+                None,
+                name,
+                roles.iter().map(|r| (*r).to_owned()).collect(),
+                &Default::default(),
+            )
+            .await
+            .unwrap();
+        self.auth
+            .clone()
+            .issue_service_token(auth_pb::IssueServiceTokenRequest {
+                client_id: account.client_id,
+                client_secret: secrecy::ExposeSecret::expose_secret(&secret).to_owned(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .access_token
+    }
+
     pub async fn get(&self, token: &str, name: &str) -> Result<pb::User, tonic::Status> {
         self.users
             .clone()
@@ -270,7 +359,10 @@ impl TestSystem {
     pub async fn create_as_service(&self, user: pb::User) -> Result<pb::User, tonic::Status> {
         self.users
             .clone()
-            .create_user(as_service(pb::CreateUserRequest { user: Some(user) }))
+            .create_user(bearer(
+                pb::CreateUserRequest { user: Some(user) },
+                &self.service_token,
+            ))
             .await
             .map(|r| r.into_inner().user.unwrap())
     }

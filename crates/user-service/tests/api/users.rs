@@ -1,7 +1,7 @@
 //! Every User Service RPC through its gRPC client, with each bad input's status.
 
 use crate::helpers::{
-    Backend, PASSWORD, as_service, assert_code, bearer, both_backends, eventually, spawn_system,
+    Backend, PASSWORD, assert_code, bearer, both_backends, eventually, spawn_system,
 };
 use identity_proto::auth::v1 as auth_pb;
 use identity_proto::user::v1 as pb;
@@ -109,7 +109,10 @@ async fn create_is_idempotent_and_for_services(backend: Backend) {
     let missing = sys
         .users
         .clone()
-        .create_user(as_service(pb::CreateUserRequest { user: None }))
+        .create_user(bearer(
+            pb::CreateUserRequest { user: None },
+            &sys.service_token,
+        ))
         .await;
     assert_code(missing, Code::InvalidArgument);
 }

@@ -56,7 +56,11 @@ fn counter(r: &SqliteRow) -> Result<Counter, sqlx::Error> {
 }
 
 impl SqliteStore {
-    async fn account(&self, column: &str, value: &str) -> Result<Option<ServiceAccountRecord>, StoreError> {
+    async fn account(
+        &self,
+        column: &str,
+        value: &str,
+    ) -> Result<Option<ServiceAccountRecord>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT id, name, client_id, secret_hash, created_at, disabled_at IS NOT NULL AS disabled
              FROM service_accounts WHERE {column} = ?1 AND disabled_at IS NULL"
@@ -78,10 +82,14 @@ impl SqliteStore {
     }
 
     async fn roles_of(&self, subject: Uuid) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT role FROM subject_roles WHERE subject_id = ?1 ORDER BY role")
+        Ok(
+            sqlx::query_scalar(
+                "SELECT role FROM subject_roles WHERE subject_id = ?1 ORDER BY role",
+            )
             .bind(subject)
             .fetch_all(&self.pool)
-            .await?)
+            .await?,
+        )
     }
 
     async fn subject_exists(&self, subject: Uuid) -> Result<bool, StoreError> {
@@ -94,7 +102,11 @@ impl SqliteStore {
         .await?)
     }
 
-    async fn mark_roles_changed(&self, subject: Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn mark_roles_changed(
+        &self,
+        subject: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         sqlx::query("UPDATE identities SET roles_changed_at = ?2 WHERE id = ?1")
             .bind(subject)
             .bind(micros(now))
@@ -112,7 +124,9 @@ impl SqliteStore {
 #[async_trait]
 impl AccessStore for SqliteStore {
     async fn list_roles(&self) -> Result<Vec<RoleRecord>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM roles ORDER BY name").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT * FROM roles ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(role).collect()
     }
 
@@ -127,7 +141,11 @@ impl AccessStore for SqliteStore {
         .bind(micros(r.created_at))
         .execute(&self.pool)
         .await?;
-        Ok(if done.rows_affected() == 1 { Outcome::Done } else { Outcome::Exists })
+        Ok(if done.rows_affected() == 1 {
+            Outcome::Done
+        } else {
+            Outcome::Exists
+        })
     }
 
     async fn update_role(
@@ -179,7 +197,12 @@ impl AccessStore for SqliteStore {
         Ok(Outcome::Done)
     }
 
-    async fn assign_role(&self, subject: Uuid, role_name: &str, now: DateTime<Utc>) -> Result<Outcome, StoreError> {
+    async fn assign_role(
+        &self,
+        subject: Uuid,
+        role_name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, StoreError> {
         if !self.subject_exists(subject).await? {
             return Ok(Outcome::NoSuchSubject);
         }
@@ -192,17 +215,27 @@ impl AccessStore for SqliteStore {
         .execute(&self.pool)
         .await?;
         if inserted.rows_affected() == 0 {
-            let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM roles WHERE name = ?1)")
-                .bind(role_name)
-                .fetch_one(&self.pool)
-                .await?;
-            return Ok(if exists { Outcome::Done } else { Outcome::NoSuchRole });
+            let exists: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM roles WHERE name = ?1)")
+                    .bind(role_name)
+                    .fetch_one(&self.pool)
+                    .await?;
+            return Ok(if exists {
+                Outcome::Done
+            } else {
+                Outcome::NoSuchRole
+            });
         }
         self.mark_roles_changed(subject, now).await?;
         Ok(Outcome::Done)
     }
 
-    async fn unassign_role(&self, subject: Uuid, role_name: &str, now: DateTime<Utc>) -> Result<Outcome, StoreError> {
+    async fn unassign_role(
+        &self,
+        subject: Uuid,
+        role_name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, StoreError> {
         if !self.subject_exists(subject).await? {
             return Ok(Outcome::NoSuchSubject);
         }
@@ -224,7 +257,10 @@ impl AccessStore for SqliteStore {
         Ok(Some(self.roles_of(subject).await?))
     }
 
-    async fn subject_changes_since(&self, since: DateTime<Utc>) -> Result<Vec<SubjectChange>, StoreError> {
+    async fn subject_changes_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<SubjectChange>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, roles_changed_at, disabled_at IS NOT NULL AS disabled FROM identities
              WHERE roles_changed_at >= ?1
@@ -232,7 +268,7 @@ impl AccessStore for SqliteStore {
              SELECT id, roles_changed_at, disabled_at IS NOT NULL FROM service_accounts
              WHERE roles_changed_at >= ?1",
         )
-        .bind(since)
+        .bind(micros(since))
         .fetch_all(&self.pool)
         .await?;
         let mut changes = Vec::with_capacity(rows.len());
@@ -248,13 +284,17 @@ impl AccessStore for SqliteStore {
         Ok(changes)
     }
 
-    async fn insert_service_account(&self, a: &ServiceAccountRecord) -> Result<Outcome, StoreError> {
+    async fn insert_service_account(
+        &self,
+        a: &ServiceAccountRecord,
+    ) -> Result<Outcome, StoreError> {
         let mut tx = self.pool.begin().await?;
         for r in &a.roles {
-            let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM roles WHERE name = ?1)")
-                .bind(r)
-                .fetch_one(&mut *tx)
-                .await?;
+            let exists: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM roles WHERE name = ?1)")
+                    .bind(r)
+                    .fetch_one(&mut *tx)
+                    .await?;
             if !exists {
                 return Ok(Outcome::NoSuchRole);
             }
@@ -271,7 +311,9 @@ impl AccessStore for SqliteStore {
         .execute(&mut *tx)
         .await;
         match inserted {
-            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => return Ok(Outcome::Exists),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                return Ok(Outcome::Exists);
+            }
             other => other?,
         };
         for r in &a.roles {
@@ -285,19 +327,26 @@ impl AccessStore for SqliteStore {
         Ok(Outcome::Done)
     }
 
-    async fn service_account_by_client_id(&self, client_id: &str) -> Result<Option<ServiceAccountRecord>, StoreError> {
+    async fn service_account_by_client_id(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<ServiceAccountRecord>, StoreError> {
         self.account("client_id", client_id).await
     }
 
-    async fn service_account_by_name(&self, name: &str) -> Result<Option<ServiceAccountRecord>, StoreError> {
+    async fn service_account_by_name(
+        &self,
+        name: &str,
+    ) -> Result<Option<ServiceAccountRecord>, StoreError> {
         self.account("name", name).await
     }
 
     async fn list_service_accounts(&self) -> Result<Vec<ServiceAccountRecord>, StoreError> {
-        let names: Vec<String> =
-            sqlx::query_scalar("SELECT name FROM service_accounts WHERE disabled_at IS NULL ORDER BY name")
-                .fetch_all(&self.pool)
-                .await?;
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM service_accounts WHERE disabled_at IS NULL ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         let mut out = Vec::with_capacity(names.len());
         for n in names {
             out.extend(self.account("name", &n).await?);
@@ -305,7 +354,11 @@ impl AccessStore for SqliteStore {
         Ok(out)
     }
 
-    async fn disable_service_account(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    async fn disable_service_account(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE service_accounts SET disabled_at = ?2, roles_changed_at = ?2
              WHERE id = ?1 AND disabled_at IS NULL",
@@ -349,13 +402,20 @@ impl AccessStore for SqliteStore {
     }
 
     async fn session_owner(&self, session_id: Uuid) -> Result<Option<Uuid>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT user_id FROM sessions WHERE id = ?1 AND revoked_at IS NULL")
-            .bind(session_id)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT user_id FROM sessions WHERE id = ?1 AND revoked_at IS NULL")
+                .bind(session_id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
-    async fn revoke_session(&self, session_id: Uuid, now: DateTime<Utc>, reason: &str) -> Result<bool, StoreError> {
+    async fn revoke_session(
+        &self,
+        session_id: Uuid,
+        now: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE sessions SET revoked_at = ?2, revoke_reason = ?3 WHERE id = ?1 AND revoked_at IS NULL",
         )
@@ -387,7 +447,12 @@ impl AccessStore for SqliteStore {
         .await?)
     }
 
-    async fn bump_counter(&self, key: &str, now: DateTime<Utc>, window: Duration) -> Result<Counter, StoreError> {
+    async fn bump_counter(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        window: Duration,
+    ) -> Result<Counter, StoreError> {
         let row = sqlx::query(
             "INSERT INTO throttle_counters (key, count, window_start, updated_at) VALUES (?1, 1, ?2, ?2)
              ON CONFLICT (key) DO UPDATE SET
@@ -407,15 +472,20 @@ impl AccessStore for SqliteStore {
     }
 
     async fn counter(&self, key: &str) -> Result<Option<Counter>, StoreError> {
-        let row = sqlx::query("SELECT count, window_start, updated_at FROM throttle_counters WHERE key = ?1")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT count, window_start, updated_at FROM throttle_counters WHERE key = ?1",
+        )
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.as_ref().map(counter).transpose()?)
     }
 
     async fn clear_counter(&self, key: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM throttle_counters WHERE key = ?1").bind(key).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM throttle_counters WHERE key = ?1")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -437,7 +507,9 @@ impl AccessStore for SqliteStore {
     }
 
     async fn list_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
-        let (before_at, before_id) = q.before.map_or((None, None), |(t, id)| (Some(micros(t)), Some(id)));
+        let (before_at, before_id) = q
+            .before
+            .map_or((None, None), |(t, id)| (Some(micros(t)), Some(id)));
         let rows = sqlx::query(
             "SELECT * FROM audit_events
              WHERE (?1 IS NULL OR kind = ?1)

@@ -7,11 +7,17 @@ use identity_proto::auth::v1 as pb;
 use secrecy::ExposeSecret;
 
 pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
 }
 
 pub fn seconds(s: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: s, nanos: 0 }
+    prost_types::Timestamp {
+        seconds: s,
+        nanos: 0,
+    }
 }
 
 pub fn kind(k: SubjectKind) -> i32 {

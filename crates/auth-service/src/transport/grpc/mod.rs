@@ -40,7 +40,8 @@ impl AuthGrpc {
     }
 
     fn client<T>(&self, request: &Request<T>) -> ClientInfo {
-        self.proxies.client(request.remote_addr(), request.metadata())
+        self.proxies
+            .client(request.remote_addr(), request.metadata())
     }
 
     /// The authenticated caller and where they call from.
@@ -65,17 +66,27 @@ fn uuid(raw: &str, field: &'static str) -> Result<Uuid, FieldViolation> {
 }
 
 fn optional_uuid(raw: &str, field: &'static str) -> Result<Option<Uuid>, FieldViolation> {
-    if raw.is_empty() { Ok(None) } else { uuid(raw, field).map(Some) }
+    if raw.is_empty() {
+        Ok(None)
+    } else {
+        uuid(raw, field).map(Some)
+    }
 }
 
 fn role_body(role: Option<pb::Role>) -> Result<(String, String, Vec<String>), FieldViolation> {
     let role = role.ok_or_else(|| FieldViolation::new("role", "is required"))?;
     let name = authz::name(&role.name, "role.name")?;
     if role.description.chars().count() > MAX_DESCRIPTION {
-        return Err(FieldViolation::new("role.description", "must be at most 200 characters"));
+        return Err(FieldViolation::new(
+            "role.description",
+            "must be at most 200 characters",
+        ));
     }
     if role.permissions.len() > MAX_PERMISSIONS {
-        return Err(FieldViolation::new("role.permissions", "must hold at most 100 permissions"));
+        return Err(FieldViolation::new(
+            "role.permissions",
+            "must hold at most 100 permissions",
+        ));
     }
     let mut permissions = role
         .permissions
@@ -88,15 +99,23 @@ fn role_body(role: Option<pb::Role>) -> Result<(String, String, Vec<String>), Fi
 }
 
 /// Audit page tokens: the (time, id) of the last event of the previous page.
-fn audit_cursor(raw: &str) -> Result<Option<(chrono::DateTime<chrono::Utc>, Uuid)>, FieldViolation> {
+fn audit_cursor(
+    raw: &str,
+) -> Result<Option<(chrono::DateTime<chrono::Utc>, Uuid)>, FieldViolation> {
     if raw.is_empty() {
         return Ok(None);
     }
     let bad = || FieldViolation::new("page_token", "is not a token this service issued");
-    let bytes = URL_SAFE_NO_PAD.decode(raw.get(..100).unwrap_or(raw)).map_err(|_| bad())?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(raw.get(..100).unwrap_or(raw))
+        .map_err(|_| bad())?;
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
     let (micros, id) = text.split_once('/').ok_or_else(bad)?;
-    let at = micros.parse().ok().and_then(chrono::DateTime::from_timestamp_micros).ok_or_else(bad)?;
+    let at = micros
+        .parse()
+        .ok()
+        .and_then(chrono::DateTime::from_timestamp_micros)
+        .ok_or_else(bad)?;
     Ok(Some((at, Uuid::parse_str(id).map_err(|_| bad())?)))
 }
 
@@ -109,7 +128,9 @@ impl AuthService for AuthGrpc {
         let password = NewPassword::parse(r.password, "password")?;
         let name = DisplayName::parse(&r.display_name, "display_name")?;
         let id = self.core.register(email, password, name, &client).await?;
-        Ok(Response::new(pb::RegisterResponse { user_id: id.to_string() }))
+        Ok(Response::new(pb::RegisterResponse {
+            user_id: id.to_string(),
+        }))
     }
 
     async fn login(&self, request: Request<pb::LoginRequest>) -> Reply<pb::LoginResponse> {
@@ -117,13 +138,20 @@ impl AuthService for AuthGrpc {
         let r = request.into_inner();
         let email = Email::parse(&r.email, "email")?;
         let password = Password::parse(r.password, "password")?;
-        Ok(Response::new(convert::login(self.core.login(email, password, &client).await?)))
+        Ok(Response::new(convert::login(
+            self.core.login(email, password, &client).await?,
+        )))
     }
 
-    async fn refresh_token(&self, request: Request<pb::RefreshTokenRequest>) -> Reply<pb::RefreshTokenResponse> {
+    async fn refresh_token(
+        &self,
+        request: Request<pb::RefreshTokenRequest>,
+    ) -> Reply<pb::RefreshTokenResponse> {
         let client = self.client(&request);
         let token = required_secret(request.into_inner().refresh_token, "refresh_token")?;
-        Ok(Response::new(convert::refreshed(self.core.refresh(&token, &client).await?)))
+        Ok(Response::new(convert::refreshed(
+            self.core.refresh(&token, &client).await?,
+        )))
     }
 
     async fn logout(&self, request: Request<pb::LogoutRequest>) -> Reply<pb::LogoutResponse> {
@@ -133,12 +161,17 @@ impl AuthService for AuthGrpc {
         Ok(Response::new(pb::LogoutResponse {}))
     }
 
-    async fn validate_token(&self, request: Request<pb::ValidateTokenRequest>) -> Reply<pb::ValidateTokenResponse> {
+    async fn validate_token(
+        &self,
+        request: Request<pb::ValidateTokenRequest>,
+    ) -> Reply<pb::ValidateTokenResponse> {
         let token = request.into_inner().access_token;
         if token.is_empty() {
             return Err(FieldViolation::new("access_token", "is required").into());
         }
-        Ok(Response::new(convert::validated(self.core.validate(&token)?)))
+        Ok(Response::new(convert::validated(
+            self.core.validate(&token)?,
+        )))
     }
 
     async fn get_jwks(&self, _request: Request<pb::GetJwksRequest>) -> Reply<pb::GetJwksResponse> {
@@ -156,22 +189,37 @@ impl AuthService for AuthGrpc {
                 r#use: k.use_.to_owned(),
             })
             .collect();
-        Ok(Response::new(pb::GetJwksResponse { jwks_json: keys.jwks_json.clone(), keys: jwks }))
+        Ok(Response::new(pb::GetJwksResponse {
+            jwks_json: keys.jwks_json.clone(),
+            keys: jwks,
+        }))
     }
 
-    async fn disable_user(&self, request: Request<pb::DisableUserRequest>) -> Reply<pb::DisableUserResponse> {
+    async fn disable_user(
+        &self,
+        request: Request<pb::DisableUserRequest>,
+    ) -> Reply<pb::DisableUserResponse> {
         let (caller, client) = self.caller(&request)?;
         let r = request.into_inner();
         let user_id = uuid(&r.user_id, "user_id")?;
         if r.reason.chars().count() > MAX_DESCRIPTION {
             return Err(FieldViolation::new("reason", "must be at most 200 characters").into());
         }
-        let reason = if r.reason.is_empty() { "disabled" } else { r.reason.as_str() };
-        self.core.disable_user(&caller, user_id, reason, &client).await?;
+        let reason = if r.reason.is_empty() {
+            "disabled"
+        } else {
+            r.reason.as_str()
+        };
+        self.core
+            .disable_user(&caller, user_id, reason, &client)
+            .await?;
         Ok(Response::new(pb::DisableUserResponse {}))
     }
 
-    async fn check_permission(&self, request: Request<pb::CheckPermissionRequest>) -> Reply<pb::CheckPermissionResponse> {
+    async fn check_permission(
+        &self,
+        request: Request<pb::CheckPermissionRequest>,
+    ) -> Reply<pb::CheckPermissionResponse> {
         let r = request.into_inner();
         if r.access_token.is_empty() {
             return Err(FieldViolation::new("access_token", "is required").into());
@@ -181,7 +229,9 @@ impl AuthService for AuthGrpc {
             return Err(FieldViolation::new("resource", "must be at most 256 characters").into());
         }
         let resource = (!r.resource.is_empty()).then_some(r.resource.as_str());
-        let (p, d) = self.core.check_permission(&r.access_token, &permission, resource)?;
+        let (p, d) = self
+            .core
+            .check_permission(&r.access_token, &permission, resource)?;
         Ok(Response::new(pb::CheckPermissionResponse {
             allowed: d.allowed,
             reason: d.reason,
@@ -191,54 +241,94 @@ impl AuthService for AuthGrpc {
         }))
     }
 
-    async fn create_role(&self, request: Request<pb::CreateRoleRequest>) -> Reply<pb::CreateRoleResponse> {
+    async fn create_role(
+        &self,
+        request: Request<pb::CreateRoleRequest>,
+    ) -> Reply<pb::CreateRoleResponse> {
         let (caller, client) = self.caller(&request)?;
         let (name, description, permissions) = role_body(request.into_inner().role)?;
-        let role = self.core.create_role(&caller, name, description, permissions, &client).await?;
-        Ok(Response::new(pb::CreateRoleResponse { role: Some(convert::role(role)) }))
+        let role = self
+            .core
+            .create_role(&caller, name, description, permissions, &client)
+            .await?;
+        Ok(Response::new(pb::CreateRoleResponse {
+            role: Some(convert::role(role)),
+        }))
     }
 
-    async fn list_roles(&self, request: Request<pb::ListRolesRequest>) -> Reply<pb::ListRolesResponse> {
+    async fn list_roles(
+        &self,
+        request: Request<pb::ListRolesRequest>,
+    ) -> Reply<pb::ListRolesResponse> {
         let (caller, _) = self.caller(&request)?;
         let roles = self.core.list_roles(&caller).await?;
-        Ok(Response::new(pb::ListRolesResponse { roles: roles.into_iter().map(convert::role).collect() }))
+        Ok(Response::new(pb::ListRolesResponse {
+            roles: roles.into_iter().map(convert::role).collect(),
+        }))
     }
 
-    async fn update_role(&self, request: Request<pb::UpdateRoleRequest>) -> Reply<pb::UpdateRoleResponse> {
+    async fn update_role(
+        &self,
+        request: Request<pb::UpdateRoleRequest>,
+    ) -> Reply<pb::UpdateRoleResponse> {
         let (caller, client) = self.caller(&request)?;
         let (name, description, permissions) = role_body(request.into_inner().role)?;
-        let role = self.core.update_role(&caller, &name, &description, &permissions, &client).await?;
-        Ok(Response::new(pb::UpdateRoleResponse { role: Some(convert::role(role)) }))
+        let role = self
+            .core
+            .update_role(&caller, &name, &description, &permissions, &client)
+            .await?;
+        Ok(Response::new(pb::UpdateRoleResponse {
+            role: Some(convert::role(role)),
+        }))
     }
 
-    async fn delete_role(&self, request: Request<pb::DeleteRoleRequest>) -> Reply<pb::DeleteRoleResponse> {
+    async fn delete_role(
+        &self,
+        request: Request<pb::DeleteRoleRequest>,
+    ) -> Reply<pb::DeleteRoleResponse> {
         let (caller, client) = self.caller(&request)?;
         let name = authz::name(&request.get_ref().name, "name")?;
         self.core.delete_role(&caller, &name, &client).await?;
         Ok(Response::new(pb::DeleteRoleResponse {}))
     }
 
-    async fn assign_role(&self, request: Request<pb::AssignRoleRequest>) -> Reply<pb::AssignRoleResponse> {
+    async fn assign_role(
+        &self,
+        request: Request<pb::AssignRoleRequest>,
+    ) -> Reply<pb::AssignRoleResponse> {
         let (caller, client) = self.caller(&request)?;
         let subject = uuid(&request.get_ref().subject_id, "subject_id")?;
         let role = authz::name(&request.get_ref().role, "role")?;
-        self.core.assign_role(&caller, subject, &role, true, &client).await?;
+        self.core
+            .assign_role(&caller, subject, &role, true, &client)
+            .await?;
         Ok(Response::new(pb::AssignRoleResponse {}))
     }
 
-    async fn unassign_role(&self, request: Request<pb::UnassignRoleRequest>) -> Reply<pb::UnassignRoleResponse> {
+    async fn unassign_role(
+        &self,
+        request: Request<pb::UnassignRoleRequest>,
+    ) -> Reply<pb::UnassignRoleResponse> {
         let (caller, client) = self.caller(&request)?;
         let subject = uuid(&request.get_ref().subject_id, "subject_id")?;
         let role = authz::name(&request.get_ref().role, "role")?;
-        self.core.assign_role(&caller, subject, &role, false, &client).await?;
+        self.core
+            .assign_role(&caller, subject, &role, false, &client)
+            .await?;
         Ok(Response::new(pb::UnassignRoleResponse {}))
     }
 
-    async fn list_subject_roles(&self, request: Request<pb::ListSubjectRolesRequest>) -> Reply<pb::ListSubjectRolesResponse> {
+    async fn list_subject_roles(
+        &self,
+        request: Request<pb::ListSubjectRolesRequest>,
+    ) -> Reply<pb::ListSubjectRolesResponse> {
         let (caller, _) = self.caller(&request)?;
         let subject = optional_uuid(&request.get_ref().subject_id, "subject_id")?;
         let (roles, permissions) = self.core.subject_roles(&caller, subject).await?;
-        Ok(Response::new(pb::ListSubjectRolesResponse { roles, permissions }))
+        Ok(Response::new(pb::ListSubjectRolesResponse {
+            roles,
+            permissions,
+        }))
     }
 
     async fn create_service_account(
@@ -251,8 +341,15 @@ impl AuthService for AuthGrpc {
         if r.roles.len() > MAX_PERMISSIONS {
             return Err(FieldViolation::new("roles", "must name at most 100 roles").into());
         }
-        let roles = r.roles.iter().map(|n| authz::name(n, "roles")).collect::<Result<Vec<_>, _>>()?;
-        let (account, secret) = self.core.create_service_account(Some(&caller), name, roles, &client).await?;
+        let roles = r
+            .roles
+            .iter()
+            .map(|n| authz::name(n, "roles"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (account, secret) = self
+            .core
+            .create_service_account(Some(&caller), name, roles, &client)
+            .await?;
         Ok(Response::new(pb::CreateServiceAccountResponse {
             account: Some(convert::account(account)),
             client_secret: secrecy::ExposeSecret::expose_secret(&secret).to_owned(),
@@ -265,7 +362,9 @@ impl AuthService for AuthGrpc {
     ) -> Reply<pb::ListServiceAccountsResponse> {
         let (caller, _) = self.caller(&request)?;
         let accounts = self.core.list_service_accounts(&caller).await?;
-        Ok(Response::new(pb::ListServiceAccountsResponse { accounts: accounts.into_iter().map(convert::account).collect() }))
+        Ok(Response::new(pb::ListServiceAccountsResponse {
+            accounts: accounts.into_iter().map(convert::account).collect(),
+        }))
     }
 
     async fn delete_service_account(
@@ -274,7 +373,9 @@ impl AuthService for AuthGrpc {
     ) -> Reply<pb::DeleteServiceAccountResponse> {
         let (caller, client) = self.caller(&request)?;
         let id = uuid(&request.get_ref().id, "id")?;
-        self.core.delete_service_account(&caller, id, &client).await?;
+        self.core
+            .delete_service_account(&caller, id, &client)
+            .await?;
         Ok(Response::new(pb::DeleteServiceAccountResponse {}))
     }
 
@@ -285,24 +386,42 @@ impl AuthService for AuthGrpc {
         let client = self.client(&request);
         let r = request.into_inner();
         if r.client_id.is_empty() || r.client_id.len() > 128 {
-            return Err(FieldViolation::new("client_id", "is required (at most 128 characters)").into());
+            return Err(
+                FieldViolation::new("client_id", "is required (at most 128 characters)").into(),
+            );
         }
         let secret = required_secret(r.client_secret, "client_secret")?;
-        let (access_token, expires_in) = self.core.issue_service_token(&r.client_id, &secret, &client).await?;
-        Ok(Response::new(pb::IssueServiceTokenResponse { access_token, token_type: "Bearer".into(), expires_in }))
+        let (access_token, expires_in) = self
+            .core
+            .issue_service_token(&r.client_id, &secret, &client)
+            .await?;
+        Ok(Response::new(pb::IssueServiceTokenResponse {
+            access_token,
+            token_type: "Bearer".into(),
+            expires_in,
+        }))
     }
 
-    async fn list_sessions(&self, request: Request<pb::ListSessionsRequest>) -> Reply<pb::ListSessionsResponse> {
+    async fn list_sessions(
+        &self,
+        request: Request<pb::ListSessionsRequest>,
+    ) -> Reply<pb::ListSessionsResponse> {
         let (caller, _) = self.caller(&request)?;
         let user = optional_uuid(&request.get_ref().user_id, "user_id")?;
         let sessions = self.core.list_sessions(&caller, user).await?;
         let current = caller.session_id;
         Ok(Response::new(pb::ListSessionsResponse {
-            sessions: sessions.into_iter().map(|s| convert::session(s, current)).collect(),
+            sessions: sessions
+                .into_iter()
+                .map(|s| convert::session(s, current))
+                .collect(),
         }))
     }
 
-    async fn revoke_session(&self, request: Request<pb::RevokeSessionRequest>) -> Reply<pb::RevokeSessionResponse> {
+    async fn revoke_session(
+        &self,
+        request: Request<pb::RevokeSessionRequest>,
+    ) -> Reply<pb::RevokeSessionResponse> {
         let (caller, client) = self.caller(&request)?;
         let session = uuid(&request.get_ref().session_id, "session_id")?;
         self.core.revoke_session(&caller, session, &client).await?;
@@ -315,24 +434,42 @@ impl AuthService for AuthGrpc {
     ) -> Reply<pb::RevokeOtherSessionsResponse> {
         let (caller, client) = self.caller(&request)?;
         let user = optional_uuid(&request.get_ref().user_id, "user_id")?;
-        let n = self.core.revoke_other_sessions(&caller, user, &client).await?;
-        Ok(Response::new(pb::RevokeOtherSessionsResponse { revoked_count: n as i32 }))
+        let n = self
+            .core
+            .revoke_other_sessions(&caller, user, &client)
+            .await?;
+        Ok(Response::new(pb::RevokeOtherSessionsResponse {
+            revoked_count: n as i32,
+        }))
     }
 
-    async fn change_password(&self, request: Request<pb::ChangePasswordRequest>) -> Reply<pb::ChangePasswordResponse> {
+    async fn change_password(
+        &self,
+        request: Request<pb::ChangePasswordRequest>,
+    ) -> Reply<pb::ChangePasswordResponse> {
         let (caller, client) = self.caller(&request)?;
         let r = request.into_inner();
         let old = Password::parse(r.old_password, "old_password")?;
         let new = NewPassword::parse(r.new_password, "new_password")?;
-        let n = self.core.change_password(&caller, old, new, &client).await?;
-        Ok(Response::new(pb::ChangePasswordResponse { revoked_count: n as i32 }))
+        let n = self
+            .core
+            .change_password(&caller, old, new, &client)
+            .await?;
+        Ok(Response::new(pb::ChangePasswordResponse {
+            revoked_count: n as i32,
+        }))
     }
 
-    async fn list_audit_events(&self, request: Request<pb::ListAuditEventsRequest>) -> Reply<pb::ListAuditEventsResponse> {
+    async fn list_audit_events(
+        &self,
+        request: Request<pb::ListAuditEventsRequest>,
+    ) -> Reply<pb::ListAuditEventsResponse> {
         let (caller, _) = self.caller(&request)?;
         let r = request.into_inner();
         let limit = match r.page_size {
-            n if n < 0 => return Err(FieldViolation::new("page_size", "must not be negative").into()),
+            n if n < 0 => {
+                return Err(FieldViolation::new("page_size", "must not be negative").into());
+            }
             0 => 50,
             n => n.min(500),
         };
@@ -346,7 +483,9 @@ impl AuthService for AuthGrpc {
         let query = AuditQuery {
             kind: bounded(r.kind, "kind")?,
             involving: bounded(r.involving, "involving")?,
-            since: r.since.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)),
+            since: r
+                .since
+                .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)),
             before: audit_cursor(&r.page_token)?,
             limit: i64::from(limit) + 1,
         };
@@ -354,7 +493,9 @@ impl AuthService for AuthGrpc {
         let more = events.len() > limit as usize;
         events.truncate(limit as usize);
         let next_page_token = match events.last() {
-            Some(last) if more => URL_SAFE_NO_PAD.encode(format!("{}/{}", last.at.timestamp_micros(), last.id)),
+            Some(last) if more => {
+                URL_SAFE_NO_PAD.encode(format!("{}/{}", last.at.timestamp_micros(), last.id))
+            }
             _ => String::new(),
         };
         Ok(Response::new(pb::ListAuditEventsResponse {
