@@ -33,7 +33,6 @@ auth_grpc=$(free_port); auth_http=$(free_port); user_grpc=$(free_port); user_htt
 AUTH_DATABASE_URL="sqlite:$work/auth.db" "$target_dir/debug/auth-service" create-service-account \
     --name user-service --role identity-service > "$work/account.json" 2>/dev/null
 json_field() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p" "$work/account.json"; }
-client_id=$(json_field client_id)
 client_secret=$(json_field client_secret)
 
 AUTH_GRPC_ADDR="127.0.0.1:$auth_grpc" AUTH_HTTP_ADDR="127.0.0.1:$auth_http" \
@@ -42,7 +41,7 @@ AUTH_GRPC_ADDR="127.0.0.1:$auth_grpc" AUTH_HTTP_ADDR="127.0.0.1:$auth_http" \
 pids+=($!)
 USER_GRPC_ADDR="127.0.0.1:$user_grpc" USER_HTTP_ADDR="127.0.0.1:$user_http" \
     USER_DATABASE_URL="sqlite:$work/user.db" USER_AUTH_URL="http://127.0.0.1:$auth_grpc" \
-    USER_CLIENT_ID="$client_id" USER_CLIENT_SECRET="$client_secret" "$target_dir/debug/user-service" > "$work/user.log" 2>&1 &
+    USER_CLIENT_CREDENTIALS_FILE="$work/account.json" "$target_dir/debug/user-service" > "$work/user.log" 2>&1 &
 pids+=($!)
 
 for port in "$auth_http" "$user_http"; do

@@ -15,13 +15,11 @@ if [ ! -s data/user-service.json ]; then
     (umask 077 && AUTH_LOG_FORMAT=json target/release/auth-service create-service-account \
         --name user-service --role identity-service > data/user-service.json 2>/dev/null)
 fi
-json_field() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p" data/user-service.json; }
 
 export AUTH_GRPC_ADDR="${AUTH_GRPC_ADDR:-127.0.0.1:50051}" AUTH_HTTP_ADDR="${AUTH_HTTP_ADDR:-127.0.0.1:8081}"
 export USER_GRPC_ADDR="${USER_GRPC_ADDR:-127.0.0.1:50052}" USER_HTTP_ADDR="${USER_HTTP_ADDR:-127.0.0.1:8082}"
 export AUTH_USER_URL="${AUTH_USER_URL:-http://$USER_GRPC_ADDR}" USER_AUTH_URL="${USER_AUTH_URL:-http://$AUTH_GRPC_ADDR}"
-export USER_CLIENT_ID="${USER_CLIENT_ID:-$(json_field client_id)}"
-export USER_CLIENT_SECRET="${USER_CLIENT_SECRET:-$(json_field client_secret)}"
+export USER_CLIENT_CREDENTIALS_FILE="${USER_CLIENT_CREDENTIALS_FILE:-data/user-service.json}"
 export AUTH_LOG_FORMAT="${AUTH_LOG_FORMAT:-pretty}" USER_LOG_FORMAT="${USER_LOG_FORMAT:-pretty}"
 
 pids=()

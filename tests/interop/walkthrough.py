@@ -114,8 +114,25 @@ except grpc.RpcError as e:
 page = users.ListUsers(user_pb2.ListUsersRequest(page_size=10), metadata=auth_md)
 assert any(u.id == login.user_id for u in page.users)
 
+# A wrong password is refused without saying which part was wrong; a password
+# change ends the other sessions.
+try:
+    auth.Login(auth_pb2.LoginRequest(email=email, password="not the password"))
+    raise AssertionError("wrong password accepted")
+except grpc.RpcError as e:
+    assert e.code() == grpc.StatusCode.UNAUTHENTICATED, e
+new_password = "a new python passphrase"
+other = auth.Login(auth_pb2.LoginRequest(email=email, password=password))
+changed = auth.ChangePassword(
+    auth_pb2.ChangePasswordRequest(old_password=password, new_password=new_password), metadata=auth_md)
+assert changed.revoked_count >= 1, changed
+check = auth.CheckPermission(auth_pb2.CheckPermissionRequest(
+    access_token=login.access_token, permission="users:write", resource=name))
+assert check.allowed, check
+
 with open(secrets_file, "w") as f:
-    f.write("\n".join([password, login.access_token, login.refresh_token]) + "\n")
+    f.write("\n".join([password, new_password, login.access_token, login.refresh_token,
+                       other.access_token, other.refresh_token]) + "\n")
 
 auth.Logout(auth_pb2.LogoutRequest(refresh_token=login.refresh_token))
 try:

@@ -80,6 +80,11 @@ pub struct Settings {
     )]
     pub client_secret: Option<SecretString>,
 
+    /// A JSON file holding `client_id` and `client_secret`, as `auth-service
+    /// create-service-account` prints it (instead of the two settings above).
+    #[arg(long, env = "USER_CLIENT_CREDENTIALS_FILE", global = true)]
+    pub client_credentials_file: Option<PathBuf>,
+
     /// PEM certificate of the gRPC port; enables TLS.
     #[arg(long, env = "USER_TLS_CERT", global = true)]
     pub tls_cert: Option<PathBuf>,
@@ -102,6 +107,28 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The service account's client id and secret, from the settings or the file.
+    pub fn client_credentials(&self) -> anyhow::Result<Option<(String, SecretString)>> {
+        if let Some(path) = &self.client_credentials_file {
+            #[derive(serde::Deserialize)]
+            struct File {
+                client_id: String,
+                client_secret: String,
+            }
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+            let f: File = serde_json::from_str(&text).map_err(|e| {
+                anyhow::anyhow!("{} is not a credentials file: {e}", path.display())
+            })?;
+            return Ok(Some((f.client_id, SecretString::from(f.client_secret))));
+        }
+        match (&self.client_id, &self.client_secret) {
+            (Some(id), Some(secret)) => Ok(Some((id.clone(), secret.clone()))),
+            (None, None) => Ok(None),
+            _ => anyhow::bail!("USER_CLIENT_ID and USER_CLIENT_SECRET go together"),
+        }
+    }
+
     /// The TLS files given.
     pub fn tls_files(&self) -> platform::tls::TlsFiles {
         platform::tls::TlsFiles {

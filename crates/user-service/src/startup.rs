@@ -87,22 +87,14 @@ impl Application {
         let tls = Tls::from_files(&settings.tls_files())?;
         let auth = platform::access::auth_client(&settings.auth_url, tls.as_ref().map(Tls::client))
             .map_err(anyhow::Error::msg)?;
-        let credentials: Option<Arc<dyn TokenSource>> = match (
-            &settings.client_id,
-            &settings.client_secret,
-        ) {
-            (Some(id), Some(secret)) => Some(ClientCredentials::new(
-                auth.clone(),
-                id.clone(),
-                secret.clone(),
-            )),
-            (None, None) => {
+        let credentials: Option<Arc<dyn TokenSource>> = match settings.client_credentials()? {
+            Some((id, secret)) => Some(ClientCredentials::new(auth.clone(), id, secret)),
+            None => {
                 tracing::warn!(
-                    "USER_CLIENT_ID and USER_CLIENT_SECRET are not set: deletions wait in the outbox"
+                    "no service account configured (USER_CLIENT_ID): deletions wait in the outbox"
                 );
                 None
             }
-            _ => anyhow::bail!("USER_CLIENT_ID and USER_CLIENT_SECRET go together"),
         };
         let directory = Arc::new(Directory {
             store: store.clone(),

@@ -87,6 +87,7 @@ pub fn user_settings(
         auth_url,
         client_id: Some(client.0),
         client_secret: Some(SecretString::from(client.1)),
+        client_credentials_file: None,
         tls_cert: None,
         tls_key: None,
         tls_client_ca: None,
