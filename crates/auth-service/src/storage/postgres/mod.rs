@@ -44,6 +44,37 @@ fn key_from_row(r: &PgRow) -> Result<SigningKeyRecord, sqlx::Error> {
     })
 }
 
+impl PgStore {
+    /// The identity whose `column` equals `value`.
+    async fn identity_where<V>(
+        &self,
+        column: &str,
+        value: V,
+    ) -> Result<Option<IdentityRecord>, StoreError>
+    where
+        V: for<'q> sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send,
+    {
+        let sql = format!(
+            "SELECT id, email, display_name, password_hash, disabled_at IS NOT NULL AS disabled
+             FROM identities WHERE {column} = $1"
+        );
+        let row = sqlx::query(&sql)
+            .bind(value)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            None => None,
+            Some(r) => Some(IdentityRecord {
+                id: r.try_get("id")?,
+                email: r.try_get("email")?,
+                display_name: r.try_get("display_name")?,
+                password_hash: r.try_get("password_hash")?,
+                disabled: r.try_get("disabled")?,
+            }),
+        })
+    }
+}
+
 #[async_trait]
 impl AuthStore for PgStore {
     async fn migrate(&self) -> Result<(), StoreError> {
@@ -94,23 +125,7 @@ impl AuthStore for PgStore {
     }
 
     async fn identity_by_email(&self, email: &str) -> Result<Option<IdentityRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, email, display_name, password_hash, disabled_at IS NOT NULL AS disabled
-             FROM identities WHERE email = $1",
-        )
-        .bind(email)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(match row {
-            None => None,
-            Some(r) => Some(IdentityRecord {
-                id: r.try_get("id")?,
-                email: r.try_get("email")?,
-                display_name: r.try_get("display_name")?,
-                password_hash: r.try_get("password_hash")?,
-                disabled: r.try_get("disabled")?,
-            }),
-        })
+        self.identity_where("email", email.to_owned()).await
     }
 
     async fn set_password_hash(

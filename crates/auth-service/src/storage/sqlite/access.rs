@@ -371,23 +371,7 @@ impl AccessStore for SqliteStore {
     }
 
     async fn identity_by_id(&self, id: Uuid) -> Result<Option<IdentityRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, email, display_name, password_hash, disabled_at IS NOT NULL AS disabled
-             FROM identities WHERE id = ?1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(match row {
-            None => None,
-            Some(r) => Some(IdentityRecord {
-                id: r.try_get("id")?,
-                email: r.try_get("email")?,
-                display_name: r.try_get("display_name")?,
-                password_hash: r.try_get("password_hash")?,
-                disabled: r.try_get("disabled")?,
-            }),
-        })
+        self.identity_where("id", id).await
     }
 
     async fn list_sessions(&self, user_id: Uuid) -> Result<Vec<SessionRecord>, StoreError> {
