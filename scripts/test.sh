@@ -26,3 +26,6 @@ fi
 cargo build --workspace --bins --locked
 cargo test --workspace --locked
 scripts/interop.sh
+# Every benchmark scenario for a second at tiny load, so the bench never rots:
+# this asserts no request fails, never a speed.
+"${CARGO_TARGET_DIR:-target}/debug/identity-bench" --smoke --bin-dir "${CARGO_TARGET_DIR:-target}/debug" > /dev/null

@@ -43,7 +43,9 @@ pub async fn serve(
         .layer(GrpcMetricsLayer::new(metrics))
         .add_routes(routes)
         .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            // Without TCP_NODELAY a response's trailers can wait for the peer's
+            // delayed ACK (40 ms) behind Nagle's algorithm.
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             async move {
                 shutdown.cancelled().await;
                 health

@@ -42,17 +42,20 @@ impl ServiceProcess {
     /// Starts `binary` with `env`, logging to a file in `log_dir`, and waits until
     /// `ready_url` answers 200.
     pub fn start(
-        binary_name: &str,
+        program: &std::path::Path,
         env: &[(&str, String)],
         ready_url: &str,
         log_dir: &std::path::Path,
     ) -> Self {
+        let binary_name = program
+            .file_name()
+            .map_or_else(|| "service".into(), |n| n.to_string_lossy().into_owned());
         let log = log_dir.join(format!(
             "{binary_name}-{}.log",
             uuid::Uuid::new_v4().simple()
         ));
         let file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(binary(binary_name))
+        let child = Command::new(program)
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(file.try_clone().expect("log file"))
             .stderr(file)
@@ -61,7 +64,7 @@ impl ServiceProcess {
             .expect("start service");
         let mut process = Self {
             child,
-            name: binary_name.to_owned(),
+            name: binary_name,
             log,
         };
         process.wait_ready(ready_url);
@@ -80,6 +83,11 @@ impl ServiceProcess {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("{} not ready at {url}:\n{}", self.name, self.log_text());
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// What the process has logged so far.

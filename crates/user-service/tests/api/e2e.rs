@@ -75,7 +75,7 @@ impl System {
             ("AUTH_HASH_WORKERS", "2".to_owned()),
         ];
         ServiceProcess::start(
-            "auth-service",
+            &test_support::process::binary("auth-service"),
             &env,
             &format!("http://127.0.0.1:{http}/readyz"),
             self.logs.path(),
@@ -96,7 +96,7 @@ impl System {
             ("USER_CLIENT_SECRET", self.client.1.clone()),
         ];
         ServiceProcess::start(
-            "user-service",
+            &test_support::process::binary("user-service"),
             &env,
             &format!("http://127.0.0.1:{http}/readyz"),
             self.logs.path(),

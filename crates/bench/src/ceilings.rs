@@ -1,0 +1,83 @@
+//! The two ceilings results are divided by: a bare tonic unary server answering
+//! `ValidateToken` with a response of the real size (the gRPC ceiling), and raw
+//! Argon2id hashes per second with the service's own parameters on every core
+//! (the login ceiling).
+
+use identity_proto::auth::v1 as pb;
+use identity_proto::auth::v1::auth_service_server::{AuthService, AuthServiceServer};
+use std::time::{Duration, Instant};
+use tonic::{Request, Response, Status};
+
+/// Answers ValidateToken at once with a response shaped like the real one; every
+/// other RPC is UNIMPLEMENTED.
+#[derive(Debug, Default)]
+struct Echo;
+
+#[tonic::async_trait]
+impl AuthService for Echo {
+    async fn validate_token(
+        &self,
+        request: Request<pb::ValidateTokenRequest>,
+    ) -> Result<Response<pb::ValidateTokenResponse>, Status> {
+        let token = request.into_inner().access_token;
+        let id = uuid::Uuid::nil().to_string();
+        Ok(Response::new(pb::ValidateTokenResponse {
+            user_id: id.clone(),
+            session_id: id.clone(),
+            roles: vec!["user".into()],
+            expires_at: Some(prost_types::Timestamp {
+                seconds: token.len() as i64,
+                nanos: 0,
+            }),
+            token_id: id,
+            issued_at: Some(prost_types::Timestamp {
+                seconds: 0,
+                nanos: 0,
+            }),
+            permissions: vec!["users:read".into()],
+            subject_kind: pb::SubjectKind::User as i32,
+        }))
+    }
+}
+
+/// Serves the echo server on `addr` until killed (the bench runs it as its own
+/// process, so that it competes for the cores as the services do).
+pub async fn serve_echo(addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    tonic::transport::Server::builder()
+        .add_service(AuthServiceServer::new(Echo))
+        .serve(addr)
+        .await?;
+    Ok(())
+}
+
+/// Argon2id hashes per second with the service's parameters, one thread per core.
+pub fn argon2_ceiling(threads: usize, for_how_long: Duration) -> f64 {
+    use argon2::{Algorithm, Argon2, Params, Version};
+    let p = auth_service::crypto::hasher::HashParams::default();
+    let start = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let Ok(params) = Params::new(p.memory_kib, p.iterations, p.parallelism, Some(32))
+                else {
+                    return 0u64;
+                };
+                let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+                let salt = [i as u8; 16];
+                let mut out = [0u8; 32];
+                let mut n = 0u64;
+                while start.elapsed() < for_how_long {
+                    if argon
+                        .hash_password_into(b"correct horse battery staple", &salt, &mut out)
+                        .is_ok()
+                    {
+                        n += 1;
+                    }
+                }
+                n
+            })
+        })
+        .collect();
+    let total: u64 = handles.into_iter().map(|h| h.join().unwrap_or(0)).sum();
+    total as f64 / start.elapsed().as_secs_f64()
+}

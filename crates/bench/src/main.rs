@@ -1,0 +1,267 @@
+//! `identity-bench`: drives the identity services through their real gRPC
+//! interfaces and reports throughput and latency next to the machine's ceilings
+//! (a bare tonic echo server; raw Argon2id hashing), in one run.
+
+// A measuring tool, not a service: failing loudly on a broken invariant is right.
+#![allow(clippy::expect_used)]
+
+mod ceilings;
+mod load;
+mod procstat;
+mod report;
+mod scenarios;
+mod system;
+
+use clap::{Parser, Subcommand};
+use load::{Operation, Stats, drive};
+use report::Row;
+use scenarios::{EchoValidate, Fixtures, Scenario};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use test_support::Backend;
+use tonic::transport::Channel;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "identity-bench",
+    about = "Benchmarks of the identity services against the machine's ceilings"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// `sqlite`, `postgres` or `both`.
+    #[arg(long, default_value = "both")]
+    backend: String,
+    /// Comma-separated scenarios, or `all`.
+    #[arg(long, default_value = "all")]
+    scenarios: String,
+    /// Measured time per scenario.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Unmeasured time before it.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// HTTP/2 connections per service.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Requests in flight.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Registered users the scenarios use.
+    #[arg(long, default_value_t = 32)]
+    users: usize,
+    /// Where the service binaries are (build them with --release for real figures).
+    #[arg(long, default_value = "target/release")]
+    bin_dir: PathBuf,
+    /// Also write the table here, as Markdown.
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+    /// A second or two per scenario at tiny load; fails on any error (for CI).
+    #[arg(long)]
+    smoke: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the echo ceiling (started by the bench itself).
+    EchoServer {
+        #[arg(long)]
+        addr: std::net::SocketAddr,
+    },
+}
+
+async fn channels(url: &str, n: usize) -> anyhow::Result<Vec<Channel>> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(Channel::from_shared(url.to_owned())?.connect().await?);
+    }
+    Ok(out)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut cli = Cli::parse();
+    if let Some(Command::EchoServer { addr }) = cli.command {
+        return ceilings::serve_echo(addr).await;
+    }
+    if cli.smoke {
+        cli.duration = Duration::from_millis(1000);
+        cli.warmup = Duration::from_millis(200);
+        cli.connections = 2;
+        cli.concurrency = 4;
+        cli.users = 4;
+    }
+    let backends = match cli.backend.as_str() {
+        "sqlite" => vec![Backend::Sqlite],
+        "postgres" => vec![Backend::Postgres],
+        "both" => vec![Backend::Sqlite, Backend::Postgres],
+        other => anyhow::bail!("unknown backend {other:?}: sqlite, postgres or both"),
+    };
+    let names: Vec<&'static str> = if cli.scenarios == "all" {
+        scenarios::ALL.to_vec()
+    } else {
+        cli.scenarios
+            .split(',')
+            .map(|s| {
+                scenarios::ALL
+                    .iter()
+                    .find(|n| **n == s.trim())
+                    .copied()
+                    .ok_or_else(|| anyhow::anyhow!("unknown scenario {s:?}"))
+            })
+            .collect::<Result<_, _>>()?
+    };
+    let logs = tempfile::tempdir()?;
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+
+    eprintln!("measuring the Argon2id ceiling on {cores} cores ...");
+    let argon = ceilings::argon2_ceiling(
+        cores,
+        if cli.smoke {
+            Duration::from_millis(500)
+        } else {
+            Duration::from_secs(5)
+        },
+    );
+
+    let mut rows = Vec::new();
+    let mut echo: Option<Stats> = None;
+    let mut failures = 0u64;
+    for backend in backends {
+        eprintln!("starting both services on {backend:?} ...");
+        let sys = system::start(&cli.bin_dir, backend, logs.path()).await?;
+        let auth = channels(&sys.auth_url, cli.connections).await?;
+        let users = channels(&sys.user_url, cli.connections).await?;
+        let fixtures = Arc::new(
+            Fixtures::prepare(auth[0].clone(), users.clone(), cli.users, cli.concurrency).await?,
+        );
+        fixtures.await_profiles().await?;
+        let idle = (
+            procstat::rss_mib(sys.auth.pid()).0,
+            procstat::rss_mib(sys.user.pid()).0,
+        );
+
+        if echo.is_none() {
+            eprintln!("measuring the gRPC echo ceiling ...");
+            let (mut child, url) = system::start_echo(logs.path())?;
+            let op: Arc<dyn Operation> = Arc::new(EchoValidate {
+                token: fixtures.accounts[0].access_token.clone(),
+            });
+            let stats = drive(
+                &channels(&url, cli.connections).await?,
+                cli.concurrency,
+                cli.warmup,
+                cli.duration,
+                op,
+            )
+            .await;
+            let _ = child.kill();
+            let _ = child.wait();
+            rows.push(Row::new("-", "echo ceiling", &stats, None, None, None));
+            echo = Some(stats);
+        }
+        let echo_rate = echo.as_ref().map_or(0.0, Stats::throughput);
+
+        for name in &names {
+            eprintln!("  {backend:?} / {name} ...");
+            let scenario = Arc::new(Scenario {
+                name,
+                fixtures: fixtures.clone(),
+            });
+            let targets = if scenario.targets_users() {
+                &users
+            } else {
+                &auth
+            };
+            let cpu0 = (
+                procstat::cpu_seconds(sys.auth.pid()),
+                procstat::cpu_seconds(sys.user.pid()),
+            );
+            let stats = drive(targets, cli.concurrency, cli.warmup, cli.duration, scenario).await;
+            let cpu1 = (
+                procstat::cpu_seconds(sys.auth.pid()),
+                procstat::cpu_seconds(sys.user.pid()),
+            );
+            let ceiling = match *name {
+                "login" | "register" => Some(argon),
+                _ => Some(echo_rate),
+            };
+            let resources = report::Resources {
+                auth_cpu: cpu1.0 - cpu0.0,
+                user_cpu: cpu1.1 - cpu0.1,
+                auth_peak_mib: procstat::rss_mib(sys.auth.pid()).1,
+                user_peak_mib: procstat::rss_mib(sys.user.pid()).1,
+            };
+            failures += stats.error_count();
+            rows.push(Row::new(
+                &format!("{backend:?}"),
+                name,
+                &stats,
+                ceiling,
+                Some(resources),
+                Some(idle),
+            ));
+        }
+
+        // Validation while a login storm saturates the hash pool.
+        if names.contains(&"validate") && names.contains(&"login") {
+            eprintln!("  {backend:?} / validate during a login storm ...");
+            let idle_p99 = rows
+                .iter()
+                .find(|r| r.backend == format!("{backend:?}") && r.scenario == "validate")
+                .map_or(0.0, |r| r.p99);
+            let storm = Arc::new(Scenario {
+                name: "login",
+                fixtures: fixtures.clone(),
+            });
+            let validate = Arc::new(Scenario {
+                name: "validate",
+                fixtures: fixtures.clone(),
+            });
+            let half = (cli.concurrency / 2).max(1);
+            let (during, logins) = tokio::join!(
+                drive(&auth, half, cli.warmup, cli.duration, validate),
+                drive(&auth, half, cli.warmup, cli.duration, storm),
+            );
+            failures += during.error_count() + logins.error_count();
+            let mut row = Row::new(
+                &format!("{backend:?}"),
+                "validate during login storm",
+                &during,
+                Some(echo_rate),
+                None,
+                Some(idle),
+            );
+            row.note = format!(
+                "p99 {:.2}x idle p99; storm {:.0} logins/s",
+                row.p99 / idle_p99.max(1e-9),
+                logins.throughput()
+            );
+            rows.push(row);
+        }
+        drop(sys);
+    }
+
+    let table = report::markdown(&rows, argon, cores, &cli_summary(&cli));
+    println!("{table}");
+    if let Some(path) = &cli.markdown {
+        std::fs::write(path, &table)?;
+    }
+    if failures > 0 {
+        anyhow::bail!("{failures} requests failed");
+    }
+    Ok(())
+}
+
+fn cli_summary(cli: &Cli) -> String {
+    format!(
+        "backend {}, {} per scenario after {} warm-up, {} connections, {} in flight, {} users",
+        cli.backend,
+        humantime::format_duration(cli.duration),
+        humantime::format_duration(cli.warmup),
+        cli.connections,
+        cli.concurrency,
+        cli.users
+    )
+}

@@ -1,0 +1,107 @@
+//! The system under test: both services as processes from a build directory, on
+//! a fresh SQLite file or a database of the throwaway PostgreSQL cluster, wired
+//! with a service account, plus the echo server.
+
+use std::path::{Path, PathBuf};
+use test_support::process::{ServiceProcess, free_port};
+use test_support::{Backend, TestDatabase};
+
+/// A running pair of services.
+pub struct System {
+    pub auth: ServiceProcess,
+    pub user: ServiceProcess,
+    pub auth_url: String,
+    pub user_url: String,
+    _dbs: (TestDatabase, TestDatabase),
+}
+
+/// Starts both services from `bin_dir` on `backend`, logging into `logs`.
+pub async fn start(bin_dir: &Path, backend: Backend, logs: &Path) -> anyhow::Result<System> {
+    let auth_db = backend.fresh_database().await;
+    let user_db = backend.fresh_database().await;
+    let auth_bin = bin_dir.join("auth-service");
+    let user_bin = bin_dir.join("user-service");
+    anyhow::ensure!(
+        auth_bin.exists() && user_bin.exists(),
+        "no service binaries in {}",
+        bin_dir.display()
+    );
+
+    let credentials = logs.join(format!(
+        "credentials-{}.json",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let out = std::process::Command::new(&auth_bin)
+        .args([
+            "create-service-account",
+            "--name",
+            "user-service",
+            "--role",
+            "identity-service",
+        ])
+        .env("AUTH_DATABASE_URL", &auth_db.url)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "create-service-account failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(&credentials, &out.stdout)?;
+
+    let (ag, ah, ug, uh) = (free_port(), free_port(), free_port(), free_port());
+    let auth_env = [
+        ("AUTH_GRPC_ADDR", format!("127.0.0.1:{ag}")),
+        ("AUTH_HTTP_ADDR", format!("127.0.0.1:{ah}")),
+        ("AUTH_DATABASE_URL", auth_db.url.clone()),
+        ("AUTH_USER_URL", format!("http://127.0.0.1:{ug}")),
+        ("RUST_LOG", "warn".to_owned()),
+    ];
+    let auth = ServiceProcess::start(
+        &auth_bin,
+        &auth_env,
+        &format!("http://127.0.0.1:{ah}/readyz"),
+        logs,
+    );
+    let user_env = [
+        ("USER_GRPC_ADDR", format!("127.0.0.1:{ug}")),
+        ("USER_HTTP_ADDR", format!("127.0.0.1:{uh}")),
+        ("USER_DATABASE_URL", user_db.url.clone()),
+        ("USER_AUTH_URL", format!("http://127.0.0.1:{ag}")),
+        (
+            "USER_CLIENT_CREDENTIALS_FILE",
+            credentials.display().to_string(),
+        ),
+        ("RUST_LOG", "warn".to_owned()),
+    ];
+    let user = ServiceProcess::start(
+        &user_bin,
+        &user_env,
+        &format!("http://127.0.0.1:{uh}/readyz"),
+        logs,
+    );
+    Ok(System {
+        auth,
+        user,
+        auth_url: format!("http://127.0.0.1:{ag}"),
+        user_url: format!("http://127.0.0.1:{ug}"),
+        _dbs: (auth_db, user_db),
+    })
+}
+
+/// Starts this binary as the echo server; returns it and its URL.
+pub fn start_echo(logs: &Path) -> anyhow::Result<(std::process::Child, String)> {
+    let port = free_port();
+    let me: PathBuf = std::env::current_exe()?;
+    let child = std::process::Command::new(me)
+        .args(["echo-server", "--addr", &format!("127.0.0.1:{port}")])
+        .stdout(std::fs::File::create(logs.join("echo.log"))?)
+        .spawn()?;
+    let url = format!("http://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok((child, url));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    anyhow::bail!("the echo server did not start")
+}
