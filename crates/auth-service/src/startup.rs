@@ -289,6 +289,7 @@ pub async fn build_core(settings: &Settings, clock: SharedClock) -> anyhow::Resu
         tokens,
         revoked: revoked.clone(),
         authz: authz.clone(),
+        verified: Default::default(),
         clock,
         refresh_ttl: chrono::Duration::from_std(settings.refresh_token_ttl)?,
         outbox_wake: outbox_wake.clone(),

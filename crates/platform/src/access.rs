@@ -79,16 +79,75 @@ pub struct Subject {
     pub is_service: bool,
 }
 
-/// Asks the Auth Service for decisions.
+/// How long a decision is reused: short enough that a logout or a role change
+/// still takes effect well within a second.
+pub const DECISION_TTL: Duration = Duration::from_millis(250);
+/// Decisions remembered at most.
+const DECISION_CAPACITY: usize = 10_000;
+
+type Decision = Result<Subject, (bool, String)>;
+
+/// Asks the Auth Service for decisions, reusing each for [`DECISION_TTL`] (the
+/// Gateway sends the same token with every request of a user).
 #[derive(Debug, Clone)]
 pub struct Authorizer {
     auth: AuthServiceClient<Channel>,
+    recent: Arc<std::sync::RwLock<std::collections::HashMap<[u8; 32], (Instant, Decision)>>>,
+}
+
+fn decision_key(token: &str, permission: &str, resource: Option<&str>) -> [u8; 32] {
+    use aws_lc_rs::digest::{Context, SHA256};
+    let mut ctx = Context::new(&SHA256);
+    for part in [token, permission, resource.unwrap_or_default()] {
+        ctx.update(part.as_bytes());
+        ctx.update(&[0]);
+    }
+    let mut key = [0u8; 32];
+    key.copy_from_slice(ctx.finish().as_ref());
+    key
 }
 
 impl Authorizer {
     /// Over an Auth Service client.
     pub fn new(auth: AuthServiceClient<Channel>) -> Self {
-        Self { auth }
+        Self {
+            auth,
+            recent: Arc::default(),
+        }
+    }
+
+    fn remembered(&self, key: &[u8; 32]) -> Option<Decision> {
+        let map = self
+            .recent
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(key)
+            .filter(|(at, _)| at.elapsed() < DECISION_TTL)
+            .map(|(_, d)| d.clone())
+    }
+
+    fn remember(&self, key: [u8; 32], decision: Decision) {
+        let mut map = self
+            .recent
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= DECISION_CAPACITY {
+            map.retain(|_, (at, _)| at.elapsed() < DECISION_TTL);
+            if map.len() >= DECISION_CAPACITY {
+                map.clear();
+            }
+        }
+        map.insert(key, (Instant::now(), decision));
+    }
+
+    fn outcome(decision: Decision) -> Result<Subject, Status> {
+        decision.map_err(|(denied, reason)| {
+            if denied {
+                Status::permission_denied(reason)
+            } else {
+                Status::unauthenticated(reason)
+            }
+        })
     }
 
     /// The caller of `metadata` if they may do `permission` (on `resource`);
@@ -100,6 +159,10 @@ impl Authorizer {
         resource: Option<&str>,
     ) -> Result<Subject, Status> {
         let token = bearer(metadata)?;
+        let key = decision_key(token, permission, resource);
+        if let Some(decision) = self.remembered(&key) {
+            return Self::outcome(decision);
+        }
         let reply = self
             .auth
             .clone()
@@ -110,7 +173,10 @@ impl Authorizer {
             })
             .await
             .map_err(|s| match s.code() {
-                Code::Unauthenticated | Code::InvalidArgument => Status::unauthenticated(s.message().to_owned()),
+                Code::Unauthenticated | Code::InvalidArgument => {
+                    self.remember(key, Err((false, s.message().to_owned())));
+                    Status::unauthenticated(s.message().to_owned())
+                }
                 _ => {
                     tracing::warn!(code = ?s.code(), "permission check failed: Auth Service unreachable");
                     Status::unavailable("cannot check permissions now: the Auth Service is unavailable; retry")

@@ -187,28 +187,34 @@ impl Directory {
     ) -> Result<UserRecord, UserError> {
         let expected = version_of(etag_text)?;
         let mask = UpdateMask::parse(mask_paths, input)?;
-        let current = self.get(id).await?;
-        if expected.is_some_and(|v| v != current.version) {
-            return Err(UserError::StaleEtag);
-        }
-        let next = mask.apply(&profile_of(&current)?, input)?;
-        let candidate = record(
-            id,
-            &current.email,
-            &next,
-            current.version,
-            current.created_at,
-            self.clock.now(),
-        );
-        match self.store.update_user(&candidate).await {
-            Ok(Written::Done(u)) => Ok(u),
-            Ok(Written::Stale) => Err(UserError::StaleEtag),
-            Ok(Written::NotFound) => Err(UserError::NotFound(format!("users/{id}"))),
-            Err(StoreError::UsernameTaken) => {
-                Err(UserError::UsernameTaken(next.username.as_str().to_owned()))
+        // Without an etag the caller asked for last-writer-wins: a concurrent
+        // change is re-read and the mask applied again, a few times.
+        let attempts = if expected.is_some() { 1 } else { 5 };
+        for _ in 0..attempts {
+            let current = self.get(id).await?;
+            if expected.is_some_and(|v| v != current.version) {
+                return Err(UserError::StaleEtag);
             }
-            Err(e) => Err(e.into()),
+            let next = mask.apply(&profile_of(&current)?, input)?;
+            let candidate = record(
+                id,
+                &current.email,
+                &next,
+                current.version,
+                current.created_at,
+                self.clock.now(),
+            );
+            match self.store.update_user(&candidate).await {
+                Ok(Written::Done(u)) => return Ok(u),
+                Ok(Written::Stale) => continue,
+                Ok(Written::NotFound) => return Err(UserError::NotFound(format!("users/{id}"))),
+                Err(StoreError::UsernameTaken) => {
+                    return Err(UserError::UsernameTaken(next.username.as_str().to_owned()));
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
+        Err(UserError::StaleEtag)
     }
 
     /// Soft-deletes the user and tells the Auth Service (through the outbox).

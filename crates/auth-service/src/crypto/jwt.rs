@@ -143,13 +143,19 @@ impl TokenAuthority {
             },
         )?;
         let claims = data.claims;
-        let now = now.timestamp();
-        if now >= claims.exp + LEEWAY_SECS {
-            return Err(TokenError::Expired);
-        }
-        if now + LEEWAY_SECS < claims.nbf || now + LEEWAY_SECS < claims.iat {
-            return Err(TokenError::NotYetValid);
-        }
+        check_time(&claims, now)?;
         Ok(claims)
     }
+}
+
+/// Refuses a token outside its validity window (with leeway for clock skew).
+pub fn check_time(claims: &AccessClaims, now: DateTime<Utc>) -> Result<(), TokenError> {
+    let now = now.timestamp();
+    if now >= claims.exp + LEEWAY_SECS {
+        return Err(TokenError::Expired);
+    }
+    if now + LEEWAY_SECS < claims.nbf || now + LEEWAY_SECS < claims.iat {
+        return Err(TokenError::NotYetValid);
+    }
+    Ok(())
 }

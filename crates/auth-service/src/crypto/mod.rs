@@ -5,3 +5,4 @@ pub mod hasher;
 pub mod jwt;
 pub mod keys;
 pub mod refresh;
+pub mod verified;

@@ -59,6 +59,8 @@ pub struct Authenticator {
     pub(crate) tokens: TokenAuthority,
     pub(crate) revoked: Arc<RevocationSet>,
     pub(crate) authz: Arc<AuthzState>,
+    /// Tokens whose signature was already checked.
+    pub(crate) verified: crate::crypto::verified::VerifiedTokens,
     pub(crate) clock: SharedClock,
     pub(crate) refresh_ttl: Duration,
     /// Wakes the outbox relay when an event is written.
@@ -69,8 +71,19 @@ impl Authenticator {
     /// Checks an access token without touching the database, and resolves the
     /// subject's current roles and permissions.
     pub fn validate(&self, token: &str) -> Result<Principal, AuthError> {
-        let keys = self.key_set()?;
-        let claims = self.tokens.verify(&keys, token, self.clock.now())?;
+        let now = self.clock.now();
+        let claims = match self.verified.get(token) {
+            Some(claims) => {
+                crate::crypto::jwt::check_time(&claims, now)?;
+                claims
+            }
+            None => {
+                let keys = self.key_set()?;
+                let claims = self.tokens.verify(&keys, token, now)?;
+                self.verified.insert(token, &claims);
+                claims
+            }
+        };
         if self.revoked.is_revoked(&claims.sid) {
             return Err(TokenError::Revoked.into());
         }
