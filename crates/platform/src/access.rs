@@ -85,14 +85,17 @@ pub const DECISION_TTL: Duration = Duration::from_millis(250);
 /// Decisions remembered at most.
 const DECISION_CAPACITY: usize = 10_000;
 
+/// A subject allowed, or (denied rather than unauthenticated, reason).
 type Decision = Result<Subject, (bool, String)>;
+/// Recent decisions by the hash of (token, permission, resource).
+type Recent = std::sync::RwLock<std::collections::HashMap<[u8; 32], (Instant, Decision)>>;
 
 /// Asks the Auth Service for decisions, reusing each for [`DECISION_TTL`] (the
 /// Gateway sends the same token with every request of a user).
 #[derive(Debug, Clone)]
 pub struct Authorizer {
     auth: AuthServiceClient<Channel>,
-    recent: Arc<std::sync::RwLock<std::collections::HashMap<[u8; 32], (Instant, Decision)>>>,
+    recent: Arc<Recent>,
 }
 
 fn decision_key(token: &str, permission: &str, resource: Option<&str>) -> [u8; 32] {
