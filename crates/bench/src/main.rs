@@ -137,6 +137,10 @@ async fn main() -> anyhow::Result<()> {
             Fixtures::prepare(auth[0].clone(), users.clone(), cli.users, cli.concurrency).await?,
         );
         fixtures.await_profiles().await?;
+        if !cli.smoke {
+            // Idle means after the hashing buffers of the set-up were given back.
+            tokio::time::sleep(Duration::from_secs(12)).await;
+        }
         let idle = (
             procstat::rss_mib(sys.auth.pid()).0,
             procstat::rss_mib(sys.user.pid()).0,

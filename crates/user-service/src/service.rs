@@ -189,7 +189,7 @@ impl Directory {
         let mask = UpdateMask::parse(mask_paths, input)?;
         // Without an etag the caller asked for last-writer-wins: a concurrent
         // change is re-read and the mask applied again, a few times.
-        let attempts = if expected.is_some() { 1 } else { 5 };
+        let attempts = if expected.is_some() { 1 } else { 16 };
         for _ in 0..attempts {
             let current = self.get(id).await?;
             if expected.is_some_and(|v| v != current.version) {
