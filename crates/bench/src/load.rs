@@ -48,13 +48,29 @@ fn histogram() -> Histogram<u64> {
 }
 
 /// Runs `op` from `concurrency` workers over `channels` for `warmup + duration`,
-/// recording only what completes after the warm-up.
+/// recording only what completes after the warm-up (closed loop: each worker
+/// sends its next request when the last one is answered).
 pub async fn drive(
     channels: &[Channel],
     concurrency: usize,
     warmup: Duration,
     duration: Duration,
     op: Arc<dyn Operation>,
+) -> Stats {
+    drive_at(channels, concurrency, warmup, duration, op, None).await
+}
+
+/// Like [`drive`], but open loop at `rate` requests per second in total when
+/// given: each worker sends on a fixed schedule, and latency counts from the
+/// scheduled time, so a stall is not hidden by the requests it delayed
+/// (no coordinated omission).
+pub async fn drive_at(
+    channels: &[Channel],
+    concurrency: usize,
+    warmup: Duration,
+    duration: Duration,
+    op: Arc<dyn Operation>,
+    rate: Option<f64>,
 ) -> Stats {
     let start = Instant::now();
     let measure_from = start + warmup;
@@ -63,12 +79,23 @@ pub async fn drive(
     for worker in 0..concurrency {
         let channel = channels[worker % channels.len()].clone();
         let op = op.clone();
+        let interval = rate.map(|r| Duration::from_secs_f64(concurrency as f64 / r.max(1e-3)));
         workers.push(tokio::spawn(async move {
             let mut hist = histogram();
             let mut ok = 0u64;
             let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+            // Workers start spread over one interval, so sends do not bunch up.
+            let mut scheduled =
+                interval.map(|i| start + i.mul_f64(worker as f64 / concurrency as f64));
             loop {
-                let t0 = Instant::now();
+                let t0 = match (scheduled, interval) {
+                    (Some(at), Some(i)) => {
+                        tokio::time::sleep_until(at.into()).await;
+                        scheduled = Some(at + i);
+                        at
+                    }
+                    _ => Instant::now(),
+                };
                 if t0 >= end {
                     break;
                 }

@@ -13,7 +13,7 @@ mod scenarios;
 mod system;
 
 use clap::{Parser, Subcommand};
-use load::{Operation, Stats, drive};
+use load::{Operation, Stats, drive, drive_at};
 use report::Row;
 use scenarios::{EchoValidate, Fixtures, Scenario};
 use std::path::PathBuf;
@@ -206,6 +206,35 @@ async fn main() -> anyhow::Result<()> {
                 Some(resources),
                 Some(idle),
             ));
+        }
+
+        // Latency at half the echo ceiling's throughput, open loop.
+        if names.contains(&"validate") && echo_rate > 0.0 {
+            eprintln!("  {backend:?} / validate at half the echo rate ...");
+            let validate = Arc::new(Scenario {
+                name: "validate",
+                fixtures: fixtures.clone(),
+            });
+            let stats = drive_at(
+                &auth,
+                cli.concurrency,
+                cli.warmup,
+                cli.duration,
+                validate,
+                Some(echo_rate / 2.0),
+            )
+            .await;
+            failures += stats.error_count();
+            let mut row = Row::new(
+                &format!("{backend:?}"),
+                "validate at 50 % of echo rate",
+                &stats,
+                Some(echo_rate),
+                None,
+                Some(idle),
+            );
+            row.note = format!("open loop at {:.0} req/s", echo_rate / 2.0);
+            rows.push(row);
         }
 
         // Validation while a login storm saturates the hash pool.
