@@ -3,7 +3,8 @@
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
 };
 use std::str::FromStr;
 use std::time::Duration;
@@ -59,4 +60,18 @@ pub async fn sqlite_pool(url: &str) -> Result<SqlitePool, sqlx::Error> {
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(options)
         .await
+}
+
+/// A time column of SQLite, stored as microseconds since the epoch so that SQL
+/// compares times numerically; out-of-range values are a decode error.
+pub fn sqlite_time(
+    row: &SqliteRow,
+    column: &str,
+) -> Result<chrono::DateTime<chrono::Utc>, sqlx::Error> {
+    use sqlx::Row as _;
+    let us: i64 = row.try_get(column)?;
+    chrono::DateTime::from_timestamp_micros(us).ok_or_else(|| sqlx::Error::ColumnDecode {
+        index: column.to_owned(),
+        source: format!("time out of range: {us}").into(),
+    })
 }

@@ -59,3 +59,11 @@ pub async fn serve(
         .await?;
     Ok(())
 }
+
+/// A time as a `google.protobuf.Timestamp`.
+pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
+}

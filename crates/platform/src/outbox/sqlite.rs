@@ -40,13 +40,12 @@ impl SqliteOutbox {
 }
 
 fn event(r: &SqliteRow) -> Result<OutboxEvent, sqlx::Error> {
-    let created: i64 = r.try_get("created_at")?;
     Ok(OutboxEvent {
         id: r.try_get("id")?,
         topic: r.try_get("topic")?,
         aggregate_id: r.try_get("aggregate_id")?,
         payload: r.try_get("payload")?,
-        created_at: DateTime::from_timestamp_micros(created).unwrap_or_default(),
+        created_at: crate::db::sqlite_time(r, "created_at")?,
         attempts: r.try_get("attempts")?,
     })
 }

@@ -53,13 +53,7 @@ fn user(r: &SqliteRow) -> Result<UserRecord, sqlx::Error> {
     })
 }
 
-fn time(r: &SqliteRow, col: &str) -> Result<DateTime<Utc>, sqlx::Error> {
-    let us: i64 = r.try_get(col)?;
-    DateTime::from_timestamp_micros(us).ok_or_else(|| sqlx::Error::ColumnDecode {
-        index: col.to_owned(),
-        source: format!("time out of range: {us}").into(),
-    })
-}
+use platform::db::sqlite_time as time;
 
 /// The username index is the only unique key a write can break (ids are checked
 /// by `ON CONFLICT` or the `WHERE` clause).

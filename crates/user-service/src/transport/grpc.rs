@@ -9,6 +9,7 @@ use crate::storage::UserRecord;
 use identity_proto::user::v1 as pb;
 use identity_proto::user::v1::user_service_server::UserService;
 use platform::access::Authorizer;
+use platform::grpc::timestamp;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -40,13 +41,6 @@ impl UserGrpc {
             .require(request.metadata(), permission, resource.as_deref())
             .await
             .map(|_| ())
-    }
-}
-
-fn timestamp(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: t.timestamp_subsec_nanos() as i32,
     }
 }
 

@@ -33,13 +33,7 @@ pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }
 
-fn time(r: &SqliteRow, col: &str) -> Result<DateTime<Utc>, sqlx::Error> {
-    let us: i64 = r.try_get(col)?;
-    DateTime::from_timestamp_micros(us).ok_or_else(|| sqlx::Error::ColumnDecode {
-        index: col.to_owned(),
-        source: format!("time out of range: {us}").into(),
-    })
-}
+use platform::db::sqlite_time as time;
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())

@@ -4,14 +4,8 @@ use crate::authz::{Principal, SubjectKind};
 use crate::service::IssuedTokens;
 use crate::storage::{AuditRecord, RoleRecord, ServiceAccountRecord, SessionRecord};
 use identity_proto::auth::v1 as pb;
+use platform::grpc::timestamp;
 use secrecy::ExposeSecret;
-
-pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: t.timestamp_subsec_nanos() as i32,
-    }
-}
 
 pub fn seconds(s: i64) -> prost_types::Timestamp {
     prost_types::Timestamp {
