@@ -17,7 +17,7 @@ use anyhow::Context as _;
 use base64::Engine as _;
 use futures::future::BoxFuture;
 use identity_proto::auth::v1::auth_service_server::AuthServiceServer;
-use platform::access::TokenSource;
+use platform::access::{CachedToken, TokenIssuer, TokenSource};
 use platform::clock::SharedClock;
 use platform::grpc::MAX_MESSAGE_BYTES;
 use platform::http_aux::{self, Readiness};
@@ -132,7 +132,7 @@ impl Application {
         let proxies =
             TrustedProxies::parse(&settings.trusted_proxies).map_err(anyhow::Error::msg)?;
         let tls = tls::Tls::from_files(&settings.tls_files())?;
-        let own: Arc<dyn TokenSource> = Arc::new(OwnToken(core.authenticator.clone()));
+        let own: Arc<dyn TokenSource> = CachedToken::new(OwnToken(core.authenticator.clone()));
         let to_users =
             ToUserService::new(&settings.user_url, own, tls.as_ref().map(tls::Tls::client))
                 .map_err(anyhow::Error::msg)?;
@@ -307,8 +307,8 @@ pub async fn build_core(settings: &Settings, clock: SharedClock) -> anyhow::Resu
 /// The Auth Service's own tokens, minted in-process for its relay.
 struct OwnToken(Arc<Authenticator>);
 
-impl TokenSource for OwnToken {
-    fn token(&self) -> BoxFuture<'_, Result<String, String>> {
+impl TokenIssuer for OwnToken {
+    fn issue(&self) -> BoxFuture<'_, Result<(String, i64), String>> {
         Box::pin(async move { self.0.own_token().await.map_err(|e| e.to_string()) })
     }
 }

@@ -204,12 +204,52 @@ pub trait TokenSource: Send + Sync + 'static {
     fn token(&self) -> BoxFuture<'_, Result<String, String>>;
 }
 
-/// A service account's client credentials, exchanged for tokens as needed.
+/// Something that issues a fresh access token, with its lifetime in seconds.
+pub trait TokenIssuer: Send + Sync + 'static {
+    /// A new token and its `expires_in`.
+    fn issue(&self) -> BoxFuture<'_, Result<(String, i64), String>>;
+}
+
+/// Reuses an issuer's token until 80 % of its lifetime, so a token never
+/// expires in flight and is not re-issued for every call.
+pub struct CachedToken<I> {
+    issuer: I,
+    cached: Mutex<Option<(String, Instant)>>,
+}
+
+impl<I> CachedToken<I> {
+    /// Caches `issuer`'s tokens.
+    pub fn new(issuer: I) -> Arc<Self> {
+        Arc::new(Self {
+            issuer,
+            cached: Mutex::new(None),
+        })
+    }
+}
+
+impl<I: TokenIssuer> TokenSource for CachedToken<I> {
+    fn token(&self) -> BoxFuture<'_, Result<String, String>> {
+        Box::pin(async move {
+            let mut cached = self.cached.lock().await;
+            if let Some((token, renew_at)) = cached.as_ref()
+                && Instant::now() < *renew_at
+            {
+                return Ok(token.clone());
+            }
+            let (token, expires_in) = self.issuer.issue().await?;
+            let life = Duration::from_secs(expires_in.max(1) as u64);
+            *cached = Some((token.clone(), Instant::now() + life.mul_f32(0.8)));
+            Ok(token)
+        })
+    }
+}
+
+/// A service account's client credentials, exchanged for tokens (the
+/// client-credentials grant).
 pub struct ClientCredentials {
     auth: AuthServiceClient<Channel>,
     client_id: String,
     secret: SecretString,
-    cached: Mutex<Option<(String, Instant)>>,
 }
 
 impl std::fmt::Debug for ClientCredentials {
@@ -221,30 +261,23 @@ impl std::fmt::Debug for ClientCredentials {
 }
 
 impl ClientCredentials {
-    /// Credentials presented to `auth`.
+    /// Credentials presented to `auth`, their tokens cached.
     pub fn new(
         auth: AuthServiceClient<Channel>,
         client_id: String,
         secret: SecretString,
-    ) -> Arc<Self> {
-        Arc::new(Self {
+    ) -> Arc<CachedToken<Self>> {
+        CachedToken::new(Self {
             auth,
             client_id,
             secret,
-            cached: Mutex::new(None),
         })
     }
 }
 
-impl TokenSource for ClientCredentials {
-    fn token(&self) -> BoxFuture<'_, Result<String, String>> {
+impl TokenIssuer for ClientCredentials {
+    fn issue(&self) -> BoxFuture<'_, Result<(String, i64), String>> {
         Box::pin(async move {
-            let mut cached = self.cached.lock().await;
-            if let Some((token, renew_at)) = cached.as_ref()
-                && Instant::now() < *renew_at
-            {
-                return Ok(token.clone());
-            }
             let reply = self
                 .auth
                 .clone()
@@ -261,13 +294,7 @@ impl TokenSource for ClientCredentials {
                     )
                 })?
                 .into_inner();
-            // Renew at 80 % of the lifetime, so a token never expires in flight.
-            let life = Duration::from_secs(reply.expires_in.max(1) as u64);
-            *cached = Some((
-                reply.access_token.clone(),
-                Instant::now() + life.mul_f32(0.8),
-            ));
-            Ok(reply.access_token)
+            Ok((reply.access_token, reply.expires_in))
         })
     }
 }

@@ -166,22 +166,21 @@ impl Authenticator {
         Ok((token, claims.exp - claims.iat))
     }
 
-    /// A short-lived token for the Auth Service's own account (its relay).
-    pub async fn own_token(&self) -> Result<String, AuthError> {
+    /// A short-lived token for the Auth Service's own account (its relay), and
+    /// its lifetime in seconds.
+    pub async fn own_token(&self) -> Result<(String, i64), AuthError> {
         let account = self
             .store
             .service_account_by_name(OWN_ACCOUNT)
             .await?
             .ok_or_else(|| AuthError::Internal("the auth-service account is missing".into()))?;
-        let (token, _) = self
-            .sign(
-                account.id,
-                account.id,
-                SubjectKind::Service,
-                self.clock.now(),
-            )
-            .await?;
-        Ok(token)
+        self.sign(
+            account.id,
+            account.id,
+            SubjectKind::Service,
+            self.clock.now(),
+        )
+        .await
     }
 
     /// Records an audit event.
