@@ -48,24 +48,37 @@ pub struct Throttle<'a> {
     pub store: &'a dyn AuthStore,
 }
 
+/// What the throttle found before a login attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checked {
+    /// How long the caller must wait, if at all.
+    pub wait: Option<Duration>,
+    /// Whether the account has failures on record (a success then clears them).
+    account_failures: bool,
+}
+
 impl Throttle<'_> {
-    /// How long the caller must wait before this login attempt, if at all.
+    /// Reads the counters before a login attempt.
     pub async fn check(
         &self,
         email: &str,
         address: Option<&str>,
         now: DateTime<Utc>,
-    ) -> Result<Option<Duration>, StoreError> {
+    ) -> Result<Checked, StoreError> {
         let mut wait = None;
-        if let Some(c) = self.store.counter(&account_key(email)).await? {
-            wait = account_wait(&c, now);
+        let account = self.store.counter(&account_key(email)).await?;
+        if let Some(c) = &account {
+            wait = account_wait(c, now);
         }
         if let Some(addr) = address
             && let Some(c) = self.store.counter(&address_key(addr)).await?
         {
             wait = wait.max(address_wait(&c, now));
         }
-        Ok(wait)
+        Ok(Checked {
+            wait,
+            account_failures: account.is_some(),
+        })
     }
 
     /// Counts a failed attempt.
@@ -86,8 +99,12 @@ impl Throttle<'_> {
         Ok(())
     }
 
-    /// Forgets an account's failures after a success.
-    pub async fn succeeded(&self, email: &str) -> Result<(), StoreError> {
+    /// Forgets an account's failures after a success; a write only when there
+    /// were failures, so an ordinary login costs no throttle write.
+    pub async fn succeeded(&self, email: &str, checked: &Checked) -> Result<(), StoreError> {
+        if !checked.account_failures {
+            return Ok(());
+        }
         self.store.clear_counter(&account_key(email)).await
     }
 }

@@ -95,10 +95,10 @@ impl Authenticator {
             store: self.store.as_ref(),
         };
         let address = client.address.as_deref();
-        if let Some(wait) = throttle
+        let checked = throttle
             .check(email.as_str(), address, self.clock.now())
-            .await?
-        {
+            .await?;
+        if let Some(wait) = checked.wait {
             self.audit(
                 self.event("login.throttled", client)
                     .subject(email.as_str()),
@@ -118,7 +118,7 @@ impl Authenticator {
                 .await;
             return Err(AuthError::InvalidCredentials);
         };
-        throttle.succeeded(email.as_str()).await?;
+        throttle.succeeded(email.as_str(), &checked).await?;
         if verified.needs_rehash {
             self.rehash(identity.id, password.secret()).await;
         }

@@ -251,10 +251,21 @@ impl AccessStore for SqliteStore {
     }
 
     async fn subject_roles(&self, subject: Uuid) -> Result<Option<Vec<String>>, StoreError> {
-        if !self.subject_exists(subject).await? {
+        // One round trip when the subject holds roles (every login and refresh);
+        // a second only to tell "no roles" from "no such subject".
+        let roles: Vec<String> = sqlx::query_scalar(
+            "SELECT role FROM subject_roles WHERE subject_id = ?1
+               AND (EXISTS (SELECT 1 FROM identities WHERE id = ?1)
+                    OR EXISTS (SELECT 1 FROM service_accounts WHERE id = ?1 AND disabled_at IS NULL))
+             ORDER BY role",
+        )
+        .bind(subject)
+        .fetch_all(&self.pool)
+        .await?;
+        if roles.is_empty() && !self.subject_exists(subject).await? {
             return Ok(None);
         }
-        Ok(Some(self.roles_of(subject).await?))
+        Ok(Some(roles))
     }
 
     async fn subject_changes_since(
