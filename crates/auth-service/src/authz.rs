@@ -8,6 +8,7 @@
 //! changes, so a role taken away stops working everywhere within the poll interval.
 
 use crate::domain::FieldViolation;
+use crate::feed::ChangeCursor;
 use crate::storage::{AuthStore, StoreError, SubjectChange};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::{BTreeSet, HashMap};
@@ -18,8 +19,6 @@ use uuid::Uuid;
 pub const ALL: &str = "*";
 /// What a user may always do to their own profile (`users/{their id}`).
 const SELF_SERVICE: [&str; 2] = ["users:read", "users:write"];
-/// Look back this far again on each poll, for late commits and clock skew.
-const OVERLAP: Duration = Duration::seconds(10);
 
 /// Parses a permission: `*`, or `resource:action` of `a-z 0-9 _ -` (2 to 64 each).
 pub fn permission(raw: &str, field: &'static str) -> Result<String, FieldViolation> {
@@ -134,9 +133,9 @@ pub fn decide(p: &Principal, permission: &str, resource: Option<&str>) -> Decisi
 pub struct AuthzState {
     definitions: RwLock<Arc<HashMap<String, Vec<String>>>>,
     changed: RwLock<HashMap<Uuid, SubjectChange>>,
-    cursor: RwLock<Option<DateTime<Utc>>>,
-    /// How long a change matters: the longest token lifetime plus leeway.
-    horizon: Duration,
+    /// Where this replica is in the stream of subject changes; a change matters
+    /// for the longest token lifetime plus leeway.
+    cursor: ChangeCursor,
 }
 
 fn read<T: Clone>(lock: &RwLock<T>) -> T {
@@ -151,8 +150,7 @@ impl AuthzState {
         Self {
             definitions: RwLock::default(),
             changed: RwLock::default(),
-            cursor: RwLock::default(),
-            horizon,
+            cursor: ChangeCursor::new(horizon),
         }
     }
 
@@ -199,8 +197,7 @@ impl AuthzState {
     pub async fn poll(&self, store: &dyn AuthStore, now: DateTime<Utc>) -> Result<(), StoreError> {
         let roles = store.list_roles().await?;
         self.set_definitions(roles.into_iter().map(|r| (r.name, r.permissions)).collect());
-        let cursor = read(&self.cursor);
-        let since = cursor.map_or(now - self.horizon, |c| c - OVERLAP);
+        let since = self.cursor.since(now);
         let changes = store.subject_changes_since(since).await?;
         let newest = changes.iter().map(|c| c.changed_at).max();
         {
@@ -216,18 +213,10 @@ impl AuthzState {
                     map.insert(c.subject_id, c);
                 }
             }
-            let horizon = now - self.horizon;
-            map.retain(|_, c| c.changed_at >= horizon);
+            let oldest = self.cursor.oldest_relevant(now);
+            map.retain(|_, c| c.changed_at >= oldest);
         }
-        let next = match (cursor, newest) {
-            (Some(c), Some(n)) => Some(c.max(n)),
-            (None, n) => Some(n.unwrap_or(since).max(since)),
-            (c, None) => c,
-        };
-        *self
-            .cursor
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = next;
+        self.cursor.advance(since, newest);
         Ok(())
     }
 }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod error;
+pub mod feed;
 pub mod relay;
 pub mod revocation;
 pub mod service;

@@ -3,24 +3,20 @@
 //! look, so that a logout on one replica is seen by all within the poll interval.
 //! Entries are forgotten once every token of that session has expired.
 
+use crate::feed::ChangeCursor;
 use crate::storage::{AuthStore, StoreError};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::HashMap;
 use std::sync::RwLock;
 use uuid::Uuid;
 
-/// How far back each poll looks again, to catch revocations written by a replica
-/// whose clock runs behind or whose transaction committed late.
-const OVERLAP: Duration = Duration::seconds(10);
-
 /// Revoked sessions that may still have unexpired access tokens.
 #[derive(Debug)]
 pub struct RevocationSet {
     revoked: RwLock<HashMap<Uuid, DateTime<Utc>>>,
-    /// The newest revocation time seen in the database.
-    cursor: RwLock<Option<DateTime<Utc>>>,
-    /// How long an entry matters: the access-token lifetime plus leeway.
-    horizon: Duration,
+    /// Where this replica is in the stream of revocations; an entry matters for
+    /// the access-token lifetime plus leeway.
+    cursor: ChangeCursor,
 }
 
 impl RevocationSet {
@@ -28,8 +24,7 @@ impl RevocationSet {
     pub fn new(horizon: Duration) -> Self {
         Self {
             revoked: RwLock::default(),
-            cursor: RwLock::default(),
-            horizon,
+            cursor: ChangeCursor::new(horizon),
         }
     }
 
@@ -51,11 +46,7 @@ impl RevocationSet {
 
     /// Loads the revocations written since the last poll and forgets expired ones.
     pub async fn poll(&self, store: &dyn AuthStore, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let cursor = *self
-            .cursor
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let since = cursor.map_or(now - self.horizon, |c| c - OVERLAP);
+        let since = self.cursor.since(now);
         let rows = store.revoked_sessions_since(since).await?;
         let newest = rows.iter().map(|(_, at)| *at).max();
         {
@@ -64,20 +55,10 @@ impl RevocationSet {
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             set.extend(rows);
-            let horizon = now - self.horizon;
-            set.retain(|_, at| *at >= horizon);
+            let oldest = self.cursor.oldest_relevant(now);
+            set.retain(|_, at| *at >= oldest);
         }
-        if let Some(newest) = newest.filter(|n| cursor.is_none_or(|c| *n > c)) {
-            *self
-                .cursor
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(newest);
-        } else if cursor.is_none() {
-            *self
-                .cursor
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(since);
-        }
+        self.cursor.advance(since, newest);
         Ok(())
     }
 
