@@ -26,12 +26,9 @@ macro_rules! both_backends {
 
 /// Turns test logs on when `TEST_LOG` is set (as Zero To Production does).
 pub fn init_test_logs() {
-    if std::env::var_os("TEST_LOG").is_some() {
-        platform_free_logs();
+    if std::env::var_os("TEST_LOG").is_none() {
+        return;
     }
-}
-
-fn platform_free_logs() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(
             std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),

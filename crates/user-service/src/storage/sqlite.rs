@@ -27,6 +27,15 @@ impl SqliteStore {
         Self { pool }
     }
 
+    /// The user with this id, deleted or not.
+    async fn any_user(&self, id: Uuid) -> Result<Option<UserRecord>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE id = ?1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(user).transpose()?)
+    }
+
     async fn exists(&self, id: Uuid) -> Result<bool, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM users WHERE id = ?1 AND deleted_at IS NULL)",
@@ -93,27 +102,18 @@ impl UserStore for SqliteStore {
         .bind(u.updated_at.timestamp_micros())
         .fetch_optional(&self.pool)
         .await;
-        match inserted {
-            Ok(Some(row)) => Ok((user(&row)?, true)),
-            Ok(None) => {
-                let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE id = ?1"))
-                    .bind(u.id)
-                    .fetch_one(&self.pool)
-                    .await?;
-                Ok((user(&row)?, false))
-            }
-            Err(e) if username_taken(&e) => {
-                // A redelivery whose username check fired before its id check.
-                let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE id = ?1"))
-                    .bind(u.id)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                match row {
-                    Some(row) => Ok((user(&row)?, false)),
-                    None => Err(StoreError::UsernameTaken),
-                }
-            }
-            Err(e) => Err(e.into()),
+        let clash = match inserted {
+            Ok(Some(row)) => return Ok((user(&row)?, true)),
+            // The id exists: a redelivery.
+            Ok(None) => StoreError::Database(sqlx::Error::RowNotFound),
+            // A redelivery whose username check fired before its id check, or a
+            // real clash with another user.
+            Err(e) if username_taken(&e) => StoreError::UsernameTaken,
+            Err(e) => return Err(e.into()),
+        };
+        match self.any_user(u.id).await? {
+            Some(existing) => Ok((existing, false)),
+            None => Err(clash),
         }
     }
 
