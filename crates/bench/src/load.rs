@@ -5,7 +5,8 @@
 use futures::future::BoxFuture;
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 
@@ -40,6 +41,36 @@ impl Stats {
     pub fn error_count(&self) -> u64 {
         self.errors.values().sum()
     }
+
+    /// Nothing measured yet.
+    pub fn empty() -> Self {
+        Self {
+            ok: 0,
+            errors: BTreeMap::new(),
+            latency: histogram(),
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    fn record(&mut self, latency: Duration, result: Result<(), tonic::Code>) {
+        match result {
+            Ok(()) => {
+                self.ok += 1;
+                let _ = self.latency.record(latency.as_micros().max(1) as u64);
+            }
+            Err(code) => *self.errors.entry(format!("{code:?}")).or_default() += 1,
+        }
+    }
+
+    /// Adds another run's counts and time to these.
+    pub fn absorb(&mut self, other: Stats) {
+        self.ok += other.ok;
+        for (k, v) in other.errors {
+            *self.errors.entry(k).or_default() += v;
+        }
+        let _ = self.latency.add(&other.latency);
+        self.elapsed += other.elapsed;
+    }
 }
 
 fn histogram() -> Histogram<u64> {
@@ -57,21 +88,6 @@ pub async fn drive(
     duration: Duration,
     op: Arc<dyn Operation>,
 ) -> Stats {
-    drive_at(channels, concurrency, warmup, duration, op, None).await
-}
-
-/// Like [`drive`], but open loop at `rate` requests per second in total when
-/// given: each worker sends on a fixed schedule, and latency counts from the
-/// scheduled time, so a stall is not hidden by the requests it delayed
-/// (no coordinated omission).
-pub async fn drive_at(
-    channels: &[Channel],
-    concurrency: usize,
-    warmup: Duration,
-    duration: Duration,
-    op: Arc<dyn Operation>,
-    rate: Option<f64>,
-) -> Stats {
     let start = Instant::now();
     let measure_from = start + warmup;
     let end = measure_from + duration;
@@ -79,56 +95,99 @@ pub async fn drive_at(
     for worker in 0..concurrency {
         let channel = channels[worker % channels.len()].clone();
         let op = op.clone();
-        let interval = rate.map(|r| Duration::from_secs_f64(concurrency as f64 / r.max(1e-3)));
         workers.push(tokio::spawn(async move {
-            let mut hist = histogram();
-            let mut ok = 0u64;
-            let mut errors: BTreeMap<String, u64> = BTreeMap::new();
-            // Workers start spread over one interval, so sends do not bunch up.
-            let mut scheduled =
-                interval.map(|i| start + i.mul_f64(worker as f64 / concurrency as f64));
+            let mut tally = Stats::empty();
             loop {
-                let t0 = match (scheduled, interval) {
-                    (Some(at), Some(i)) => {
-                        tokio::time::sleep_until(at.into()).await;
-                        scheduled = Some(at + i);
-                        at
-                    }
-                    _ => Instant::now(),
-                };
+                let t0 = Instant::now();
                 if t0 >= end {
                     break;
                 }
                 let result = op.call(worker, channel.clone()).await;
                 let t1 = Instant::now();
-                if t0 < measure_from || t1 > end {
-                    continue;
-                }
-                match result {
-                    Ok(()) => {
-                        ok += 1;
-                        let _ = hist.record((t1 - t0).as_micros().max(1) as u64);
-                    }
-                    Err(code) => *errors.entry(format!("{code:?}")).or_default() += 1,
+                if t0 >= measure_from && t1 <= end {
+                    tally.record(t1 - t0, result);
                 }
             }
-            (ok, errors, hist)
+            tally
         }));
     }
-    let mut stats = Stats {
-        ok: 0,
-        errors: BTreeMap::new(),
-        latency: histogram(),
-        elapsed: duration,
-    };
+    let mut total = Stats::empty();
     for w in workers {
-        if let Ok((ok, errors, hist)) = w.await {
-            stats.ok += ok;
-            for (k, v) in errors {
-                *stats.errors.entry(k).or_default() += v;
-            }
-            let _ = stats.latency.add(&hist);
+        if let Ok(t) = w.await {
+            total.absorb(t);
         }
     }
-    stats
+    total.elapsed = duration;
+    total
+}
+
+/// Open loop at `rate` requests per second: a pacing thread sends each request
+/// at its scheduled time whatever the others are doing (request `i` goes out at
+/// `start + i / rate`, as worker `i % workers` over channel `i % channels`), and
+/// latency counts from the scheduled time, so neither a slow response nor a late
+/// send is hidden (no coordinated omission). The schedule is kept on an OS thread
+/// with `nanosleep` precision rather than on tokio's millisecond timer wheel,
+/// which would otherwise add up to a millisecond of its own to every request.
+/// At most `max_in_flight` requests are outstanding; beyond that the pacer waits
+/// and the wait shows in the latencies. Only for scenarios without per-worker
+/// state that two concurrent calls could share.
+pub async fn drive_open(
+    channels: &[Channel],
+    workers: usize,
+    warmup: Duration,
+    duration: Duration,
+    op: Arc<dyn Operation>,
+    rate: f64,
+    max_in_flight: usize,
+) -> Stats {
+    let runtime = tokio::runtime::Handle::current();
+    let channels = channels.to_vec();
+    let tally = Arc::new(Mutex::new(Stats::empty()));
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let interval = Duration::from_secs_f64(1.0 / rate.max(1e-3));
+    let pacer = {
+        let (tally, in_flight) = (tally.clone(), in_flight.clone());
+        tokio::task::spawn_blocking(move || {
+            let start = Instant::now();
+            let measure_from = start + warmup;
+            let end = measure_from + duration;
+            for i in 0u64.. {
+                let at = start + interval.mul_f64(i as f64);
+                if at >= end {
+                    break;
+                }
+                if let Some(wait) = at.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                while in_flight.load(Ordering::Acquire) >= max_in_flight {
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+                in_flight.fetch_add(1, Ordering::AcqRel);
+                let worker = (i % workers.max(1) as u64) as usize;
+                let channel = channels[(i % channels.len() as u64) as usize].clone();
+                let (op, tally, in_flight) = (op.clone(), tally.clone(), in_flight.clone());
+                runtime.spawn(async move {
+                    let result = op.call(worker, channel).await;
+                    let t1 = Instant::now();
+                    if at >= measure_from
+                        && t1 <= end
+                        && let Ok(mut t) = tally.lock()
+                    {
+                        t.record(t1 - at, result);
+                    }
+                    in_flight.fetch_sub(1, Ordering::AcqRel);
+                });
+            }
+        })
+    };
+    let _ = pacer.await;
+    // Whatever is still outstanding finishes after `end` and is not counted,
+    // but is waited for so that it does not leak into the next scenario.
+    let give_up = Instant::now() + Duration::from_secs(10);
+    while in_flight.load(Ordering::Acquire) > 0 && Instant::now() < give_up {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut total = tally.lock().map_or_else(|_| Stats::empty(), |t| t.clone());
+    total.elapsed = duration;
+    total
 }

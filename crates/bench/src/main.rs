@@ -5,7 +5,14 @@
 // A measuring tool, not a service: failing loudly on a broken invariant is right.
 #![allow(clippy::expect_used)]
 
+/// The allocator the Auth Service runs with, so that the echo ceiling (this
+/// binary's `echo-server`) is bare tonic on the same footing, not slower for
+/// glibc's malloc.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 mod ceilings;
+mod latency;
 mod load;
 mod procstat;
 mod report;
@@ -13,7 +20,7 @@ mod scenarios;
 mod system;
 
 use clap::{Parser, Subcommand};
-use load::{Operation, Stats, drive, drive_at};
+use load::{Operation, Stats, drive};
 use report::Row;
 use scenarios::{EchoValidate, Fixtures, Scenario};
 use std::path::PathBuf;
@@ -71,6 +78,9 @@ enum Command {
     },
 }
 
+/// Alternating open-loop trials per backend for the half-load latency.
+const LATENCY_TRIALS: usize = 5;
+
 async fn channels(url: &str, n: usize) -> anyhow::Result<Vec<Channel>> {
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
@@ -126,7 +136,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let mut rows = Vec::new();
-    let mut echo: Option<Stats> = None;
+    let mut echo: Option<(Stats, system::Echo)> = None;
     let mut failures = 0u64;
     for backend in backends {
         eprintln!("starting both services on {backend:?} ...");
@@ -148,24 +158,31 @@ async fn main() -> anyhow::Result<()> {
 
         if echo.is_none() {
             eprintln!("measuring the gRPC echo ceiling ...");
-            let (mut child, url) = system::start_echo(logs.path())?;
+            let (child, url) = system::start_echo(logs.path())?;
+            let echo_channels = channels(&url, cli.connections).await?;
             let op: Arc<dyn Operation> = Arc::new(EchoValidate {
                 token: fixtures.accounts[0].access_token.clone(),
             });
             let stats = drive(
-                &channels(&url, cli.connections).await?,
+                &echo_channels,
                 cli.concurrency,
                 cli.warmup,
                 cli.duration,
-                op,
+                op.clone(),
             )
             .await;
-            let _ = child.kill();
-            let _ = child.wait();
             rows.push(Row::new("-", "echo ceiling", &stats, None, None, None));
-            echo = Some(stats);
+            // Kept running: the latency trials alternate between it and the service.
+            echo = Some((
+                stats,
+                system::Echo {
+                    child,
+                    channels: echo_channels,
+                    op,
+                },
+            ));
         }
-        let echo_rate = echo.as_ref().map_or(0.0, Stats::throughput);
+        let echo_rate = echo.as_ref().map_or(0.0, |e| e.0.throughput());
 
         for name in &names {
             eprintln!("  {backend:?} / {name} ...");
@@ -208,33 +225,53 @@ async fn main() -> anyhow::Result<()> {
             ));
         }
 
-        // Latency at half the echo ceiling's throughput, open loop.
-        if names.contains(&"validate") && echo_rate > 0.0 {
+        // Latency at half the echo ceiling's throughput, open loop, in trials
+        // alternating with the echo server so that both meet the same noise.
+        if let (true, Some((_, server))) = (names.contains(&"validate"), &echo) {
             eprintln!("  {backend:?} / validate at half the echo rate ...");
-            let validate = Arc::new(Scenario {
+            let validate: Arc<dyn Operation> = Arc::new(Scenario {
                 name: "validate",
                 fixtures: fixtures.clone(),
             });
-            let stats = drive_at(
-                &auth,
+            let rate = echo_rate / 2.0;
+            let (trials, each) = if cli.smoke {
+                (1, cli.duration)
+            } else {
+                (
+                    LATENCY_TRIALS,
+                    (cli.duration / 2).max(Duration::from_secs(1)),
+                )
+            };
+            let (e, v) = latency::paired(
+                &latency::Target {
+                    channels: &server.channels,
+                    op: server.op.clone(),
+                },
+                &latency::Target {
+                    channels: &auth,
+                    op: validate,
+                },
                 cli.concurrency,
-                cli.warmup,
-                cli.duration,
-                validate,
-                Some(echo_rate / 2.0),
+                rate,
+                trials,
+                each,
             )
             .await;
-            failures += stats.error_count();
-            let mut row = Row::new(
-                &format!("{backend:?}"),
-                "validate at 50 % of echo rate",
-                &stats,
-                Some(echo_rate),
-                None,
-                Some(idle),
-            );
-            row.note = format!("open loop at {:.0} req/s", echo_rate / 2.0);
-            rows.push(row);
+            failures += v.pooled.error_count() + e.pooled.error_count();
+            let backend_name = format!("{backend:?}");
+            for (who, t, ceiling) in [("echo", &e, None), ("validate", &v, Some(echo_rate))] {
+                let scenario = format!("{who} at 50 % of echo rate");
+                let mut row = Row::new(
+                    &backend_name,
+                    &scenario,
+                    &t.pooled,
+                    ceiling,
+                    None,
+                    Some(idle),
+                );
+                row.note = t.note(rate);
+                rows.push(row);
+            }
         }
 
         // Validation while a login storm saturates the hash pool.
@@ -276,6 +313,7 @@ async fn main() -> anyhow::Result<()> {
         drop(sys);
     }
 
+    drop(echo);
     let table = report::markdown(&rows, argon, cores, &cli_summary(&cli));
     println!("{table}");
     if let Some(path) = &cli.markdown {

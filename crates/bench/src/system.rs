@@ -89,6 +89,20 @@ pub async fn start(bin_dir: &Path, backend: Backend, logs: &Path) -> anyhow::Res
 }
 
 /// Starts this binary as the echo server; returns it and its URL.
+/// The running echo server, stopped when dropped.
+pub struct Echo {
+    pub child: std::process::Child,
+    pub channels: Vec<tonic::transport::Channel>,
+    pub op: std::sync::Arc<dyn crate::load::Operation>,
+}
+
+impl Drop for Echo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 pub fn start_echo(logs: &Path) -> anyhow::Result<(std::process::Child, String)> {
     let port = free_port();
     let me: PathBuf = std::env::current_exe()?;
