@@ -58,6 +58,17 @@ struct Cli {
     /// Registered users the scenarios use.
     #[arg(long, default_value_t = 32)]
     users: usize,
+    /// Drive already running services instead of starting them: the Auth
+    /// Service's gRPC address (with --user-url).
+    #[arg(long, requires = "user_url")]
+    auth_url: Option<String>,
+    /// The User Service's gRPC address (with --auth-url).
+    #[arg(long, requires = "auth_url")]
+    user_url: Option<String>,
+    /// With --auth-url on this machine: the services' process ids, for CPU and
+    /// memory figures (`--pids AUTH,USER`).
+    #[arg(long, value_delimiter = ',')]
+    pids: Option<Vec<u32>>,
     /// Where the service binaries are (build them with --release for real figures).
     #[arg(long, default_value = "target/release")]
     bin_dir: PathBuf,
@@ -102,11 +113,12 @@ async fn main() -> anyhow::Result<()> {
         cli.concurrency = 4;
         cli.users = 4;
     }
-    let backends = match cli.backend.as_str() {
-        "sqlite" => vec![Backend::Sqlite],
-        "postgres" => vec![Backend::Postgres],
-        "both" => vec![Backend::Sqlite, Backend::Postgres],
-        other => anyhow::bail!("unknown backend {other:?}: sqlite, postgres or both"),
+    let backends = match (cli.backend.as_str(), &cli.auth_url) {
+        (_, Some(_)) => vec![None],
+        ("sqlite", _) => vec![Some(Backend::Sqlite)],
+        ("postgres", _) => vec![Some(Backend::Postgres)],
+        ("both", _) => vec![Some(Backend::Sqlite), Some(Backend::Postgres)],
+        (other, _) => anyhow::bail!("unknown backend {other:?}: sqlite, postgres or both"),
     };
     let names: Vec<&'static str> = if cli.scenarios == "all" {
         scenarios::ALL.to_vec()
@@ -139,8 +151,21 @@ async fn main() -> anyhow::Result<()> {
     let mut echo: Option<(Stats, system::Echo)> = None;
     let mut failures = 0u64;
     for backend in backends {
-        eprintln!("starting both services on {backend:?} ...");
-        let sys = system::start(&cli.bin_dir, backend, logs.path()).await?;
+        let sys = match (backend, &cli.auth_url, &cli.user_url) {
+            (Some(backend), _, _) => {
+                eprintln!("starting both services on {backend:?} ...");
+                system::start(&cli.bin_dir, backend, logs.path()).await?
+            }
+            (None, Some(auth), Some(user)) => system::Under::external(
+                auth,
+                user,
+                cli.pids
+                    .as_deref()
+                    .and_then(|p| Some((*p.first()?, *p.get(1)?))),
+            ),
+            (None, _, _) => anyhow::bail!("--auth-url and --user-url go together"),
+        };
+        let backend = sys.label.clone();
         let auth = channels(&sys.auth_url, cli.connections).await?;
         let users = channels(&sys.user_url, cli.connections).await?;
         let fixtures = Arc::new(
@@ -151,10 +176,7 @@ async fn main() -> anyhow::Result<()> {
             // Idle means after the hashing buffers of the set-up were given back.
             tokio::time::sleep(Duration::from_secs(12)).await;
         }
-        let idle = (
-            procstat::rss_mib(sys.auth.pid()).0,
-            procstat::rss_mib(sys.user.pid()).0,
-        );
+        let idle = sys.pids.map(procstat::rss_now);
 
         if echo.is_none() {
             eprintln!("measuring the gRPC echo ceiling ...");
@@ -185,7 +207,7 @@ async fn main() -> anyhow::Result<()> {
         let echo_rate = echo.as_ref().map_or(0.0, |e| e.0.throughput());
 
         for name in &names {
-            eprintln!("  {backend:?} / {name} ...");
+            eprintln!("  {backend} / {name} ...");
             let scenario = Arc::new(Scenario {
                 name,
                 fixtures: fixtures.clone(),
@@ -195,40 +217,29 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 &auth
             };
-            let cpu0 = (
-                procstat::cpu_seconds(sys.auth.pid()),
-                procstat::cpu_seconds(sys.user.pid()),
-            );
+            let before = sys.pids.map(procstat::Sample::take);
             let stats = drive(targets, cli.concurrency, cli.warmup, cli.duration, scenario).await;
-            let cpu1 = (
-                procstat::cpu_seconds(sys.auth.pid()),
-                procstat::cpu_seconds(sys.user.pid()),
-            );
+
             let ceiling = match *name {
                 "login" | "register" => Some(argon),
                 _ => Some(echo_rate),
             };
-            let resources = report::Resources {
-                auth_cpu: cpu1.0 - cpu0.0,
-                user_cpu: cpu1.1 - cpu0.1,
-                auth_peak_mib: procstat::rss_mib(sys.auth.pid()).1,
-                user_peak_mib: procstat::rss_mib(sys.user.pid()).1,
-            };
+            let resources = before.map(|b| b.since());
             failures += stats.error_count();
             rows.push(Row::new(
-                &format!("{backend:?}"),
+                &backend.clone(),
                 name,
                 &stats,
                 ceiling,
-                Some(resources),
-                Some(idle),
+                resources,
+                idle,
             ));
         }
 
         // Latency at half the echo ceiling's throughput, open loop, in trials
         // alternating with the echo server so that both meet the same noise.
         if let (true, Some((_, server))) = (names.contains(&"validate"), &echo) {
-            eprintln!("  {backend:?} / validate at half the echo rate ...");
+            eprintln!("  {backend} / validate at half the echo rate ...");
             let validate: Arc<dyn Operation> = Arc::new(Scenario {
                 name: "validate",
                 fixtures: fixtures.clone(),
@@ -258,17 +269,10 @@ async fn main() -> anyhow::Result<()> {
             )
             .await;
             failures += v.pooled.error_count() + e.pooled.error_count();
-            let backend_name = format!("{backend:?}");
+            let backend_name = backend.clone();
             for (who, t, ceiling) in [("echo", &e, None), ("validate", &v, Some(echo_rate))] {
                 let scenario = format!("{who} at 50 % of echo rate");
-                let mut row = Row::new(
-                    &backend_name,
-                    &scenario,
-                    &t.pooled,
-                    ceiling,
-                    None,
-                    Some(idle),
-                );
+                let mut row = Row::new(&backend_name, &scenario, &t.pooled, ceiling, None, idle);
                 row.note = t.note(rate);
                 rows.push(row);
             }
@@ -276,10 +280,10 @@ async fn main() -> anyhow::Result<()> {
 
         // Validation while a login storm saturates the hash pool.
         if names.contains(&"validate") && names.contains(&"login") {
-            eprintln!("  {backend:?} / validate during a login storm ...");
+            eprintln!("  {backend} / validate during a login storm ...");
             let idle_p99 = rows
                 .iter()
-                .find(|r| r.backend == format!("{backend:?}") && r.scenario == "validate")
+                .find(|r| r.backend == backend.clone() && r.scenario == "validate")
                 .map_or(0.0, |r| r.p99);
             let storm = Arc::new(Scenario {
                 name: "login",
@@ -296,12 +300,12 @@ async fn main() -> anyhow::Result<()> {
             );
             failures += during.error_count() + logins.error_count();
             let mut row = Row::new(
-                &format!("{backend:?}"),
+                &backend.clone(),
                 "validate during login storm",
                 &during,
                 Some(echo_rate),
                 None,
-                Some(idle),
+                idle,
             );
             row.note = format!(
                 "p99 {:.2}x idle p99; storm {:.0} logins/s",

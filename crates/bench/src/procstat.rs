@@ -1,5 +1,7 @@
 //! Resource use of the services under test, read from `/proc`.
 
+use crate::report::Resources;
+
 /// CPU seconds (user + system) a process has used.
 pub fn cpu_seconds(pid: u32) -> f64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
@@ -32,4 +34,35 @@ pub fn rss_mib(pid: u32) -> (f64, f64) {
             .unwrap_or(0.0)
     };
     (kib("VmRSS:") / 1024.0, kib("VmHWM:") / 1024.0)
+}
+
+/// Current RSS in MiB of (auth, user).
+pub fn rss_now((auth, user): (u32, u32)) -> (f64, f64) {
+    (rss_mib(auth).0, rss_mib(user).0)
+}
+
+/// CPU counters of both services at the start of a scenario.
+pub struct Sample {
+    pids: (u32, u32),
+    cpu: (f64, f64),
+}
+
+impl Sample {
+    pub fn take(pids: (u32, u32)) -> Self {
+        Self {
+            pids,
+            cpu: (cpu_seconds(pids.0), cpu_seconds(pids.1)),
+        }
+    }
+
+    /// CPU used since the sample, and peak RSS so far.
+    pub fn since(&self) -> Resources {
+        let (a, u) = self.pids;
+        Resources {
+            auth_cpu: cpu_seconds(a) - self.cpu.0,
+            user_cpu: cpu_seconds(u) - self.cpu.1,
+            auth_peak_mib: rss_mib(a).1,
+            user_peak_mib: rss_mib(u).1,
+        }
+    }
 }

@@ -6,17 +6,33 @@ use std::path::{Path, PathBuf};
 use test_support::process::{ServiceProcess, free_port};
 use test_support::{Backend, TestDatabase};
 
-/// A running pair of services.
-pub struct System {
-    pub auth: ServiceProcess,
-    pub user: ServiceProcess,
+/// The pair of services under test: started here (and stopped when dropped),
+/// or already running somewhere.
+pub struct Under {
+    /// What the table calls them: the backend, or `external`.
+    pub label: String,
     pub auth_url: String,
     pub user_url: String,
-    _dbs: (TestDatabase, TestDatabase),
+    /// (auth, user) process ids when they run on this machine.
+    pub pids: Option<(u32, u32)>,
+    _started: Option<(ServiceProcess, ServiceProcess, TestDatabase, TestDatabase)>,
+}
+
+impl Under {
+    /// Services someone else runs.
+    pub fn external(auth_url: &str, user_url: &str, pids: Option<(u32, u32)>) -> Self {
+        Self {
+            label: "external".to_owned(),
+            auth_url: auth_url.to_owned(),
+            user_url: user_url.to_owned(),
+            pids,
+            _started: None,
+        }
+    }
 }
 
 /// Starts both services from `bin_dir` on `backend`, logging into `logs`.
-pub async fn start(bin_dir: &Path, backend: Backend, logs: &Path) -> anyhow::Result<System> {
+pub async fn start(bin_dir: &Path, backend: Backend, logs: &Path) -> anyhow::Result<Under> {
     let auth_db = backend.fresh_database().await;
     let user_db = backend.fresh_database().await;
     let auth_bin = bin_dir.join("auth-service");
@@ -79,16 +95,15 @@ pub async fn start(bin_dir: &Path, backend: Backend, logs: &Path) -> anyhow::Res
         &format!("http://127.0.0.1:{uh}/readyz"),
         logs,
     );
-    Ok(System {
-        auth,
-        user,
+    Ok(Under {
+        label: format!("{backend:?}"),
         auth_url: format!("http://127.0.0.1:{ag}"),
         user_url: format!("http://127.0.0.1:{ug}"),
-        _dbs: (auth_db, user_db),
+        pids: Some((auth.pid(), user.pid())),
+        _started: Some((auth, user, auth_db, user_db)),
     })
 }
 
-/// Starts this binary as the echo server; returns it and its URL.
 /// The running echo server, stopped when dropped.
 pub struct Echo {
     pub child: std::process::Child,
@@ -103,6 +118,7 @@ impl Drop for Echo {
     }
 }
 
+/// Starts this binary as the echo server; returns it and its URL.
 pub fn start_echo(logs: &Path) -> anyhow::Result<(std::process::Child, String)> {
     let port = free_port();
     let me: PathBuf = std::env::current_exe()?;
