@@ -26,6 +26,8 @@ fi
 cargo build --workspace --bins --locked
 cargo test --workspace --locked
 scripts/interop.sh
+# The micro-benchmarks, each run once as a test (no timing), so they never rot.
+cargo test -p auth-service --bench hot_paths --locked
 # Every benchmark scenario for a second at tiny load, so the bench never rots:
 # this asserts no request fails, never a speed.
 "${CARGO_TARGET_DIR:-target}/debug/identity-bench" --smoke --bin-dir "${CARGO_TARGET_DIR:-target}/debug" > /dev/null
