@@ -186,15 +186,19 @@ impl Authorizer {
                 }
             })?
             .into_inner();
-        if !reply.allowed {
-            return Err(Status::permission_denied(reply.reason));
-        }
-        let id = Uuid::parse_str(&reply.subject_id)
-            .map_err(|_| Status::unavailable("the Auth Service answered an invalid subject id"))?;
-        Ok(Subject {
-            id,
-            is_service: reply.subject_kind == SubjectKind::ServiceAccount as i32,
-        })
+        let decision = if reply.allowed {
+            let id = Uuid::parse_str(&reply.subject_id).map_err(|_| {
+                Status::unavailable("the Auth Service answered an invalid subject id")
+            })?;
+            Ok(Subject {
+                id,
+                is_service: reply.subject_kind == SubjectKind::ServiceAccount as i32,
+            })
+        } else {
+            Err((true, reply.reason))
+        };
+        self.remember(key, decision.clone());
+        Self::outcome(decision)
     }
 }
 
@@ -302,6 +306,85 @@ impl TokenIssuer for ClientCredentials {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use identity_proto::auth::v1::CheckPermissionResponse;
+    use identity_proto::auth::v1::auth_service_server::{AuthService, AuthServiceServer};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// An Auth Service that allows `users:read` to anyone and counts the checks.
+    #[derive(Default)]
+    struct Counting(Arc<AtomicUsize>);
+
+    #[tonic::async_trait]
+    impl AuthService for Counting {
+        async fn check_permission(
+            &self,
+            request: tonic::Request<CheckPermissionRequest>,
+        ) -> Result<tonic::Response<CheckPermissionResponse>, Status> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            let allowed = request.get_ref().permission == "users:read";
+            Ok(tonic::Response::new(CheckPermissionResponse {
+                allowed,
+                reason: if allowed { "granted" } else { "missing" }.into(),
+                subject_id: Uuid::nil().to_string(),
+                ..Default::default()
+            }))
+        }
+    }
+
+    #[tokio::test]
+    async fn decisions_are_reused_for_their_ttl_then_asked_again() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(AuthServiceServer::new(Counting(calls.clone())))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        let authorizer = Authorizer::new(auth_client(&url, None).unwrap());
+        let mut m = MetadataMap::new();
+        m.insert("authorization", "Bearer tok".parse().unwrap());
+
+        for _ in 0..3 {
+            authorizer
+                .require(&m, "users:read", Some("users/a"))
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "allowed decisions are reused"
+        );
+        for _ in 0..3 {
+            let denied = authorizer
+                .require(&m, "users:delete", None)
+                .await
+                .unwrap_err();
+            assert_eq!(denied.code(), Code::PermissionDenied);
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "denials are reused");
+        authorizer
+            .require(&m, "users:read", Some("users/b"))
+            .await
+            .unwrap();
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            3,
+            "another resource is another decision"
+        );
+
+        tokio::time::sleep(DECISION_TTL + Duration::from_millis(50)).await;
+        authorizer
+            .require(&m, "users:read", Some("users/a"))
+            .await
+            .unwrap();
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            4,
+            "expired decisions are asked again"
+        );
+    }
 
     #[test]
     fn bearer_parsing() {

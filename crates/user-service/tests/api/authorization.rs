@@ -65,7 +65,9 @@ async fn tokens_are_checked_by_the_auth_service(backend: Backend) {
     assert_code(get(Some(second.access_token)).await, Code::Unauthenticated);
 
     // Expired: the clock moves past the token's lifetime.
+    // The User Service reuses a decision for DECISION_TTL of real time.
     sys.clock.advance(chrono::Duration::minutes(16));
+    tokio::time::sleep(platform::access::DECISION_TTL).await;
     let msg = assert_code(
         get(Some(ada.access_token.clone())).await,
         Code::Unauthenticated,
