@@ -5,6 +5,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod policy;
+pub mod reads;
 pub mod relay;
 pub mod service;
 pub mod startup;

@@ -3,6 +3,7 @@
 
 use crate::domain::{Filter, PageToken, Profile, ProfileInput, UpdateMask, Username};
 use crate::error::UserError;
+use crate::reads::Reads;
 use crate::storage::{StoreError, UserRecord, UserStore, Written};
 use platform::clock::SharedClock;
 use platform::outbox::OutboxEvent;
@@ -66,6 +67,8 @@ fn version_of(etag: &str) -> Result<Option<i64>, UserError> {
 #[derive(Debug)]
 pub struct Directory {
     pub(crate) store: Arc<dyn UserStore>,
+    /// GetUser's reads, coalesced under load.
+    pub(crate) reads: Reads,
     pub(crate) clock: SharedClock,
     /// Wakes the outbox relay when an event is written.
     pub(crate) outbox_wake: Arc<Notify>,
@@ -120,8 +123,8 @@ impl Directory {
 
     /// One active user.
     pub async fn get(&self, id: Uuid) -> Result<UserRecord, UserError> {
-        self.store
-            .get_user(id)
+        self.reads
+            .get(id)
             .await?
             .ok_or_else(|| UserError::NotFound(format!("users/{id}")))
     }

@@ -3,6 +3,7 @@
 //! port 0 and read the bound addresses back.
 
 use crate::config::Settings;
+use crate::reads::Reads;
 use crate::relay::ToAuthService;
 use crate::service::Directory;
 use crate::storage::{self, UserStore};
@@ -98,6 +99,7 @@ impl Application {
         };
         let directory = Arc::new(Directory {
             store: store.clone(),
+            reads: Reads::spawn(store.clone()),
             clock: clock.clone(),
             outbox_wake: Arc::new(Notify::new()),
         });

@@ -12,6 +12,7 @@ both_backends!(
     registration_creates_the_profile,
     create_is_idempotent_and_for_services,
     get_and_batch_get,
+    concurrent_reads_each_get_their_own_answer,
     pagination_has_no_duplicate_or_gap,
     field_mask_updates_and_etags,
     bad_fields_name_the_field,
@@ -115,6 +116,35 @@ async fn create_is_idempotent_and_for_services(backend: Backend) {
         ))
         .await;
     assert_code(missing, Code::InvalidArgument);
+}
+
+/// Many GetUser calls at once are answered by coalesced queries: each caller
+/// must still get exactly the user it named, or NOT_FOUND.
+async fn concurrent_reads_each_get_their_own_answer(backend: Backend) {
+    let sys = spawn_system(backend).await;
+    let mut wanted: Vec<(String, Option<String>)> = Vec::new();
+    for _ in 0..4 {
+        let u = sys.new_user().await;
+        wanted.push((u.name.clone(), Some(u.id.clone())));
+    }
+    for _ in 0..4 {
+        wanted.push((format!("users/{}", uuid::Uuid::now_v7()), None));
+    }
+    let reader = sys.new_user().await;
+    let calls = (0..96).map(|i| {
+        let (name, id) = wanted[(i * 7) % wanted.len()].clone();
+        let sys = &sys;
+        let token = reader.access_token.clone();
+        async move { (sys.get(&token, &name).await, id) }
+    });
+    for (got, id) in futures::future::join_all(calls).await {
+        match id {
+            Some(id) => assert_eq!(got.unwrap().id, id),
+            None => {
+                assert_code(got, Code::NotFound);
+            }
+        }
+    }
 }
 
 async fn get_and_batch_get(backend: Backend) {

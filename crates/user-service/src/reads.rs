@@ -1,0 +1,104 @@
+//! Single-user reads coalesced into one query under load: GetUser requests
+//! that arrive while earlier reads are still at the database wait for a free
+//! slot and are then answered together by one `WHERE id IN (...)`, instead of
+//! costing a round trip, a pool checkout and a database process wake-up each.
+//! At low load a read goes out alone and at once. Every read is sent after its
+//! request arrived, so it sees whatever was committed before, as a lone query
+//! would.
+
+use crate::storage::{StoreError, UserRecord, UserStore};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use uuid::Uuid;
+
+/// Reads at the database at once; those arriving meanwhile queue and go out
+/// together in the next one. Fewer means bigger batches and fewer round trips,
+/// more means less waiting at low concurrency.
+const SLOTS: usize = 4;
+/// Largest batch (the ids of one query).
+const MAX_BATCH: usize = 128;
+/// Reads waiting for a slot before callers wait to enqueue.
+const QUEUE: usize = 4096;
+
+type Reply = oneshot::Sender<Result<Option<UserRecord>, StoreError>>;
+
+/// The handle GetUser reads go through.
+#[derive(Debug, Clone)]
+pub struct Reads {
+    queue: mpsc::Sender<(Uuid, Reply)>,
+    store: Arc<dyn UserStore>,
+}
+
+impl Reads {
+    /// Starts the batching task (it ends when every handle is dropped).
+    pub fn spawn(store: Arc<dyn UserStore>) -> Self {
+        let (queue, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(batch_loop(store.clone(), rx));
+        Self { queue, store }
+    }
+
+    /// The active user `id`, if any.
+    pub async fn get(&self, id: Uuid) -> Result<Option<UserRecord>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        if self.queue.send((id, reply)).await.is_err() {
+            return self.store.get_user(id).await;
+        }
+        match answer.await {
+            Ok(result) => result,
+            // The batching task is gone (shutting down): read alone.
+            Err(_) => self.store.get_user(id).await,
+        }
+    }
+}
+
+async fn batch_loop(store: Arc<dyn UserStore>, mut rx: mpsc::Receiver<(Uuid, Reply)>) {
+    let slots = Arc::new(Semaphore::new(SLOTS));
+    loop {
+        // A slot first, then whatever queued while none was free.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(first) = rx.recv().await else {
+            return;
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let store = store.clone();
+        tokio::spawn(async move {
+            answer(store.as_ref(), batch).await;
+            drop(slot);
+        });
+    }
+}
+
+async fn answer(store: &dyn UserStore, batch: Vec<(Uuid, Reply)>) {
+    if let [(id, _)] = batch.as_slice() {
+        let result = store.get_user(*id).await;
+        if let Some((_, reply)) = batch.into_iter().next() {
+            let _ = reply.send(result);
+        }
+        return;
+    }
+    let ids: Vec<Uuid> = batch.iter().map(|(id, _)| *id).collect();
+    match store.get_users(&ids).await {
+        Ok(found) => {
+            let by_id: HashMap<Uuid, UserRecord> = found.into_iter().map(|u| (u.id, u)).collect();
+            for (id, reply) in batch {
+                let _ = reply.send(Ok(by_id.get(&id).cloned()));
+            }
+        }
+        // Each caller gets its own answer and its own error (errors are not
+        // shareable, and a lone retry may well succeed).
+        Err(_) => {
+            for (id, reply) in batch {
+                let _ = reply.send(store.get_user(id).await);
+            }
+        }
+    }
+}
