@@ -138,14 +138,7 @@ async fn main() -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
 
     eprintln!("measuring the Argon2id ceiling on {cores} cores ...");
-    let argon = ceilings::argon2_ceiling(
-        cores,
-        if cli.smoke {
-            Duration::from_millis(500)
-        } else {
-            Duration::from_secs(5)
-        },
-    );
+    let argon = argon2_now(cores, &cli);
 
     let mut rows = Vec::new();
     let mut echo: Option<(Stats, system::Echo)> = None;
@@ -217,23 +210,42 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 &auth
             };
+            let hashing = matches!(*name, "login" | "register");
+            // Argon2 throughput moves with the neighbours' memory traffic on a
+            // shared host (it has measured 56 and 120 hashes/s an hour apart),
+            // so hashing scenarios are divided by a ceiling measured just
+            // before and just after them.
+            let argon_before = hashing.then(|| argon2_now(cores, &cli));
             let before = sys.pids.map(procstat::Sample::take);
             let stats = drive(targets, cli.concurrency, cli.warmup, cli.duration, scenario).await;
-
-            let ceiling = match *name {
-                "login" | "register" => Some(argon),
-                _ => Some(echo_rate),
-            };
             let resources = before.map(|b| b.since());
+            let ceiling = match argon_before {
+                Some(b) => {
+                    let a = argon2_now(cores, &cli);
+                    let busy = resources.map_or(String::new(), |r| {
+                        format!(
+                            "; hashing threads busy {:.2} of {cores} cores",
+                            r.hashing_cores
+                        )
+                    });
+                    Some((
+                        (b + a) / 2.0,
+                        format!("Argon2 ceiling {b:.1} before, {a:.1} after{busy}"),
+                    ))
+                }
+                None => Some((echo_rate, String::new())),
+            };
             failures += stats.error_count();
-            rows.push(Row::new(
+            let mut row = Row::new(
                 &backend.clone(),
                 name,
                 &stats,
-                ceiling,
+                ceiling.as_ref().map(|c| c.0),
                 resources,
                 idle,
-            ));
+            );
+            row.note = ceiling.map(|c| c.1).unwrap_or_default();
+            rows.push(row);
         }
 
         // Latency at half the echo ceiling's throughput, open loop, in trials
@@ -327,6 +339,16 @@ async fn main() -> anyhow::Result<()> {
         anyhow::bail!("{failures} requests failed");
     }
     Ok(())
+}
+
+/// Argon2id hashes per second on every core, measured now for half a scenario.
+fn argon2_now(cores: usize, cli: &Cli) -> f64 {
+    let how_long = if cli.smoke {
+        Duration::from_millis(500)
+    } else {
+        (cli.duration / 2).max(Duration::from_secs(2))
+    };
+    ceilings::argon2_ceiling(cores, how_long)
 }
 
 fn cli_summary(cli: &Cli) -> String {

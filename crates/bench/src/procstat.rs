@@ -4,7 +4,26 @@ use crate::report::Resources;
 
 /// CPU seconds (user + system) a process has used.
 pub fn cpu_seconds(pid: u32) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+    stat_cpu_seconds(&format!("/proc/{pid}/stat"))
+}
+
+/// CPU seconds used by the threads of `pid` whose name starts with `prefix`
+/// (the Auth Service names its hashing threads `argon2-N`).
+pub fn threads_cpu_seconds(pid: u32, prefix: &str) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    tasks
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with(prefix))
+        })
+        .map(|t| stat_cpu_seconds(&t.path().join("stat").display().to_string()))
+        .sum()
+}
+
+fn stat_cpu_seconds(path: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(path) else {
         return 0.0;
     };
     // Fields after the parenthesised command name; utime and stime are 14 and 15.
@@ -36,6 +55,9 @@ pub fn rss_mib(pid: u32) -> (f64, f64) {
     (kib("VmRSS:") / 1024.0, kib("VmHWM:") / 1024.0)
 }
 
+/// The name prefix of the Auth Service's Argon2 threads.
+const HASH_THREADS: &str = "argon2-";
+
 /// Current RSS in MiB of (auth, user).
 pub fn rss_now((auth, user): (u32, u32)) -> (f64, f64) {
     (rss_mib(auth).0, rss_mib(user).0)
@@ -45,6 +67,8 @@ pub fn rss_now((auth, user): (u32, u32)) -> (f64, f64) {
 pub struct Sample {
     pids: (u32, u32),
     cpu: (f64, f64),
+    hashing: f64,
+    at: std::time::Instant,
 }
 
 impl Sample {
@@ -52,6 +76,8 @@ impl Sample {
         Self {
             pids,
             cpu: (cpu_seconds(pids.0), cpu_seconds(pids.1)),
+            hashing: threads_cpu_seconds(pids.0, HASH_THREADS),
+            at: std::time::Instant::now(),
         }
     }
 
@@ -63,6 +89,8 @@ impl Sample {
             user_cpu: cpu_seconds(u) - self.cpu.1,
             auth_peak_mib: rss_mib(a).1,
             user_peak_mib: rss_mib(u).1,
+            hashing_cores: (threads_cpu_seconds(a, HASH_THREADS) - self.hashing)
+                / self.at.elapsed().as_secs_f64().max(1e-9),
         }
     }
 }
