@@ -345,45 +345,24 @@ mod tests {
         let mut m = MetadataMap::new();
         m.insert("authorization", "Bearer tok".parse().unwrap());
 
+        let asked = || calls.load(Ordering::SeqCst);
+        let read = |resource: &'static str| authorizer.require(&m, "users:read", Some(resource));
+
         for _ in 0..3 {
-            authorizer
-                .require(&m, "users:read", Some("users/a"))
-                .await
-                .unwrap();
+            read("users/a").await.unwrap();
         }
-        assert_eq!(
-            calls.load(Ordering::SeqCst),
-            1,
-            "allowed decisions are reused"
-        );
+        assert_eq!(asked(), 1, "allowed decisions are reused");
         for _ in 0..3 {
-            let denied = authorizer
-                .require(&m, "users:delete", None)
-                .await
-                .unwrap_err();
-            assert_eq!(denied.code(), Code::PermissionDenied);
+            let denied = authorizer.require(&m, "users:delete", None).await;
+            assert_eq!(denied.unwrap_err().code(), Code::PermissionDenied);
         }
-        assert_eq!(calls.load(Ordering::SeqCst), 2, "denials are reused");
-        authorizer
-            .require(&m, "users:read", Some("users/b"))
-            .await
-            .unwrap();
-        assert_eq!(
-            calls.load(Ordering::SeqCst),
-            3,
-            "another resource is another decision"
-        );
+        assert_eq!(asked(), 2, "denials are reused");
+        read("users/b").await.unwrap();
+        assert_eq!(asked(), 3, "another resource is another decision");
 
         tokio::time::sleep(DECISION_TTL + Duration::from_millis(50)).await;
-        authorizer
-            .require(&m, "users:read", Some("users/a"))
-            .await
-            .unwrap();
-        assert_eq!(
-            calls.load(Ordering::SeqCst),
-            4,
-            "expired decisions are asked again"
-        );
+        read("users/a").await.unwrap();
+        assert_eq!(asked(), 4, "expired decisions are asked again");
     }
 
     #[test]
