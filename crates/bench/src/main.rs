@@ -14,6 +14,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 mod ceilings;
 mod latency;
 mod load;
+mod measure;
 mod procstat;
 mod report;
 mod scenarios;
@@ -22,7 +23,7 @@ mod system;
 use clap::{Parser, Subcommand};
 use load::{Operation, Stats, drive};
 use report::Row;
-use scenarios::{EchoValidate, Fixtures, Scenario};
+use scenarios::{EchoValidate, Fixtures};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -88,9 +89,6 @@ enum Command {
         addr: std::net::SocketAddr,
     },
 }
-
-/// Alternating open-loop trials per backend for the half-load latency.
-const LATENCY_TRIALS: usize = 5;
 
 async fn channels(url: &str, n: usize) -> anyhow::Result<Vec<Channel>> {
     let mut out = Vec::with_capacity(n);
@@ -158,7 +156,6 @@ async fn main() -> anyhow::Result<()> {
             ),
             (None, _, _) => anyhow::bail!("--auth-url and --user-url go together"),
         };
-        let backend = sys.label.clone();
         let auth = channels(&sys.auth_url, cli.connections).await?;
         let users = channels(&sys.user_url, cli.connections).await?;
         let fixtures = Arc::new(
@@ -197,135 +194,34 @@ async fn main() -> anyhow::Result<()> {
                 },
             ));
         }
-        let echo_rate = echo.as_ref().map_or(0.0, |e| e.0.throughput());
-
+        let m = measure::Backend {
+            cli: &cli,
+            cores,
+            label: sys.label.clone(),
+            pids: sys.pids,
+            auth,
+            users,
+            fixtures,
+            idle,
+            echo_rate: echo.as_ref().map_or(0.0, |e| e.0.throughput()),
+            failed: std::cell::Cell::new(0),
+        };
+        let mut own = Vec::new();
         for name in &names {
-            eprintln!("  {backend} / {name} ...");
-            let scenario = Arc::new(Scenario {
-                name,
-                fixtures: fixtures.clone(),
-            });
-            let targets = if scenario.targets_users() {
-                &users
-            } else {
-                &auth
-            };
-            let hashing = matches!(*name, "login" | "register");
-            // Argon2 throughput moves with the neighbours' memory traffic on a
-            // shared host (it has measured 56 and 120 hashes/s an hour apart),
-            // so hashing scenarios are divided by a ceiling measured just
-            // before and just after them.
-            let argon_before = hashing.then(|| argon2_now(cores, &cli));
-            let before = sys.pids.map(procstat::Sample::take);
-            let stats = drive(targets, cli.concurrency, cli.warmup, cli.duration, scenario).await;
-            let resources = before.map(|b| b.since());
-            let ceiling = match argon_before {
-                Some(b) => {
-                    let a = argon2_now(cores, &cli);
-                    let busy = resources.map_or(String::new(), |r| {
-                        format!(
-                            "; hashing threads busy {:.2} of {cores} cores",
-                            r.hashing_cores
-                        )
-                    });
-                    Some((
-                        (b + a) / 2.0,
-                        format!("Argon2 ceiling {b:.1} before, {a:.1} after{busy}"),
-                    ))
-                }
-                None => Some((echo_rate, String::new())),
-            };
-            failures += stats.error_count();
-            let mut row = Row::new(
-                &backend.clone(),
-                name,
-                &stats,
-                ceiling.as_ref().map(|c| c.0),
-                resources,
-                idle,
-            );
-            row.note = ceiling.map(|c| c.1).unwrap_or_default();
-            rows.push(row);
+            own.push(m.scenario(name).await);
         }
-
-        // Latency at half the echo ceiling's throughput, open loop, in trials
-        // alternating with the echo server so that both meet the same noise.
         if let (true, Some((_, server))) = (names.contains(&"validate"), &echo) {
-            eprintln!("  {backend} / validate at half the echo rate ...");
-            let validate: Arc<dyn Operation> = Arc::new(Scenario {
-                name: "validate",
-                fixtures: fixtures.clone(),
-            });
-            let rate = echo_rate / 2.0;
-            let (trials, each) = if cli.smoke {
-                (1, cli.duration)
-            } else {
-                (
-                    LATENCY_TRIALS,
-                    (cli.duration / 2).max(Duration::from_secs(1)),
-                )
-            };
-            let (e, v) = latency::paired(
-                &latency::Target {
-                    channels: &server.channels,
-                    op: server.op.clone(),
-                },
-                &latency::Target {
-                    channels: &auth,
-                    op: validate,
-                },
-                cli.concurrency,
-                rate,
-                trials,
-                each,
-            )
-            .await;
-            failures += v.pooled.error_count() + e.pooled.error_count();
-            let backend_name = backend.clone();
-            for (who, t, ceiling) in [("echo", &e, None), ("validate", &v, Some(echo_rate))] {
-                let scenario = format!("{who} at 50 % of echo rate");
-                let mut row = Row::new(&backend_name, &scenario, &t.pooled, ceiling, None, idle);
-                row.note = t.note(rate);
-                rows.push(row);
-            }
+            own.extend(m.half_load(server).await);
         }
-
-        // Validation while a login storm saturates the hash pool.
         if names.contains(&"validate") && names.contains(&"login") {
-            eprintln!("  {backend} / validate during a login storm ...");
-            let idle_p99 = rows
+            let idle_p99 = own
                 .iter()
-                .find(|r| r.backend == backend.clone() && r.scenario == "validate")
+                .find(|r| r.scenario == "validate")
                 .map_or(0.0, |r| r.p99);
-            let storm = Arc::new(Scenario {
-                name: "login",
-                fixtures: fixtures.clone(),
-            });
-            let validate = Arc::new(Scenario {
-                name: "validate",
-                fixtures: fixtures.clone(),
-            });
-            let half = (cli.concurrency / 2).max(1);
-            let (during, logins) = tokio::join!(
-                drive(&auth, half, cli.warmup, cli.duration, validate),
-                drive(&auth, half, cli.warmup, cli.duration, storm),
-            );
-            failures += during.error_count() + logins.error_count();
-            let mut row = Row::new(
-                &backend.clone(),
-                "validate during login storm",
-                &during,
-                Some(echo_rate),
-                None,
-                idle,
-            );
-            row.note = format!(
-                "p99 {:.2}x idle p99; storm {:.0} logins/s",
-                row.p99 / idle_p99.max(1e-9),
-                logins.throughput()
-            );
-            rows.push(row);
+            own.push(m.storm(idle_p99).await);
         }
+        failures += m.failed.get();
+        rows.extend(own);
         drop(sys);
     }
 
