@@ -150,9 +150,11 @@ async fn main() -> anyhow::Result<()> {
             (None, Some(auth), Some(user)) => system::Under::external(
                 auth,
                 user,
-                cli.pids
-                    .as_deref()
-                    .and_then(|p| Some((*p.first()?, *p.get(1)?))),
+                match cli.pids.as_deref() {
+                    None => None,
+                    Some(&[a, u]) => Some((a, u)),
+                    Some(_) => anyhow::bail!("--pids takes two process ids: AUTH,USER"),
+                },
             ),
             (None, _, _) => anyhow::bail!("--auth-url and --user-url go together"),
         };
