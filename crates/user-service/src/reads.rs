@@ -78,13 +78,6 @@ async fn batch_loop(store: Arc<dyn UserStore>, mut rx: mpsc::Receiver<(Uuid, Rep
 }
 
 async fn answer(store: &dyn UserStore, batch: Vec<(Uuid, Reply)>) {
-    if let [(id, _)] = batch.as_slice() {
-        let result = store.get_user(*id).await;
-        if let Some((_, reply)) = batch.into_iter().next() {
-            let _ = reply.send(result);
-        }
-        return;
-    }
     let ids: Vec<Uuid> = batch.iter().map(|(id, _)| *id).collect();
     match store.get_users(&ids).await {
         Ok(found) => {
