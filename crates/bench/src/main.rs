@@ -135,9 +135,6 @@ async fn main() -> anyhow::Result<()> {
     let logs = tempfile::tempdir()?;
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
 
-    eprintln!("measuring the Argon2id ceiling on {cores} cores ...");
-    let argon = argon2_now(cores, &cli);
-
     let mut rows = Vec::new();
     let mut echo: Option<(Stats, system::Echo)> = None;
     let mut failures = 0u64;
@@ -228,7 +225,7 @@ async fn main() -> anyhow::Result<()> {
     }
 
     drop(echo);
-    let table = report::markdown(&rows, argon, cores, &cli_summary(&cli));
+    let table = report::markdown(&rows, cores, &cli_summary(&cli));
     println!("{table}");
     if let Some(path) = &cli.markdown {
         std::fs::write(path, &table)?;
@@ -237,16 +234,6 @@ async fn main() -> anyhow::Result<()> {
         anyhow::bail!("{failures} requests failed");
     }
     Ok(())
-}
-
-/// Argon2id hashes per second on every core, measured now for half a scenario.
-fn argon2_now(cores: usize, cli: &Cli) -> f64 {
-    let how_long = if cli.smoke {
-        Duration::from_millis(500)
-    } else {
-        (cli.duration / 2).max(Duration::from_secs(2))
-    };
-    ceilings::argon2_ceiling(cores, how_long)
 }
 
 fn cli_summary(cli: &Cli) -> String {

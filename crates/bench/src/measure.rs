@@ -5,7 +5,7 @@
 use crate::load::{Operation, drive};
 use crate::report::Row;
 use crate::scenarios::{Fixtures, Scenario};
-use crate::{Cli, argon2_now, latency, procstat, system};
+use crate::{Cli, ceilings, latency, procstat, system};
 use std::cell::Cell;
 use std::sync::Arc;
 use std::time::Duration;
@@ -170,4 +170,14 @@ impl Backend<'_> {
         );
         row
     }
+}
+
+/// Argon2id hashes per second on every core, measured now for half a scenario.
+fn argon2_now(cores: usize, cli: &Cli) -> f64 {
+    let how_long = if cli.smoke {
+        Duration::from_millis(500)
+    } else {
+        (cli.duration / 2).max(Duration::from_secs(2))
+    };
+    ceilings::argon2_ceiling(cores, how_long)
 }

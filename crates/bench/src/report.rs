@@ -68,10 +68,10 @@ impl Row {
 }
 
 /// The Markdown table with its context.
-pub fn markdown(rows: &[Row], argon: f64, cores: usize, run: &str) -> String {
+pub fn markdown(rows: &[Row], cores: usize, run: &str) -> String {
     let mut out = String::new();
     out.push_str(&format!(
-        "Ceilings: Argon2id (19 MiB, t=2, p=1) {argon:.1} hashes/s on {cores} cores at the start (`login` and `register` are divided by the mean of the ceilings measured just before and after them, in their note); gRPC echo: the `echo ceiling` row.\n\nRun: {run}.\n\n"
+        "Ceilings: Argon2id (19 MiB, t=2, p=1) hashes/s on {cores} cores, measured just before and after `login` and `register` (their note; they are divided by the mean); gRPC echo: the `echo ceiling` row.\n\nRun: {run}.\n\n"
     ));
     out.push_str("| backend | scenario | req/s | ratio to ceiling | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | errors | CPU s auth/user | peak RSS MiB auth/user | idle RSS MiB auth/user | note |\n");
     out.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|---|---|\n");
