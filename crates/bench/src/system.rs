@@ -3,7 +3,7 @@
 //! with a service account, plus the echo server.
 
 use std::path::{Path, PathBuf};
-use test_support::process::{ServiceProcess, free_port};
+use test_support::process::{ServiceProcess, create_user_service_account, free_port};
 use test_support::{Backend, TestDatabase};
 
 /// The pair of services under test: started here (and stopped when dropped),
@@ -47,22 +47,8 @@ pub async fn start(bin_dir: &Path, backend: Backend, logs: &Path) -> anyhow::Res
         "credentials-{}.json",
         uuid::Uuid::new_v4().simple()
     ));
-    let out = std::process::Command::new(&auth_bin)
-        .args([
-            "create-service-account",
-            "--name",
-            "user-service",
-            "--role",
-            "identity-service",
-        ])
-        .env("AUTH_DATABASE_URL", &auth_db.url)
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "create-service-account failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::write(&credentials, &out.stdout)?;
+    let json = create_user_service_account(&auth_bin, &auth_db.url).map_err(anyhow::Error::msg)?;
+    std::fs::write(&credentials, json)?;
 
     let (ag, ah, ug, uh) = (free_port(), free_port(), free_port(), free_port());
     let auth_env = [

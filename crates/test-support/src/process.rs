@@ -2,7 +2,7 @@
 //! workspace's built binaries, waited for until ready, stopped with SIGTERM or
 //! killed with SIGKILL.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -28,6 +28,30 @@ pub fn binary(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// Provisions the User Service's service account the way an operator does
+/// (`auth-service create-service-account` on the Auth Service's database) and
+/// returns the credentials JSON it prints.
+pub fn create_user_service_account(auth_bin: &Path, database_url: &str) -> Result<Vec<u8>, String> {
+    let out = Command::new(auth_bin)
+        .args([
+            "create-service-account",
+            "--name",
+            "user-service",
+            "--role",
+            "identity-service",
+        ])
+        .env("AUTH_DATABASE_URL", database_url)
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", auth_bin.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "create-service-account failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(out.stdout)
 }
 
 /// A free loopback port (free when asked; the caller binds it soon after).

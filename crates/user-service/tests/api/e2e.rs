@@ -31,23 +31,12 @@ struct System {
 impl System {
     async fn new(backend: Backend) -> Self {
         let auth_db = backend.fresh_database().await;
-        let out = std::process::Command::new(test_support::process::binary("auth-service"))
-            .args([
-                "create-service-account",
-                "--name",
-                "user-service",
-                "--role",
-                "identity-service",
-            ])
-            .env("AUTH_DATABASE_URL", &auth_db.url)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let json = test_support::process::create_user_service_account(
+            &test_support::process::binary("auth-service"),
+            &auth_db.url,
+        )
+        .unwrap();
+        let created: serde_json::Value = serde_json::from_slice(&json).unwrap();
         let client = (
             created["client_id"].as_str().unwrap().to_owned(),
             created["client_secret"].as_str().unwrap().to_owned(),
