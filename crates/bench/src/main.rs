@@ -137,7 +137,6 @@ async fn main() -> anyhow::Result<()> {
 
     let mut rows = Vec::new();
     let mut echo: Option<(Stats, system::Echo)> = None;
-    let mut failures = 0u64;
     for backend in backends {
         let sys = match (backend, &cli.auth_url, &cli.user_url) {
             (Some(backend), _, _) => {
@@ -203,7 +202,6 @@ async fn main() -> anyhow::Result<()> {
             fixtures,
             idle,
             echo_rate: echo.as_ref().map_or(0.0, |e| e.0.throughput()),
-            failed: std::cell::Cell::new(0),
         };
         let mut own = Vec::new();
         for name in &names {
@@ -219,7 +217,6 @@ async fn main() -> anyhow::Result<()> {
                 .map_or(0.0, |r| r.p99);
             own.push(m.storm(idle_p99).await);
         }
-        failures += m.failed.get();
         rows.extend(own);
         drop(sys);
     }
@@ -230,6 +227,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(path) = &cli.markdown {
         std::fs::write(path, &table)?;
     }
+    let failures: u64 = rows.iter().map(|r| r.failed).sum();
     if failures > 0 {
         anyhow::bail!("{failures} requests failed");
     }

@@ -25,6 +25,8 @@ pub struct Row {
     pub p999: f64,
     pub max: f64,
     pub errors: String,
+    /// Failed requests behind the row (the bench fails when any row has some).
+    pub failed: u64,
     pub ratio: Option<f64>,
     pub resources: Option<Resources>,
     pub idle_mib: Option<(f64, f64)>,
@@ -59,6 +61,7 @@ impl Row {
             p999: s.quantile_ms(0.999),
             max: s.max_ms(),
             errors,
+            failed: s.error_count(),
             ratio: ceiling.filter(|c| *c > 0.0).map(|c| s.throughput() / c),
             resources,
             idle_mib,
