@@ -29,7 +29,13 @@ fn key_set() -> Arc<KeySet> {
         let store = auth_service::storage::connect(&url).await.expect("store");
         store.migrate().await.expect("migrations");
         let clock: SharedClock = Arc::new(SystemClock);
-        let ring = KeyRing::new(store, clock, None, Duration::days(30), Duration::hours(1));
+        let ring = KeyRing::new(
+            store.keys,
+            clock,
+            None,
+            Duration::days(30),
+            Duration::hours(1),
+        );
         ring.refresh().await.expect("keys");
         ring.keys().expect("loaded")
     })

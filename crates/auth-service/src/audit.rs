@@ -1,7 +1,7 @@
 //! The audit log: every security event, with who did it, to whom, from where and
 //! when. Details never hold a password, token or secret.
 
-use crate::storage::{AuditRecord, AuthStore};
+use crate::storage::{AuditRecord, AuditStore};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -59,7 +59,7 @@ impl Event {
 
     /// Writes the event. A failure is logged, not returned: the action it
     /// describes has already happened.
-    pub async fn record(self, store: &dyn AuthStore) {
+    pub async fn record(self, store: &dyn AuditStore) {
         if let Err(e) = store.insert_audit(&self.record).await {
             tracing::error!(kind = %self.record.kind, error = %e, "audit event not recorded");
         }

@@ -9,7 +9,7 @@
 
 use crate::domain::FieldViolation;
 use crate::feed::ChangeCursor;
-use crate::storage::{AuthStore, StoreError, SubjectChange};
+use crate::storage::{RoleStore, StoreError, SubjectChange};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
@@ -194,7 +194,7 @@ impl AuthzState {
     }
 
     /// Reloads role definitions and the subject changes since the last poll.
-    pub async fn poll(&self, store: &dyn AuthStore, now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn poll(&self, store: &dyn RoleStore, now: DateTime<Utc>) -> Result<(), StoreError> {
         let roles = store.list_roles().await?;
         self.set_definitions(roles.into_iter().map(|r| (r.name, r.permissions)).collect());
         let since = self.cursor.since(now);

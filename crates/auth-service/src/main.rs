@@ -46,7 +46,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::RotateKeys => {
             let store = startup::open_store(&cli.settings).await?;
-            startup::key_ring(&cli.settings, store, clock)?
+            startup::key_ring(&cli.settings, store.keys, clock)?
                 .rotate_now()
                 .await?;
             tracing::info!("signing key rotated");
@@ -58,33 +58,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let core = startup::build_core(&cli.settings, clock).await?;
             let email = Email::parse(&email, "--email")?;
-            let id = match core.store.identity_by_email(email.as_str()).await? {
-                Some(existing) => {
-                    core.store
-                        .assign_role(existing.id, "admin", chrono::Utc::now())
-                        .await?;
-                    let event = auth_service::audit::Event::new(
-                        "role.assigned",
-                        chrono::Utc::now(),
-                        &ClientInfo::default(),
-                    );
-                    event
-                        .actor("command-line")
-                        .subject(existing.id)
-                        .detail("role", "admin")
-                        .record(core.store.as_ref())
-                        .await;
-                    existing.id
-                }
-                None => {
-                    let password = NewPassword::parse(admin_password()?, "AUTH_ADMIN_PASSWORD")?;
-                    let name = DisplayName::parse(&display_name, "--display-name")?;
-                    let roles = ["user", "admin"];
-                    core.authenticator
-                        .register_with_roles(email, password, name, &roles, &ClientInfo::default())
-                        .await?
-                }
-            };
+            let name = DisplayName::parse(&display_name, "--display-name")?;
+            let id = core
+                .authenticator
+                .create_admin(email, name, || {
+                    Ok(NewPassword::parse(
+                        admin_password()?,
+                        "AUTH_ADMIN_PASSWORD",
+                    )?)
+                })
+                .await?;
             println!("{id}");
             tracing::info!(user_id = %id, "administrator ready");
             Ok(())

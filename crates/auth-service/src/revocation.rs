@@ -4,7 +4,7 @@
 //! Entries are forgotten once every token of that session has expired.
 
 use crate::feed::ChangeCursor;
-use crate::storage::{AuthStore, StoreError};
+use crate::storage::{SessionStore, StoreError};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -45,7 +45,11 @@ impl RevocationSet {
     }
 
     /// Loads the revocations written since the last poll and forgets expired ones.
-    pub async fn poll(&self, store: &dyn AuthStore, now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn poll(
+        &self,
+        store: &dyn SessionStore,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let since = self.cursor.since(now);
         let rows = store.revoked_sessions_since(since).await?;
         let newest = rows.iter().map(|(_, at)| *at).max();

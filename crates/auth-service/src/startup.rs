@@ -10,7 +10,7 @@ use crate::crypto::keys::{Kek, KeyRing};
 use crate::relay::ToUserService;
 use crate::revocation::RevocationSet;
 use crate::service::Authenticator;
-use crate::storage::{self, AuthStore};
+use crate::storage::{self, Stores};
 use crate::transport::client::TrustedProxies;
 use crate::transport::grpc::AuthGrpc;
 use anyhow::Context as _;
@@ -59,7 +59,7 @@ pub struct Handle {
     pub core: Arc<Authenticator>,
 }
 
-struct DbReadiness(Arc<dyn AuthStore>);
+struct DbReadiness(Stores);
 
 impl Readiness for DbReadiness {
     fn check(&self) -> BoxFuture<'_, Result<(), String>> {
@@ -73,7 +73,7 @@ impl Readiness for DbReadiness {
 }
 
 /// Opens the database and applies the migrations.
-pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn AuthStore>> {
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Stores> {
     let store = storage::connect(settings.database_url.expose_secret())
         .await
         .context("cannot open the database")?;
@@ -84,7 +84,7 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn AuthStore
 /// The key ring the settings describe (shared with the `rotate-keys` subcommand).
 pub fn key_ring(
     settings: &Settings,
-    store: Arc<dyn AuthStore>,
+    store: Arc<dyn crate::storage::KeyStore>,
     clock: SharedClock,
 ) -> anyhow::Result<KeyRing> {
     let kek = match &settings.key_encryption_key {
@@ -175,7 +175,7 @@ impl Application {
         let sync = self.settings.sync_interval;
         let Core {
             authenticator,
-            store,
+            stores: store,
             keys,
             revoked,
             authz,
@@ -189,13 +189,13 @@ impl Application {
             "revocation poll",
             move || {
                 let (revoked, store, now) = (revoked.clone(), s1.clone(), c1.now());
-                async move { revoked.poll(store.as_ref(), now).await }
+                async move { revoked.poll(store.sessions.as_ref(), now).await }
             },
         ));
         let (s2, c2) = (store.clone(), clock.clone());
         let roles = tokio::spawn(every(sync, shutdown.clone(), "role poll", move || {
             let (authz, store, now) = (authz.clone(), s2.clone(), c2.now());
-            async move { authz.poll(store.as_ref(), now).await }
+            async move { authz.poll(store.roles.as_ref(), now).await }
         }));
         let key_task = tokio::spawn(every(
             sync * KEY_REFRESH_EVERY,
@@ -208,7 +208,7 @@ impl Application {
         ));
         let relay = tokio::spawn(
             Relay {
-                store: store.outbox(),
+                store: store.outbox.clone(),
                 deliver: Arc::new(self.to_users.clone()),
                 clock: clock.clone(),
                 wake: outbox_wake,
@@ -252,7 +252,7 @@ impl Application {
 /// The parts of a running Auth Service.
 pub struct Core {
     pub authenticator: Arc<Authenticator>,
-    pub store: Arc<dyn AuthStore>,
+    pub stores: Stores,
     pub keys: Arc<KeyRing>,
     pub revoked: Arc<RevocationSet>,
     pub authz: Arc<AuthzState>,
@@ -264,14 +264,14 @@ pub struct Core {
 pub async fn build_core(settings: &Settings, clock: SharedClock) -> anyhow::Result<Core> {
     settings.validate().map_err(anyhow::Error::msg)?;
     let store = open_store(settings).await?;
-    let keys = Arc::new(key_ring(settings, store.clone(), clock.clone())?);
+    let keys = Arc::new(key_ring(settings, store.keys.clone(), clock.clone())?);
     keys.refresh().await.context("cannot load signing keys")?;
     let access_ttl = chrono::Duration::from_std(settings.access_token_ttl)?;
     let horizon = access_ttl + chrono::Duration::minutes(1);
     let revoked = Arc::new(RevocationSet::new(horizon));
-    revoked.poll(store.as_ref(), clock.now()).await?;
+    revoked.poll(store.sessions.as_ref(), clock.now()).await?;
     let authz = Arc::new(AuthzState::new(horizon));
-    authz.poll(store.as_ref(), clock.now()).await?;
+    authz.poll(store.roles.as_ref(), clock.now()).await?;
     let workers = settings
         .hash_workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
@@ -283,7 +283,7 @@ pub async fn build_core(settings: &Settings, clock: SharedClock) -> anyhow::Resu
     );
     let outbox_wake = Arc::new(tokio::sync::Notify::new());
     let authenticator = Arc::new(Authenticator {
-        store: store.clone(),
+        stores: store.clone(),
         hasher,
         keys: keys.clone(),
         tokens,
@@ -296,7 +296,7 @@ pub async fn build_core(settings: &Settings, clock: SharedClock) -> anyhow::Resu
     });
     Ok(Core {
         authenticator,
-        store,
+        stores: store,
         keys,
         revoked,
         authz,

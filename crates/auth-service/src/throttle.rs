@@ -5,7 +5,7 @@
 //! last failure; a success resets it. A client address is limited to 30 failed
 //! logins a minute across all accounts, so one host cannot spray many accounts.
 
-use crate::storage::{AuthStore, Counter, StoreError};
+use crate::storage::{Counter, StoreError, ThrottleStore};
 use chrono::{DateTime, Duration, Utc};
 
 /// Failures an account may have before backoff starts.
@@ -45,7 +45,7 @@ fn address_key(address: &str) -> String {
 
 /// The throttle over a store.
 pub struct Throttle<'a> {
-    pub store: &'a dyn AuthStore,
+    pub store: &'a dyn ThrottleStore,
 }
 
 /// What the throttle found before a login attempt.

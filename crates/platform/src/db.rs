@@ -3,8 +3,7 @@
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use std::str::FromStr;
 use std::time::Duration;
@@ -62,16 +61,51 @@ pub async fn sqlite_pool(url: &str) -> Result<SqlitePool, sqlx::Error> {
         .await
 }
 
-/// A time column of SQLite, stored as microseconds since the epoch so that SQL
-/// compares times numerically; out-of-range values are a decode error.
-pub fn sqlite_time(
-    row: &SqliteRow,
-    column: &str,
-) -> Result<chrono::DateTime<chrono::Utc>, sqlx::Error> {
-    use sqlx::Row as _;
-    let us: i64 = row.try_get(column)?;
-    chrono::DateTime::from_timestamp_micros(us).ok_or_else(|| sqlx::Error::ColumnDecode {
-        index: column.to_owned(),
-        source: format!("time out of range: {us}").into(),
-    })
+/// A connection pool to either backend, for what is not a query: migrations,
+/// readiness, closing. Stores are built from the typed pool inside.
+#[derive(Debug, Clone)]
+pub enum Pool {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// A service's migrations, one folder per backend (their column types differ).
+#[derive(Debug)]
+pub struct Migrations {
+    pub postgres: sqlx::migrate::Migrator,
+    pub sqlite: sqlx::migrate::Migrator,
+}
+
+impl Pool {
+    /// The pool a database URL names.
+    pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
+        Ok(match backend_of(url)? {
+            Backend::Postgres => Self::Postgres(pg_pool(url)?),
+            Backend::Sqlite => Self::Sqlite(sqlite_pool(url).await?),
+        })
+    }
+
+    /// Applies the backend's migrations.
+    pub async fn migrate(&self, m: &Migrations) -> Result<(), sqlx::migrate::MigrateError> {
+        match self {
+            Self::Postgres(p) => m.postgres.run(p).await,
+            Self::Sqlite(p) => m.sqlite.run(p).await,
+        }
+    }
+
+    /// A trivial query, for readiness.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        match self {
+            Self::Postgres(p) => sqlx::query("SELECT 1").execute(p).await.map(drop),
+            Self::Sqlite(p) => sqlx::query("SELECT 1").execute(p).await.map(drop),
+        }
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        match self {
+            Self::Postgres(p) => p.close().await,
+            Self::Sqlite(p) => p.close().await,
+        }
+    }
 }

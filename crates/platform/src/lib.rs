@@ -10,6 +10,7 @@ pub mod http_aux;
 pub mod metrics;
 pub mod outbox;
 pub mod shutdown;
+pub mod sql;
 pub mod status;
 pub mod telemetry;
 pub mod tls;

@@ -4,13 +4,12 @@
 //! backoff; receivers are idempotent, so a redelivery after a crash or a retry
 //! changes nothing. Several replicas may relay: an event is leased before delivery.
 
-mod postgres;
-mod sqlite;
+mod store;
 
-pub use postgres::PgOutbox;
-pub use sqlite::SqliteOutbox;
+pub use store::SqlOutbox;
 
 use crate::clock::SharedClock;
+use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use futures::future::BoxFuture;
 use prometheus::{IntCounter, IntGauge, Registry};
@@ -31,7 +30,7 @@ const MAX_BACKOFF: Duration = Duration::seconds(60);
 const BATCH: i64 = 32;
 
 /// One event to deliver.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct OutboxEvent {
     /// The event id: receivers use it (with the aggregate id) to stay idempotent.
     pub id: Uuid,
@@ -42,6 +41,7 @@ pub struct OutboxEvent {
     /// The event body, JSON.
     pub payload: String,
     /// When it was recorded.
+    #[sqlx(try_from = "crate::sql::Timestamp")]
     pub created_at: DateTime<Utc>,
     /// Failed deliveries so far.
     pub attempts: i32,
@@ -62,29 +62,26 @@ impl OutboxEvent {
 }
 
 /// The queue side of an outbox table.
+#[async_trait]
 pub trait OutboxStore: Send + Sync + 'static {
     /// Leases up to `limit` due events until `lease_until`.
-    fn claim_due(
+    async fn claim_due(
         &self,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: i64,
-    ) -> BoxFuture<'_, Result<Vec<OutboxEvent>, sqlx::Error>>;
+    ) -> Result<Vec<OutboxEvent>, sqlx::Error>;
     /// Marks an event delivered.
-    fn mark_delivered(
-        &self,
-        id: Uuid,
-        now: DateTime<Utc>,
-    ) -> BoxFuture<'_, Result<(), sqlx::Error>>;
+    async fn mark_delivered(&self, id: Uuid, now: DateTime<Utc>) -> Result<(), sqlx::Error>;
     /// Records a failed attempt and when to try again.
-    fn mark_failed(
+    async fn mark_failed(
         &self,
         id: Uuid,
         next_attempt_at: DateTime<Utc>,
         error: &str,
-    ) -> BoxFuture<'_, Result<(), sqlx::Error>>;
+    ) -> Result<(), sqlx::Error>;
     /// Undelivered events.
-    fn backlog(&self) -> BoxFuture<'_, Result<i64, sqlx::Error>>;
+    async fn backlog(&self) -> Result<i64, sqlx::Error>;
 }
 
 /// Delivers one event to its receiver.

@@ -5,6 +5,7 @@
 
 pub mod postgres;
 pub mod process;
+pub mod schema;
 
 /// Runs an async test body, `async fn name(backend: Backend)`, once per backend:
 /// `both_backends!(name, other_name);` makes `name::sqlite` and `name::postgres`.

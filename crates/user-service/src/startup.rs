@@ -6,7 +6,7 @@ use crate::config::Settings;
 use crate::reads::Reads;
 use crate::relay::ToAuthService;
 use crate::service::Directory;
-use crate::storage::{self, UserStore};
+use crate::storage::{self, Stores};
 use crate::transport::grpc::UserGrpc;
 use anyhow::Context as _;
 use futures::future::BoxFuture;
@@ -34,7 +34,7 @@ pub struct Application {
     grpc_addr: SocketAddr,
     http_addr: SocketAddr,
     directory: Arc<Directory>,
-    store: Arc<dyn UserStore>,
+    store: Stores,
     auth: AuthServiceClient<Channel>,
     credentials: Option<Arc<dyn TokenSource>>,
     tls: Option<Tls>,
@@ -42,7 +42,7 @@ pub struct Application {
     metrics: Metrics,
 }
 
-struct DbReadiness(Arc<dyn UserStore>);
+struct DbReadiness(Stores);
 
 impl Readiness for DbReadiness {
     fn check(&self) -> BoxFuture<'_, Result<(), String>> {
@@ -56,7 +56,7 @@ impl Readiness for DbReadiness {
 }
 
 /// Opens the database and applies the migrations.
-pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn UserStore>> {
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Stores> {
     let store = storage::connect(settings.database_url.expose_secret())
         .await
         .context("cannot open the database")?;
@@ -98,8 +98,8 @@ impl Application {
             }
         };
         let directory = Arc::new(Directory {
-            store: store.clone(),
-            reads: Reads::spawn(store.clone()),
+            store: store.users.clone(),
+            reads: Reads::spawn(store.users.clone()),
             clock: clock.clone(),
             outbox_wake: Arc::new(Notify::new()),
         });
@@ -133,7 +133,7 @@ impl Application {
         tracing::info!(grpc = %self.grpc_addr, http = %self.http_addr, "user-service listening");
         let relay = tokio::spawn(
             Relay {
-                store: self.store.outbox(),
+                store: self.store.outbox.clone(),
                 deliver: Arc::new(ToAuthService::new(
                     self.auth.clone(),
                     self.credentials.clone(),

@@ -8,7 +8,7 @@
 //! previous key stays published until every token it signed has expired. Replicas
 //! race to create a generation; the database keeps exactly one.
 
-use crate::storage::{AuthStore, SigningKeyRecord, StoreError};
+use crate::storage::{KeyStore, SigningKeyRecord, StoreError};
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::digest::{SHA256, digest};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
@@ -130,7 +130,7 @@ pub struct KeySet {
 
 /// The keys of this replica, refreshed from the database.
 pub struct KeyRing {
-    store: Arc<dyn AuthStore>,
+    store: Arc<dyn KeyStore>,
     clock: SharedClock,
     kek: Option<Kek>,
     rotation: Duration,
@@ -151,7 +151,7 @@ impl std::fmt::Debug for KeyRing {
 impl KeyRing {
     /// A ring with no keys loaded yet; call [`KeyRing::refresh`] before use.
     pub fn new(
-        store: Arc<dyn AuthStore>,
+        store: Arc<dyn KeyStore>,
         clock: SharedClock,
         kek: Option<Kek>,
         rotation: Duration,

@@ -2,9 +2,10 @@
 //! deleted user. Every change is audited and takes effect at once on this
 //! replica (and on the others within their poll interval).
 
-use super::{Authenticator, OWN_ACCOUNT, SERVICE_ROLE};
+use super::{ADMIN_ROLE, Authenticator, DEFAULT_ROLE, OWN_ACCOUNT, SERVICE_ROLE};
 use crate::audit::ClientInfo;
 use crate::authz::{self, Principal, SubjectKind};
+use crate::domain::{DisplayName, Email, NewPassword};
 use crate::error::AuthError;
 use crate::storage::{Outcome, RoleRecord, ServiceAccountRecord, SubjectChange};
 use aws_lc_rs::digest::{SHA256, digest};
@@ -47,14 +48,19 @@ fn outcome(o: Outcome, what: &str) -> Result<(), AuthError> {
 
 impl Authenticator {
     async fn reload_definitions(&self) -> Result<(), AuthError> {
-        let roles = self.store.list_roles().await?;
+        let roles = self.stores.roles.list_roles().await?;
         self.authz
             .set_definitions(roles.into_iter().map(|r| (r.name, r.permissions)).collect());
         Ok(())
     }
 
     async fn note_roles_changed(&self, subject: Uuid) -> Result<(), AuthError> {
-        let roles = self.store.subject_roles(subject).await?.unwrap_or_default();
+        let roles = self
+            .stores
+            .roles
+            .subject_roles(subject)
+            .await?
+            .unwrap_or_default();
         self.authz.note(SubjectChange {
             subject_id: subject,
             changed_at: self.clock.now(),
@@ -66,7 +72,7 @@ impl Authenticator {
 
     pub async fn list_roles(&self, caller: &Principal) -> Result<Vec<RoleRecord>, AuthError> {
         self.require(caller, ROLES_ADMIN, None)?;
-        Ok(self.store.list_roles().await?)
+        Ok(self.stores.roles.list_roles().await?)
     }
 
     pub async fn create_role(
@@ -88,7 +94,7 @@ impl Authenticator {
             updated_at: now,
         };
         outcome(
-            self.store.create_role(&role).await?,
+            self.stores.roles.create_role(&role).await?,
             &format!("role {}", role.name),
         )?;
         self.reload_definitions().await?;
@@ -112,7 +118,8 @@ impl Authenticator {
     ) -> Result<RoleRecord, AuthError> {
         self.require(caller, ROLES_ADMIN, None)?;
         let role = self
-            .store
+            .stores
+            .roles
             .update_role(name, description, permissions, self.clock.now())
             .await?
             .ok_or_else(|| AuthError::NotFound(format!("no such role: {name}")))?;
@@ -134,7 +141,13 @@ impl Authenticator {
         client: &ClientInfo,
     ) -> Result<(), AuthError> {
         self.require(caller, ROLES_ADMIN, None)?;
-        outcome(self.store.delete_role(name, self.clock.now()).await?, name)?;
+        outcome(
+            self.stores
+                .roles
+                .delete_role(name, self.clock.now())
+                .await?,
+            name,
+        )?;
         self.reload_definitions().await?;
         self.audit(
             self.event("role.deleted", client)
@@ -156,9 +169,9 @@ impl Authenticator {
         self.require(caller, ROLES_ADMIN, None)?;
         let now = self.clock.now();
         let result = if assign {
-            self.store.assign_role(subject, role, now).await?
+            self.stores.roles.assign_role(subject, role, now).await?
         } else {
-            self.store.unassign_role(subject, role, now).await?
+            self.stores.roles.unassign_role(subject, role, now).await?
         };
         outcome(
             result,
@@ -194,10 +207,12 @@ impl Authenticator {
         if subject != caller.subject_id {
             self.require(caller, ROLES_ADMIN, None)?;
         }
-        let roles =
-            self.store.subject_roles(subject).await?.ok_or_else(|| {
-                AuthError::NotFound(format!("no user or service account {subject}"))
-            })?;
+        let roles = self
+            .stores
+            .roles
+            .subject_roles(subject)
+            .await?
+            .ok_or_else(|| AuthError::NotFound(format!("no user or service account {subject}")))?;
         let permissions = authz::permissions_of(&roles, &self.authz.definitions());
         Ok((roles, permissions))
     }
@@ -223,7 +238,12 @@ impl Authenticator {
             roles,
             name,
         };
-        match self.store.insert_service_account(&account).await? {
+        match self
+            .stores
+            .accounts
+            .insert_service_account(&account)
+            .await?
+        {
             Outcome::NoSuchRole => {
                 return Err(AuthError::NotFound(format!(
                     "no such role among {:?}",
@@ -249,7 +269,7 @@ impl Authenticator {
         caller: &Principal,
     ) -> Result<Vec<ServiceAccountRecord>, AuthError> {
         self.require(caller, ACCOUNTS_ADMIN, None)?;
-        Ok(self.store.list_service_accounts().await?)
+        Ok(self.stores.accounts.list_service_accounts().await?)
     }
 
     pub async fn delete_service_account(
@@ -260,7 +280,12 @@ impl Authenticator {
     ) -> Result<(), AuthError> {
         self.require(caller, ACCOUNTS_ADMIN, None)?;
         let now = self.clock.now();
-        if !self.store.disable_service_account(id, now).await? {
+        if !self
+            .stores
+            .accounts
+            .disable_service_account(id, now)
+            .await?
+        {
             return Err(AuthError::NotFound(format!(
                 "no active service account {id}"
             )));
@@ -289,7 +314,11 @@ impl Authenticator {
         secret: &SecretString,
         client: &ClientInfo,
     ) -> Result<(String, i64), AuthError> {
-        let account = self.store.service_account_by_client_id(client_id).await?;
+        let account = self
+            .stores
+            .accounts
+            .service_account_by_client_id(client_id)
+            .await?;
         let presented = secret_hash(secret.expose_secret());
         // Compare against a fixed hash for unknown ids so both paths do the same work.
         let expected = account
@@ -326,7 +355,8 @@ impl Authenticator {
     /// Makes sure the Auth Service's own account exists (it signs the relay's tokens).
     pub async fn ensure_own_account(&self) -> Result<(), AuthError> {
         if self
-            .store
+            .stores
+            .accounts
             .service_account_by_name(OWN_ACCOUNT)
             .await?
             .is_none()
@@ -348,6 +378,42 @@ impl Authenticator {
         Ok(())
     }
 
+    /// The first administrator, from the command line: gives an existing identity
+    /// with this email the `admin` role, or registers one with the password that
+    /// `password` supplies (asked for only then).
+    pub async fn create_admin(
+        &self,
+        email: Email,
+        display_name: DisplayName,
+        password: impl FnOnce() -> anyhow::Result<NewPassword>,
+    ) -> anyhow::Result<Uuid> {
+        let client = ClientInfo::default();
+        if let Some(existing) = self
+            .stores
+            .identities
+            .identity_by_email(email.as_str())
+            .await?
+        {
+            let now = self.clock.now();
+            self.stores
+                .roles
+                .assign_role(existing.id, ADMIN_ROLE, now)
+                .await?;
+            self.audit(
+                self.event("role.assigned", &client)
+                    .actor("command-line")
+                    .subject(existing.id)
+                    .detail("role", ADMIN_ROLE),
+            )
+            .await;
+            return Ok(existing.id);
+        }
+        let roles = [DEFAULT_ROLE, ADMIN_ROLE];
+        Ok(self
+            .register_with_roles(email, password()?, display_name, &roles, &client)
+            .await?)
+    }
+
     /// Disables an identity and revokes its sessions everywhere (a deleted user).
     #[tracing::instrument(skip_all, fields(user_id = %user_id))]
     pub async fn disable_user(
@@ -359,7 +425,11 @@ impl Authenticator {
     ) -> Result<(), AuthError> {
         self.require(caller, USERS_DISABLE, None)?;
         let now = self.clock.now();
-        let revoked = self.store.disable_identity(user_id, now, reason).await?;
+        let revoked = self
+            .stores
+            .identities
+            .disable_identity(user_id, now, reason)
+            .await?;
         for session_id in &revoked {
             self.revoked.insert(*session_id, now);
         }

@@ -39,7 +39,8 @@ impl Authenticator {
         // Registration reveals whether an email exists by design (ALREADY_EXISTS),
         // so checking first only saves a hash; the unique key still decides races.
         if self
-            .store
+            .stores
+            .identities
             .identity_by_email(email.as_str())
             .await?
             .is_some()
@@ -64,7 +65,8 @@ impl Authenticator {
         })
         .map_err(|e| AuthError::Internal(e.to_string()))?;
         let event = OutboxEvent::new(USER_REGISTERED, id, payload, now);
-        self.store
+        self.stores
+            .identities
             .insert_identity(&identity, &event)
             .await
             .map_err(|e| match e {
@@ -92,7 +94,7 @@ impl Authenticator {
         client: &ClientInfo,
     ) -> Result<IssuedTokens, AuthError> {
         let throttle = Throttle {
-            store: self.store.as_ref(),
+            store: self.stores.throttle.as_ref(),
         };
         let address = client.address.as_deref();
         let checked = throttle
@@ -106,7 +108,11 @@ impl Authenticator {
             .await;
             return Err(AuthError::Throttled(wait));
         }
-        let identity = self.store.identity_by_email(email.as_str()).await?;
+        let identity = self
+            .stores
+            .identities
+            .identity_by_email(email.as_str())
+            .await?;
         let stored = identity.as_ref().map(|i| i.password_hash.as_str());
         let verified = self.hasher.verify(password.secret(), stored).await?;
         let Some(identity) = identity.filter(|i| verified.matches && !i.disabled) else {
@@ -119,8 +125,13 @@ impl Authenticator {
             return Err(AuthError::InvalidCredentials);
         };
         throttle.succeeded(email.as_str(), &checked).await?;
-        if verified.needs_rehash {
-            self.rehash(identity.id, password.secret()).await;
+        let mut credential = identity.password_hash.clone();
+        if verified.needs_rehash
+            && let Some(rehashed) = self
+                .rehash(identity.id, &credential, password.secret())
+                .await
+        {
+            credential = rehashed;
         }
         let now = self.clock.now();
         let session = NewSession {
@@ -132,7 +143,19 @@ impl Authenticator {
         };
         let minted = refresh::mint().map_err(|_| AuthError::Internal("no randomness".into()))?;
         let token = self.refresh_record(minted.hash, session.id, now);
-        self.store.insert_session(&session, &token).await?;
+        if !self
+            .stores
+            .sessions
+            .insert_session(&session, &token, &credential)
+            .await?
+        {
+            // The password changed, or the identity was disabled or deleted,
+            // while this login was being checked: what it checked no longer holds.
+            tracing::info!(user_id = %identity.id, "login lost a race with a credential change");
+            self.audit(self.event("login.failed", client).subject(email.as_str()))
+                .await;
+            return Err(AuthError::InvalidCredentials);
+        }
         tracing::info!(user_id = %identity.id, session_id = %session.id, "login succeeded");
         self.audit(
             self.event("login.succeeded", client)
@@ -155,7 +178,12 @@ impl Authenticator {
         let now = self.clock.now();
         let minted = refresh::mint().map_err(|_| AuthError::Internal("no randomness".into()))?;
         let next = self.refresh_record(minted.hash, Uuid::nil(), now);
-        match self.store.rotate_refresh_token(&hash, &next, now).await? {
+        match self
+            .stores
+            .sessions
+            .rotate_refresh_token(&hash, &next, now)
+            .await?
+        {
             Rotation::Rotated {
                 session_id,
                 user_id,
@@ -190,7 +218,8 @@ impl Authenticator {
         };
         let now = self.clock.now();
         if let Some(session_id) = self
-            .store
+            .stores
+            .sessions
             .revoke_session_by_refresh_token(&hash, now, "logout")
             .await?
         {
@@ -217,7 +246,8 @@ impl Authenticator {
             ));
         }
         let identity = self
-            .store
+            .stores
+            .identities
             .identity_by_id(caller.subject_id)
             .await?
             .ok_or_else(|| AuthError::Unauthenticated("the identity no longer exists".into()))?;
@@ -237,18 +267,21 @@ impl Authenticator {
         }
         let hash = self.hasher.hash(new.secret()).await?;
         let now = self.clock.now();
-        self.store
-            .set_password_hash(caller.subject_id, &hash, now)
-            .await?;
         let revoked = self
-            .store
-            .revoke_sessions_of(
+            .stores
+            .identities
+            .change_password(
                 caller.subject_id,
+                &identity.password_hash,
+                &hash,
                 Some(caller.session_id),
                 now,
-                "password_changed",
             )
-            .await?;
+            .await?
+            // Another change won meanwhile: the old password is no longer current.
+            .ok_or_else(|| {
+                AuthError::PermissionDenied("old_password: is not the current password".into())
+            })?;
         for s in &revoked {
             self.revoked.insert(*s, now);
         }
@@ -297,18 +330,27 @@ impl Authenticator {
         }
     }
 
-    /// Upgrades a hash made with older parameters; a failure only costs the upgrade.
-    async fn rehash(&self, user_id: Uuid, password: &SecretString) {
+    /// Upgrades a hash made with older parameters, unless the password changed
+    /// meanwhile; returns the new hash if stored. A failure only costs the upgrade.
+    async fn rehash(
+        &self,
+        user_id: Uuid,
+        current: &str,
+        password: &SecretString,
+    ) -> Option<String> {
         let result = match self.hasher.hash(password).await {
             Ok(hash) => self
-                .store
-                .set_password_hash(user_id, &hash, self.clock.now())
+                .stores
+                .identities
+                .rehash_password(user_id, current, &hash, self.clock.now())
                 .await
+                .map(|stored| stored.then_some(hash))
                 .map_err(AuthError::from),
             Err(e) => Err(e.into()),
         };
-        if let Err(e) = result {
+        result.unwrap_or_else(|e| {
             tracing::warn!(%user_id, error = %e, "password re-hash failed");
-        }
+            None
+        })
     }
 }

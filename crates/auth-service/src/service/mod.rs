@@ -12,7 +12,7 @@ use crate::crypto::jwt::{TokenAuthority, TokenError};
 use crate::crypto::keys::{KeyRing, KeySet};
 use crate::error::AuthError;
 use crate::revocation::RevocationSet;
-use crate::storage::AuthStore;
+use crate::storage::Stores;
 use chrono::{DateTime, Duration, Utc};
 use platform::clock::SharedClock;
 use secrecy::SecretString;
@@ -21,6 +21,8 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+/// The role that grants every permission.
+pub const ADMIN_ROLE: &str = "admin";
 /// The role every new identity holds.
 pub const DEFAULT_ROLE: &str = "user";
 /// The role of the identity services' own accounts.
@@ -53,7 +55,7 @@ pub const USER_REGISTERED: &str = "user.registered";
 /// The Auth Service's core, shared by every handler.
 #[derive(Debug)]
 pub struct Authenticator {
-    pub(crate) store: Arc<dyn AuthStore>,
+    pub(crate) stores: Stores,
     pub(crate) hasher: PasswordHasher,
     pub(crate) keys: Arc<KeyRing>,
     pub(crate) tokens: TokenAuthority,
@@ -157,7 +159,12 @@ impl Authenticator {
         kind: SubjectKind,
         now: DateTime<Utc>,
     ) -> Result<(String, i64), AuthError> {
-        let roles = self.store.subject_roles(subject).await?.unwrap_or_default();
+        let roles = self
+            .stores
+            .roles
+            .subject_roles(subject)
+            .await?
+            .unwrap_or_default();
         let keys = self.key_set()?;
         let (token, claims) = self
             .tokens
@@ -170,7 +177,8 @@ impl Authenticator {
     /// its lifetime in seconds.
     pub async fn own_token(&self) -> Result<(String, i64), AuthError> {
         let account = self
-            .store
+            .stores
+            .accounts
             .service_account_by_name(OWN_ACCOUNT)
             .await?
             .ok_or_else(|| AuthError::Internal("the auth-service account is missing".into()))?;
@@ -185,7 +193,7 @@ impl Authenticator {
 
     /// Records an audit event.
     pub(crate) async fn audit(&self, event: Event) {
-        event.record(self.store.as_ref()).await;
+        event.record(self.stores.audit.as_ref()).await;
     }
 
     pub(crate) fn event(&self, kind: &str, client: &ClientInfo) -> Event {

@@ -27,7 +27,7 @@ impl Authenticator {
     ) -> Result<Vec<SessionRecord>, AuthError> {
         let user = user.unwrap_or(caller.subject_id);
         self.require_user_or_admin(caller, user)?;
-        Ok(self.store.list_sessions(user).await?)
+        Ok(self.stores.sessions.list_sessions(user).await?)
     }
 
     /// Revokes one session of the caller's (or any, for an admin).
@@ -37,7 +37,7 @@ impl Authenticator {
         session: Uuid,
         client: &ClientInfo,
     ) -> Result<(), AuthError> {
-        let owner = self.store.session_owner(session).await?;
+        let owner = self.stores.sessions.session_owner(session).await?;
         // An unknown session and someone else's look the same to a non-admin.
         let not_found = || AuthError::NotFound(format!("no active session {session}"));
         let owner = match owner {
@@ -50,7 +50,12 @@ impl Authenticator {
             None => return Err(not_found()),
         };
         let now = self.clock.now();
-        if self.store.revoke_session(session, now, "revoked").await? {
+        if self
+            .stores
+            .sessions
+            .revoke_session(session, now, "revoked")
+            .await?
+        {
             self.revoked.insert(session, now);
         }
         self.audit(
@@ -80,7 +85,8 @@ impl Authenticator {
         };
         let now = self.clock.now();
         let revoked = self
-            .store
+            .stores
+            .sessions
             .revoke_sessions_of(user, keep, now, "revoked")
             .await?;
         for s in &revoked {
@@ -103,6 +109,6 @@ impl Authenticator {
         query: &crate::storage::AuditQuery,
     ) -> Result<Vec<crate::storage::AuditRecord>, AuthError> {
         self.require(caller, "audit:read", None)?;
-        Ok(self.store.list_audit(query).await?)
+        Ok(self.stores.audit.list_audit(query).await?)
     }
 }

@@ -1,22 +1,27 @@
-//! Persistence of identities, sessions, refresh tokens and signing keys behind one
-//! narrow trait, with a PostgreSQL and an embedded SQLite implementation.
+//! Persistence of the Auth Service, one narrow store per aggregate (identities,
+//! sessions, roles, service accounts, signing keys, throttle counters, audit),
+//! each method one transaction. One SQL body serves PostgreSQL and SQLite: the
+//! stores are generic over [`platform::sql::Dialect`].
 
-mod access;
-mod postgres;
-mod sqlite;
+mod accounts;
+mod audit;
+mod identities;
+mod keys;
+mod roles;
+mod sessions;
+mod throttle;
 
-pub use access::{
-    AccessStore, AuditQuery, AuditRecord, Counter, Outcome, RoleRecord, ServiceAccountRecord,
-    SessionRecord, SubjectChange,
-};
-pub use postgres::PgStore;
-pub use sqlite::SqliteStore;
+pub use accounts::{ServiceAccountRecord, ServiceAccountStore};
+pub use audit::{AuditQuery, AuditRecord, AuditStore};
+pub use identities::{IdentityRecord, IdentityStore, NewIdentity};
+pub use keys::{KeyStore, SigningKeyRecord};
+pub use roles::{Outcome, RoleRecord, RoleStore, SubjectChange};
+pub use sessions::{NewRefreshToken, NewSession, Rotation, SessionRecord, SessionStore};
+pub use throttle::{Counter, ThrottleStore};
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use platform::outbox::{OutboxEvent, OutboxStore};
+use platform::db::{Migrations, Pool};
+use platform::outbox::{OutboxStore, SqlOutbox};
 use std::sync::Arc;
-use uuid::Uuid;
 
 /// What a storage call can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -32,155 +37,76 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
-/// A new identity to insert.
-#[derive(Debug, Clone)]
-pub struct NewIdentity {
-    pub id: Uuid,
-    pub email: String,
-    pub display_name: String,
-    pub password_hash: String,
-    pub roles: Vec<String>,
-    pub created_at: DateTime<Utc>,
+static MIGRATIONS: Migrations = Migrations {
+    postgres: sqlx::migrate!("./migrations/postgres"),
+    sqlite: sqlx::migrate!("./migrations/sqlite"),
+};
+
+/// Every store of one database, as the core uses them.
+#[derive(Clone)]
+pub struct Stores {
+    pub pool: Pool,
+    pub identities: Arc<dyn IdentityStore>,
+    pub sessions: Arc<dyn SessionStore>,
+    pub roles: Arc<dyn RoleStore>,
+    pub accounts: Arc<dyn ServiceAccountStore>,
+    pub keys: Arc<dyn KeyStore>,
+    pub throttle: Arc<dyn ThrottleStore>,
+    pub audit: Arc<dyn AuditStore>,
+    pub outbox: Arc<dyn OutboxStore>,
 }
 
-/// A stored identity.
-#[derive(Debug, Clone)]
-pub struct IdentityRecord {
-    pub id: Uuid,
-    pub email: String,
-    pub display_name: String,
-    pub password_hash: String,
-    pub disabled: bool,
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stores").field("pool", &self.pool).finish()
+    }
 }
 
-/// A new session with its first refresh token.
-#[derive(Debug, Clone)]
-pub struct NewSession {
-    pub id: Uuid,
-    pub user_id: Uuid,
-    pub created_at: DateTime<Utc>,
-    /// The client address and user agent the Gateway reported, if any.
-    pub client_address: Option<String>,
-    pub user_agent: Option<String>,
-}
+impl Stores {
+    /// Applies the embedded migrations of the pool's backend.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        Ok(self.pool.migrate(&MIGRATIONS).await?)
+    }
 
-/// A refresh token as stored: only the SHA-256 of the token.
-#[derive(Debug, Clone)]
-pub struct NewRefreshToken {
-    pub hash: [u8; 32],
-    pub session_id: Uuid,
-    pub created_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
-}
-
-/// The outcome of presenting a refresh token for rotation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Rotation {
-    /// The token was current; it is now spent and its successor stored.
-    Rotated { session_id: Uuid, user_id: Uuid },
-    /// The token was already spent: the session is now revoked.
-    Reused { session_id: Uuid },
-    /// The token is expired, or its session revoked or its identity disabled.
-    Dead,
-    /// No such token.
-    Unknown,
-}
-
-/// A signing key as stored; `private_key` is PKCS#8, sealed when `encrypted`.
-#[derive(Debug, Clone)]
-pub struct SigningKeyRecord {
-    pub generation: i64,
-    pub kid: String,
-    pub algorithm: String,
-    pub public_key: Vec<u8>,
-    pub private_key: Vec<u8>,
-    pub encrypted: bool,
-    pub created_at: DateTime<Utc>,
-    pub activates_at: DateTime<Utc>,
-}
-
-/// The Auth Service's storage. Every method is one transaction.
-#[async_trait]
-pub trait AuthStore: AccessStore + std::fmt::Debug + 'static {
-    /// Applies the embedded migrations.
-    async fn migrate(&self) -> Result<(), StoreError>;
     /// A trivial query, for readiness.
-    async fn ping(&self) -> Result<(), StoreError>;
-
-    /// Inserts an identity, its roles and `event` (for the outbox) in one
-    /// transaction; `EmailTaken` when the email exists.
-    async fn insert_identity(
-        &self,
-        identity: &NewIdentity,
-        event: &OutboxEvent,
-    ) -> Result<(), StoreError>;
-    /// Disables an identity and revokes all its sessions; returns the sessions
-    /// revoked now. Disabling twice changes nothing.
-    async fn disable_identity(
-        &self,
-        user_id: Uuid,
-        now: DateTime<Utc>,
-        reason: &str,
-    ) -> Result<Vec<Uuid>, StoreError>;
-    /// The outbox of this database.
-    fn outbox(&self) -> Arc<dyn OutboxStore>;
-    /// The identity with this normalised email.
-    async fn identity_by_email(&self, email: &str) -> Result<Option<IdentityRecord>, StoreError>;
-    /// Replaces a password hash (re-hashing with new parameters).
-    async fn set_password_hash(
-        &self,
-        user_id: Uuid,
-        hash: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
-
-    /// Opens a session with its first refresh token.
-    async fn insert_session(
-        &self,
-        session: &NewSession,
-        token: &NewRefreshToken,
-    ) -> Result<(), StoreError>;
-    /// Spends the refresh token hashed as `presented` and stores `next` (whose
-    /// `session_id` is ignored: the presented token's session is used). A token
-    /// spent before revokes its session.
-    async fn rotate_refresh_token(
-        &self,
-        presented: &[u8; 32],
-        next: &NewRefreshToken,
-        now: DateTime<Utc>,
-    ) -> Result<Rotation, StoreError>;
-    /// Revokes the session whose current refresh token hashes to `presented`.
-    async fn revoke_session_by_refresh_token(
-        &self,
-        presented: &[u8; 32],
-        now: DateTime<Utc>,
-        reason: &str,
-    ) -> Result<Option<Uuid>, StoreError>;
-    /// Sessions revoked at or after `since`, with when.
-    async fn revoked_sessions_since(
-        &self,
-        since: DateTime<Utc>,
-    ) -> Result<Vec<(Uuid, DateTime<Utc>)>, StoreError>;
-
-    /// Every stored signing key, by generation.
-    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
-    /// Inserts a key unless its generation exists (another replica won); true if inserted.
-    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<bool, StoreError>;
-    /// Moves a key's activation time (an early rotation).
-    async fn set_key_activation(
-        &self,
-        generation: i64,
-        activates_at: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        Ok(self.pool.ping().await?)
+    }
 }
 
-/// Opens the store a database URL names: `postgres://` or `postgresql://` for
+/// The SQL of every store over one pool of either backend.
+#[derive(Debug)]
+pub(crate) struct Sql<DB: sqlx::Database> {
+    pool: sqlx::Pool<DB>,
+}
+
+/// Opens the stores a database URL names: `postgres://` or `postgresql://` for
 /// PostgreSQL, `sqlite:` for an embedded SQLite file (created if missing).
-pub async fn connect(url: &str) -> Result<Arc<dyn AuthStore>, StoreError> {
-    Ok(match platform::db::backend_of(url)? {
-        platform::db::Backend::Postgres => Arc::new(PgStore::new(platform::db::pg_pool(url)?)),
-        platform::db::Backend::Sqlite => {
-            Arc::new(SqliteStore::new(platform::db::sqlite_pool(url).await?))
-        }
+pub async fn connect(url: &str) -> Result<Stores, StoreError> {
+    let pool = Pool::connect(url).await?;
+    Ok(match &pool {
+        Pool::Postgres(p) => Sql { pool: p.clone() }.stores(pool.clone()),
+        Pool::Sqlite(p) => Sql { pool: p.clone() }.stores(pool.clone()),
     })
+}
+
+platform::generic_store! {
+    types(sqlx::types::Json<Vec<String>>, sqlx::types::Json<std::collections::BTreeMap<String, String>>);
+    impl<DB> Sql<DB> {
+        fn stores(self, pool: Pool) -> Stores {
+            let outbox = Arc::new(SqlOutbox::new(self.pool.clone()));
+            let sql = Arc::new(self);
+            Stores {
+                pool,
+                identities: sql.clone(),
+                sessions: sql.clone(),
+                roles: sql.clone(),
+                accounts: sql.clone(),
+                keys: sql.clone(),
+                throttle: sql.clone(),
+                audit: sql,
+                outbox,
+            }
+        }
+    }
 }

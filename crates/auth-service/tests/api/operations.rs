@@ -125,7 +125,7 @@ async fn keys_are_sealed_with_the_kek(backend: Backend) {
     app.validate(&session.access_token).await.unwrap();
 
     let store = auth_service::storage::connect(&db.url).await.unwrap();
-    let keys = store.signing_keys().await.unwrap();
+    let keys = store.keys.signing_keys().await.unwrap();
     assert!(
         !keys.is_empty() && keys.iter().all(|k| k.encrypted),
         "private keys are sealed"

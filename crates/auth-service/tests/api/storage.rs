@@ -2,16 +2,15 @@
 
 use crate::helpers::{Backend, both_backends};
 use auth_service::storage::{
-    AuthStore, NewIdentity, NewRefreshToken, NewSession, Rotation, SigningKeyRecord, StoreError,
+    NewIdentity, NewRefreshToken, NewSession, Rotation, SigningKeyRecord, StoreError, Stores,
 };
 use chrono::{Duration, Utc};
 use platform::outbox::OutboxEvent;
-use std::sync::Arc;
 use uuid::Uuid;
 
 both_backends!(identities, refresh_token_rotation, revocations_and_keys);
 
-async fn store(backend: Backend) -> (Arc<dyn AuthStore>, test_support::TestDatabase) {
+async fn store(backend: Backend) -> (Stores, test_support::TestDatabase) {
     let db = backend.fresh_database().await;
     let store = auth_service::storage::connect(&db.url).await.unwrap();
     store.migrate().await.unwrap();
@@ -53,13 +52,18 @@ fn token(byte: u8, session_id: Uuid, expires_in: Duration) -> NewRefreshToken {
 async fn identities(backend: Backend) {
     let (s, _db) = store(backend).await;
     let ada = identity("ada@example.com");
-    s.insert_identity(&ada, &event(&ada)).await.unwrap();
+    s.identities
+        .insert_identity(&ada, &event(&ada))
+        .await
+        .unwrap();
     assert!(matches!(
-        s.insert_identity(&identity("ada@example.com"), &event(&ada))
+        s.identities
+            .insert_identity(&identity("ada@example.com"), &event(&ada))
             .await,
         Err(StoreError::EmailTaken)
     ));
     let found = s
+        .identities
         .identity_by_email("ada@example.com")
         .await
         .unwrap()
@@ -69,30 +73,103 @@ async fn identities(backend: Backend) {
         (ada.id, "Ada", false)
     );
     assert!(
-        s.identity_by_email("nobody@example.com")
+        s.identities
+            .identity_by_email("nobody@example.com")
             .await
             .unwrap()
             .is_none()
     );
     assert_eq!(
-        s.subject_roles(ada.id).await.unwrap().unwrap(),
+        s.roles.subject_roles(ada.id).await.unwrap().unwrap(),
         vec!["admin".to_owned(), "user".to_owned()]
     );
-    s.set_password_hash(ada.id, "$argon2id$new", Utc::now())
-        .await
-        .unwrap();
+    assert!(
+        !s.identities
+            .rehash_password(ada.id, "$argon2id$other", "$argon2id$new", Utc::now())
+            .await
+            .unwrap(),
+        "a re-hash never overwrites a password changed meanwhile"
+    );
+    assert!(
+        s.identities
+            .rehash_password(ada.id, "$argon2id$fake", "$argon2id$new", Utc::now())
+            .await
+            .unwrap()
+    );
     let found = s
+        .identities
         .identity_by_email("ada@example.com")
         .await
         .unwrap()
         .unwrap();
     assert_eq!(found.password_hash, "$argon2id$new");
+
+    // A password change is conditional on the hash it checked, and ends every
+    // other session in the same transaction.
+    let session = |id| NewSession {
+        id,
+        user_id: ada.id,
+        created_at: Utc::now(),
+        client_address: None,
+        user_agent: None,
+    };
+    let (kept, other) = (session(Uuid::now_v7()), session(Uuid::now_v7()));
+    for (n, s2) in [(1, &kept), (2, &other)] {
+        assert!(
+            s.sessions
+                .insert_session(s2, &token(n, s2.id, Duration::days(1)), "$argon2id$new")
+                .await
+                .unwrap()
+        );
+    }
+    assert_eq!(
+        s.identities
+            .change_password(
+                ada.id,
+                "$argon2id$fake",
+                "$argon2id$x",
+                Some(kept.id),
+                Utc::now()
+            )
+            .await
+            .unwrap(),
+        None,
+        "a stale hash changes nothing"
+    );
+    assert_eq!(
+        s.identities
+            .change_password(
+                ada.id,
+                "$argon2id$new",
+                "$argon2id$x",
+                Some(kept.id),
+                Utc::now()
+            )
+            .await
+            .unwrap(),
+        Some(vec![other.id])
+    );
+    let late = session(Uuid::now_v7());
+    assert!(
+        !s.sessions
+            .insert_session(
+                &late,
+                &token(3, late.id, Duration::days(1)),
+                "$argon2id$new"
+            )
+            .await
+            .unwrap(),
+        "a login checked against the old password opens no session"
+    );
 }
 
 async fn refresh_token_rotation(backend: Backend) {
     let (s, _db) = store(backend).await;
     let ada = identity("ada@example.com");
-    s.insert_identity(&ada, &event(&ada)).await.unwrap();
+    s.identities
+        .insert_identity(&ada, &event(&ada))
+        .await
+        .unwrap();
     let session = NewSession {
         id: Uuid::now_v7(),
         user_id: ada.id,
@@ -100,12 +177,20 @@ async fn refresh_token_rotation(backend: Backend) {
         client_address: None,
         user_agent: None,
     };
-    s.insert_session(&session, &token(1, session.id, Duration::days(1)))
-        .await
-        .unwrap();
+    assert!(
+        s.sessions
+            .insert_session(
+                &session,
+                &token(1, session.id, Duration::days(1)),
+                "$argon2id$fake"
+            )
+            .await
+            .unwrap()
+    );
 
     let now = Utc::now();
     let rotated = s
+        .sessions
         .rotate_refresh_token(&[1; 32], &token(2, Uuid::nil(), Duration::days(1)), now)
         .await
         .unwrap();
@@ -117,14 +202,16 @@ async fn refresh_token_rotation(backend: Backend) {
         }
     );
     assert_eq!(
-        s.rotate_refresh_token(&[9; 32], &token(3, Uuid::nil(), Duration::days(1)), now)
+        s.sessions
+            .rotate_refresh_token(&[9; 32], &token(3, Uuid::nil(), Duration::days(1)), now)
             .await
             .unwrap(),
         Rotation::Unknown
     );
     // Token 1 again: reuse, the session is revoked, and token 2 is dead with it.
     assert_eq!(
-        s.rotate_refresh_token(&[1; 32], &token(4, Uuid::nil(), Duration::days(1)), now)
+        s.sessions
+            .rotate_refresh_token(&[1; 32], &token(4, Uuid::nil(), Duration::days(1)), now)
             .await
             .unwrap(),
         Rotation::Reused {
@@ -132,12 +219,14 @@ async fn refresh_token_rotation(backend: Backend) {
         }
     );
     assert_eq!(
-        s.rotate_refresh_token(&[2; 32], &token(5, Uuid::nil(), Duration::days(1)), now)
+        s.sessions
+            .rotate_refresh_token(&[2; 32], &token(5, Uuid::nil(), Duration::days(1)), now)
             .await
             .unwrap(),
         Rotation::Dead
     );
     let revoked = s
+        .sessions
         .revoked_sessions_since(now - Duration::seconds(1))
         .await
         .unwrap();
@@ -154,17 +243,25 @@ async fn refresh_token_rotation(backend: Backend) {
         client_address: None,
         user_agent: None,
     };
-    s.insert_session(&other, &token(6, other.id, Duration::seconds(-1)))
-        .await
-        .unwrap();
+    assert!(
+        s.sessions
+            .insert_session(
+                &other,
+                &token(6, other.id, Duration::seconds(-1)),
+                "$argon2id$fake"
+            )
+            .await
+            .unwrap()
+    );
     assert_eq!(
-        s.rotate_refresh_token(
-            &[6; 32],
-            &token(7, Uuid::nil(), Duration::days(1)),
-            Utc::now()
-        )
-        .await
-        .unwrap(),
+        s.sessions
+            .rotate_refresh_token(
+                &[6; 32],
+                &token(7, Uuid::nil(), Duration::days(1)),
+                Utc::now()
+            )
+            .await
+            .unwrap(),
         Rotation::Dead
     );
 }
@@ -172,7 +269,10 @@ async fn refresh_token_rotation(backend: Backend) {
 async fn revocations_and_keys(backend: Backend) {
     let (s, _db) = store(backend).await;
     let ada = identity("ada@example.com");
-    s.insert_identity(&ada, &event(&ada)).await.unwrap();
+    s.identities
+        .insert_identity(&ada, &event(&ada))
+        .await
+        .unwrap();
     let session = NewSession {
         id: Uuid::now_v7(),
         user_id: ada.id,
@@ -180,36 +280,48 @@ async fn revocations_and_keys(backend: Backend) {
         client_address: None,
         user_agent: None,
     };
-    s.insert_session(&session, &token(1, session.id, Duration::days(1)))
-        .await
-        .unwrap();
+    assert!(
+        s.sessions
+            .insert_session(
+                &session,
+                &token(1, session.id, Duration::days(1)),
+                "$argon2id$fake"
+            )
+            .await
+            .unwrap()
+    );
     let t0 = Utc::now();
     assert!(
-        s.revoked_sessions_since(t0 - Duration::hours(1))
+        s.sessions
+            .revoked_sessions_since(t0 - Duration::hours(1))
             .await
             .unwrap()
             .is_empty()
     );
     assert_eq!(
-        s.revoke_session_by_refresh_token(&[1; 32], t0, "logout")
+        s.sessions
+            .revoke_session_by_refresh_token(&[1; 32], t0, "logout")
             .await
             .unwrap(),
         Some(session.id)
     );
     assert_eq!(
-        s.revoke_session_by_refresh_token(&[1; 32], t0, "logout")
+        s.sessions
+            .revoke_session_by_refresh_token(&[1; 32], t0, "logout")
             .await
             .unwrap(),
         None,
         "already revoked"
     );
     assert_eq!(
-        s.revoke_session_by_refresh_token(&[8; 32], t0, "logout")
+        s.sessions
+            .revoke_session_by_refresh_token(&[8; 32], t0, "logout")
             .await
             .unwrap(),
         None
     );
     let since = s
+        .sessions
         .revoked_sessions_since(t0 - Duration::seconds(1))
         .await
         .unwrap();
@@ -219,7 +331,8 @@ async fn revocations_and_keys(backend: Backend) {
         "times round-trip to the microsecond"
     );
     assert!(
-        s.revoked_sessions_since(t0 + Duration::seconds(1))
+        s.sessions
+            .revoked_sessions_since(t0 + Duration::seconds(1))
             .await
             .unwrap()
             .is_empty()
@@ -235,14 +348,14 @@ async fn revocations_and_keys(backend: Backend) {
         created_at: t0,
         activates_at: t0 + Duration::days(generation),
     };
-    assert!(s.insert_signing_key(&key(1, "a")).await.unwrap());
+    assert!(s.keys.insert_signing_key(&key(1, "a")).await.unwrap());
     assert!(
-        !s.insert_signing_key(&key(1, "b")).await.unwrap(),
+        !s.keys.insert_signing_key(&key(1, "b")).await.unwrap(),
         "a generation is created once"
     );
-    assert!(s.insert_signing_key(&key(2, "c")).await.unwrap());
-    s.set_key_activation(2, t0).await.unwrap();
-    let keys = s.signing_keys().await.unwrap();
+    assert!(s.keys.insert_signing_key(&key(2, "c")).await.unwrap());
+    s.keys.set_key_activation(2, t0).await.unwrap();
+    let keys = s.keys.signing_keys().await.unwrap();
     assert_eq!(
         keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(),
         vec!["a", "c"]
@@ -261,26 +374,66 @@ async fn revocations_and_keys(backend: Backend) {
         client_address: None,
         user_agent: None,
     };
-    s.insert_session(&other, &token(2, other.id, Duration::days(1)))
-        .await
-        .unwrap();
+    assert!(
+        s.sessions
+            .insert_session(
+                &other,
+                &token(2, other.id, Duration::days(1)),
+                "$argon2id$fake"
+            )
+            .await
+            .unwrap()
+    );
     assert_eq!(
-        s.disable_identity(ada.id, Utc::now(), "deleted")
+        s.identities
+            .disable_identity(ada.id, Utc::now(), "deleted")
             .await
             .unwrap(),
         vec![other.id]
     );
     assert!(
-        s.disable_identity(ada.id, Utc::now(), "deleted")
+        s.identities
+            .disable_identity(ada.id, Utc::now(), "deleted")
             .await
             .unwrap()
             .is_empty()
     );
     assert!(
-        s.identity_by_email("ada@example.com")
+        s.identities
+            .identity_by_email("ada@example.com")
             .await
             .unwrap()
             .unwrap()
             .disabled
     );
+    let late = NewSession {
+        id: Uuid::now_v7(),
+        user_id: ada.id,
+        created_at: Utc::now(),
+        client_address: None,
+        user_agent: None,
+    };
+    assert!(
+        !s.sessions
+            .insert_session(
+                &late,
+                &token(3, late.id, Duration::days(1)),
+                "$argon2id$fake"
+            )
+            .await
+            .unwrap(),
+        "a login checked before the disable opens no session"
+    );
+}
+
+/// Both migration folders describe the same tables and columns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_schemas_have_the_same_columns() {
+    let (pg, _pg_db) = store(Backend::Postgres).await;
+    let (lite, _lite_db) = store(Backend::Sqlite).await;
+    drop((pg, lite));
+    let pg = test_support::schema::columns(&_pg_db.url).await;
+    let lite = test_support::schema::columns(&_lite_db.url).await;
+    assert!(pg.len() > 40, "{pg:?}");
+    assert_eq!(pg, lite);
 }

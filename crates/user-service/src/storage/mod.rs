@@ -1,16 +1,15 @@
-//! Persistence of user profiles behind one narrow trait, with a PostgreSQL and an
-//! embedded SQLite implementation.
+//! Persistence of user profiles behind one narrow trait, each method one
+//! transaction. One SQL body serves PostgreSQL and SQLite: the store is generic
+//! over [`platform::sql::Dialect`].
 
-mod postgres;
-mod sqlite;
-
-pub use postgres::PgStore;
-pub use sqlite::SqliteStore;
+mod users;
 
 use crate::domain::Filter;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use platform::outbox::{OutboxEvent, OutboxStore};
+use platform::db::{Migrations, Pool};
+use platform::outbox::{OutboxEvent, OutboxStore, SqlOutbox};
+use platform::sql::Timestamp;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -29,7 +28,7 @@ pub enum StoreError {
 }
 
 /// A stored user.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct UserRecord {
     pub id: Uuid,
     pub email: String,
@@ -40,7 +39,9 @@ pub struct UserRecord {
     pub locale: String,
     pub time_zone: String,
     pub version: i64,
+    #[sqlx(try_from = "Timestamp")]
     pub created_at: DateTime<Utc>,
+    #[sqlx(try_from = "Timestamp")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -58,11 +59,6 @@ pub enum Written<T> {
 /// The User Service's storage. Every method is one transaction.
 #[async_trait]
 pub trait UserStore: Send + Sync + std::fmt::Debug + 'static {
-    /// Applies the embedded migrations.
-    async fn migrate(&self) -> Result<(), StoreError>;
-    /// A trivial query, for readiness.
-    async fn ping(&self) -> Result<(), StoreError>;
-
     /// Inserts `user` unless its id exists; returns the stored user and whether it
     /// was created now. `UsernameTaken` when another active user has the name.
     async fn create_user(&self, user: &UserRecord) -> Result<(UserRecord, bool), StoreError>;
@@ -89,16 +85,62 @@ pub trait UserStore: Send + Sync + std::fmt::Debug + 'static {
         now: DateTime<Utc>,
         event: &OutboxEvent,
     ) -> Result<Written<()>, StoreError>;
-    /// The outbox of this database.
-    fn outbox(&self) -> Arc<dyn OutboxStore>;
 }
 
-/// Opens the store a database URL names (`postgres://...` or `sqlite:<file>`).
-pub async fn connect(url: &str) -> Result<Arc<dyn UserStore>, StoreError> {
-    Ok(match platform::db::backend_of(url)? {
-        platform::db::Backend::Postgres => Arc::new(PgStore::new(platform::db::pg_pool(url)?)),
-        platform::db::Backend::Sqlite => {
-            Arc::new(SqliteStore::new(platform::db::sqlite_pool(url).await?))
-        }
+static MIGRATIONS: Migrations = Migrations {
+    postgres: sqlx::migrate!("./migrations/postgres"),
+    sqlite: sqlx::migrate!("./migrations/sqlite"),
+};
+
+/// The stores of one database.
+#[derive(Clone)]
+pub struct Stores {
+    pub pool: Pool,
+    pub users: Arc<dyn UserStore>,
+    pub outbox: Arc<dyn OutboxStore>,
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stores").field("pool", &self.pool).finish()
+    }
+}
+
+impl Stores {
+    /// Applies the embedded migrations of the pool's backend.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        Ok(self.pool.migrate(&MIGRATIONS).await?)
+    }
+
+    /// A trivial query, for readiness.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        Ok(self.pool.ping().await?)
+    }
+}
+
+/// The SQL of the stores over one pool of either backend.
+#[derive(Debug)]
+pub(crate) struct Sql<DB: sqlx::Database> {
+    pool: sqlx::Pool<DB>,
+}
+
+/// Opens the stores a database URL names (`postgres://...` or `sqlite:<file>`).
+pub async fn connect(url: &str) -> Result<Stores, StoreError> {
+    let pool = Pool::connect(url).await?;
+    Ok(match &pool {
+        Pool::Postgres(p) => Sql { pool: p.clone() }.stores(pool.clone()),
+        Pool::Sqlite(p) => Sql { pool: p.clone() }.stores(pool.clone()),
     })
+}
+
+platform::generic_store! {
+    impl<DB> Sql<DB> {
+        fn stores(self, pool: Pool) -> Stores {
+            Stores {
+                pool,
+                outbox: Arc::new(SqlOutbox::new(self.pool.clone())),
+                users: Arc::new(self),
+            }
+        }
+    }
 }

@@ -32,44 +32,52 @@ async fn users_round_trip(backend: Backend) {
     s.migrate().await.unwrap();
     s.migrate().await.expect("migrations are idempotent");
     let ada = record("ada");
-    let (stored, created) = s.create_user(&ada).await.unwrap();
+    let (stored, created) = s.users.create_user(&ada).await.unwrap();
     assert!(created);
     assert_eq!(stored.id, ada.id);
     assert_eq!(
         stored.created_at.timestamp_micros(),
         ada.created_at.timestamp_micros()
     );
-    let (again, created) = s.create_user(&ada).await.unwrap();
+    let (again, created) = s.users.create_user(&ada).await.unwrap();
     assert!(!created, "same id: nothing created");
     assert_eq!(again, stored);
     assert!(matches!(
-        s.create_user(&record("ada")).await,
+        s.users.create_user(&record("ada")).await,
         Err(StoreError::UsernameTaken)
     ));
 
     let names = ["ab_c", "abx", "a%c", "bob"];
     let mut ids = vec![ada.id];
     for n in names {
-        ids.push(s.create_user(&record(n)).await.unwrap().0.id);
+        ids.push(s.users.create_user(&record(n)).await.unwrap().0.id);
     }
-    assert_eq!(s.get_user(ada.id).await.unwrap().unwrap().username, "ada");
-    assert!(s.get_user(Uuid::now_v7()).await.unwrap().is_none());
-    assert_eq!(s.get_users(&ids).await.unwrap().len(), 5);
-    assert!(s.get_users(&[]).await.unwrap().is_empty());
+    assert_eq!(
+        s.users.get_user(ada.id).await.unwrap().unwrap().username,
+        "ada"
+    );
+    assert!(s.users.get_user(Uuid::now_v7()).await.unwrap().is_none());
+    assert_eq!(s.users.get_users(&ids).await.unwrap().len(), 5);
+    assert!(s.users.get_users(&[]).await.unwrap().is_empty());
 
-    let all = s.list_users(&Filter::All, None, 100).await.unwrap();
+    let all = s.users.list_users(&Filter::All, None, 100).await.unwrap();
     assert_eq!(
         all.iter().map(|u| u.id).collect::<Vec<_>>(),
         ids,
         "id order"
     );
-    let after = s.list_users(&Filter::All, Some(ids[1]), 2).await.unwrap();
+    let after = s
+        .users
+        .list_users(&Filter::All, Some(ids[1]), 2)
+        .await
+        .unwrap();
     assert_eq!(
         after.iter().map(|u| u.id).collect::<Vec<_>>(),
         ids[2..4].to_vec()
     );
     // LIKE wildcards in a prefix are literal.
     let under = s
+        .users
         .list_users(&Filter::UsernamePrefix("ab_".into()), None, 100)
         .await
         .unwrap();
@@ -81,17 +89,20 @@ async fn users_round_trip(backend: Backend) {
         vec!["ab_c"]
     );
     let pct = s
+        .users
         .list_users(&Filter::UsernamePrefix("a%".into()), None, 100)
         .await
         .unwrap();
     assert_eq!(pct.len(), 1);
     let shown = s
+        .users
         .list_users(&Filter::DisplayNamePrefix("bob d".into()), None, 100)
         .await
         .unwrap();
     assert_eq!(shown.len(), 1);
     assert_eq!(
-        s.list_users(&Filter::UsernameIs("abx".into()), None, 100)
+        s.users
+            .list_users(&Filter::UsernameIs("abx".into()), None, 100)
             .await
             .unwrap()
             .len(),
@@ -103,20 +114,20 @@ async fn conditional_writes_and_deletion(backend: Backend) {
     let db = backend.fresh_database().await;
     let s = user_service::storage::connect(&db.url).await.unwrap();
     s.migrate().await.unwrap();
-    let ada = s.create_user(&record("ada")).await.unwrap().0;
-    let bob = s.create_user(&record("bob")).await.unwrap().0;
+    let ada = s.users.create_user(&record("ada")).await.unwrap().0;
+    let bob = s.users.create_user(&record("bob")).await.unwrap().0;
 
     let changed = UserRecord {
         display_name: "Countess".into(),
         updated_at: Utc::now() + Duration::seconds(1),
         ..ada.clone()
     };
-    let Written::Done(v2) = s.update_user(&changed).await.unwrap() else {
+    let Written::Done(v2) = s.users.update_user(&changed).await.unwrap() else {
         panic!("update refused")
     };
     assert_eq!((v2.version, v2.display_name.as_str()), (2, "Countess"));
     assert_eq!(
-        s.update_user(&changed).await.unwrap(),
+        s.users.update_user(&changed).await.unwrap(),
         Written::Stale,
         "version 1 is gone"
     );
@@ -125,51 +136,75 @@ async fn conditional_writes_and_deletion(backend: Backend) {
         ..v2.clone()
     };
     assert!(matches!(
-        s.update_user(&steal).await,
+        s.users.update_user(&steal).await,
         Err(StoreError::UsernameTaken)
     ));
     let ghost = UserRecord {
         id: Uuid::now_v7(),
         ..v2.clone()
     };
-    assert_eq!(s.update_user(&ghost).await.unwrap(), Written::NotFound);
+    assert_eq!(
+        s.users.update_user(&ghost).await.unwrap(),
+        Written::NotFound
+    );
 
     let event = OutboxEvent::new("user.deleted", ada.id, "{}".into(), Utc::now());
     assert_eq!(
-        s.delete_user(ada.id, Some(1), Utc::now(), &event)
+        s.users
+            .delete_user(ada.id, Some(1), Utc::now(), &event)
             .await
             .unwrap(),
         Written::Stale
     );
     assert_eq!(
-        s.outbox().backlog().await.unwrap(),
+        s.outbox.clone().backlog().await.unwrap(),
         0,
         "no event without the change"
     );
     assert_eq!(
-        s.delete_user(ada.id, Some(2), Utc::now(), &event)
+        s.users
+            .delete_user(ada.id, Some(2), Utc::now(), &event)
             .await
             .unwrap(),
         Written::Done(())
     );
     assert_eq!(
-        s.outbox().backlog().await.unwrap(),
+        s.outbox.clone().backlog().await.unwrap(),
         1,
         "the event is written with the change"
     );
     assert_eq!(
-        s.delete_user(ada.id, None, Utc::now(), &event)
+        s.users
+            .delete_user(ada.id, None, Utc::now(), &event)
             .await
             .unwrap(),
         Written::NotFound
     );
-    assert!(s.get_user(ada.id).await.unwrap().is_none());
+    assert!(s.users.get_user(ada.id).await.unwrap().is_none());
     assert_eq!(
-        s.list_users(&Filter::All, None, 10).await.unwrap(),
+        s.users.list_users(&Filter::All, None, 10).await.unwrap(),
         vec![bob]
     );
     // Deleted usernames are free again; the deleted row still answers a redelivery.
-    s.create_user(&record("ada")).await.unwrap();
-    let (redelivered, created) = s.create_user(&ada).await.unwrap();
+    s.users.create_user(&record("ada")).await.unwrap();
+    let (redelivered, created) = s.users.create_user(&ada).await.unwrap();
     assert!(!created && redelivered.id == ada.id);
+}
+
+/// Both migration folders describe the same tables and columns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_schemas_have_the_same_columns() {
+    let mut columns = Vec::new();
+    for backend in [Backend::Postgres, Backend::Sqlite] {
+        let db = backend.fresh_database().await;
+        user_service::storage::connect(&db.url)
+            .await
+            .unwrap()
+            .migrate()
+            .await
+            .unwrap();
+        columns.push(test_support::schema::columns(&db.url).await);
+    }
+    assert!(columns[0].len() > 15, "{:?}", columns[0]);
+    assert_eq!(columns[0], columns[1]);
 }

@@ -1,0 +1,222 @@
+//! Identities and their credentials: registration, lookups, password changes and
+//! disabling, each with its effect on sessions in the same transaction.
+
+use super::{Sql, StoreError};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use platform::outbox::{OutboxEvent, SqlOutbox};
+use platform::sql::{Timestamp, UniqueKey};
+use uuid::Uuid;
+
+const EMAIL_KEY: UniqueKey = UniqueKey {
+    name: "identities_email_key",
+    columns: "identities.email",
+};
+
+const IDENTITY: &str = "SELECT id, email, display_name, password_hash,
+                               disabled_at IS NOT NULL AS disabled FROM identities";
+
+/// A new identity to insert.
+#[derive(Debug, Clone)]
+pub struct NewIdentity {
+    pub id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    pub password_hash: String,
+    pub roles: Vec<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A stored identity.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct IdentityRecord {
+    pub id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    pub password_hash: String,
+    pub disabled: bool,
+}
+
+/// Identities and credentials.
+#[async_trait]
+pub trait IdentityStore: Send + Sync {
+    /// Inserts an identity, its roles and `event` (for the outbox);
+    /// `EmailTaken` when the email exists.
+    async fn insert_identity(
+        &self,
+        identity: &NewIdentity,
+        event: &OutboxEvent,
+    ) -> Result<(), StoreError>;
+    /// The identity with this normalised email.
+    async fn identity_by_email(&self, email: &str) -> Result<Option<IdentityRecord>, StoreError>;
+    /// The identity with this id.
+    async fn identity_by_id(&self, id: Uuid) -> Result<Option<IdentityRecord>, StoreError>;
+    /// Replaces the password hash if it is still `expected` (a re-hash with new
+    /// parameters never overwrites a password changed meanwhile); true if replaced.
+    async fn rehash_password(
+        &self,
+        user_id: Uuid,
+        expected: &str,
+        hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Sets a new password hash if the current one is still `expected`, and
+    /// revokes every session of the identity but `keep`; returns the sessions
+    /// revoked, or `None` when the password changed meanwhile (nothing written).
+    async fn change_password(
+        &self,
+        user_id: Uuid,
+        expected: &str,
+        hash: &str,
+        keep: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Vec<Uuid>>, StoreError>;
+    /// Disables an identity and revokes all its sessions; returns the sessions
+    /// revoked now. Disabling twice changes nothing.
+    async fn disable_identity(
+        &self,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<Vec<Uuid>, StoreError>;
+}
+
+platform::generic_store! {
+    #[async_trait]
+    impl<DB> IdentityStore for Sql<DB> {
+        async fn insert_identity(
+            &self,
+            identity: &NewIdentity,
+            event: &OutboxEvent,
+        ) -> Result<(), StoreError> {
+            let mut tx = self.pool.begin().await?;
+            let inserted = sqlx::query(
+                "INSERT INTO identities (id, email, display_name, password_hash, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $5)",
+            )
+            .bind(identity.id)
+            .bind(&identity.email)
+            .bind(&identity.display_name)
+            .bind(&identity.password_hash)
+            .bind(Timestamp(identity.created_at))
+            .execute(&mut *tx)
+            .await;
+            match inserted {
+                Err(e) if DB::violates(&e, EMAIL_KEY) => return Err(StoreError::EmailTaken),
+                other => other?,
+            };
+            for role in &identity.roles {
+                sqlx::query("INSERT INTO subject_roles (subject_id, role) VALUES ($1, $2)")
+                    .bind(identity.id)
+                    .bind(role)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            SqlOutbox::<DB>::insert(&mut tx, event).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn identity_by_email(
+            &self,
+            email: &str,
+        ) -> Result<Option<IdentityRecord>, StoreError> {
+            Ok(sqlx::query_as(&format!("{IDENTITY} WHERE email = $1"))
+                .bind(email)
+                .fetch_optional(&self.pool)
+                .await?)
+        }
+
+        async fn identity_by_id(&self, id: Uuid) -> Result<Option<IdentityRecord>, StoreError> {
+            Ok(sqlx::query_as(&format!("{IDENTITY} WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?)
+        }
+
+        async fn rehash_password(
+            &self,
+            user_id: Uuid,
+            expected: &str,
+            hash: &str,
+            now: DateTime<Utc>,
+        ) -> Result<bool, StoreError> {
+            let done = sqlx::query(
+                "UPDATE identities SET password_hash = $3, updated_at = $4
+                 WHERE id = $1 AND password_hash = $2",
+            )
+            .bind(user_id)
+            .bind(expected)
+            .bind(hash)
+            .bind(Timestamp(now))
+            .execute(&self.pool)
+            .await?;
+            Ok(DB::rows_affected(&done) == 1)
+        }
+
+        async fn change_password(
+            &self,
+            user_id: Uuid,
+            expected: &str,
+            hash: &str,
+            keep: Option<Uuid>,
+            now: DateTime<Utc>,
+        ) -> Result<Option<Vec<Uuid>>, StoreError> {
+            let mut tx = self.pool.begin().await?;
+            let changed = sqlx::query(
+                "UPDATE identities SET password_hash = $3, updated_at = $4
+                 WHERE id = $1 AND password_hash = $2",
+            )
+            .bind(user_id)
+            .bind(expected)
+            .bind(hash)
+            .bind(Timestamp(now))
+            .execute(&mut *tx)
+            .await?;
+            if DB::rows_affected(&changed) == 0 {
+                return Ok(None);
+            }
+            let revoked = sqlx::query_scalar(&format!(
+                "UPDATE sessions SET revoked_at = $3, revoke_reason = 'password_changed'
+                 WHERE user_id = $1 AND revoked_at IS NULL AND ({} IS NULL OR id <> $2)
+                 RETURNING id",
+                DB::typed(2, platform::sql::SqlType::Uuid)
+            ))
+            .bind(user_id)
+            .bind(keep)
+            .bind(Timestamp(now))
+            .fetch_all(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(Some(revoked))
+        }
+
+        async fn disable_identity(
+            &self,
+            user_id: Uuid,
+            now: DateTime<Utc>,
+            reason: &str,
+        ) -> Result<Vec<Uuid>, StoreError> {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query(
+                "UPDATE identities SET disabled_at = $2, updated_at = $2
+                 WHERE id = $1 AND disabled_at IS NULL",
+            )
+            .bind(user_id)
+            .bind(Timestamp(now))
+            .execute(&mut *tx)
+            .await?;
+            let revoked = sqlx::query_scalar(
+                "UPDATE sessions SET revoked_at = $2, revoke_reason = $3
+                 WHERE user_id = $1 AND revoked_at IS NULL RETURNING id",
+            )
+            .bind(user_id)
+            .bind(Timestamp(now))
+            .bind(reason)
+            .fetch_all(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(revoked)
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! Sessions and their refresh tokens: opening (only while the credential checked
+//! still holds), rotation with reuse detection, listing and revocation.
+
+use super::{Sql, StoreError};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use platform::sql::{SqlType, Timestamp};
+use uuid::Uuid;
+
+/// A new session with its first refresh token.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    /// The client address and user agent the Gateway reported, if any.
+    pub client_address: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// A refresh token as stored: only the SHA-256 of the token.
+#[derive(Debug, Clone)]
+pub struct NewRefreshToken {
+    pub hash: [u8; 32],
+    pub session_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The outcome of presenting a refresh token for rotation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// The token was current; it is now spent and its successor stored.
+    Rotated { session_id: Uuid, user_id: Uuid },
+    /// The token was already spent: the session is now revoked.
+    Reused { session_id: Uuid },
+    /// The token is expired, or its session revoked or its identity disabled.
+    Dead,
+    /// No such token.
+    Unknown,
+}
+
+/// An active session.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SessionRecord {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    #[sqlx(try_from = "Timestamp")]
+    pub created_at: DateTime<Utc>,
+    #[sqlx(try_from = "Timestamp")]
+    pub last_used_at: DateTime<Utc>,
+    pub client_address: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// Sessions and refresh tokens.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Opens a session with its first refresh token, if the identity is still
+    /// enabled and its password hash is still `credential` (the one the login
+    /// checked); false, with nothing written, otherwise.
+    async fn insert_session(
+        &self,
+        session: &NewSession,
+        token: &NewRefreshToken,
+        credential: &str,
+    ) -> Result<bool, StoreError>;
+    /// Spends the refresh token hashed as `presented` and stores `next` (whose
+    /// `session_id` is ignored: the presented token's session is used). A token
+    /// spent before revokes its session.
+    async fn rotate_refresh_token(
+        &self,
+        presented: &[u8; 32],
+        next: &NewRefreshToken,
+        now: DateTime<Utc>,
+    ) -> Result<Rotation, StoreError>;
+    /// Revokes the session whose current refresh token hashes to `presented`.
+    async fn revoke_session_by_refresh_token(
+        &self,
+        presented: &[u8; 32],
+        now: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<Option<Uuid>, StoreError>;
+    /// Sessions revoked at or after `since`, with when.
+    async fn revoked_sessions_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(Uuid, DateTime<Utc>)>, StoreError>;
+    /// A user's active sessions, newest first.
+    async fn list_sessions(&self, user_id: Uuid) -> Result<Vec<SessionRecord>, StoreError>;
+    /// The user of an active session.
+    async fn session_owner(&self, session_id: Uuid) -> Result<Option<Uuid>, StoreError>;
+    /// Revokes one active session; false when there was none.
+    async fn revoke_session(
+        &self,
+        session_id: Uuid,
+        now: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<bool, StoreError>;
+    /// Revokes a user's active sessions but `except`; returns those revoked.
+    async fn revoke_sessions_of(
+        &self,
+        user_id: Uuid,
+        except: Option<Uuid>,
+        now: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<Vec<Uuid>, StoreError>;
+}
+
+platform::generic_store! {
+    impl<DB> Sql<DB> {
+        async fn insert_refresh_token(
+            conn: &mut DB::Connection,
+            token: &NewRefreshToken,
+            session_id: Uuid,
+        ) -> Result<(), StoreError> {
+            sqlx::query(
+                "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at)
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&token.hash[..])
+            .bind(session_id)
+            .bind(Timestamp(token.created_at))
+            .bind(Timestamp(token.expires_at))
+            .execute(conn)
+            .await?;
+            Ok(())
+        }
+    }
+}
+
+platform::generic_store! {
+    #[async_trait]
+    impl<DB> SessionStore for Sql<DB> {
+        async fn insert_session(
+            &self,
+            session: &NewSession,
+            token: &NewRefreshToken,
+            credential: &str,
+        ) -> Result<bool, StoreError> {
+            let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+            // The identity row stays locked until commit, so a password change or
+            // a disable either happened before (and this finds nothing) or waits
+            // and then revokes the session opened here.
+            let current: Option<Uuid> = sqlx::query_scalar(&format!(
+                "SELECT id FROM identities
+                 WHERE id = $1 AND password_hash = $2 AND disabled_at IS NULL{}",
+                DB::FOR_UPDATE
+            ))
+            .bind(session.user_id)
+            .bind(credential)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if current.is_none() {
+                return Ok(false);
+            }
+            sqlx::query(
+                "INSERT INTO sessions (id, user_id, created_at, last_used_at, client_address, user_agent)
+                 VALUES ($1, $2, $3, $3, $4, $5)",
+            )
+            .bind(session.id)
+            .bind(session.user_id)
+            .bind(Timestamp(session.created_at))
+            .bind(&session.client_address)
+            .bind(&session.user_agent)
+            .execute(&mut *tx)
+            .await?;
+            Self::insert_refresh_token(&mut tx, token, session.id).await?;
+            tx.commit().await?;
+            Ok(true)
+        }
+
+        async fn rotate_refresh_token(
+            &self,
+            presented: &[u8; 32],
+            next: &NewRefreshToken,
+            now: DateTime<Utc>,
+        ) -> Result<Rotation, StoreError> {
+            let mut tx = self.pool.begin().await?;
+            // Spending is one conditional UPDATE, so two concurrent refreshes with
+            // the same token cannot both succeed.
+            let spent: Option<(Uuid, Timestamp)> = sqlx::query_as(
+                "UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL
+                 RETURNING session_id, expires_at",
+            )
+            .bind(&presented[..])
+            .bind(Timestamp(now))
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((session_id, expires_at)) = spent else {
+                let session_id: Option<Uuid> =
+                    sqlx::query_scalar("SELECT session_id FROM refresh_tokens WHERE token_hash = $1")
+                        .bind(&presented[..])
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                let Some(session_id) = session_id else {
+                    return Ok(Rotation::Unknown);
+                };
+                sqlx::query(
+                    "UPDATE sessions SET revoked_at = $2, revoke_reason = 'refresh_token_reuse'
+                     WHERE id = $1 AND revoked_at IS NULL",
+                )
+                .bind(session_id)
+                .bind(Timestamp(now))
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                return Ok(Rotation::Reused { session_id });
+            };
+            let user_id: Option<Uuid> = sqlx::query_scalar(
+                "SELECT s.user_id FROM sessions s JOIN identities i ON i.id = s.user_id
+                 WHERE s.id = $1 AND s.revoked_at IS NULL AND i.disabled_at IS NULL",
+            )
+            .bind(session_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let (Some(user_id), true) = (user_id, expires_at.0 > now) else {
+                tx.commit().await?;
+                return Ok(Rotation::Dead);
+            };
+            Self::insert_refresh_token(&mut tx, next, session_id).await?;
+            sqlx::query("UPDATE sessions SET last_used_at = $2 WHERE id = $1")
+                .bind(session_id)
+                .bind(Timestamp(now))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(Rotation::Rotated {
+                session_id,
+                user_id,
+            })
+        }
+
+        async fn revoke_session_by_refresh_token(
+            &self,
+            presented: &[u8; 32],
+            now: DateTime<Utc>,
+            reason: &str,
+        ) -> Result<Option<Uuid>, StoreError> {
+            Ok(sqlx::query_scalar(
+                "UPDATE sessions SET revoked_at = $2, revoke_reason = $3
+                 WHERE revoked_at IS NULL AND id = (
+                     SELECT session_id FROM refresh_tokens WHERE token_hash = $1 AND used_at IS NULL)
+                 RETURNING id",
+            )
+            .bind(&presented[..])
+            .bind(Timestamp(now))
+            .bind(reason)
+            .fetch_optional(&self.pool)
+            .await?)
+        }
+
+        async fn revoked_sessions_since(
+            &self,
+            since: DateTime<Utc>,
+        ) -> Result<Vec<(Uuid, DateTime<Utc>)>, StoreError> {
+            let rows: Vec<(Uuid, Timestamp)> =
+                sqlx::query_as("SELECT id, revoked_at FROM sessions WHERE revoked_at >= $1")
+                    .bind(Timestamp(since))
+                    .fetch_all(&self.pool)
+                    .await?;
+            Ok(rows.into_iter().map(|(id, at)| (id, at.0)).collect())
+        }
+
+        async fn list_sessions(&self, user_id: Uuid) -> Result<Vec<SessionRecord>, StoreError> {
+            Ok(sqlx::query_as(
+                "SELECT id, user_id, created_at, last_used_at, client_address, user_agent
+                 FROM sessions WHERE user_id = $1 AND revoked_at IS NULL
+                 ORDER BY created_at DESC, id DESC LIMIT 1000",
+            )
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?)
+        }
+
+        async fn session_owner(&self, session_id: Uuid) -> Result<Option<Uuid>, StoreError> {
+            Ok(
+                sqlx::query_scalar("SELECT user_id FROM sessions WHERE id = $1 AND revoked_at IS NULL")
+                    .bind(session_id)
+                    .fetch_optional(&self.pool)
+                    .await?,
+            )
+        }
+
+        async fn revoke_session(
+            &self,
+            session_id: Uuid,
+            now: DateTime<Utc>,
+            reason: &str,
+        ) -> Result<bool, StoreError> {
+            let done = sqlx::query(
+                "UPDATE sessions SET revoked_at = $2, revoke_reason = $3
+                 WHERE id = $1 AND revoked_at IS NULL",
+            )
+            .bind(session_id)
+            .bind(Timestamp(now))
+            .bind(reason)
+            .execute(&self.pool)
+            .await?;
+            Ok(DB::rows_affected(&done) == 1)
+        }
+
+        async fn revoke_sessions_of(
+            &self,
+            user_id: Uuid,
+            except: Option<Uuid>,
+            now: DateTime<Utc>,
+            reason: &str,
+        ) -> Result<Vec<Uuid>, StoreError> {
+            Ok(sqlx::query_scalar(&format!(
+                "UPDATE sessions SET revoked_at = $3, revoke_reason = $4
+                 WHERE user_id = $1 AND revoked_at IS NULL AND ({} IS NULL OR id <> $2)
+                 RETURNING id",
+                DB::typed(2, SqlType::Uuid)
+            ))
+            .bind(user_id)
+            .bind(except)
+            .bind(Timestamp(now))
+            .bind(reason)
+            .fetch_all(&self.pool)
+            .await?)
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! The `outbox` table, one SQL body for both backends.
+
+use super::{OutboxEvent, OutboxStore};
+use crate::sql::Timestamp;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::Pool;
+use uuid::Uuid;
+
+const COLUMNS: &str = "id, topic, aggregate_id, payload, created_at, attempts";
+
+/// The `outbox` table of one database.
+#[derive(Debug)]
+pub struct SqlOutbox<DB: sqlx::Database> {
+    pool: Pool<DB>,
+}
+
+impl<DB: sqlx::Database> SqlOutbox<DB> {
+    /// The outbox in `pool`'s database.
+    pub fn new(pool: Pool<DB>) -> Self {
+        Self { pool }
+    }
+}
+
+crate::generic_store! {
+    impl<DB> SqlOutbox<DB> {
+        /// Records `event` inside the caller's transaction.
+        pub async fn insert(
+            conn: &mut DB::Connection,
+            event: &OutboxEvent,
+        ) -> Result<(), sqlx::Error> {
+            sqlx::query(
+                "INSERT INTO outbox (id, topic, aggregate_id, payload, created_at, next_attempt_at)
+                 VALUES ($1, $2, $3, $4, $5, $5)",
+            )
+            .bind(event.id)
+            .bind(&event.topic)
+            .bind(event.aggregate_id)
+            .bind(&event.payload)
+            .bind(Timestamp(event.created_at))
+            .execute(conn)
+            .await?;
+            Ok(())
+        }
+    }
+}
+
+crate::generic_store! {
+    #[async_trait]
+    impl<DB> OutboxStore for SqlOutbox<DB> {
+        async fn claim_due(
+            &self,
+            now: DateTime<Utc>,
+            lease_until: DateTime<Utc>,
+            limit: i64,
+        ) -> Result<Vec<OutboxEvent>, sqlx::Error> {
+            let sql = format!(
+                "UPDATE outbox SET locked_until = $2 WHERE id IN (
+                     SELECT id FROM outbox
+                     WHERE delivered_at IS NULL AND next_attempt_at <= $1
+                       AND (locked_until IS NULL OR locked_until <= $1)
+                     ORDER BY created_at LIMIT $3{})
+                 RETURNING {COLUMNS}",
+                DB::SKIP_LOCKED
+            );
+            let mut events: Vec<OutboxEvent> = sqlx::query_as(&sql)
+                .bind(Timestamp(now))
+                .bind(Timestamp(lease_until))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+            events.sort_by_key(|e| e.created_at);
+            Ok(events)
+        }
+
+        async fn mark_delivered(&self, id: Uuid, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+            sqlx::query("UPDATE outbox SET delivered_at = $2, locked_until = NULL WHERE id = $1")
+                .bind(id)
+                .bind(Timestamp(now))
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        }
+
+        async fn mark_failed(
+            &self,
+            id: Uuid,
+            next_attempt_at: DateTime<Utc>,
+            error: &str,
+        ) -> Result<(), sqlx::Error> {
+            let error: String = error.chars().take(500).collect();
+            sqlx::query(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3,
+                 locked_until = NULL WHERE id = $1",
+            )
+            .bind(id)
+            .bind(Timestamp(next_attempt_at))
+            .bind(error)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        }
+
+        async fn backlog(&self) -> Result<i64, sqlx::Error> {
+            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE delivered_at IS NULL")
+                .fetch_one(&self.pool)
+                .await
+        }
+    }
+}

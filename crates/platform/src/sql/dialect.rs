@@ -1,0 +1,147 @@
+//! The few places where PostgreSQL and SQLite really differ, named once.
+
+use sqlx::query::QueryAs;
+use sqlx::{Database, Postgres, Sqlite};
+use uuid::Uuid;
+
+/// The type of a parameter that may be NULL, for the dialects that must be told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqlType {
+    Uuid,
+    Text,
+    BigInt,
+    Timestamp,
+}
+
+/// A unique constraint as each backend reports its violation: PostgreSQL by the
+/// constraint's (or unique index's) name, SQLite by `table.column` list, or by the
+/// index name for a partial unique index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UniqueKey {
+    /// The constraint or unique index name (both backends' schemas use it).
+    pub name: &'static str,
+    /// SQLite's `table.column[, table.column]` for a plain UNIQUE column list.
+    pub columns: &'static str,
+}
+
+/// A backend the stores run on: PostgreSQL or SQLite, nothing else.
+pub trait Dialect: Database + private::Sealed {
+    /// Appended to the inner `SELECT` of a claim so that concurrent claimers skip
+    /// each other's rows. Empty on SQLite, which has one writer at a time, so the
+    /// claiming `UPDATE` alone is exclusive.
+    const SKIP_LOCKED: &'static str;
+
+    /// Appended to a `SELECT` whose rows the transaction goes on to change on the
+    /// strength of what it read (check-then-act). Empty on SQLite, where
+    /// [`Dialect::BEGIN_WRITE`] already holds the database's one write lock.
+    const FOR_UPDATE: &'static str;
+
+    /// Starts a transaction that reads and then writes. SQLite must take its write
+    /// lock up front: a deferred transaction that upgrades from reading fails at
+    /// once with SQLITE_BUSY instead of waiting for the lock.
+    const BEGIN_WRITE: &'static str;
+
+    /// Parameter `$n`, typed where the dialect cannot infer the type of a NULL
+    /// (`$n IS NULL OR ...` filters).
+    fn typed(n: usize, ty: SqlType) -> String;
+
+    /// How many rows a statement changed.
+    fn rows_affected(result: &Self::QueryResult) -> u64;
+
+    /// Whether `e` violates `key`.
+    fn violates(e: &sqlx::Error, key: UniqueKey) -> bool;
+
+    /// `column` is one of the ids bound by [`Dialect::bind_ids`] from parameter `$first` on.
+    fn id_in(column: &str, first: usize, count: usize) -> String;
+
+    /// Binds `ids` for [`Dialect::id_in`].
+    fn bind_ids<'q, O>(
+        query: QueryAs<'q, Self, O, <Self as Database>::Arguments<'q>>,
+        ids: &'q [Uuid],
+    ) -> QueryAs<'q, Self, O, <Self as Database>::Arguments<'q>>;
+}
+
+impl Dialect for Postgres {
+    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+    const FOR_UPDATE: &'static str = " FOR UPDATE";
+    const BEGIN_WRITE: &'static str = "BEGIN";
+
+    fn typed(n: usize, ty: SqlType) -> String {
+        let name = match ty {
+            SqlType::Uuid => "UUID",
+            SqlType::Text => "TEXT",
+            SqlType::BigInt => "BIGINT",
+            SqlType::Timestamp => "TIMESTAMPTZ",
+        };
+        format!("${n}::{name}")
+    }
+
+    fn rows_affected(result: &Self::QueryResult) -> u64 {
+        result.rows_affected()
+    }
+
+    fn violates(e: &sqlx::Error, key: UniqueKey) -> bool {
+        matches!(e, sqlx::Error::Database(db) if db.constraint() == Some(key.name))
+    }
+
+    fn id_in(column: &str, first: usize, _count: usize) -> String {
+        format!("{column} = ANY(${first})")
+    }
+
+    fn bind_ids<'q, O>(
+        query: QueryAs<'q, Self, O, <Self as Database>::Arguments<'q>>,
+        ids: &'q [Uuid],
+    ) -> QueryAs<'q, Self, O, <Self as Database>::Arguments<'q>> {
+        query.bind(ids)
+    }
+}
+
+impl Dialect for Sqlite {
+    const SKIP_LOCKED: &'static str = "";
+    const FOR_UPDATE: &'static str = "";
+    const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+
+    fn typed(n: usize, _ty: SqlType) -> String {
+        format!("${n}")
+    }
+
+    fn rows_affected(result: &Self::QueryResult) -> u64 {
+        result.rows_affected()
+    }
+
+    fn violates(e: &sqlx::Error, key: UniqueKey) -> bool {
+        let sqlx::Error::Database(db) = e else {
+            return false;
+        };
+        if !db.is_unique_violation() {
+            return false;
+        }
+        // "UNIQUE constraint failed: users.username" or "...: index 'name'".
+        let failed = db.message().rsplit(": ").next().unwrap_or_default();
+        failed == key.columns || failed == format!("index '{}'", key.name)
+    }
+
+    fn id_in(column: &str, first: usize, count: usize) -> String {
+        let params: Vec<String> = (first..first + count.max(1))
+            .map(|n| format!("${n}"))
+            .collect();
+        format!("{column} IN ({})", params.join(", "))
+    }
+
+    fn bind_ids<'q, O>(
+        query: QueryAs<'q, Self, O, <Self as Database>::Arguments<'q>>,
+        ids: &'q [Uuid],
+    ) -> QueryAs<'q, Self, O, <Self as Database>::Arguments<'q>> {
+        if ids.is_empty() {
+            // `IN ($n)` with a NULL matches nothing, like `= ANY('{}')`.
+            return query.bind(None::<Uuid>);
+        }
+        ids.iter().fold(query, |q, id| q.bind(*id))
+    }
+}
+
+mod private {
+    pub trait Sealed {}
+    impl Sealed for sqlx::Postgres {}
+    impl Sealed for sqlx::Sqlite {}
+}
