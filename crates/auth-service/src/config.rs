@@ -130,6 +130,12 @@ pub struct Settings {
     #[arg(long, env = "AUTH_SYNC_INTERVAL", default_value = "250ms", value_parser = humantime::parse_duration, global = true)]
     pub sync_interval: Duration,
 
+    /// How stale this replica's view of revocations and role changes may grow
+    /// (its polls failing, say while the database is down) before ValidateToken
+    /// and CheckPermission fail closed with UNAVAILABLE and /readyz turns 503.
+    #[arg(long, env = "AUTH_MAX_SYNC_AGE", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
+    pub max_sync_age: Duration,
+
     /// The User Service's gRPC URL: registrations become profiles there.
     #[arg(
         long,
@@ -192,6 +198,9 @@ impl Settings {
         }
         if self.issuer.is_empty() || self.audience.is_empty() {
             return Err("issuer and audience must not be empty".into());
+        }
+        if self.max_sync_age < self.sync_interval * 2 {
+            return Err("max sync age must be at least twice the sync interval".into());
         }
         if self.hash_workers == Some(0) {
             return Err("hash workers must be at least 1".into());

@@ -49,6 +49,9 @@ pub enum AuthError {
     /// The change is not allowed in the current state.
     #[error("{0}")]
     FailedPrecondition(String),
+    /// A retry (here later, or on another replica) may succeed.
+    #[error("{0}")]
+    Unavailable(String),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -104,6 +107,7 @@ impl From<AuthError> for Status {
             AuthError::NotFound(m) => Status::not_found(m),
             AuthError::AlreadyExists(m) => Status::already_exists(m),
             AuthError::FailedPrecondition(m) => Status::failed_precondition(m),
+            AuthError::Unavailable(m) => Status::unavailable(m),
             AuthError::Store(StoreError::EmailTaken) => {
                 Status::already_exists(AuthError::EmailTaken.to_string())
             }

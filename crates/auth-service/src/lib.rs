@@ -8,6 +8,7 @@ pub mod crypto;
 pub mod domain;
 pub mod error;
 pub mod feed;
+pub mod freshness;
 pub mod relay;
 pub mod revocation;
 pub mod service;

@@ -7,6 +7,7 @@ use crate::config::Settings;
 use crate::crypto::hasher::{HashParams, PasswordHasher};
 use crate::crypto::jwt::TokenAuthority;
 use crate::crypto::keys::{Kek, KeyRing};
+use crate::freshness::{Freshness, View};
 use crate::relay::ToUserService;
 use crate::revocation::RevocationSet;
 use crate::service::Authenticator;
@@ -24,11 +25,13 @@ use platform::http_aux::{self, Readiness};
 use platform::metrics::Metrics;
 use platform::outbox::{Relay, RelayMetrics};
 use platform::shutdown::every;
+use platform::tasks::Supervisor;
 use platform::tls;
 use secrecy::ExposeSecret;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Keys are re-read this many sync intervals apart (they change rarely).
@@ -59,12 +62,19 @@ pub struct Handle {
     pub core: Arc<Authenticator>,
 }
 
-struct DbReadiness(Stores);
+/// Ready while the database answers and the view of revocations is fresh.
+struct DbReadiness {
+    stores: Stores,
+    freshness: Arc<Freshness>,
+}
 
 impl Readiness for DbReadiness {
     fn check(&self) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async move {
-            self.0
+            self.freshness
+                .check(Instant::now())
+                .map_err(|e| e.to_string())?;
+            self.stores
                 .ping()
                 .await
                 .map_err(|_| "database unreachable".to_owned())
@@ -180,43 +190,94 @@ impl Application {
             revoked,
             authz,
             outbox_wake,
+            freshness,
         } = self.core;
         let clock = self.clock.clone();
-        let (s1, c1) = (store.clone(), clock.clone());
-        let revocations = tokio::spawn(every(
-            sync,
-            shutdown.clone(),
-            "revocation poll",
-            move || {
-                let (revoked, store, now) = (revoked.clone(), s1.clone(), c1.now());
-                async move { revoked.poll(store.sessions.as_ref(), now).await }
-            },
-        ));
-        let (s2, c2) = (store.clone(), clock.clone());
-        let roles = tokio::spawn(every(sync, shutdown.clone(), "role poll", move || {
-            let (authz, store, now) = (authz.clone(), s2.clone(), c2.now());
-            async move { authz.poll(store.roles.as_ref(), now).await }
-        }));
-        let key_task = tokio::spawn(every(
-            sync * KEY_REFRESH_EVERY,
-            shutdown.clone(),
-            "signing key refresh",
-            move || {
-                let keys = keys.clone();
-                async move { keys.refresh().await }
-            },
-        ));
-        let relay = tokio::spawn(
-            Relay {
-                store: store.outbox.clone(),
-                deliver: Arc::new(self.to_users.clone()),
-                clock: clock.clone(),
-                wake: outbox_wake,
-                poll: std::time::Duration::from_millis(500),
-                metrics: RelayMetrics::new(self.metrics.registry())?,
-            }
-            .run(shutdown.clone()),
-        );
+        freshness.register(self.metrics.registry())?;
+        let mut tasks = Supervisor::new(shutdown.clone());
+        {
+            let (stores, clock, freshness) = (store.clone(), clock.clone(), freshness.clone());
+            tasks.spawn("revocation poll", move |stop| {
+                let (revoked, stores, clock, freshness) = (
+                    revoked.clone(),
+                    stores.clone(),
+                    clock.clone(),
+                    freshness.clone(),
+                );
+                every(sync, stop, "revocation poll", move || {
+                    let (revoked, stores, freshness, now) = (
+                        revoked.clone(),
+                        stores.clone(),
+                        freshness.clone(),
+                        clock.now(),
+                    );
+                    async move {
+                        let started = Instant::now();
+                        let polled = revoked.poll(stores.sessions.as_ref(), now).await;
+                        if polled.is_ok() {
+                            freshness.synced(View::Revocations, started);
+                        }
+                        freshness.age(Instant::now());
+                        polled
+                    }
+                })
+            });
+        }
+        {
+            let (stores, clock, freshness) = (store.clone(), clock.clone(), freshness.clone());
+            tasks.spawn("role poll", move |stop| {
+                let (authz, stores, clock, freshness) = (
+                    authz.clone(),
+                    stores.clone(),
+                    clock.clone(),
+                    freshness.clone(),
+                );
+                every(sync, stop, "role poll", move || {
+                    let (authz, stores, freshness, now) = (
+                        authz.clone(),
+                        stores.clone(),
+                        freshness.clone(),
+                        clock.now(),
+                    );
+                    async move {
+                        let started = Instant::now();
+                        let polled = authz.poll(stores.roles.as_ref(), now).await;
+                        if polled.is_ok() {
+                            freshness.synced(View::Roles, started);
+                        }
+                        polled
+                    }
+                })
+            });
+        }
+        tasks.spawn("signing key refresh", move |stop| {
+            let keys = keys.clone();
+            every(
+                sync * KEY_REFRESH_EVERY,
+                stop,
+                "signing key refresh",
+                move || {
+                    let keys = keys.clone();
+                    async move { keys.refresh().await }
+                },
+            )
+        });
+        let relay_metrics = RelayMetrics::new(self.metrics.registry())?;
+        {
+            let (outbox, deliver) = (store.outbox.clone(), Arc::new(self.to_users.clone()));
+            let (clock, wake) = (clock.clone(), outbox_wake);
+            tasks.spawn("outbox relay", move |stop| {
+                Relay {
+                    store: outbox.clone(),
+                    deliver: deliver.clone(),
+                    clock: clock.clone(),
+                    wake: wake.clone(),
+                    poll: std::time::Duration::from_millis(500),
+                    metrics: relay_metrics.clone(),
+                }
+                .run(stop)
+            });
+        }
 
         let auth =
             AuthServiceServer::new(AuthGrpc::new(authenticator.clone(), self.proxies.clone()))
@@ -232,7 +293,10 @@ impl Application {
         );
 
         let router = http_aux::router(
-            Arc::new(DbReadiness(store.clone())),
+            Arc::new(DbReadiness {
+                stores: store.clone(),
+                freshness: freshness.clone(),
+            }),
             self.metrics.clone(),
             shutdown.clone(),
         )
@@ -241,7 +305,7 @@ impl Application {
 
         let (grpc_result, http_result) = tokio::join!(grpc, http);
         shutdown.cancel();
-        let _ = tokio::join!(revocations, roles, key_task, relay);
+        tasks.join().await;
         tracing::info!("auth-service stopped");
         grpc_result.context("gRPC server failed")?;
         http_result.context("HTTP server failed")?;
@@ -257,6 +321,7 @@ pub struct Core {
     pub revoked: Arc<RevocationSet>,
     pub authz: Arc<AuthzState>,
     pub outbox_wake: Arc<tokio::sync::Notify>,
+    pub freshness: Arc<Freshness>,
 }
 
 /// Opens the database, loads the keys, revocations and roles, and builds the
@@ -271,7 +336,9 @@ pub async fn build_core(settings: &Settings, clock: SharedClock) -> anyhow::Resu
     let revoked = Arc::new(RevocationSet::new(horizon));
     revoked.poll(store.sessions.as_ref(), clock.now()).await?;
     let authz = Arc::new(AuthzState::new(horizon));
+    let polled_at = Instant::now();
     authz.poll(store.roles.as_ref(), clock.now()).await?;
+    let freshness = Arc::new(Freshness::new(polled_at, settings.max_sync_age)?);
     let workers = settings
         .hash_workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
@@ -293,6 +360,7 @@ pub async fn build_core(settings: &Settings, clock: SharedClock) -> anyhow::Resu
         clock,
         refresh_ttl: chrono::Duration::from_std(settings.refresh_token_ttl)?,
         outbox_wake: outbox_wake.clone(),
+        freshness: freshness.clone(),
     });
     Ok(Core {
         authenticator,
@@ -301,6 +369,7 @@ pub async fn build_core(settings: &Settings, clock: SharedClock) -> anyhow::Resu
         revoked,
         authz,
         outbox_wake,
+        freshness,
     })
 }
 

@@ -12,6 +12,7 @@ pub mod outbox;
 pub mod shutdown;
 pub mod sql;
 pub mod status;
+pub mod tasks;
 pub mod telemetry;
 pub mod tls;
 pub mod validation;

@@ -134,6 +134,7 @@ pub fn backoff(attempts: i32) -> Duration {
 }
 
 /// A relay: delivers due events until `shutdown`, woken early by `wake`.
+#[derive(Clone)]
 pub struct Relay {
     /// The outbox.
     pub store: Arc<dyn OutboxStore>,

@@ -18,6 +18,7 @@ use platform::grpc::MAX_MESSAGE_BYTES;
 use platform::http_aux::{self, Readiness};
 use platform::metrics::Metrics;
 use platform::outbox::{Relay, RelayMetrics};
+use platform::tasks::Supervisor;
 use platform::tls::Tls;
 use secrecy::ExposeSecret;
 use std::net::SocketAddr;
@@ -131,20 +132,19 @@ impl Application {
     /// Serves until `shutdown` is cancelled, then lets in-flight calls finish.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         tracing::info!(grpc = %self.grpc_addr, http = %self.http_addr, "user-service listening");
-        let relay = tokio::spawn(
-            Relay {
-                store: self.store.outbox.clone(),
-                deliver: Arc::new(ToAuthService::new(
-                    self.auth.clone(),
-                    self.credentials.clone(),
-                )),
-                clock: self.clock.clone(),
-                wake: self.directory.outbox_wake.clone(),
-                poll: std::time::Duration::from_millis(500),
-                metrics: RelayMetrics::new(self.metrics.registry())?,
-            }
-            .run(shutdown.clone()),
-        );
+        let mut tasks = Supervisor::new(shutdown.clone());
+        let relay = Relay {
+            store: self.store.outbox.clone(),
+            deliver: Arc::new(ToAuthService::new(
+                self.auth.clone(),
+                self.credentials.clone(),
+            )),
+            clock: self.clock.clone(),
+            wake: self.directory.outbox_wake.clone(),
+            poll: std::time::Duration::from_millis(500),
+            metrics: RelayMetrics::new(self.metrics.registry())?,
+        };
+        tasks.spawn("outbox relay", move |stop| relay.clone().run(stop));
         let users = UserServiceServer::new(UserGrpc::new(
             self.directory.clone(),
             Authorizer::new(self.auth.clone()),
@@ -167,7 +167,7 @@ impl Application {
         let http = http_aux::serve(self.http, router, shutdown.clone());
         let (grpc_result, http_result) = tokio::join!(grpc, http);
         shutdown.cancel();
-        let _ = relay.await;
+        tasks.join().await;
         tracing::info!("user-service stopped");
         grpc_result.context("gRPC server failed")?;
         http_result.context("HTTP server failed")?;

@@ -67,12 +67,16 @@ pub struct Authenticator {
     pub(crate) refresh_ttl: Duration,
     /// Wakes the outbox relay when an event is written.
     pub(crate) outbox_wake: Arc<Notify>,
+    /// How old this replica's view of revocations is; past its bound,
+    /// validation fails closed.
+    pub(crate) freshness: Arc<crate::freshness::Freshness>,
 }
 
 impl Authenticator {
     /// Checks an access token without touching the database, and resolves the
     /// subject's current roles and permissions.
     pub fn validate(&self, token: &str) -> Result<Principal, AuthError> {
+        self.freshness.check(tokio::time::Instant::now())?;
         let now = self.clock.now();
         let claims = match self.verified.get(token) {
             Some(claims) => {

@@ -48,6 +48,7 @@ pub fn settings(db_url: &str) -> Settings {
         hash_workers: Some(2),
         hash_queue: 64,
         sync_interval: Duration::from_millis(50),
+        max_sync_age: Duration::from_secs(30),
         log_format: LogFormat::Pretty,
         // Nothing listens here: registrations wait in the outbox.
         user_url: "http://127.0.0.1:9".into(),

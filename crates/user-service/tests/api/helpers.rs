@@ -65,6 +65,7 @@ pub fn auth_settings(db: &str, user_url: String) -> auth_service::config::Settin
         hash_workers: Some(2),
         hash_queue: 64,
         sync_interval: Duration::from_millis(50),
+        max_sync_age: Duration::from_secs(30),
         log_format: LogFormat::Pretty,
         user_url,
         trusted_proxies: String::new(),

@@ -1,0 +1,185 @@
+//! Named, supervised background tasks (pollers, relays, key rotation). A task
+//! runs until shutdown; if it ends before that (an error, a panic, or a plain
+//! return) the exit is logged with the task's name and the task is started
+//! again after a backoff. A replica whose revocation poller died would
+//! otherwise go on serving stale revocations without a word.
+
+use std::future::Future;
+use std::time::Duration;
+use tokio::task::{JoinError, JoinHandle};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// A task that ran this long without failing starts its next backoff afresh.
+const HEALTHY_RUN: Duration = Duration::from_secs(60);
+
+/// The background tasks of one process, stopped by one cancellation token.
+#[derive(Debug)]
+pub struct Supervisor {
+    shutdown: CancellationToken,
+    tasks: Vec<(&'static str, JoinHandle<()>)>,
+    min_backoff: Duration,
+    max_backoff: Duration,
+}
+
+impl Supervisor {
+    /// Tasks restarted after 1 s, doubling up to 30 s while they keep failing.
+    pub fn new(shutdown: CancellationToken) -> Self {
+        Self::with_backoff(shutdown, Duration::from_secs(1), Duration::from_secs(30))
+    }
+
+    /// A supervisor with its own restart backoff (tests).
+    pub fn with_backoff(shutdown: CancellationToken, min: Duration, max: Duration) -> Self {
+        Self {
+            shutdown,
+            tasks: Vec::new(),
+            min_backoff: min,
+            max_backoff: max.max(min),
+        }
+    }
+
+    /// Runs the task `start` makes (given the shutdown token) until shutdown,
+    /// restarting it whenever it ends before then.
+    pub fn spawn<F, Fut>(&mut self, name: &'static str, start: F)
+    where
+        F: Fn(CancellationToken) -> Fut + Send + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: TaskExit + Send + 'static,
+    {
+        let shutdown = self.shutdown.clone();
+        let (min, max) = (self.min_backoff, self.max_backoff);
+        let handle = tokio::spawn(async move {
+            let mut backoff = min;
+            loop {
+                let started = Instant::now();
+                let outcome = tokio::spawn(start(shutdown.clone()))
+                    .await
+                    .map(TaskExit::failure);
+                if shutdown.is_cancelled() {
+                    report_stop(name, outcome);
+                    return;
+                }
+                match outcome {
+                    Ok(None) => tracing::error!(task = name, "background task exited early"),
+                    Ok(Some(e)) => {
+                        tracing::error!(task = name, error = %e, "background task failed")
+                    }
+                    Err(e) => {
+                        tracing::error!(task = name, panic = %panic_message(e), "background task panicked")
+                    }
+                }
+                if started.elapsed() >= HEALTHY_RUN {
+                    backoff = min;
+                }
+                tracing::warn!(task = name, restart_in = ?backoff, "restarting background task");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(max);
+            }
+        });
+        self.tasks.push((name, handle));
+    }
+
+    /// Waits for every task to stop (after the shutdown token is cancelled).
+    pub async fn join(self) {
+        for (name, handle) in self.tasks {
+            if let Err(e) = handle.await {
+                tracing::error!(task = name, panic = %panic_message(e), "supervisor panicked");
+            }
+        }
+    }
+}
+
+/// How a task ended: a plain return, or a result whose error is reported.
+pub trait TaskExit {
+    /// What went wrong, if anything.
+    fn failure(self) -> Option<String>;
+}
+
+impl TaskExit for () {
+    fn failure(self) -> Option<String> {
+        None
+    }
+}
+
+impl<E: std::fmt::Display> TaskExit for Result<(), E> {
+    fn failure(self) -> Option<String> {
+        self.err().map(|e| e.to_string())
+    }
+}
+
+fn report_stop(name: &'static str, outcome: Result<Option<String>, JoinError>) {
+    match outcome {
+        Ok(None) => tracing::debug!(task = name, "background task stopped"),
+        Ok(Some(e)) => {
+            tracing::warn!(task = name, error = %e, "background task failed while stopping")
+        }
+        Err(e) => {
+            tracing::error!(task = name, panic = %panic_message(e), "background task panicked while stopping")
+        }
+    }
+}
+
+fn panic_message(e: JoinError) -> String {
+    match e.try_into_panic() {
+        Ok(payload) => payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".to_owned()),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test]
+    async fn a_task_that_panics_or_fails_is_restarted_until_shutdown() {
+        let shutdown = CancellationToken::new();
+        let mut tasks = Supervisor::with_backoff(
+            shutdown.clone(),
+            Duration::from_millis(5),
+            Duration::from_millis(20),
+        );
+        let starts = Arc::new(AtomicUsize::new(0));
+        let counted = starts.clone();
+        tasks.spawn("flaky", move |stop: CancellationToken| {
+            let n = counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                match n {
+                    0 => panic!("first run panics"),
+                    1 => Err("second run fails"),
+                    2 => Ok(()),
+                    _ => {
+                        stop.cancelled().await;
+                        Ok(())
+                    }
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while starts.load(Ordering::SeqCst) < 4 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(
+            starts.load(Ordering::SeqCst),
+            4,
+            "restarted after panic, error and early exit"
+        );
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(5), tasks.join())
+            .await
+            .expect("joins after shutdown");
+        assert_eq!(
+            starts.load(Ordering::SeqCst),
+            4,
+            "not restarted after shutdown"
+        );
+    }
+}
