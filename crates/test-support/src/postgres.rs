@@ -1,19 +1,27 @@
-//! A throwaway PostgreSQL cluster, started once per test process on a free port.
+//! Throwaway PostgreSQL clusters on free ports: one shared per test process, and
+//! private ones a test can stop and start again (a database outage).
 //!
 //! `initdb` refuses to run as root, so as root the cluster runs as the `postgres`
 //! OS user (through `runuser`). The server is started by a small shell that also
 //! reads our stdin: when the test process exits, for whatever reason, the pipe
-//! closes and the shell stops the server and removes its data directory, so no
-//! cluster outlives its tests.
+//! closes and the shell stops the server (and removes the shared cluster's data
+//! directory), so no cluster outlives its tests.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-struct Cluster {
+/// A running (or stopped) cluster.
+pub struct Cluster {
     port: u16,
-    _guard: Child,
+    bin: PathBuf,
+    dir: PathBuf,
+    root: bool,
+    /// Removes the data directory when the server stops (the shared cluster,
+    /// which is never dropped).
+    shared: bool,
+    guard: Option<Child>,
 }
 
 static CLUSTER: OnceLock<Cluster> = OnceLock::new();
@@ -58,79 +66,162 @@ fn free_port() -> u16 {
 }
 
 fn start() -> Cluster {
-    let bin = bin_dir().unwrap_or_else(|| {
-        panic!(
-            "PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin. \
-             Install them with `apt-get install postgresql` (Debian) or set PG_BIN."
-        )
-    });
-    let root = is_root();
-    let dir = tempfile::Builder::new()
-        .prefix("identity-pg-")
-        .tempdir()
-        .expect("temp dir")
-        .keep();
-    if root {
-        let ok = Command::new("chown")
-            .arg("postgres:")
-            .arg(&dir)
-            .status()
-            .expect("chown");
+    Cluster::init(true)
+}
+
+impl Cluster {
+    /// A private cluster of the calling test's own, stopped and removed on drop.
+    pub fn start_private() -> Cluster {
+        Self::init(false)
+    }
+
+    fn init(shared: bool) -> Cluster {
+        let bin = bin_dir().unwrap_or_else(|| {
+            panic!(
+                "PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin. \
+                 Install them with `apt-get install postgresql` (Debian) or set PG_BIN."
+            )
+        });
+        let root = is_root();
+        let dir = tempfile::Builder::new()
+            .prefix("identity-pg-")
+            .tempdir()
+            .expect("temp dir")
+            .keep();
+        if root {
+            let ok = Command::new("chown")
+                .arg("postgres:")
+                .arg(&dir)
+                .status()
+                .expect("chown");
+            assert!(
+                ok.success(),
+                "cannot give {} to the postgres user",
+                dir.display()
+            );
+        }
+        let out = as_owner(root, &bin.join("initdb"))
+            .args(["-D"])
+            .arg(dir.join("data"))
+            .args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ])
+            .output()
+            .expect("run initdb");
         assert!(
-            ok.success(),
-            "cannot give {} to the postgres user",
-            dir.display()
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut cluster = Cluster {
+            port: 0,
+            bin,
+            dir,
+            root,
+            shared,
+            guard: None,
+        };
+        for _attempt in 0..5 {
+            cluster.port = free_port();
+            if cluster.launch() {
+                return cluster;
+            }
+        }
+        panic!(
+            "PostgreSQL did not start; see {}/server.log",
+            cluster.dir.display()
         );
     }
-    let data = dir.join("data");
-    let out = as_owner(root, &bin.join("initdb"))
-        .args(["-D"])
-        .arg(&data)
-        .args([
-            "-U",
-            "postgres",
-            "--auth=trust",
-            "--no-sync",
-            "-E",
-            "UTF8",
-            "--locale=C",
-        ])
-        .output()
-        .expect("run initdb");
-    assert!(
-        out.status.success(),
-        "initdb failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 
-    for _attempt in 0..5 {
-        let port = free_port();
+    /// Starts the server on `self.port`; false if it did not become ready.
+    fn launch(&mut self) -> bool {
+        let cleanup = if self.shared {
+            format!("; rm -rf {}", self.dir.display())
+        } else {
+            String::new()
+        };
         let server = format!(
-            "{postgres} -D {data} -p {port} -k {dir} -h 127.0.0.1 -c fsync=off \
+            "{postgres} -D {dir}/data -p {port} -k {dir} -h 127.0.0.1 -c fsync=off \
              -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 \
-             -c shared_buffers=64MB > {dir}/server.log 2>&1 & pid=$!; \
-             cat > /dev/null; kill -INT $pid; wait $pid; rm -rf {dir}",
-            postgres = bin.join("postgres").display(),
-            data = data.display(),
-            dir = dir.display(),
+             -c shared_buffers=64MB >> {dir}/server.log 2>&1 & pid=$!; \
+             cat > /dev/null; kill -INT $pid 2>/dev/null; wait $pid{cleanup}",
+            postgres = self.bin.join("postgres").display(),
+            dir = self.dir.display(),
+            port = self.port,
         );
-        let mut guard = as_owner(root, Path::new("/bin/sh"))
+        let mut guard = as_owner(self.root, Path::new("/bin/sh"))
             .args(["-c", &server])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
             .expect("start postgres");
-        if wait_ready(&bin, port) {
-            return Cluster {
-                port,
-                _guard: guard,
-            };
+        if wait_ready(&self.bin, self.port) {
+            self.guard = Some(guard);
+            return true;
         }
-        // Most likely the port was taken between probe and bind; try another.
         drop(guard.stdin.take());
         let _ = guard.wait();
+        false
     }
-    panic!("PostgreSQL did not start; see {}/server.log", dir.display());
+
+    /// The URL of `database` on this cluster.
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// Stops the server as an administrator would (`pg_ctl stop -m fast`:
+    /// connections are terminated, new ones refused).
+    pub fn stop(&mut self) {
+        let out = as_owner(self.root, &self.bin.join("pg_ctl"))
+            .args(["stop", "-m", "fast", "-w", "-D"])
+            .arg(self.dir.join("data"))
+            .output()
+            .expect("run pg_ctl");
+        assert!(
+            out.status.success(),
+            "pg_ctl stop failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if let Some(mut guard) = self.guard.take() {
+            drop(guard.stdin.take());
+            let _ = guard.wait();
+        }
+    }
+
+    /// Starts the stopped server again on the same port.
+    pub fn restart(&mut self) {
+        assert!(self.launch(), "PostgreSQL did not restart");
+    }
+
+    /// Creates an empty database and returns its URL.
+    pub async fn create_database(&self) -> String {
+        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&self.url("postgres"))
+            .await
+            .expect("connect to the test cluster");
+        sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
+            .await
+            .expect("create test database");
+        self.url(&name)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Some(mut guard) = self.guard.take() {
+            drop(guard.stdin.take());
+            let _ = guard.wait();
+        }
+        if !self.shared {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
 }
 
 fn wait_ready(bin: &Path, port: u16) -> bool {
@@ -158,21 +249,13 @@ fn wait_ready(bin: &Path, port: u16) -> bool {
 
 /// The admin URL of the shared cluster, starting it on first use.
 pub fn cluster_url(database: &str) -> String {
-    let cluster = CLUSTER.get_or_init(start);
-    format!("postgres://postgres@127.0.0.1:{}/{database}", cluster.port)
+    CLUSTER.get_or_init(start).url(database)
 }
 
 /// Creates an empty database on the shared cluster and returns its URL.
 pub async fn fresh_database() -> String {
-    let admin = tokio::task::spawn_blocking(|| cluster_url("postgres"))
+    let cluster = tokio::task::spawn_blocking(|| CLUSTER.get_or_init(start))
         .await
         .expect("cluster");
-    let name = format!("test_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
-        .await
-        .expect("connect to the test cluster");
-    sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
-        .await
-        .expect("create test database");
-    cluster_url(&name)
+    cluster.create_database().await
 }

@@ -9,6 +9,7 @@ mod access;
 mod bad_input;
 mod flow;
 mod operations;
+mod outage;
 mod security;
 mod storage;
 mod tokens;

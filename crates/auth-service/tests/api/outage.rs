@@ -1,0 +1,91 @@
+//! A database outage longer than the sync bound, on a PostgreSQL cluster of
+//! this test's own that it stops and starts: validation fails closed and
+//! `/readyz` turns 503 while the replica's view of revocations is stale, and
+//! both recover by themselves once the database is back.
+
+use crate::helpers::{settings, spawn_with};
+use platform::clock::ManualClock;
+use std::time::{Duration, Instant};
+use test_support::postgres::Cluster;
+use tonic::Code;
+
+async fn readyz(http: &str) -> u16 {
+    reqwest::get(format!("{http}/readyz"))
+        .await
+        .map_or(0, |r| r.status().as_u16())
+}
+
+async fn view_age(http: &str) -> f64 {
+    let text = reqwest::get(format!("{http}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|l| l.starts_with("auth_sync_view_age_seconds"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .expect("auth_sync_view_age_seconds is exported")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_revocation_view_fails_closed_and_recovers_by_itself() {
+    let mut cluster = tokio::task::spawn_blocking(Cluster::start_private)
+        .await
+        .unwrap();
+    let url = cluster.create_database().await;
+    let mut s = settings(&url);
+    s.max_sync_age = Duration::from_secs(1);
+    let app = spawn_with(s, ManualClock::default(), true).await;
+    let session = app.new_session().await;
+    app.validate(&session.access_token).await.unwrap();
+    assert_eq!(readyz(&app.http).await, 200);
+
+    let mut cluster = tokio::task::spawn_blocking(move || {
+        cluster.stop();
+        cluster
+    })
+    .await
+    .unwrap();
+    // Within the bound the replica keeps answering from its (recent) view.
+    let stopped = Instant::now();
+    let refused = loop {
+        match app.validate(&session.access_token).await {
+            Err(status) => break status,
+            Ok(_) => {
+                assert!(
+                    stopped.elapsed() < Duration::from_secs(5),
+                    "still validating 5 s into the outage"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert!(
+        stopped.elapsed() >= Duration::from_millis(900),
+        "failed closed only past the bound, not at the first failed poll"
+    );
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    assert!(refused.message().contains("retry"), "{}", refused.message());
+    assert_eq!(readyz(&app.http).await, 503);
+    assert!(view_age(&app.http).await > 1.0);
+
+    let cluster = tokio::task::spawn_blocking(move || {
+        cluster.restart();
+        cluster
+    })
+    .await
+    .unwrap();
+    let restarted = Instant::now();
+    while app.validate(&session.access_token).await.is_err() {
+        assert!(
+            restarted.elapsed() < Duration::from_secs(15),
+            "did not recover within 15 s of the database's return"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(readyz(&app.http).await, 200);
+    assert!(view_age(&app.http).await < 1.0);
+    drop(app);
+    drop(cluster);
+}
