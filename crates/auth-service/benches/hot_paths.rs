@@ -4,7 +4,7 @@
 //! Run with `cargo bench -p auth-service --bench hot_paths`.
 
 // A benchmark harness: a broken set-up should stop it loudly.
-#![allow(clippy::expect_used, clippy::unwrap_used)]
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::disallowed_methods)]
 
 use auth_service::authz::{self, Principal, SubjectKind};
 use auth_service::crypto::jwt::{TokenAuthority, check_time};

@@ -1,7 +1,12 @@
 //! The Auth Service's integration tests: the real service on free ports, over
 //! PostgreSQL and SQLite alike.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 mod helpers;
 

@@ -2,7 +2,12 @@
 //! ports, over PostgreSQL and SQLite alike; and end-to-end tests with both as
 //! real processes.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 mod helpers;
 
