@@ -82,6 +82,31 @@ pub trait IdentityStore: Send + Sync {
 }
 
 platform::generic_store! {
+    impl<DB> Sql<DB> {
+        /// Sets the password hash if it is still `expected`; true if it was.
+        async fn replace_hash(
+            conn: &mut DB::Connection,
+            user_id: Uuid,
+            expected: &str,
+            hash: &str,
+            now: DateTime<Utc>,
+        ) -> Result<bool, StoreError> {
+            let done = sqlx::query(
+                "UPDATE identities SET password_hash = $3, updated_at = $4
+                 WHERE id = $1 AND password_hash = $2",
+            )
+            .bind(user_id)
+            .bind(expected)
+            .bind(hash)
+            .bind(Timestamp(now))
+            .execute(conn)
+            .await?;
+            Ok(DB::rows_affected(&done) == 1)
+        }
+    }
+}
+
+platform::generic_store! {
     #[async_trait]
     impl<DB> IdentityStore for Sql<DB> {
         async fn insert_identity(
@@ -141,17 +166,8 @@ platform::generic_store! {
             hash: &str,
             now: DateTime<Utc>,
         ) -> Result<bool, StoreError> {
-            let done = sqlx::query(
-                "UPDATE identities SET password_hash = $3, updated_at = $4
-                 WHERE id = $1 AND password_hash = $2",
-            )
-            .bind(user_id)
-            .bind(expected)
-            .bind(hash)
-            .bind(Timestamp(now))
-            .execute(&self.pool)
-            .await?;
-            Ok(DB::rows_affected(&done) == 1)
+            let mut conn = self.pool.acquire().await?;
+            Self::replace_hash(&mut conn, user_id, expected, hash, now).await
         }
 
         async fn change_password(
@@ -163,30 +179,11 @@ platform::generic_store! {
             now: DateTime<Utc>,
         ) -> Result<Option<Vec<Uuid>>, StoreError> {
             let mut tx = self.pool.begin().await?;
-            let changed = sqlx::query(
-                "UPDATE identities SET password_hash = $3, updated_at = $4
-                 WHERE id = $1 AND password_hash = $2",
-            )
-            .bind(user_id)
-            .bind(expected)
-            .bind(hash)
-            .bind(Timestamp(now))
-            .execute(&mut *tx)
-            .await?;
-            if DB::rows_affected(&changed) == 0 {
+            if !Self::replace_hash(&mut tx, user_id, expected, hash, now).await? {
                 return Ok(None);
             }
-            let revoked = sqlx::query_scalar(&format!(
-                "UPDATE sessions SET revoked_at = $3, revoke_reason = 'password_changed'
-                 WHERE user_id = $1 AND revoked_at IS NULL AND ({} IS NULL OR id <> $2)
-                 RETURNING id",
-                DB::typed(2, platform::sql::SqlType::Uuid)
-            ))
-            .bind(user_id)
-            .bind(keep)
-            .bind(Timestamp(now))
-            .fetch_all(&mut *tx)
-            .await?;
+            let revoked =
+                Self::revoke_user_sessions(&mut tx, user_id, keep, now, "password_changed").await?;
             tx.commit().await?;
             Ok(Some(revoked))
         }
@@ -206,15 +203,7 @@ platform::generic_store! {
             .bind(Timestamp(now))
             .execute(&mut *tx)
             .await?;
-            let revoked = sqlx::query_scalar(
-                "UPDATE sessions SET revoked_at = $2, revoke_reason = $3
-                 WHERE user_id = $1 AND revoked_at IS NULL RETURNING id",
-            )
-            .bind(user_id)
-            .bind(Timestamp(now))
-            .bind(reason)
-            .fetch_all(&mut *tx)
-            .await?;
+            let revoked = Self::revoke_user_sessions(&mut tx, user_id, None, now, reason).await?;
             tx.commit().await?;
             Ok(revoked)
         }

@@ -110,28 +110,37 @@ platform::generic_store! {
             .await?)
         }
 
-        /// Marks the holders of `role` (or `subject`, when given) changed.
-        async fn mark_changed(
+        /// Marks `subject` changed, for every replica's role poll.
+        async fn mark_subject_changed(
             conn: &mut DB::Connection,
-            subject: Option<Uuid>,
+            subject: Uuid,
+            now: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            for table in ["identities", "service_accounts"] {
+                sqlx::query(&format!("UPDATE {table} SET roles_changed_at = $2 WHERE id = $1"))
+                    .bind(subject)
+                    .bind(Timestamp(now))
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            Ok(())
+        }
+
+        /// Marks every holder of `role` changed.
+        async fn mark_holders_changed(
+            conn: &mut DB::Connection,
             role: &str,
             now: DateTime<Utc>,
         ) -> Result<(), StoreError> {
             for table in ["identities", "service_accounts"] {
-                let sql = if subject.is_some() {
-                    format!("UPDATE {table} SET roles_changed_at = $2 WHERE id = $1")
-                } else {
-                    format!(
-                        "UPDATE {table} SET roles_changed_at = $2
-                         WHERE id IN (SELECT subject_id FROM subject_roles WHERE role = $1)"
-                    )
-                };
-                let query = sqlx::query(&sql);
-                let query = match subject {
-                    Some(id) => query.bind(id),
-                    None => query.bind(role.to_owned()),
-                };
-                query.bind(Timestamp(now)).execute(&mut *conn).await?;
+                sqlx::query(&format!(
+                    "UPDATE {table} SET roles_changed_at = $2
+                     WHERE id IN (SELECT subject_id FROM subject_roles WHERE role = $1)"
+                ))
+                .bind(role)
+                .bind(Timestamp(now))
+                .execute(&mut *conn)
+                .await?;
             }
             Ok(())
         }
@@ -199,7 +208,7 @@ platform::generic_store! {
                 Some(true) => return Ok(Outcome::Builtin),
                 Some(false) => {}
             }
-            Self::mark_changed(&mut tx, None, name, now).await?;
+            Self::mark_holders_changed(&mut tx, name, now).await?;
             sqlx::query("DELETE FROM roles WHERE name = $1 AND NOT builtin")
                 .bind(name)
                 .execute(&mut *tx)
@@ -235,7 +244,7 @@ platform::generic_store! {
                 tx.commit().await?;
                 return Ok(if exists { Outcome::Done } else { Outcome::NoSuchRole });
             }
-            Self::mark_changed(&mut tx, Some(subject), role, now).await?;
+            Self::mark_subject_changed(&mut tx, subject, now).await?;
             tx.commit().await?;
             Ok(Outcome::Done)
         }
@@ -256,7 +265,7 @@ platform::generic_store! {
                 .execute(&mut *tx)
                 .await?;
             if DB::rows_affected(&deleted) > 0 {
-                Self::mark_changed(&mut tx, Some(subject), role, now).await?;
+                Self::mark_subject_changed(&mut tx, subject, now).await?;
             }
             tx.commit().await?;
             Ok(Outcome::Done)

@@ -109,6 +109,28 @@ pub trait SessionStore: Send + Sync {
 
 platform::generic_store! {
     impl<DB> Sql<DB> {
+        /// Revokes a user's active sessions but `except`; returns those revoked.
+        pub(super) async fn revoke_user_sessions(
+            conn: &mut DB::Connection,
+            user_id: Uuid,
+            except: Option<Uuid>,
+            now: DateTime<Utc>,
+            reason: &str,
+        ) -> Result<Vec<Uuid>, StoreError> {
+            Ok(sqlx::query_scalar(&format!(
+                "UPDATE sessions SET revoked_at = $3, revoke_reason = $4
+                 WHERE user_id = $1 AND revoked_at IS NULL AND ({} IS NULL OR id <> $2)
+                 RETURNING id",
+                DB::typed(2, SqlType::Uuid)
+            ))
+            .bind(user_id)
+            .bind(except)
+            .bind(Timestamp(now))
+            .bind(reason)
+            .fetch_all(conn)
+            .await?)
+        }
+
         async fn insert_refresh_token(
             conn: &mut DB::Connection,
             token: &NewRefreshToken,
@@ -307,18 +329,8 @@ platform::generic_store! {
             now: DateTime<Utc>,
             reason: &str,
         ) -> Result<Vec<Uuid>, StoreError> {
-            Ok(sqlx::query_scalar(&format!(
-                "UPDATE sessions SET revoked_at = $3, revoke_reason = $4
-                 WHERE user_id = $1 AND revoked_at IS NULL AND ({} IS NULL OR id <> $2)
-                 RETURNING id",
-                DB::typed(2, SqlType::Uuid)
-            ))
-            .bind(user_id)
-            .bind(except)
-            .bind(Timestamp(now))
-            .bind(reason)
-            .fetch_all(&self.pool)
-            .await?)
+            let mut conn = self.pool.acquire().await?;
+            Self::revoke_user_sessions(&mut conn, user_id, except, now, reason).await
         }
     }
 }
