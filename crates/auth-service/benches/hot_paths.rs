@@ -27,7 +27,7 @@ fn key_set() -> Arc<KeySet> {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
         let store = auth_service::storage::connect(&url).await.expect("store");
-        store.migrate().await.expect("migrations");
+        store.db.migrate().await.expect("migrations");
         let clock: SharedClock = Arc::new(SystemClock);
         let ring = KeyRing::new(
             store.keys,

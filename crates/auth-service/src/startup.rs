@@ -20,6 +20,7 @@ use futures::future::BoxFuture;
 use identity_proto::auth::v1::auth_service_server::AuthServiceServer;
 use platform::access::{CachedToken, TokenIssuer, TokenSource};
 use platform::clock::SharedClock;
+use platform::db::Database;
 use platform::grpc::MAX_MESSAGE_BYTES;
 use platform::http_aux::{self, Readiness};
 use platform::metrics::Metrics;
@@ -64,7 +65,7 @@ pub struct Handle {
 
 /// Ready while the database answers and the view of revocations is fresh.
 struct DbReadiness {
-    stores: Stores,
+    db: Database,
     freshness: Arc<Freshness>,
 }
 
@@ -74,10 +75,7 @@ impl Readiness for DbReadiness {
             self.freshness
                 .check(Instant::now())
                 .map_err(|e| e.to_string())?;
-            self.stores
-                .ping()
-                .await
-                .map_err(|_| "database unreachable".to_owned())
+            self.db.check().await
         })
     }
 }
@@ -87,7 +85,11 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Stores> {
     let store = storage::connect(settings.database_url.expose_secret())
         .await
         .context("cannot open the database")?;
-    store.migrate().await.context("cannot apply migrations")?;
+    store
+        .db
+        .migrate()
+        .await
+        .context("cannot apply migrations")?;
     Ok(store)
 }
 
@@ -294,7 +296,7 @@ impl Application {
 
         let router = http_aux::router(
             Arc::new(DbReadiness {
-                stores: store.clone(),
+                db: store.db.clone(),
                 freshness: freshness.clone(),
             }),
             self.metrics.clone(),

@@ -61,8 +61,8 @@ pub async fn sqlite_pool(url: &str) -> Result<SqlitePool, sqlx::Error> {
         .await
 }
 
-/// A connection pool to either backend, for what is not a query: migrations,
-/// readiness, closing. Stores are built from the typed pool inside.
+/// A connection pool to either backend; stores are built from the typed pool
+/// inside.
 #[derive(Debug, Clone)]
 pub enum Pool {
     Postgres(PgPool),
@@ -76,36 +76,47 @@ pub struct Migrations {
     pub sqlite: sqlx::migrate::Migrator,
 }
 
-impl Pool {
-    /// The pool a database URL names.
-    pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
-        Ok(match backend_of(url)? {
-            Backend::Postgres => Self::Postgres(pg_pool(url)?),
-            Backend::Sqlite => Self::Sqlite(sqlite_pool(url).await?),
-        })
+/// A service's database: what is not a query (migrations, readiness).
+#[derive(Debug, Clone)]
+pub struct Database {
+    pub pool: Pool,
+    migrations: &'static Migrations,
+}
+
+impl Database {
+    /// The database a URL names, with the service's migrations for it.
+    pub async fn connect(url: &str, migrations: &'static Migrations) -> Result<Self, sqlx::Error> {
+        let pool = match backend_of(url)? {
+            Backend::Postgres => Pool::Postgres(pg_pool(url)?),
+            Backend::Sqlite => Pool::Sqlite(sqlite_pool(url).await?),
+        };
+        Ok(Self { pool, migrations })
     }
 
     /// Applies the backend's migrations.
-    pub async fn migrate(&self, m: &Migrations) -> Result<(), sqlx::migrate::MigrateError> {
-        match self {
-            Self::Postgres(p) => m.postgres.run(p).await,
-            Self::Sqlite(p) => m.sqlite.run(p).await,
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        match &self.pool {
+            Pool::Postgres(p) => self.migrations.postgres.run(p).await,
+            Pool::Sqlite(p) => self.migrations.sqlite.run(p).await,
         }
     }
 
-    /// A trivial query, for readiness.
+    /// A trivial query.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        match self {
-            Self::Postgres(p) => sqlx::query("SELECT 1").execute(p).await.map(drop),
-            Self::Sqlite(p) => sqlx::query("SELECT 1").execute(p).await.map(drop),
+        match &self.pool {
+            Pool::Postgres(p) => sqlx::query("SELECT 1").execute(p).await.map(drop),
+            Pool::Sqlite(p) => sqlx::query("SELECT 1").execute(p).await.map(drop),
         }
     }
+}
 
-    /// Closes every connection.
-    pub async fn close(&self) {
-        match self {
-            Self::Postgres(p) => p.close().await,
-            Self::Sqlite(p) => p.close().await,
-        }
+/// Ready while the database answers.
+impl crate::http_aux::Readiness for Database {
+    fn check(&self) -> futures::future::BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            self.ping()
+                .await
+                .map_err(|_| "database unreachable".to_owned())
+        })
     }
 }

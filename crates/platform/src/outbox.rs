@@ -63,7 +63,7 @@ impl OutboxEvent {
 
 /// The queue side of an outbox table.
 #[async_trait]
-pub trait OutboxStore: Send + Sync + 'static {
+pub trait OutboxStore: Send + Sync + std::fmt::Debug + 'static {
     /// Leases up to `limit` due events until `lease_until`.
     async fn claim_due(
         &self,

@@ -9,13 +9,12 @@ use crate::service::Directory;
 use crate::storage::{self, Stores};
 use crate::transport::grpc::UserGrpc;
 use anyhow::Context as _;
-use futures::future::BoxFuture;
 use identity_proto::auth::v1::auth_service_client::AuthServiceClient;
 use identity_proto::user::v1::user_service_server::UserServiceServer;
 use platform::access::{Authorizer, ClientCredentials, TokenSource};
 use platform::clock::SharedClock;
 use platform::grpc::MAX_MESSAGE_BYTES;
-use platform::http_aux::{self, Readiness};
+use platform::http_aux;
 use platform::metrics::Metrics;
 use platform::outbox::{Relay, RelayMetrics};
 use platform::tasks::Supervisor;
@@ -43,25 +42,16 @@ pub struct Application {
     metrics: Metrics,
 }
 
-struct DbReadiness(Stores);
-
-impl Readiness for DbReadiness {
-    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(async move {
-            self.0
-                .ping()
-                .await
-                .map_err(|_| "database unreachable".to_owned())
-        })
-    }
-}
-
 /// Opens the database and applies the migrations.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Stores> {
     let store = storage::connect(settings.database_url.expose_secret())
         .await
         .context("cannot open the database")?;
-    store.migrate().await.context("cannot apply migrations")?;
+    store
+        .db
+        .migrate()
+        .await
+        .context("cannot apply migrations")?;
     Ok(store)
 }
 
@@ -160,7 +150,7 @@ impl Application {
             shutdown.clone(),
         );
         let router = http_aux::router(
-            Arc::new(DbReadiness(self.store.clone())),
+            Arc::new(self.store.db.clone()),
             self.metrics.clone(),
             shutdown.clone(),
         );

@@ -33,7 +33,7 @@ pub struct ServiceAccountRecord {
 
 /// Service accounts.
 #[async_trait]
-pub trait ServiceAccountStore: Send + Sync {
+pub trait ServiceAccountStore: Send + Sync + std::fmt::Debug {
     /// Inserts a service account with roles (`Exists`, `NoSuchRole` otherwise).
     async fn insert_service_account(
         &self,

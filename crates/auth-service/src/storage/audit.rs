@@ -36,7 +36,7 @@ pub struct AuditQuery {
 
 /// The audit log.
 #[async_trait]
-pub trait AuditStore: Send + Sync {
+pub trait AuditStore: Send + Sync + std::fmt::Debug {
     async fn insert_audit(&self, event: &AuditRecord) -> Result<(), StoreError>;
     async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;
 }

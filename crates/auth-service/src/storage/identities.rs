@@ -39,7 +39,7 @@ pub struct IdentityRecord {
 
 /// Identities and credentials.
 #[async_trait]
-pub trait IdentityStore: Send + Sync {
+pub trait IdentityStore: Send + Sync + std::fmt::Debug {
     /// Inserts an identity, its roles and `event` (for the outbox);
     /// `EmailTaken` when the email exists.
     async fn insert_identity(

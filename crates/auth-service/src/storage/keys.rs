@@ -23,7 +23,7 @@ pub struct SigningKeyRecord {
 
 /// Signing keys.
 #[async_trait]
-pub trait KeyStore: Send + Sync {
+pub trait KeyStore: Send + Sync + std::fmt::Debug {
     /// Every stored signing key, by generation.
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
     /// Inserts a key unless its generation exists (another replica won); true if inserted.

@@ -19,7 +19,7 @@ pub use roles::{Outcome, RoleRecord, RoleStore, SubjectChange};
 pub use sessions::{NewRefreshToken, NewSession, Rotation, SessionRecord, SessionStore};
 pub use throttle::{Counter, ThrottleStore};
 
-use platform::db::{Migrations, Pool};
+use platform::db::{Database, Migrations, Pool};
 use platform::outbox::{OutboxStore, SqlOutbox};
 use std::sync::Arc;
 
@@ -43,9 +43,9 @@ static MIGRATIONS: Migrations = Migrations {
 };
 
 /// Every store of one database, as the core uses them.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Stores {
-    pub pool: Pool,
+    pub db: Database,
     pub identities: Arc<dyn IdentityStore>,
     pub sessions: Arc<dyn SessionStore>,
     pub roles: Arc<dyn RoleStore>,
@@ -54,24 +54,6 @@ pub struct Stores {
     pub throttle: Arc<dyn ThrottleStore>,
     pub audit: Arc<dyn AuditStore>,
     pub outbox: Arc<dyn OutboxStore>,
-}
-
-impl std::fmt::Debug for Stores {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stores").field("pool", &self.pool).finish()
-    }
-}
-
-impl Stores {
-    /// Applies the embedded migrations of the pool's backend.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        Ok(self.pool.migrate(&MIGRATIONS).await?)
-    }
-
-    /// A trivial query, for readiness.
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        Ok(self.pool.ping().await?)
-    }
 }
 
 /// The SQL of every store over one pool of either backend.
@@ -83,21 +65,21 @@ pub(crate) struct Sql<DB: sqlx::Database> {
 /// Opens the stores a database URL names: `postgres://` or `postgresql://` for
 /// PostgreSQL, `sqlite:` for an embedded SQLite file (created if missing).
 pub async fn connect(url: &str) -> Result<Stores, StoreError> {
-    let pool = Pool::connect(url).await?;
-    Ok(match &pool {
-        Pool::Postgres(p) => Sql { pool: p.clone() }.stores(pool.clone()),
-        Pool::Sqlite(p) => Sql { pool: p.clone() }.stores(pool.clone()),
+    let db = Database::connect(url, &MIGRATIONS).await?;
+    Ok(match &db.pool {
+        Pool::Postgres(p) => Sql { pool: p.clone() }.stores(db.clone()),
+        Pool::Sqlite(p) => Sql { pool: p.clone() }.stores(db.clone()),
     })
 }
 
 platform::generic_store! {
     types(sqlx::types::Json<Vec<String>>, sqlx::types::Json<std::collections::BTreeMap<String, String>>);
     impl<DB> Sql<DB> {
-        fn stores(self, pool: Pool) -> Stores {
+        fn stores(self, db: Database) -> Stores {
             let outbox = Arc::new(SqlOutbox::new(self.pool.clone()));
             let sql = Arc::new(self);
             Stores {
-                pool,
+                db,
                 identities: sql.clone(),
                 sessions: sql.clone(),
                 roles: sql.clone(),

@@ -48,7 +48,7 @@ pub enum Outcome {
 
 /// Roles and role assignments.
 #[async_trait]
-pub trait RoleStore: Send + Sync {
+pub trait RoleStore: Send + Sync + std::fmt::Debug {
     async fn list_roles(&self) -> Result<Vec<RoleRecord>, StoreError>;
     /// `Exists` when the name is taken.
     async fn create_role(&self, role: &RoleRecord) -> Result<Outcome, StoreError>;

@@ -55,7 +55,7 @@ pub struct SessionRecord {
 
 /// Sessions and refresh tokens.
 #[async_trait]
-pub trait SessionStore: Send + Sync {
+pub trait SessionStore: Send + Sync + std::fmt::Debug {
     /// Opens a session with its first refresh token, if the identity is still
     /// enabled and its password hash is still `credential` (the one the login
     /// checked); false, with nothing written, otherwise.

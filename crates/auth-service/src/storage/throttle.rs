@@ -17,7 +17,7 @@ pub struct Counter {
 
 /// Throttling counters.
 #[async_trait]
-pub trait ThrottleStore: Send + Sync {
+pub trait ThrottleStore: Send + Sync + std::fmt::Debug {
     /// Counts one more event under `key`, starting a new window when the current
     /// one is older than `window`; returns the counter after the increment.
     async fn bump_counter(

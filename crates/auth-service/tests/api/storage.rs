@@ -13,9 +13,9 @@ both_backends!(identities, refresh_token_rotation, revocations_and_keys);
 async fn store(backend: Backend) -> (Stores, test_support::TestDatabase) {
     let db = backend.fresh_database().await;
     let store = auth_service::storage::connect(&db.url).await.unwrap();
-    store.migrate().await.unwrap();
-    store.migrate().await.expect("migrations are idempotent");
-    store.ping().await.unwrap();
+    store.db.migrate().await.unwrap();
+    store.db.migrate().await.expect("migrations are idempotent");
+    store.db.ping().await.unwrap();
     (store, db)
 }
 

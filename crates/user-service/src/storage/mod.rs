@@ -7,7 +7,7 @@ mod users;
 use crate::domain::Filter;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use platform::db::{Migrations, Pool};
+use platform::db::{Database, Migrations, Pool};
 use platform::outbox::{OutboxEvent, OutboxStore, SqlOutbox};
 use platform::sql::Timestamp;
 use std::sync::Arc;
@@ -93,29 +93,11 @@ static MIGRATIONS: Migrations = Migrations {
 };
 
 /// The stores of one database.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Stores {
-    pub pool: Pool,
+    pub db: Database,
     pub users: Arc<dyn UserStore>,
     pub outbox: Arc<dyn OutboxStore>,
-}
-
-impl std::fmt::Debug for Stores {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stores").field("pool", &self.pool).finish()
-    }
-}
-
-impl Stores {
-    /// Applies the embedded migrations of the pool's backend.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        Ok(self.pool.migrate(&MIGRATIONS).await?)
-    }
-
-    /// A trivial query, for readiness.
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        Ok(self.pool.ping().await?)
-    }
 }
 
 /// The SQL of the stores over one pool of either backend.
@@ -126,18 +108,18 @@ pub(crate) struct Sql<DB: sqlx::Database> {
 
 /// Opens the stores a database URL names (`postgres://...` or `sqlite:<file>`).
 pub async fn connect(url: &str) -> Result<Stores, StoreError> {
-    let pool = Pool::connect(url).await?;
-    Ok(match &pool {
-        Pool::Postgres(p) => Sql { pool: p.clone() }.stores(pool.clone()),
-        Pool::Sqlite(p) => Sql { pool: p.clone() }.stores(pool.clone()),
+    let db = Database::connect(url, &MIGRATIONS).await?;
+    Ok(match &db.pool {
+        Pool::Postgres(p) => Sql { pool: p.clone() }.stores(db.clone()),
+        Pool::Sqlite(p) => Sql { pool: p.clone() }.stores(db.clone()),
     })
 }
 
 platform::generic_store! {
     impl<DB> Sql<DB> {
-        fn stores(self, pool: Pool) -> Stores {
+        fn stores(self, db: Database) -> Stores {
             Stores {
-                pool,
+                db,
                 outbox: Arc::new(SqlOutbox::new(self.pool.clone())),
                 users: Arc::new(self),
             }

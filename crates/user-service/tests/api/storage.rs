@@ -29,8 +29,8 @@ fn record(username: &str) -> UserRecord {
 async fn users_round_trip(backend: Backend) {
     let db = backend.fresh_database().await;
     let s = user_service::storage::connect(&db.url).await.unwrap();
-    s.migrate().await.unwrap();
-    s.migrate().await.expect("migrations are idempotent");
+    s.db.migrate().await.unwrap();
+    s.db.migrate().await.expect("migrations are idempotent");
     let ada = record("ada");
     let (stored, created) = s.users.create_user(&ada).await.unwrap();
     assert!(created);
@@ -113,7 +113,7 @@ async fn users_round_trip(backend: Backend) {
 async fn conditional_writes_and_deletion(backend: Backend) {
     let db = backend.fresh_database().await;
     let s = user_service::storage::connect(&db.url).await.unwrap();
-    s.migrate().await.unwrap();
+    s.db.migrate().await.unwrap();
     let ada = s.users.create_user(&record("ada")).await.unwrap().0;
     let bob = s.users.create_user(&record("bob")).await.unwrap().0;
 
@@ -200,6 +200,7 @@ async fn both_schemas_have_the_same_columns() {
         user_service::storage::connect(&db.url)
             .await
             .unwrap()
+            .db
             .migrate()
             .await
             .unwrap();
