@@ -1,12 +1,21 @@
-//! How old this replica's view of revocations and role changes is. Both are
-//! polled from the database; if the polls keep failing (the database is down or
-//! unreachable from this replica) the view grows stale and a revoked session or
-//! a removed role could go on being accepted here. Past a bound, validation
-//! fails closed (`UNAVAILABLE`) and `/readyz` turns 503 until a poll succeeds.
+//! This replica's polled views of revoked sessions and role changes, and how old
+//! they are. Both are polled from the database; if the polls keep failing (the
+//! database is down or unreachable from this replica) the view grows stale and a
+//! revoked session or a removed role could go on being accepted here. Past a
+//! bound, validation fails closed (`UNAVAILABLE`) and `/readyz` turns 503 until
+//! a poll succeeds.
 
+use crate::authz::AuthzState;
 use crate::error::AuthError;
-use parking_lot::Mutex;
+use crate::revocation::RevocationSet;
+use crate::storage::{StoreError, Stores};
+use platform::clock::SharedClock;
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
 use prometheus::{Gauge, Registry};
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -17,47 +26,56 @@ pub enum View {
     Roles,
 }
 
-/// The last successful poll of each view. Ages are measured on the monotonic
-/// clock: elapsed time since a poll, whatever the wall clock (or a test's
-/// manual clock) does meanwhile.
+/// The last successful poll of each view, in milliseconds since `base` on the
+/// monotonic clock: elapsed time since a poll, whatever the wall clock (or a
+/// test's manual clock) does meanwhile. Atomics, because every ValidateToken
+/// reads them.
 #[derive(Debug)]
 pub struct Freshness {
-    synced: Mutex<[Instant; 2]>,
+    base: Instant,
+    synced: [AtomicU64; 2],
     bound: Duration,
-    age: Gauge,
+    gauge: Gauge,
 }
 
 impl Freshness {
     /// Views read at `now` (the start-up poll), trusted for `bound`.
     pub fn new(now: Instant, bound: Duration) -> prometheus::Result<Self> {
         Ok(Self {
-            synced: Mutex::new([now; 2]),
+            base: now,
+            synced: [AtomicU64::new(0), AtomicU64::new(0)],
             bound,
-            age: Gauge::new(
+            gauge: Gauge::new(
                 "auth_sync_view_age_seconds",
                 "Age of this replica's view of revocations and role changes",
             )?,
         })
     }
 
-    /// Exports the age as `auth_sync_view_age_seconds`.
-    pub fn register(&self, registry: &Registry) -> prometheus::Result<()> {
-        registry.register(Box::new(self.age.clone()))
+    /// Exports the age as `auth_sync_view_age_seconds`, computed when scraped
+    /// (a poll stuck on an unreachable database updates nothing meanwhile).
+    pub fn register(self: &Arc<Self>, registry: &Registry) -> prometheus::Result<()> {
+        registry.register(Box::new(AgeCollector(self.clone())))
+    }
+
+    fn millis(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.base).as_millis()).unwrap_or(u64::MAX)
     }
 
     /// A poll of `view` that started at `at` succeeded.
     pub fn synced(&self, view: View, at: Instant) {
-        let mut synced = self.synced.lock();
-        let slot = &mut synced[view as usize];
-        *slot = (*slot).max(at);
+        self.synced[view as usize].fetch_max(self.millis(at), Ordering::Relaxed);
     }
 
     /// The age of the older of the two views at `now`.
     pub fn age(&self, now: Instant) -> Duration {
-        let oldest = self.synced.lock().iter().copied().min().unwrap_or(now);
-        let age = now.saturating_duration_since(oldest);
-        self.age.set(age.as_secs_f64());
-        age
+        let oldest = self
+            .synced
+            .iter()
+            .map(|s| s.load(Ordering::Relaxed))
+            .min()
+            .unwrap_or(0);
+        Duration::from_millis(self.millis(now).saturating_sub(oldest))
     }
 
     /// `Unavailable` once the view is older than the bound.
@@ -72,6 +90,84 @@ impl Freshness {
             )));
         }
         Ok(())
+    }
+}
+
+/// Sets the gauge to the age at each scrape.
+struct AgeCollector(Arc<Freshness>);
+
+impl Collector for AgeCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.0.gauge.desc()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        self.0.gauge.set(self.0.age(Instant::now()).as_secs_f64());
+        self.0.gauge.collect()
+    }
+}
+
+/// The views a replica polls, and their freshness.
+#[derive(Debug)]
+pub struct Views {
+    pub revoked: Arc<RevocationSet>,
+    pub authz: Arc<AuthzState>,
+    pub freshness: Arc<Freshness>,
+    stores: Stores,
+    clock: SharedClock,
+}
+
+impl Views {
+    /// Loads both views (entries matter for `horizon`), trusted for `bound`.
+    pub async fn load(
+        stores: Stores,
+        clock: SharedClock,
+        horizon: chrono::Duration,
+        bound: Duration,
+    ) -> anyhow::Result<Self> {
+        let views = Self {
+            revoked: Arc::new(RevocationSet::new(horizon)),
+            authz: Arc::new(AuthzState::new(horizon)),
+            freshness: Arc::new(Freshness::new(Instant::now(), bound)?),
+            stores,
+            clock,
+        };
+        views.poll_revocations().await?;
+        views.poll_roles().await?;
+        Ok(views)
+    }
+
+    /// Loads the revocations since the last poll.
+    pub async fn poll_revocations(&self) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        self.track(
+            View::Revocations,
+            self.revoked.poll(self.stores.sessions.as_ref(), now),
+        )
+        .await
+    }
+
+    /// Reloads role definitions and the subject changes since the last poll.
+    pub async fn poll_roles(&self) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        self.track(
+            View::Roles,
+            self.authz.poll(self.stores.roles.as_ref(), now),
+        )
+        .await
+    }
+
+    async fn track(
+        &self,
+        view: View,
+        poll: impl Future<Output = Result<(), StoreError>>,
+    ) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let polled = poll.await;
+        if polled.is_ok() {
+            self.freshness.synced(view, started);
+        }
+        polled
     }
 }
 

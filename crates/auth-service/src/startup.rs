@@ -2,14 +2,12 @@
 //! `Application::build` binds the listeners first, so tests start the real thing on
 //! port 0 and read the bound addresses back.
 
-use crate::authz::AuthzState;
 use crate::config::Settings;
 use crate::crypto::hasher::{HashParams, PasswordHasher};
 use crate::crypto::jwt::TokenAuthority;
 use crate::crypto::keys::{Kek, KeyRing};
-use crate::freshness::{Freshness, View};
+use crate::freshness::{Freshness, Views};
 use crate::relay::ToUserService;
-use crate::revocation::RevocationSet;
 use crate::service::Authenticator;
 use crate::storage::{self, Stores};
 use crate::transport::client::TrustedProxies;
@@ -25,7 +23,6 @@ use platform::grpc::MAX_MESSAGE_BYTES;
 use platform::http_aux::{self, Readiness};
 use platform::metrics::Metrics;
 use platform::outbox::{Relay, RelayMetrics};
-use platform::shutdown::every;
 use platform::tasks::Supervisor;
 use platform::tls;
 use secrecy::ExposeSecret;
@@ -187,99 +184,36 @@ impl Application {
         let sync = self.settings.sync_interval;
         let Core {
             authenticator,
-            stores: store,
+            stores,
             keys,
-            revoked,
-            authz,
+            views,
             outbox_wake,
-            freshness,
         } = self.core;
-        let clock = self.clock.clone();
-        freshness.register(self.metrics.registry())?;
+        views.freshness.register(self.metrics.registry())?;
         let mut tasks = Supervisor::new(shutdown.clone());
-        {
-            let (stores, clock, freshness) = (store.clone(), clock.clone(), freshness.clone());
-            tasks.spawn("revocation poll", move |stop| {
-                let (revoked, stores, clock, freshness) = (
-                    revoked.clone(),
-                    stores.clone(),
-                    clock.clone(),
-                    freshness.clone(),
-                );
-                every(sync, stop, "revocation poll", move || {
-                    let (revoked, stores, freshness, now) = (
-                        revoked.clone(),
-                        stores.clone(),
-                        freshness.clone(),
-                        clock.now(),
-                    );
-                    async move {
-                        let started = Instant::now();
-                        let polled = revoked.poll(stores.sessions.as_ref(), now).await;
-                        if polled.is_ok() {
-                            freshness.synced(View::Revocations, started);
-                        }
-                        freshness.age(Instant::now());
-                        polled
-                    }
-                })
-            });
-        }
-        {
-            let (stores, clock, freshness) = (store.clone(), clock.clone(), freshness.clone());
-            tasks.spawn("role poll", move |stop| {
-                let (authz, stores, clock, freshness) = (
-                    authz.clone(),
-                    stores.clone(),
-                    clock.clone(),
-                    freshness.clone(),
-                );
-                every(sync, stop, "role poll", move || {
-                    let (authz, stores, freshness, now) = (
-                        authz.clone(),
-                        stores.clone(),
-                        freshness.clone(),
-                        clock.now(),
-                    );
-                    async move {
-                        let started = Instant::now();
-                        let polled = authz.poll(stores.roles.as_ref(), now).await;
-                        if polled.is_ok() {
-                            freshness.synced(View::Roles, started);
-                        }
-                        polled
-                    }
-                })
-            });
-        }
-        tasks.spawn("signing key refresh", move |stop| {
-            let keys = keys.clone();
-            every(
-                sync * KEY_REFRESH_EVERY,
-                stop,
-                "signing key refresh",
-                move || {
-                    let keys = keys.clone();
-                    async move { keys.refresh().await }
-                },
-            )
+        let v = views.clone();
+        tasks.every("revocation poll", sync, move || {
+            let v = v.clone();
+            async move { v.poll_revocations().await }
         });
-        let relay_metrics = RelayMetrics::new(self.metrics.registry())?;
-        {
-            let (outbox, deliver) = (store.outbox.clone(), Arc::new(self.to_users.clone()));
-            let (clock, wake) = (clock.clone(), outbox_wake);
-            tasks.spawn("outbox relay", move |stop| {
-                Relay {
-                    store: outbox.clone(),
-                    deliver: deliver.clone(),
-                    clock: clock.clone(),
-                    wake: wake.clone(),
-                    poll: std::time::Duration::from_millis(500),
-                    metrics: relay_metrics.clone(),
-                }
-                .run(stop)
-            });
-        }
+        let v = views.clone();
+        tasks.every("role poll", sync, move || {
+            let v = v.clone();
+            async move { v.poll_roles().await }
+        });
+        tasks.every("signing key refresh", sync * KEY_REFRESH_EVERY, move || {
+            let keys = keys.clone();
+            async move { keys.refresh().await }
+        });
+        let relay = Relay {
+            store: stores.outbox.clone(),
+            deliver: Arc::new(self.to_users.clone()),
+            clock: self.clock.clone(),
+            wake: outbox_wake,
+            poll: std::time::Duration::from_millis(500),
+            metrics: RelayMetrics::new(self.metrics.registry())?,
+        };
+        tasks.spawn("outbox relay", move |stop| relay.clone().run(stop));
 
         let auth =
             AuthServiceServer::new(AuthGrpc::new(authenticator.clone(), self.proxies.clone()))
@@ -296,8 +230,8 @@ impl Application {
 
         let router = http_aux::router(
             Arc::new(DbReadiness {
-                db: store.db.clone(),
-                freshness: freshness.clone(),
+                db: stores.db.clone(),
+                freshness: views.freshness.clone(),
             }),
             self.metrics.clone(),
             shutdown.clone(),
@@ -320,10 +254,8 @@ pub struct Core {
     pub authenticator: Arc<Authenticator>,
     pub stores: Stores,
     pub keys: Arc<KeyRing>,
-    pub revoked: Arc<RevocationSet>,
-    pub authz: Arc<AuthzState>,
+    pub views: Arc<Views>,
     pub outbox_wake: Arc<tokio::sync::Notify>,
-    pub freshness: Arc<Freshness>,
 }
 
 /// Opens the database, loads the keys, revocations and roles, and builds the
@@ -335,12 +267,8 @@ pub async fn build_core(settings: &Settings, clock: SharedClock) -> anyhow::Resu
     keys.refresh().await.context("cannot load signing keys")?;
     let access_ttl = chrono::Duration::from_std(settings.access_token_ttl)?;
     let horizon = access_ttl + chrono::Duration::minutes(1);
-    let revoked = Arc::new(RevocationSet::new(horizon));
-    revoked.poll(store.sessions.as_ref(), clock.now()).await?;
-    let authz = Arc::new(AuthzState::new(horizon));
-    let polled_at = Instant::now();
-    authz.poll(store.roles.as_ref(), clock.now()).await?;
-    let freshness = Arc::new(Freshness::new(polled_at, settings.max_sync_age)?);
+    let views =
+        Arc::new(Views::load(store.clone(), clock.clone(), horizon, settings.max_sync_age).await?);
     let workers = settings
         .hash_workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
@@ -356,22 +284,20 @@ pub async fn build_core(settings: &Settings, clock: SharedClock) -> anyhow::Resu
         hasher,
         keys: keys.clone(),
         tokens,
-        revoked: revoked.clone(),
-        authz: authz.clone(),
+        revoked: views.revoked.clone(),
+        authz: views.authz.clone(),
         verified: Default::default(),
         clock,
         refresh_ttl: chrono::Duration::from_std(settings.refresh_token_ttl)?,
         outbox_wake: outbox_wake.clone(),
-        freshness: freshness.clone(),
+        freshness: views.freshness.clone(),
     });
     Ok(Core {
         authenticator,
         stores: store,
         keys,
-        revoked,
-        authz,
+        views,
         outbox_wake,
-        freshness,
     })
 }
 

@@ -28,29 +28,3 @@ pub fn cancel_on_signal(token: CancellationToken) {
         token.cancel();
     });
 }
-
-/// Runs `tick` every `interval` until `shutdown`; a failed tick is logged as
-/// `what` and retried at the next one.
-pub async fn every<F, Fut, E>(
-    interval: std::time::Duration,
-    shutdown: CancellationToken,
-    what: &'static str,
-    mut tick: F,
-) where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), E>>,
-    E: std::fmt::Display,
-{
-    let mut timer = tokio::time::interval(interval);
-    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = timer.tick() => {
-                if let Err(e) = tick().await {
-                    tracing::warn!(error = %e, "{what} failed; retrying");
-                }
-            }
-        }
-    }
-}

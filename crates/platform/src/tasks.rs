@@ -82,11 +82,52 @@ impl Supervisor {
         self.tasks.push((name, handle));
     }
 
+    /// Runs `tick` every `interval` until shutdown, supervised as `name`; a failed
+    /// tick is logged and retried at the next one.
+    pub fn every<F, Fut, E>(&mut self, name: &'static str, interval: Duration, tick: F)
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
+        let tick = std::sync::Arc::new(tick);
+        self.spawn(name, move |stop| {
+            let tick = tick.clone();
+            every(interval, stop, name, move || tick())
+        });
+    }
+
     /// Waits for every task to stop (after the shutdown token is cancelled).
     pub async fn join(self) {
         for (name, handle) in self.tasks {
             if let Err(e) = handle.await {
                 tracing::error!(task = name, panic = %panic_message(e), "supervisor panicked");
+            }
+        }
+    }
+}
+
+/// Runs `tick` every `interval` until `shutdown`; a failed tick is logged as
+/// `what` and retried at the next one.
+async fn every<F, Fut, E>(
+    interval: std::time::Duration,
+    shutdown: CancellationToken,
+    what: &'static str,
+    mut tick: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let mut timer = tokio::time::interval(interval);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = timer.tick() => {
+                if let Err(e) = tick().await {
+                    tracing::warn!(error = %e, "{what} failed; retrying");
+                }
             }
         }
     }

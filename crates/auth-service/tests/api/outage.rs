@@ -41,6 +41,9 @@ async fn a_stale_revocation_view_fails_closed_and_recovers_by_itself() {
     app.validate(&session.access_token).await.unwrap();
     assert_eq!(readyz(&app.http).await, 200);
 
+    // The outage starts when the stop does: connections are terminated at once,
+    // while pg_ctl waits for the server to exit.
+    let stopped = Instant::now();
     let mut cluster = tokio::task::spawn_blocking(move || {
         cluster.stop();
         cluster
@@ -48,7 +51,6 @@ async fn a_stale_revocation_view_fails_closed_and_recovers_by_itself() {
     .await
     .unwrap();
     // Within the bound the replica keeps answering from its (recent) view.
-    let stopped = Instant::now();
     let refused = loop {
         match app.validate(&session.access_token).await {
             Err(status) => break status,
