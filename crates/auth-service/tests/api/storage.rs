@@ -8,7 +8,12 @@ use chrono::{Duration, Utc};
 use platform::outbox::OutboxEvent;
 use uuid::Uuid;
 
-both_backends!(identities, refresh_token_rotation, revocations_and_keys);
+both_backends!(
+    identities,
+    refresh_token_rotation,
+    revocations_and_keys,
+    logins_racing_a_credential_change
+);
 
 async fn store(backend: Backend) -> (Stores, test_support::TestDatabase) {
     let db = backend.fresh_database().await;
@@ -424,6 +429,71 @@ async fn revocations_and_keys(backend: Backend) {
             .unwrap(),
         "a login checked before the disable opens no session"
     );
+}
+
+/// Logins fired at once with a password change or a disable of the same
+/// identity: each login either opened its session before the change (and the
+/// change revoked it) or opened none. No session checked against the old
+/// credential survives the change.
+async fn logins_racing_a_credential_change(backend: Backend) {
+    let (s, _db) = store(backend).await;
+    for (round, change) in [(0u8, "password"), (1, "disable")] {
+        let ada = identity(&format!("{change}@example.com"));
+        s.identities
+            .insert_identity(&ada, &event(&ada))
+            .await
+            .unwrap();
+        let logins: Vec<_> = (0..40u8)
+            .map(|n| {
+                let (s, user_id) = (s.clone(), ada.id);
+                tokio::spawn(async move {
+                    tokio::time::sleep(std::time::Duration::from_millis(u64::from(n))).await;
+                    let session = NewSession {
+                        id: Uuid::now_v7(),
+                        user_id,
+                        created_at: Utc::now(),
+                        client_address: None,
+                        user_agent: None,
+                    };
+                    let hash = round * 100 + n;
+                    s.sessions
+                        .insert_session(
+                            &session,
+                            &token(hash, session.id, Duration::days(1)),
+                            "$argon2id$fake",
+                        )
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let revoked = if change == "password" {
+            s.identities
+                .change_password(ada.id, "$argon2id$fake", "$argon2id$new", None, Utc::now())
+                .await
+                .unwrap()
+                .expect("the hash checked is current")
+        } else {
+            s.identities
+                .disable_identity(ada.id, Utc::now(), "deleted")
+                .await
+                .unwrap()
+        };
+        let mut opened = 0;
+        for login in logins {
+            opened += usize::from(login.await.unwrap());
+        }
+        assert!(
+            s.sessions.list_sessions(ada.id).await.unwrap().is_empty(),
+            "{change}: a session opened with the old credential survived"
+        );
+        assert_eq!(
+            revoked.len(),
+            opened,
+            "{change}: every session opened before the change was revoked by it"
+        );
+    }
 }
 
 /// Both migration folders describe the same tables and columns.
