@@ -65,10 +65,6 @@ fn free_port() -> u16 {
         .expect("no free port")
 }
 
-fn start() -> Cluster {
-    Cluster::init(true)
-}
-
 impl Cluster {
     /// A private cluster of the calling test's own, stopped and removed on drop.
     pub fn start_private() -> Cluster {
@@ -249,12 +245,12 @@ fn wait_ready(bin: &Path, port: u16) -> bool {
 
 /// The admin URL of the shared cluster, starting it on first use.
 pub fn cluster_url(database: &str) -> String {
-    CLUSTER.get_or_init(start).url(database)
+    CLUSTER.get_or_init(|| Cluster::init(true)).url(database)
 }
 
 /// Creates an empty database on the shared cluster and returns its URL.
 pub async fn fresh_database() -> String {
-    let cluster = tokio::task::spawn_blocking(|| CLUSTER.get_or_init(start))
+    let cluster = tokio::task::spawn_blocking(|| CLUSTER.get_or_init(|| Cluster::init(true)))
         .await
         .expect("cluster");
     cluster.create_database().await

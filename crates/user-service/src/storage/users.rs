@@ -47,7 +47,6 @@ platform::generic_store! {
     #[async_trait]
     impl<DB> UserStore for Sql<DB> {
         async fn create_user(&self, u: &UserRecord) -> Result<(UserRecord, bool), StoreError> {
-            let mut tx = self.pool.begin().await?;
             let inserted: Result<Option<UserRecord>, _> = sqlx::query_as(&format!(
                 "INSERT INTO users ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
                  ON CONFLICT (id) DO NOTHING RETURNING {COLUMNS}"
@@ -63,22 +62,17 @@ platform::generic_store! {
             .bind(u.version)
             .bind(Timestamp(u.created_at))
             .bind(Timestamp(u.updated_at))
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&self.pool)
             .await;
             let clash = match inserted {
-                Ok(Some(user)) => {
-                    tx.commit().await?;
-                    return Ok((user, true));
-                }
+                Ok(Some(user)) => return Ok((user, true)),
                 // The id exists: a redelivery.
                 Ok(None) => StoreError::Database(sqlx::Error::RowNotFound),
                 // A redelivery whose username check fired before its id check, or a
-                // real clash with another user. The failed statement ends a
-                // PostgreSQL transaction, so the lookup runs on the pool.
+                // real clash with another user.
                 Err(e) if DB::violates(&e, USERNAME_KEY) => StoreError::UsernameTaken,
                 Err(e) => return Err(e.into()),
             };
-            drop(tx);
             let mut conn = self.pool.acquire().await?;
             match Self::any_user(&mut conn, u.id).await? {
                 Some(existing) => Ok((existing, false)),
