@@ -11,8 +11,9 @@ use crate::domain::FieldViolation;
 use crate::feed::ChangeCursor;
 use crate::storage::{RoleStore, StoreError, SubjectChange};
 use chrono::{DateTime, Duration, Utc};
+use parking_lot::RwLock;
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// The permission that grants every permission.
@@ -139,9 +140,7 @@ pub struct AuthzState {
 }
 
 fn read<T: Clone>(lock: &RwLock<T>) -> T {
-    lock.read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone()
+    lock.read().clone()
 }
 
 impl AuthzState {
@@ -167,10 +166,7 @@ impl AuthzState {
         iat: i64,
         token_roles: &[String],
     ) -> Option<Vec<String>> {
-        let changed = self
-            .changed
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let changed = self.changed.read();
         match changed.get(subject) {
             Some(c) if c.changed_at.timestamp() >= iat => (!c.disabled).then(|| c.roles.clone()),
             _ => Some(token_roles.to_vec()),
@@ -179,18 +175,12 @@ impl AuthzState {
 
     /// Records a change made by this replica, effective at once.
     pub fn note(&self, change: SubjectChange) {
-        self.changed
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(change.subject_id, change);
+        self.changed.write().insert(change.subject_id, change);
     }
 
     /// Replaces the role definitions (after a role changed here).
     pub fn set_definitions(&self, roles: HashMap<String, Vec<String>>) {
-        *self
-            .definitions
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(roles);
+        *self.definitions.write() = Arc::new(roles);
     }
 
     /// Reloads role definitions and the subject changes since the last poll.
@@ -201,10 +191,7 @@ impl AuthzState {
         let changes = store.subject_changes_since(since).await?;
         let newest = changes.iter().map(|c| c.changed_at).max();
         {
-            let mut map = self
-                .changed
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut map = self.changed.write();
             for c in changes {
                 let keep = map
                     .get(&c.subject_id)

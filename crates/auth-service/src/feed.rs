@@ -5,7 +5,7 @@
 //! earlier time than one already read; readers dedupe what they see twice.
 
 use chrono::{DateTime, Duration, Utc};
-use std::sync::RwLock;
+use parking_lot::RwLock;
 
 /// How far back each poll looks again.
 const OVERLAP: Duration = Duration::seconds(10);
@@ -35,19 +35,13 @@ impl ChangeCursor {
 
     /// The time to read changes from.
     pub fn since(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        let newest = *self
-            .newest
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let newest = *self.newest.read();
         newest.map_or(self.oldest_relevant(now), |n| n - OVERLAP)
     }
 
     /// Records a read from `since` whose newest change was `newest`.
     pub fn advance(&self, since: DateTime<Utc>, newest: Option<DateTime<Utc>>) {
-        let mut current = self
-            .newest
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut current = self.newest.write();
         *current = match (*current, newest) {
             (Some(c), Some(n)) => Some(c.max(n)),
             (None, n) => Some(n.unwrap_or(since).max(since)),

@@ -6,8 +6,8 @@
 use crate::feed::ChangeCursor;
 use crate::storage::{SessionStore, StoreError};
 use chrono::{DateTime, Duration, Utc};
+use parking_lot::RwLock;
 use std::collections::HashMap;
-use std::sync::RwLock;
 use uuid::Uuid;
 
 /// Revoked sessions that may still have unexpired access tokens.
@@ -30,18 +30,12 @@ impl RevocationSet {
 
     /// Whether tokens of `session_id` must be refused.
     pub fn is_revoked(&self, session_id: &Uuid) -> bool {
-        self.revoked
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .contains_key(session_id)
+        self.revoked.read().contains_key(session_id)
     }
 
     /// Records a revocation made by this replica, effective at once.
     pub fn insert(&self, session_id: Uuid, at: DateTime<Utc>) {
-        self.revoked
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(session_id, at);
+        self.revoked.write().insert(session_id, at);
     }
 
     /// Loads the revocations written since the last poll and forgets expired ones.
@@ -54,10 +48,7 @@ impl RevocationSet {
         let rows = store.revoked_sessions_since(since).await?;
         let newest = rows.iter().map(|(_, at)| *at).max();
         {
-            let mut set = self
-                .revoked
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut set = self.revoked.write();
             set.extend(rows);
             let oldest = self.cursor.oldest_relevant(now);
             set.retain(|_, at| *at >= oldest);
@@ -68,10 +59,7 @@ impl RevocationSet {
 
     /// How many sessions are held (a metric).
     pub fn len(&self) -> usize {
-        self.revoked
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .len()
+        self.revoked.read().len()
     }
 
     /// Whether none are.

@@ -88,7 +88,7 @@ const DECISION_CAPACITY: usize = 10_000;
 /// A subject allowed, or (denied rather than unauthenticated, reason).
 type Decision = Result<Subject, (bool, String)>;
 /// Recent decisions by the hash of (token, permission, resource).
-type Recent = std::sync::RwLock<std::collections::HashMap<[u8; 32], (Instant, Decision)>>;
+type Recent = parking_lot::RwLock<std::collections::HashMap<[u8; 32], (Instant, Decision)>>;
 
 /// Asks the Auth Service for decisions, reusing each for [`DECISION_TTL`] (the
 /// Gateway sends the same token with every request of a user).
@@ -120,20 +120,14 @@ impl Authorizer {
     }
 
     fn remembered(&self, key: &[u8; 32]) -> Option<Decision> {
-        let map = self
-            .recent
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let map = self.recent.read();
         map.get(key)
             .filter(|(at, _)| at.elapsed() < DECISION_TTL)
             .map(|(_, d)| d.clone())
     }
 
     fn remember(&self, key: [u8; 32], decision: Decision) {
-        let mut map = self
-            .recent
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self.recent.write();
         if map.len() >= DECISION_CAPACITY {
             map.retain(|_, (at, _)| at.elapsed() < DECISION_TTL);
             if map.len() >= DECISION_CAPACITY {

@@ -10,17 +10,20 @@
 
 use crate::storage::{KeyStore, SigningKeyRecord, StoreError};
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use aws_lc_rs::digest::{SHA256, digest};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, CommonParameters, EllipticCurve, EllipticCurveKeyParameters,
+    EllipticCurveKeyType, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse, ThumbprintHash,
+};
 use jsonwebtoken::{DecodingKey, EncodingKey};
+use parking_lot::RwLock;
 use platform::clock::SharedClock;
-use serde::Serialize;
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 const ALGORITHM: &str = "ES256";
 /// The shortest time a next key is published before it signs.
@@ -95,19 +98,6 @@ impl Kek {
     }
 }
 
-/// One public key of the JWKS (RFC 7517).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Jwk {
-    pub kty: &'static str,
-    pub crv: &'static str,
-    pub x: String,
-    pub y: String,
-    pub kid: String,
-    pub alg: &'static str,
-    #[serde(rename = "use")]
-    pub use_: &'static str,
-}
-
 /// The key that signs new tokens.
 pub struct SigningKey {
     /// Its key id, the RFC 7638 thumbprint of its public key.
@@ -123,7 +113,7 @@ pub struct KeySet {
     /// Every published key by kid.
     pub verifying: HashMap<String, DecodingKey>,
     /// The published keys.
-    pub jwks: Vec<Jwk>,
+    pub jwks: JwkSet,
     /// `{"keys": [...]}`, served as is.
     pub jwks_json: String,
 }
@@ -169,10 +159,7 @@ impl KeyRing {
 
     /// The keys as of the last refresh, if any.
     pub fn keys(&self) -> Option<Arc<KeySet>> {
-        self.current
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        self.current.read().clone()
     }
 
     /// Creates the keys the schedule calls for and reloads the ring.
@@ -192,10 +179,7 @@ impl KeyRing {
             records = self.store.signing_keys().await?;
         }
         let set = self.build(&records, now)?;
-        *self
-            .current
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(set));
+        *self.current.write() = Some(Arc::new(set));
         Ok(())
     }
 
@@ -279,13 +263,14 @@ impl KeyRing {
             if i < current && retired_at.is_some_and(|t| t + self.retain < now) {
                 continue;
             }
-            let jwk = jwk_of(r)?;
-            let key = DecodingKey::from_ec_components(&jwk.x, &jwk.y)
-                .map_err(|e| KeyError::Crypto(e.to_string()))?;
-            verifying.insert(jwk.kid.clone(), key);
+            let jwk = jwk_of(&r.public_key, Some(r.kid.clone()))?;
+            let key = DecodingKey::from_jwk(&jwk).map_err(|e| KeyError::Crypto(e.to_string()))?;
+            verifying.insert(r.kid.clone(), key);
             jwks.push(jwk);
         }
-        let jwks_json = serde_json::json!({ "keys": jwks }).to_string();
+        let jwks = JwkSet { keys: jwks };
+        let jwks_json =
+            serde_json::to_string(&jwks).map_err(|e| KeyError::Crypto(e.to_string()))?;
         Ok(KeySet {
             signing,
             verifying,
@@ -303,37 +288,35 @@ fn current_index(records: &[SigningKeyRecord], now: DateTime<Utc>) -> usize {
         .unwrap_or(0)
 }
 
-fn coordinates(public_key: &[u8]) -> Result<(String, String), KeyError> {
-    // An uncompressed SEC1 point: 0x04 ‖ x (32 bytes) ‖ y (32 bytes).
-    match public_key {
-        [4, rest @ ..] if rest.len() == 64 => Ok((
-            URL_SAFE_NO_PAD.encode(&rest[..32]),
-            URL_SAFE_NO_PAD.encode(&rest[32..]),
-        )),
-        _ => Err(KeyError::Crypto(
-            "stored public key is not an uncompressed P-256 point".into(),
-        )),
-    }
-}
-
-/// The RFC 7638 JWK thumbprint: SHA-256 over the required members in lexical order.
-fn thumbprint(public_key: &[u8]) -> Result<String, KeyError> {
-    let (x, y) = coordinates(public_key)?;
-    let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
-    Ok(URL_SAFE_NO_PAD.encode(digest(&SHA256, canonical.as_bytes())))
-}
-
-fn jwk_of(r: &SigningKeyRecord) -> Result<Jwk, KeyError> {
-    let (x, y) = coordinates(&r.public_key)?;
+/// The public JWK of an uncompressed SEC1 P-256 point (0x04 ‖ x ‖ y).
+fn jwk_of(public_key: &[u8], kid: Option<String>) -> Result<Jwk, KeyError> {
+    let (x, y) = match public_key {
+        [4, rest @ ..] if rest.len() == 64 => (&rest[..32], &rest[32..]),
+        _ => {
+            return Err(KeyError::Crypto(
+                "stored public key is not an uncompressed P-256 point".into(),
+            ));
+        }
+    };
     Ok(Jwk {
-        kty: "EC",
-        crv: "P-256",
-        x,
-        y,
-        kid: r.kid.clone(),
-        alg: ALGORITHM,
-        use_: "sig",
+        common: CommonParameters {
+            public_key_use: Some(PublicKeyUse::Signature),
+            key_algorithm: Some(KeyAlgorithm::ES256),
+            key_id: kid,
+            ..CommonParameters::default()
+        },
+        algorithm: AlgorithmParameters::EllipticCurve(EllipticCurveKeyParameters {
+            key_type: EllipticCurveKeyType::EC,
+            curve: EllipticCurve::P256,
+            x: URL_SAFE_NO_PAD.encode(x),
+            y: URL_SAFE_NO_PAD.encode(y),
+        }),
     })
+}
+
+/// The key id: the RFC 7638 thumbprint of the public key.
+fn thumbprint(public_key: &[u8]) -> Result<String, KeyError> {
+    Ok(jwk_of(public_key, None)?.thumbprint(ThumbprintHash::SHA256))
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@
 
 use super::jwt::AccessClaims;
 use aws_lc_rs::digest::{SHA256, digest};
+use parking_lot::RwLock;
 use std::collections::HashMap;
-use std::sync::RwLock;
 
 /// Tokens remembered at most (about 250 bytes each).
 const CAPACITY: usize = 10_000;
@@ -26,20 +26,13 @@ fn key(token: &str) -> [u8; 32] {
 impl VerifiedTokens {
     /// The claims of `token` if it was verified before.
     pub fn get(&self, token: &str) -> Option<AccessClaims> {
-        self.map
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&key(token))
-            .cloned()
+        self.map.read().get(&key(token)).cloned()
     }
 
     /// Remembers a verified token; when full, forgets everything (rare, cheap,
     /// and bounded), expired entries included.
     pub fn insert(&self, token: &str, claims: &AccessClaims) {
-        let mut map = self
-            .map
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self.map.write();
         if map.len() >= CAPACITY {
             map.clear();
         }

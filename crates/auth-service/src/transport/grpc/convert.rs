@@ -103,3 +103,33 @@ pub fn audit(e: AuditRecord) -> pb::AuditEvent {
         details: e.details.into_iter().collect(),
     }
 }
+
+/// A published EC key in the proto's shape (the set only holds EC keys).
+pub fn json_web_key(jwk: &jsonwebtoken::jwk::Jwk) -> Option<pb::JsonWebKey> {
+    use jsonwebtoken::jwk::AlgorithmParameters;
+    let AlgorithmParameters::EllipticCurve(ec) = &jwk.algorithm else {
+        return None;
+    };
+    // The JWK names of these enums are their serde names.
+    fn name(v: impl serde::Serialize) -> Option<String> {
+        serde_json::to_value(v).ok()?.as_str().map(str::to_owned)
+    }
+    Some(pb::JsonWebKey {
+        kty: name(ec.key_type)?,
+        crv: name(&ec.curve)?,
+        x: ec.x.clone(),
+        y: ec.y.clone(),
+        kid: jwk.common.key_id.clone().unwrap_or_default(),
+        alg: jwk
+            .common
+            .key_algorithm
+            .map(|a| a.to_string())
+            .unwrap_or_default(),
+        r#use: jwk
+            .common
+            .public_key_use
+            .as_ref()
+            .and_then(name)
+            .unwrap_or_default(),
+    })
+}

@@ -178,16 +178,9 @@ impl AuthService for AuthGrpc {
         let keys = self.core.key_set()?;
         let jwks = keys
             .jwks
+            .keys
             .iter()
-            .map(|k| pb::JsonWebKey {
-                kty: k.kty.to_owned(),
-                crv: k.crv.to_owned(),
-                x: k.x.clone(),
-                y: k.y.clone(),
-                kid: k.kid.clone(),
-                alg: k.alg.to_owned(),
-                r#use: k.use_.to_owned(),
-            })
+            .filter_map(convert::json_web_key)
             .collect();
         Ok(Response::new(pb::GetJwksResponse {
             jwks_json: keys.jwks_json.clone(),
