@@ -184,27 +184,43 @@ impl Settings {
     }
 
     /// Checks what clap cannot.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.access_token_ttl < Duration::from_secs(30)
-            || self.access_token_ttl > Duration::from_secs(24 * 3600)
-        {
-            return Err("access token TTL must be between 30s and 24h".into());
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let ttl = self.access_token_ttl;
+        if ttl < Duration::from_secs(30) || ttl > Duration::from_secs(24 * 3600) {
+            return Err(ConfigError::AccessTokenTtl);
         }
         if self.refresh_token_ttl <= self.access_token_ttl {
-            return Err("refresh token TTL must be longer than the access token TTL".into());
+            return Err(ConfigError::RefreshTokenTtl);
         }
         if self.key_rotation_interval < Duration::from_secs(1) {
-            return Err("key rotation interval must be at least 1s".into());
+            return Err(ConfigError::KeyRotation);
         }
         if self.issuer.is_empty() || self.audience.is_empty() {
-            return Err("issuer and audience must not be empty".into());
+            return Err(ConfigError::EmptyIssuer);
         }
         if self.max_sync_age < self.sync_interval * 2 {
-            return Err("max sync age must be at least twice the sync interval".into());
+            return Err(ConfigError::MaxSyncAge);
         }
         if self.hash_workers == Some(0) {
-            return Err("hash workers must be at least 1".into());
+            return Err(ConfigError::HashWorkers);
         }
         Ok(())
     }
+}
+
+/// A setting combination clap cannot reject on its own.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("access token TTL must be between 30s and 24h")]
+    AccessTokenTtl,
+    #[error("refresh token TTL must be longer than the access token TTL")]
+    RefreshTokenTtl,
+    #[error("key rotation interval must be at least 1s")]
+    KeyRotation,
+    #[error("issuer and audience must not be empty")]
+    EmptyIssuer,
+    #[error("max sync age must be at least twice the sync interval")]
+    MaxSyncAge,
+    #[error("hash workers must be at least 1")]
+    HashWorkers,
 }

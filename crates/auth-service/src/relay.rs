@@ -7,10 +7,10 @@ use crate::service::{USER_REGISTERED, UserRegistered};
 use futures::future::BoxFuture;
 use identity_proto::user::v1::user_service_client::UserServiceClient;
 use identity_proto::user::v1::{CreateUserRequest, User};
-use platform::access::{TokenSource, authorization};
-use platform::outbox::{Deliver, OutboxEvent};
+use platform::access::{PeerError, TokenSource, authorization, peer_endpoint};
+use platform::outbox::{Deliver, DeliveryError, OutboxEvent};
 use std::sync::Arc;
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig};
 
 /// The User Service, as the receiver of outbox events.
 #[derive(Clone)]
@@ -26,16 +26,8 @@ impl ToUserService {
         url: &str,
         token: Arc<dyn TokenSource>,
         tls: Option<ClientTlsConfig>,
-    ) -> Result<Self, String> {
-        let mut endpoint = Endpoint::from_shared(url.to_owned())
-            .map_err(|e| format!("invalid User Service URL {url:?}: {e}"))?
-            .connect_timeout(std::time::Duration::from_secs(2))
-            .timeout(platform::outbox::DELIVERY_TIMEOUT);
-        if let Some(tls) = tls {
-            endpoint = endpoint
-                .tls_config(tls)
-                .map_err(|e| format!("TLS configuration: {e}"))?;
-        }
+    ) -> Result<Self, PeerError> {
+        let endpoint = peer_endpoint(url, platform::outbox::DELIVERY_TIMEOUT, tls)?;
         Ok(Self {
             client: UserServiceClient::new(endpoint.connect_lazy()),
             token,
@@ -44,13 +36,12 @@ impl ToUserService {
 }
 
 impl Deliver for ToUserService {
-    fn deliver<'a>(&'a self, event: &'a OutboxEvent) -> BoxFuture<'a, Result<(), String>> {
+    fn deliver<'a>(&'a self, event: &'a OutboxEvent) -> BoxFuture<'a, Result<(), DeliveryError>> {
         Box::pin(async move {
             if event.topic != USER_REGISTERED {
-                return Err(format!("unknown topic {:?}", event.topic));
+                return Err(DeliveryError::UnknownTopic(event.topic.clone()));
             }
-            let body: UserRegistered =
-                serde_json::from_str(&event.payload).map_err(|e| format!("bad payload: {e}"))?;
+            let body: UserRegistered = serde_json::from_str(&event.payload)?;
             let token = self.token.token().await?;
             let mut request = tonic::Request::new(CreateUserRequest {
                 user: Some(User {
@@ -61,24 +52,17 @@ impl Deliver for ToUserService {
                 }),
             });
             let md = request.metadata_mut();
-            md.insert(
-                "authorization",
-                authorization(&token).map_err(|s| s.message().to_owned())?,
-            );
-            md.insert(
-                "x-request-id",
-                event
-                    .id
-                    .to_string()
-                    .parse()
-                    .map_err(|_| "bad event id".to_owned())?,
-            );
+            md.insert("authorization", authorization(&token)?);
+            // A UUID is always valid metadata; the id lets the receiver's logs match ours.
+            if let Ok(id) = event.id.to_string().parse() {
+                md.insert("x-request-id", id);
+            }
             self.client
                 .clone()
                 .create_user(request)
                 .await
                 .map(|_| ())
-                .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
+                .map_err(DeliveryError::from)
         })
     }
 }

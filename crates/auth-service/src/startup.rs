@@ -16,7 +16,7 @@ use anyhow::Context as _;
 use base64::Engine as _;
 use futures::future::BoxFuture;
 use identity_proto::auth::v1::auth_service_server::AuthServiceServer;
-use platform::access::{CachedToken, TokenIssuer, TokenSource};
+use platform::access::{CachedToken, TokenError, TokenIssuer, TokenSource};
 use platform::clock::SharedClock;
 use platform::db::Database;
 use platform::grpc::MAX_MESSAGE_BYTES;
@@ -118,7 +118,7 @@ impl Application {
     /// Validates the settings, binds both ports, opens and migrates the database and
     /// loads (or creates) the signing keys.
     pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
-        settings.validate().map_err(anyhow::Error::msg)?;
+        settings.validate()?;
         let grpc = TcpListener::bind(settings.grpc_addr)
             .await
             .with_context(|| format!("cannot bind gRPC address {}", settings.grpc_addr))?;
@@ -261,7 +261,7 @@ pub struct Core {
 /// Opens the database, loads the keys, revocations and roles, and builds the
 /// core (the service and the admin subcommands share it).
 pub async fn build_core(settings: &Settings, clock: SharedClock) -> anyhow::Result<Core> {
-    settings.validate().map_err(anyhow::Error::msg)?;
+    settings.validate()?;
     let store = open_store(settings).await?;
     let keys = Arc::new(key_ring(settings, store.keys.clone(), clock.clone())?);
     keys.refresh().await.context("cannot load signing keys")?;
@@ -305,7 +305,12 @@ pub async fn build_core(settings: &Settings, clock: SharedClock) -> anyhow::Resu
 struct OwnToken(Arc<Authenticator>);
 
 impl TokenIssuer for OwnToken {
-    fn issue(&self) -> BoxFuture<'_, Result<(String, i64), String>> {
-        Box::pin(async move { self.0.own_token().await.map_err(|e| e.to_string()) })
+    fn issue(&self) -> BoxFuture<'_, Result<(String, i64), TokenError>> {
+        Box::pin(async move {
+            self.0
+                .own_token()
+                .await
+                .map_err(|e| TokenError::Issuer(Box::new(e)))
+        })
     }
 }

@@ -53,21 +53,53 @@ pub fn authorization(token: &str) -> Result<AsciiMetadataValue, Status> {
     Ok(v)
 }
 
+/// Why a peer's client could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    #[error("invalid URL {url:?}: {source}")]
+    Url {
+        url: String,
+        source: tonic::transport::Error,
+    },
+    #[error("TLS configuration: {0}")]
+    Tls(tonic::transport::Error),
+}
+
+/// A lazily connecting endpoint for a peer service at `url`.
+pub fn peer_endpoint(
+    url: &str,
+    timeout: Duration,
+    tls: Option<tonic::transport::ClientTlsConfig>,
+) -> Result<Endpoint, PeerError> {
+    let mut endpoint = Endpoint::from_shared(url.to_owned())
+        .map_err(|source| PeerError::Url {
+            url: url.to_owned(),
+            source,
+        })?
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(timeout);
+    if let Some(tls) = tls {
+        endpoint = endpoint.tls_config(tls).map_err(PeerError::Tls)?;
+    }
+    Ok(endpoint)
+}
+
 /// An Auth Service client with the timeouts every caller wants.
 pub fn auth_client(
     url: &str,
     tls: Option<tonic::transport::ClientTlsConfig>,
-) -> Result<AuthServiceClient<Channel>, String> {
-    let mut endpoint = Endpoint::from_shared(url.to_owned())
-        .map_err(|e| format!("invalid Auth Service URL {url:?}: {e}"))?
-        .connect_timeout(Duration::from_secs(2))
-        .timeout(Duration::from_secs(5));
-    if let Some(tls) = tls {
-        endpoint = endpoint
-            .tls_config(tls)
-            .map_err(|e| format!("TLS configuration: {e}"))?;
-    }
+) -> Result<AuthServiceClient<Channel>, PeerError> {
+    let endpoint = peer_endpoint(url, Duration::from_secs(5), tls)?;
     Ok(AuthServiceClient::new(endpoint.connect_lazy()))
+}
+
+/// Why a service could not obtain its own access token.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("the Auth Service refused a service token: {code:?}: {message}")]
+    Refused { code: tonic::Code, message: String },
+    #[error("cannot issue a service token: {0}")]
+    Issuer(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// Who asked, as the Auth Service knows them.
@@ -199,13 +231,13 @@ impl Authorizer {
 /// Where a service gets the token it presents to its peers.
 pub trait TokenSource: Send + Sync + 'static {
     /// A currently valid access token.
-    fn token(&self) -> BoxFuture<'_, Result<String, String>>;
+    fn token(&self) -> BoxFuture<'_, Result<String, TokenError>>;
 }
 
 /// Something that issues a fresh access token, with its lifetime in seconds.
 pub trait TokenIssuer: Send + Sync + 'static {
     /// A new token and its `expires_in`.
-    fn issue(&self) -> BoxFuture<'_, Result<(String, i64), String>>;
+    fn issue(&self) -> BoxFuture<'_, Result<(String, i64), TokenError>>;
 }
 
 /// Reuses an issuer's token until 80 % of its lifetime, so a token never
@@ -226,7 +258,7 @@ impl<I> CachedToken<I> {
 }
 
 impl<I: TokenIssuer> TokenSource for CachedToken<I> {
-    fn token(&self) -> BoxFuture<'_, Result<String, String>> {
+    fn token(&self) -> BoxFuture<'_, Result<String, TokenError>> {
         Box::pin(async move {
             let mut cached = self.cached.lock().await;
             if let Some((token, renew_at)) = cached.as_ref()
@@ -274,7 +306,7 @@ impl ClientCredentials {
 }
 
 impl TokenIssuer for ClientCredentials {
-    fn issue(&self) -> BoxFuture<'_, Result<(String, i64), String>> {
+    fn issue(&self) -> BoxFuture<'_, Result<(String, i64), TokenError>> {
         Box::pin(async move {
             let reply = self
                 .auth
@@ -284,12 +316,9 @@ impl TokenIssuer for ClientCredentials {
                     client_secret: self.secret.expose_secret().to_owned(),
                 })
                 .await
-                .map_err(|s| {
-                    format!(
-                        "cannot obtain a service token: {:?}: {}",
-                        s.code(),
-                        s.message()
-                    )
+                .map_err(|s| TokenError::Refused {
+                    code: s.code(),
+                    message: s.message().to_owned(),
                 })?
                 .into_inner();
             Ok((reply.access_token, reply.expires_in))

@@ -84,10 +84,25 @@ pub trait OutboxStore: Send + Sync + std::fmt::Debug + 'static {
     async fn backlog(&self) -> Result<i64, sqlx::Error>;
 }
 
+/// Why one delivery attempt failed; every kind is retried with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("unknown topic {0:?}")]
+    UnknownTopic(String),
+    #[error("bad payload: {0}")]
+    BadPayload(#[from] serde_json::Error),
+    #[error("not configured: {0}")]
+    NotConfigured(&'static str),
+    #[error(transparent)]
+    Token(#[from] crate::access::TokenError),
+    #[error("the receiver answered {:?}: {}", .0.code(), .0.message())]
+    Receiver(#[from] tonic::Status),
+}
+
 /// Delivers one event to its receiver.
 pub trait Deliver: Send + Sync + 'static {
     /// `Ok` once the receiver has applied (or had already applied) the event.
-    fn deliver<'a>(&'a self, event: &'a OutboxEvent) -> BoxFuture<'a, Result<(), String>>;
+    fn deliver<'a>(&'a self, event: &'a OutboxEvent) -> BoxFuture<'a, Result<(), DeliveryError>>;
 }
 
 /// The relay's metrics.
@@ -200,7 +215,9 @@ impl Relay {
                         event_id = %event.id, topic = %event.topic, attempts = event.attempts + 1,
                         %error, retry_at = %next, "outbox delivery failed"
                     );
-                    self.store.mark_failed(event.id, next, &error).await?;
+                    self.store
+                        .mark_failed(event.id, next, &error.to_string())
+                        .await?;
                 }
             }
         }

@@ -7,7 +7,7 @@ use futures::future::BoxFuture;
 use identity_proto::auth::v1::DisableUserRequest;
 use identity_proto::auth::v1::auth_service_client::AuthServiceClient;
 use platform::access::{TokenSource, authorization};
-use platform::outbox::{Deliver, OutboxEvent};
+use platform::outbox::{Deliver, DeliveryError, OutboxEvent};
 use std::sync::Arc;
 use tonic::transport::Channel;
 
@@ -26,32 +26,29 @@ impl ToAuthService {
 }
 
 impl Deliver for ToAuthService {
-    fn deliver<'a>(&'a self, event: &'a OutboxEvent) -> BoxFuture<'a, Result<(), String>> {
+    fn deliver<'a>(&'a self, event: &'a OutboxEvent) -> BoxFuture<'a, Result<(), DeliveryError>> {
         Box::pin(async move {
             if event.topic != USER_DELETED {
-                return Err(format!("unknown topic {:?}", event.topic));
+                return Err(DeliveryError::UnknownTopic(event.topic.clone()));
             }
-            let body: UserDeleted =
-                serde_json::from_str(&event.payload).map_err(|e| format!("bad payload: {e}"))?;
-            let source = self
-                .token
-                .as_ref()
-                .ok_or("no service account configured (USER_CLIENT_ID)")?;
+            let body: UserDeleted = serde_json::from_str(&event.payload)?;
+            let source = self.token.as_ref().ok_or(DeliveryError::NotConfigured(
+                "no service account (USER_CLIENT_ID)",
+            ))?;
             let token = source.token().await?;
             let mut request = tonic::Request::new(DisableUserRequest {
                 user_id: body.user_id.to_string(),
                 reason: "user deleted".to_owned(),
             });
-            request.metadata_mut().insert(
-                "authorization",
-                authorization(&token).map_err(|s| s.message().to_owned())?,
-            );
+            request
+                .metadata_mut()
+                .insert("authorization", authorization(&token)?);
             self.client
                 .clone()
                 .disable_user(request)
                 .await
                 .map(|_| ())
-                .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
+                .map_err(DeliveryError::from)
         })
     }
 }
