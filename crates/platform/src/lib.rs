@@ -9,6 +9,7 @@ pub mod grpc;
 pub mod http_aux;
 pub mod metrics;
 pub mod outbox;
+pub mod paging;
 pub mod shutdown;
 pub mod sql;
 pub mod status;

@@ -1,5 +1,12 @@
 //! A caller's input that breaks a rule, naming the field at fault; every service
-//! maps it to `INVALID_ARGUMENT` with the field in the message.
+//! maps it to `INVALID_ARGUMENT` with the field in the message. The identity
+//! values both services hold (email, display name) follow one rule here.
+
+mod display_name;
+mod email;
+
+pub use display_name::DisplayName;
+pub use email::Email;
 
 /// One field of a request that breaks a rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,20 +1,23 @@
 //! The User Service's use cases. Transport-free: handlers authorize the caller
 //! (through the Auth Service), parse requests into domain types and call these.
 
-use crate::domain::{Filter, PageToken, Profile, ProfileInput, UpdateMask, Username};
+use crate::domain::{Filter, Profile, ProfileInput, UpdateMask, Username};
 use crate::error::UserError;
 use crate::reads::Reads;
 use crate::storage::{StoreError, UserRecord, UserStore, Written};
 use platform::clock::SharedClock;
 use platform::outbox::OutboxEvent;
+use platform::paging::{Limits, PageRequest};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
 /// Default and largest ListUsers page.
-const DEFAULT_PAGE: i32 = 50;
-const MAX_PAGE: i32 = 1000;
+const PAGES: Limits = Limits {
+    default: 50,
+    max: 1000,
+};
 /// Largest BatchGetUsers request.
 pub const MAX_BATCH: usize = 100;
 /// Attempts to find a free derived username.
@@ -43,7 +46,7 @@ pub struct NewUser {
 #[derive(Debug)]
 pub struct Page {
     pub users: Vec<UserRecord>,
-    pub next: Option<PageToken>,
+    pub next_page_token: String,
 }
 
 /// The etag of a stored version (AIP-154).
@@ -151,32 +154,16 @@ impl Directory {
         page_token: &str,
     ) -> Result<Page, UserError> {
         let filter = Filter::parse(filter_text)?;
-        let token = PageToken::decode(page_token, filter_text)?;
-        let size = match page_size {
-            n if n < 0 => {
-                return Err(crate::domain::FieldViolation::new(
-                    "page_size",
-                    "must not be negative",
-                )
-                .into());
-            }
-            0 => DEFAULT_PAGE,
-            n => n.min(MAX_PAGE),
-        };
-        let mut users = self
+        let page = PageRequest::<Uuid>::parse(page_size, page_token, filter_text.trim(), PAGES)?;
+        let rows = self
             .store
-            .list_users(&filter, token.map(|t| t.after), i64::from(size) + 1)
+            .list_users(&filter, page.after, page.fetch())
             .await?;
-        let more = users.len() > size as usize;
-        users.truncate(size as usize);
-        let next = match users.last() {
-            Some(last) if more => Some(PageToken {
-                after: last.id,
-                filter: filter_text.trim().to_owned(),
-            }),
-            _ => None,
-        };
-        Ok(Page { users, next })
+        let (users, next_page_token) = page.finish(rows, |u| u.id);
+        Ok(Page {
+            users,
+            next_page_token,
+        })
     }
 
     /// Applies `mask` from `input` to the user, if `etag` (when given) is current.
@@ -272,15 +259,4 @@ fn profile_of(u: &UserRecord) -> Result<Profile, UserError> {
         locale: u.locale.clone(),
         time_zone: u.time_zone.clone(),
     })
-}
-
-/// Validates an email given by an internal caller (the Auth Service checked it).
-pub fn email(raw: &str) -> Result<String, UserError> {
-    let s = raw.trim().to_lowercase();
-    if s.is_empty() || s.len() > 254 || !s.contains('@') || s.chars().any(char::is_control) {
-        return Err(
-            crate::domain::FieldViolation::new("user.email", "must be an email address").into(),
-        );
-    }
-    Ok(s)
 }

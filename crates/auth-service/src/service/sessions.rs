@@ -6,6 +6,7 @@ use crate::audit::ClientInfo;
 use crate::authz::Principal;
 use crate::error::AuthError;
 use crate::storage::SessionRecord;
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 const SESSIONS_ADMIN: &str = "sessions:admin";
@@ -19,15 +20,22 @@ impl Authenticator {
         }
     }
 
-    /// The active sessions of `user` (the caller when `None`), newest first.
+    /// A page of the active sessions of `user` (the caller when `None`), newest
+    /// first, older than `before` (creation time and id).
     pub async fn list_sessions(
         &self,
         caller: &Principal,
         user: Option<Uuid>,
+        before: Option<(DateTime<Utc>, Uuid)>,
+        limit: i64,
     ) -> Result<Vec<SessionRecord>, AuthError> {
         let user = user.unwrap_or(caller.subject_id);
         self.require_user_or_admin(caller, user)?;
-        Ok(self.stores.sessions.list_sessions(user).await?)
+        Ok(self
+            .stores
+            .sessions
+            .list_sessions(user, before, limit)
+            .await?)
     }
 
     /// Revokes one session of the caller's (or any, for an admin).

@@ -87,7 +87,14 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
         since: DateTime<Utc>,
     ) -> Result<Vec<(Uuid, DateTime<Utc>)>, StoreError>;
     /// A user's active sessions, newest first.
-    async fn list_sessions(&self, user_id: Uuid) -> Result<Vec<SessionRecord>, StoreError>;
+    /// Up to `limit` active sessions of a user, newest first, older than `before`
+    /// (a session's creation time and id) when given.
+    async fn list_sessions(
+        &self,
+        user_id: Uuid,
+        before: Option<(DateTime<Utc>, Uuid)>,
+        limit: i64,
+    ) -> Result<Vec<SessionRecord>, StoreError>;
     /// The user of an active session.
     async fn session_owner(&self, session_id: Uuid) -> Result<Option<Uuid>, StoreError>;
     /// Revokes one active session; false when there was none.
@@ -284,13 +291,24 @@ platform::generic_store! {
             Ok(rows.into_iter().map(|(id, at)| (id, at.0)).collect())
         }
 
-        async fn list_sessions(&self, user_id: Uuid) -> Result<Vec<SessionRecord>, StoreError> {
-            Ok(sqlx::query_as(
+        async fn list_sessions(
+            &self,
+            user_id: Uuid,
+            before: Option<(DateTime<Utc>, Uuid)>,
+            limit: i64,
+        ) -> Result<Vec<SessionRecord>, StoreError> {
+            let (before_at, before_id) = before.unzip();
+            Ok(sqlx::query_as(&format!(
                 "SELECT id, user_id, created_at, last_used_at, client_address, user_agent
                  FROM sessions WHERE user_id = $1 AND revoked_at IS NULL
-                 ORDER BY created_at DESC, id DESC LIMIT 1000",
-            )
+                   AND ({} IS NULL OR (created_at, id) < ($2, $3))
+                 ORDER BY created_at DESC, id DESC LIMIT $4",
+                DB::typed(2, SqlType::Timestamp),
+            ))
             .bind(user_id)
+            .bind(before_at.map(Timestamp))
+            .bind(before_id)
+            .bind(limit)
             .fetch_all(&self.pool)
             .await?)
         }

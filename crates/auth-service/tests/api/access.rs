@@ -15,6 +15,7 @@ both_backends!(
     role_changes_reach_every_replica_within_a_second,
     service_account_token_flow,
     sessions_and_password_change,
+    session_lists_are_paged,
 );
 
 /// Calls `rpc` as the bearer of `token` with harmless arguments.
@@ -121,6 +122,7 @@ async fn call(
             .list_sessions(req(
                 pb::ListSessionsRequest {
                     user_id: other_user.into(),
+                    ..Default::default()
                 },
                 token,
             ))
@@ -594,6 +596,7 @@ async fn sessions_and_password_change(backend: Backend) {
         .list_sessions(bearer(
             pb::ListSessionsRequest {
                 user_id: phone.user_id.clone(),
+                ..Default::default()
             },
             &stranger.access_token,
         ))
@@ -682,4 +685,80 @@ async fn sessions_and_password_change(backend: Backend) {
         app.validate(&fresh.access_token).await,
         Code::Unauthenticated,
     );
+}
+
+/// Five sessions in pages of two: every session once, newest first, and a page
+/// token only continues the listing it was issued for.
+async fn session_lists_are_paged(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let email = unique_email();
+    app.register(&email, PASSWORD).await.unwrap();
+    let mut logins = Vec::new();
+    for _ in 0..5 {
+        logins.push(app.login(&email, PASSWORD).await.unwrap());
+    }
+    let token = &logins[0].access_token;
+    let mut grpc = app.grpc.clone();
+    let mut seen = Vec::new();
+    let mut page_token = String::new();
+    let mut pages = 0;
+    loop {
+        let page = grpc
+            .list_sessions(bearer(
+                pb::ListSessionsRequest {
+                    page_size: 2,
+                    page_token: page_token.clone(),
+                    ..Default::default()
+                },
+                token,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(page.sessions.len() <= 2);
+        seen.extend(page.sessions.into_iter().map(|s| s.id));
+        pages += 1;
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    assert_eq!(pages, 3);
+    // Session ids are UUIDv7: newest first is descending id order on a still clock.
+    let newest_first: Vec<_> = logins.iter().rev().map(|l| l.session_id.clone()).collect();
+    assert_eq!(seen, newest_first);
+
+    // The token was issued for "my sessions"; naming a user is another listing.
+    let first = grpc
+        .list_sessions(bearer(
+            pb::ListSessionsRequest {
+                page_size: 2,
+                ..Default::default()
+            },
+            token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let replay = grpc
+        .list_sessions(bearer(
+            pb::ListSessionsRequest {
+                user_id: logins[0].user_id.clone(),
+                page_size: 2,
+                page_token: first.next_page_token,
+            },
+            token,
+        ))
+        .await;
+    assert_code(replay, Code::InvalidArgument);
+    let negative = grpc
+        .list_sessions(bearer(
+            pb::ListSessionsRequest {
+                page_size: -1,
+                ..Default::default()
+            },
+            token,
+        ))
+        .await;
+    assert_code(negative, Code::InvalidArgument);
 }

@@ -1,7 +1,7 @@
 //! Update masks (AIP-134): which profile fields an update changes.
 
 use super::profile::{self, Profile};
-use super::{FieldViolation, Username};
+use super::{DisplayName, FieldViolation, Username};
 use std::collections::BTreeSet;
 
 /// A field a user may change.
@@ -145,7 +145,9 @@ impl UpdateMask {
             let name = field.request_field();
             match field {
                 Field::Username => next.username = Username::parse(raw, name)?,
-                Field::DisplayName => next.display_name = profile::display_name(raw, name)?,
+                Field::DisplayName => {
+                    next.display_name = DisplayName::parse(raw, name)?.as_str().to_owned();
+                }
                 Field::AvatarUrl => next.avatar_url = profile::avatar_url(raw, name)?,
                 Field::Bio => next.bio = profile::bio(raw, name)?,
                 Field::Locale => next.locale = profile::locale(raw, name)?,

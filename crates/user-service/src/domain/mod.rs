@@ -3,13 +3,11 @@
 
 pub mod filter;
 mod mask;
-mod page;
 pub mod profile;
 mod username;
 
 pub use filter::Filter;
 pub use mask::{Field, ProfileInput, UpdateMask};
-pub use page::PageToken;
-pub use platform::validation::FieldViolation;
+pub use platform::validation::{DisplayName, Email, FieldViolation};
 pub use profile::{Profile, user_id_from_name};
 pub use username::Username;

@@ -4,7 +4,6 @@ use super::{FieldViolation, Username};
 use std::str::FromStr;
 use uuid::Uuid;
 
-const MAX_DISPLAY_NAME: usize = 100;
 const MAX_URL: usize = 2048;
 const MAX_BIO: usize = 500;
 const MAX_LOCALE: usize = 35;
@@ -29,21 +28,6 @@ pub fn user_id_from_name(name: &str, field: &'static str) -> Result<Uuid, FieldV
     name.strip_prefix("users/")
         .and_then(|id| Uuid::parse_str(id).ok())
         .ok_or_else(|| FieldViolation::new(field, "must be users/{id} with a UUID id"))
-}
-
-/// A display name: at most 100 characters, no control characters.
-pub fn display_name(raw: &str, field: &'static str) -> Result<String, FieldViolation> {
-    let s = raw.trim();
-    if s.chars().count() > MAX_DISPLAY_NAME {
-        return Err(FieldViolation::new(field, "must be at most 100 characters"));
-    }
-    if s.chars().any(char::is_control) {
-        return Err(FieldViolation::new(
-            field,
-            "must not contain control characters",
-        ));
-    }
-    Ok(s.to_owned())
 }
 
 /// An avatar URL: empty, or an absolute http(s) URL without credentials.
@@ -177,7 +161,6 @@ mod tests {
 
     #[test]
     fn text_bounds() {
-        assert!(display_name(&"x".repeat(101), "d").is_err());
         assert!(bio(&"x".repeat(501), "b").is_err());
         assert!(bio("line one\nline two", "b").is_ok());
         assert!(bio("bell\u{7}", "b").is_err());

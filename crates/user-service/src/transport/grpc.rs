@@ -1,7 +1,7 @@
 //! gRPC handlers: authenticate the caller, parse the request into domain types,
 //! call [`Directory`], map the result. Nothing else.
 
-use crate::domain::{FieldViolation, ProfileInput, Username, user_id_from_name};
+use crate::domain::{Email, FieldViolation, ProfileInput, Username, user_id_from_name};
 use crate::error::UserError;
 use crate::policy;
 use crate::service::{self, Directory, MAX_BATCH, NewUser};
@@ -100,7 +100,7 @@ impl UserService for UserGrpc {
         };
         let new = NewUser {
             id,
-            email: service::email(&user.email)?,
+            email: Email::parse(&user.email, "user.email")?.as_str().to_owned(),
             username,
             input: input_of(&user),
         };
@@ -153,7 +153,7 @@ impl UserService for UserGrpc {
             .await?;
         Ok(Response::new(pb::ListUsersResponse {
             users: page.users.into_iter().map(to_proto).collect(),
-            next_page_token: page.next.map(|t| t.encode()).unwrap_or_default(),
+            next_page_token: page.next_page_token,
         }))
     }
 

@@ -10,10 +10,9 @@ use crate::authz::{self, Principal};
 use crate::domain::{DisplayName, Email, FieldViolation, NewPassword, Password};
 use crate::service::Authenticator;
 use crate::storage::AuditQuery;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use identity_proto::auth::v1 as pb;
 use identity_proto::auth::v1::auth_service_server::AuthService;
+use platform::paging::{Limits, PageRequest};
 use secrecy::SecretString;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
@@ -98,25 +97,25 @@ fn role_body(role: Option<pb::Role>) -> Result<(String, String, Vec<String>), Fi
     Ok((name, role.description.trim().to_owned(), permissions))
 }
 
-/// Audit page tokens: the (time, id) of the last event of the previous page.
-fn audit_cursor(
-    raw: &str,
+/// Page sizes of ListAuditEvents and ListSessions.
+const PAGES: Limits = Limits {
+    default: 50,
+    max: 500,
+};
+
+/// A page cursor of time-ordered rows: (time in µs, id) of the previous page's last row.
+fn time_cursor(
+    after: Option<(i64, Uuid)>,
 ) -> Result<Option<(chrono::DateTime<chrono::Utc>, Uuid)>, FieldViolation> {
-    if raw.is_empty() {
-        return Ok(None);
-    }
-    let bad = || FieldViolation::new("page_token", "is not a token this service issued");
-    let bytes = URL_SAFE_NO_PAD
-        .decode(raw.get(..100).unwrap_or(raw))
-        .map_err(|_| bad())?;
-    let text = String::from_utf8(bytes).map_err(|_| bad())?;
-    let (micros, id) = text.split_once('/').ok_or_else(bad)?;
-    let at = micros
-        .parse()
-        .ok()
-        .and_then(chrono::DateTime::from_timestamp_micros)
-        .ok_or_else(bad)?;
-    Ok(Some((at, Uuid::parse_str(id).map_err(|_| bad())?)))
+    after
+        .map(|(micros, id)| {
+            chrono::DateTime::from_timestamp_micros(micros)
+                .map(|at| (at, id))
+                .ok_or_else(|| {
+                    FieldViolation::new("page_token", "is not a token this service issued")
+                })
+        })
+        .transpose()
 }
 
 #[tonic::async_trait]
@@ -400,14 +399,24 @@ impl AuthService for AuthGrpc {
         request: Request<pb::ListSessionsRequest>,
     ) -> Reply<pb::ListSessionsResponse> {
         let (caller, _) = self.caller(&request)?;
-        let user = optional_uuid(&request.get_ref().user_id, "user_id")?;
-        let sessions = self.core.list_sessions(&caller, user).await?;
+        let r = request.into_inner();
+        let user = optional_uuid(&r.user_id, "user_id")?;
+        let filter = user.map(|u| u.to_string()).unwrap_or_default();
+        let page = PageRequest::<(i64, Uuid)>::parse(r.page_size, &r.page_token, &filter, PAGES)?;
+        let before = time_cursor(page.after)?;
+        let sessions = self
+            .core
+            .list_sessions(&caller, user, before, page.fetch())
+            .await?;
+        let (sessions, next_page_token) =
+            page.finish(sessions, |s| (s.created_at.timestamp_micros(), s.id));
         let current = caller.session_id;
         Ok(Response::new(pb::ListSessionsResponse {
             sessions: sessions
                 .into_iter()
                 .map(|s| convert::session(s, current))
                 .collect(),
+            next_page_token,
         }))
     }
 
@@ -459,13 +468,6 @@ impl AuthService for AuthGrpc {
     ) -> Reply<pb::ListAuditEventsResponse> {
         let (caller, _) = self.caller(&request)?;
         let r = request.into_inner();
-        let limit = match r.page_size {
-            n if n < 0 => {
-                return Err(FieldViolation::new("page_size", "must not be negative").into());
-            }
-            0 => 50,
-            n => n.min(500),
-        };
         let bounded = |s: String, field: &'static str| -> Result<Option<String>, FieldViolation> {
             match s.len() {
                 0 => Ok(None),
@@ -473,24 +475,21 @@ impl AuthService for AuthGrpc {
                 _ => Err(FieldViolation::new(field, "must be at most 256 characters")),
             }
         };
+        let since = r
+            .since
+            .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32));
+        let filter = format!("{}\n{}\n{:?}", r.kind, r.involving, since);
+        let page = PageRequest::<(i64, Uuid)>::parse(r.page_size, &r.page_token, &filter, PAGES)?;
+        let before = time_cursor(page.after)?;
         let query = AuditQuery {
             kind: bounded(r.kind, "kind")?,
             involving: bounded(r.involving, "involving")?,
-            since: r
-                .since
-                .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)),
-            before: audit_cursor(&r.page_token)?,
-            limit: i64::from(limit) + 1,
+            since,
+            before,
+            limit: page.fetch(),
         };
-        let mut events = self.core.list_audit(&caller, &query).await?;
-        let more = events.len() > limit as usize;
-        events.truncate(limit as usize);
-        let next_page_token = match events.last() {
-            Some(last) if more => {
-                URL_SAFE_NO_PAD.encode(format!("{}/{}", last.at.timestamp_micros(), last.id))
-            }
-            _ => String::new(),
-        };
+        let events = self.core.list_audit(&caller, &query).await?;
+        let (events, next_page_token) = page.finish(events, |e| (e.at.timestamp_micros(), e.id));
         Ok(Response::new(pb::ListAuditEventsResponse {
             events: events.into_iter().map(convert::audit).collect(),
             next_page_token,
