@@ -57,7 +57,7 @@ fn tokens(c: &mut Criterion) {
         .issue(
             &keys,
             Uuid::now_v7(),
-            Uuid::now_v7(),
+            platform::ids::SessionId::generate(),
             SubjectKind::User,
             roles(2),
             now,
@@ -114,7 +114,7 @@ fn permissions(c: &mut Criterion) {
     let principal = Principal {
         subject_id: subject,
         kind: SubjectKind::User,
-        session_id: Uuid::now_v7(),
+        session_id: platform::ids::SessionId::generate(),
         permissions: authz::permissions_of(&held, &definitions),
         roles: held.clone(),
         expires_at: 0,

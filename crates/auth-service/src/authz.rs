@@ -12,6 +12,7 @@ use crate::feed::ChangeCursor;
 use crate::storage::{RoleStore, StoreError, SubjectChange};
 use chrono::{DateTime, Duration, Utc};
 use parking_lot::RwLock;
+use platform::ids::{SessionId, UserId};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -79,12 +80,19 @@ pub enum SubjectKind {
 pub struct Principal {
     pub subject_id: Uuid,
     pub kind: SubjectKind,
-    pub session_id: Uuid,
+    pub session_id: SessionId,
     pub roles: Vec<String>,
     pub permissions: Vec<String>,
     pub expires_at: i64,
     pub issued_at: i64,
     pub token_id: Uuid,
+}
+
+impl Principal {
+    /// The caller's user id, unless the caller is a service account.
+    pub fn user_id(&self) -> Option<UserId> {
+        (self.kind == SubjectKind::User).then(|| UserId::from_uuid(self.subject_id))
+    }
 }
 
 /// A decision and its reason.
@@ -217,7 +225,7 @@ mod tests {
         Principal {
             subject_id: Uuid::now_v7(),
             kind,
-            session_id: Uuid::now_v7(),
+            session_id: SessionId::generate(),
             roles: vec!["r".into()],
             permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
             expires_at: 0,

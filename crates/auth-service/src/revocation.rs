@@ -7,13 +7,13 @@ use crate::feed::ChangeCursor;
 use crate::storage::{SessionStore, StoreError};
 use chrono::{DateTime, Duration, Utc};
 use parking_lot::RwLock;
+use platform::ids::SessionId;
 use std::collections::HashMap;
-use uuid::Uuid;
 
 /// Revoked sessions that may still have unexpired access tokens.
 #[derive(Debug)]
 pub struct RevocationSet {
-    revoked: RwLock<HashMap<Uuid, DateTime<Utc>>>,
+    revoked: RwLock<HashMap<SessionId, DateTime<Utc>>>,
     /// Where this replica is in the stream of revocations; an entry matters for
     /// the access-token lifetime plus leeway.
     cursor: ChangeCursor,
@@ -29,12 +29,12 @@ impl RevocationSet {
     }
 
     /// Whether tokens of `session_id` must be refused.
-    pub fn is_revoked(&self, session_id: &Uuid) -> bool {
+    pub fn is_revoked(&self, session_id: &SessionId) -> bool {
         self.revoked.read().contains_key(session_id)
     }
 
     /// Records a revocation made by this replica, effective at once.
-    pub fn insert(&self, session_id: Uuid, at: DateTime<Utc>) {
+    pub fn insert(&self, session_id: SessionId, at: DateTime<Utc>) {
         self.revoked.write().insert(session_id, at);
     }
 

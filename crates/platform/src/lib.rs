@@ -7,6 +7,7 @@ pub mod clock;
 pub mod db;
 pub mod grpc;
 pub mod http_aux;
+pub mod ids;
 pub mod metrics;
 pub mod outbox;
 pub mod paging;

@@ -12,6 +12,6 @@ pub const WRITE: &str = "users:write";
 pub const CREATE: &str = "users:create";
 
 /// The resource name of a user.
-pub fn resource(id: uuid::Uuid) -> String {
+pub fn resource(id: platform::ids::UserId) -> String {
     format!("users/{id}")
 }

@@ -7,10 +7,10 @@
 //! would.
 
 use crate::storage::{StoreError, UserRecord, UserStore};
+use platform::ids::UserId;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::{Semaphore, mpsc, oneshot};
-use uuid::Uuid;
 
 /// Reads at the database at once; those arriving meanwhile queue and go out
 /// together in the next one. Fewer means bigger batches and fewer round trips,
@@ -26,7 +26,7 @@ type Reply = oneshot::Sender<Result<Option<UserRecord>, StoreError>>;
 /// The handle GetUser reads go through.
 #[derive(Debug, Clone)]
 pub struct Reads {
-    queue: mpsc::Sender<(Uuid, Reply)>,
+    queue: mpsc::Sender<(UserId, Reply)>,
     store: Arc<dyn UserStore>,
 }
 
@@ -39,7 +39,7 @@ impl Reads {
     }
 
     /// The active user `id`, if any.
-    pub async fn get(&self, id: Uuid) -> Result<Option<UserRecord>, StoreError> {
+    pub async fn get(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
         let (reply, answer) = oneshot::channel();
         if self.queue.send((id, reply)).await.is_err() {
             return self.store.get_user(id).await;
@@ -52,7 +52,7 @@ impl Reads {
     }
 }
 
-async fn batch_loop(store: Arc<dyn UserStore>, mut rx: mpsc::Receiver<(Uuid, Reply)>) {
+async fn batch_loop(store: Arc<dyn UserStore>, mut rx: mpsc::Receiver<(UserId, Reply)>) {
     let slots = Arc::new(Semaphore::new(SLOTS));
     loop {
         // A slot first, then whatever queued while none was free.
@@ -77,11 +77,11 @@ async fn batch_loop(store: Arc<dyn UserStore>, mut rx: mpsc::Receiver<(Uuid, Rep
     }
 }
 
-async fn answer(store: &dyn UserStore, batch: Vec<(Uuid, Reply)>) {
-    let ids: Vec<Uuid> = batch.iter().map(|(id, _)| *id).collect();
+async fn answer(store: &dyn UserStore, batch: Vec<(UserId, Reply)>) {
+    let ids: Vec<UserId> = batch.iter().map(|(id, _)| *id).collect();
     match store.get_users(&ids).await {
         Ok(found) => {
-            let by_id: HashMap<Uuid, UserRecord> = found.into_iter().map(|u| (u.id, u)).collect();
+            let by_id: HashMap<UserId, UserRecord> = found.into_iter().map(|u| (u.id, u)).collect();
             for (id, reply) in batch {
                 let _ = reply.send(Ok(by_id.get(&id).cloned()));
             }

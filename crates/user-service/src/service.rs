@@ -6,12 +6,12 @@ use crate::error::UserError;
 use crate::reads::Reads;
 use crate::storage::{StoreError, UserRecord, UserStore, Written};
 use platform::clock::SharedClock;
+use platform::ids::UserId;
 use platform::outbox::OutboxEvent;
 use platform::paging::{Limits, PageRequest};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tokio::sync::Notify;
-use uuid::Uuid;
 
 /// Default and largest ListUsers page.
 const PAGES: Limits = Limits {
@@ -26,7 +26,7 @@ const USERNAME_ATTEMPTS: usize = 8;
 /// The event the Auth Service receives when a user is deleted.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct UserDeleted {
-    pub user_id: Uuid,
+    pub user_id: UserId,
 }
 
 /// The outbox topic of [`UserDeleted`].
@@ -35,7 +35,7 @@ pub const USER_DELETED: &str = "user.deleted";
 /// A new profile, as CreateUser receives it.
 #[derive(Debug, Clone)]
 pub struct NewUser {
-    pub id: Uuid,
+    pub id: UserId,
     pub email: String,
     /// Derived from the email when `None`.
     pub username: Option<Username>,
@@ -108,7 +108,7 @@ impl Directory {
                     return Ok(stored);
                 }
                 Err(StoreError::UsernameTaken) if !explicit && attempt + 1 < USERNAME_ATTEMPTS => {
-                    let suffix = format!("{:04}", Uuid::new_v4().as_u128() % 10_000);
+                    let suffix = format!("{:04}", uuid::Uuid::new_v4().as_u128() % 10_000);
                     profile.username = Username::derive(&new.email, Some(&suffix));
                 }
                 Err(StoreError::UsernameTaken) => {
@@ -125,7 +125,7 @@ impl Directory {
     }
 
     /// One active user.
-    pub async fn get(&self, id: Uuid) -> Result<UserRecord, UserError> {
+    pub async fn get(&self, id: UserId) -> Result<UserRecord, UserError> {
         self.reads
             .get(id)
             .await?
@@ -133,7 +133,7 @@ impl Directory {
     }
 
     /// Several active users in the order asked; NOT_FOUND if any is missing.
-    pub async fn batch_get(&self, ids: &[Uuid]) -> Result<Vec<UserRecord>, UserError> {
+    pub async fn batch_get(&self, ids: &[UserId]) -> Result<Vec<UserRecord>, UserError> {
         let found = self.store.get_users(ids).await?;
         ids.iter()
             .map(|id| {
@@ -154,7 +154,7 @@ impl Directory {
         page_token: &str,
     ) -> Result<Page, UserError> {
         let filter = Filter::parse(filter_text)?;
-        let page = PageRequest::<Uuid>::parse(page_size, page_token, filter_text.trim(), PAGES)?;
+        let page = PageRequest::<UserId>::parse(page_size, page_token, filter_text.trim(), PAGES)?;
         let rows = self
             .store
             .list_users(&filter, page.after, page.fetch())
@@ -170,7 +170,7 @@ impl Directory {
     #[tracing::instrument(skip_all, fields(user_id = %id))]
     pub async fn update(
         &self,
-        id: Uuid,
+        id: UserId,
         etag_text: &str,
         mask_paths: &[String],
         input: &ProfileInput,
@@ -209,11 +209,11 @@ impl Directory {
 
     /// Soft-deletes the user and tells the Auth Service (through the outbox).
     #[tracing::instrument(skip_all, fields(user_id = %id))]
-    pub async fn delete(&self, id: Uuid, etag_text: &str) -> Result<(), UserError> {
+    pub async fn delete(&self, id: UserId, etag_text: &str) -> Result<(), UserError> {
         let expected = version_of(etag_text)?;
         let now = self.clock.now();
         let payload = serde_json::to_string(&UserDeleted { user_id: id }).unwrap_or_default();
-        let event = OutboxEvent::new(USER_DELETED, id, payload, now);
+        let event = OutboxEvent::new(USER_DELETED, id.uuid(), payload, now);
         match self.store.delete_user(id, expected, now, &event).await? {
             Written::Done(()) => {
                 self.outbox_wake.notify_one();
@@ -227,7 +227,7 @@ impl Directory {
 }
 
 fn record(
-    id: Uuid,
+    id: UserId,
     email: &str,
     p: &Profile,
     version: i64,

@@ -9,6 +9,7 @@ use crate::authz::SubjectKind;
 use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Header, Validation};
+use platform::ids::SessionId;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -23,7 +24,7 @@ pub struct AccessClaims {
     pub iss: String,
     pub aud: String,
     pub sub: Uuid,
-    pub sid: Uuid,
+    pub sid: SessionId,
     pub jti: Uuid,
     pub iat: i64,
     pub nbf: i64,
@@ -94,7 +95,7 @@ impl TokenAuthority {
         &self,
         keys: &KeySet,
         user_id: Uuid,
-        session_id: Uuid,
+        session_id: SessionId,
         kind: SubjectKind,
         roles: Vec<String>,
         now: DateTime<Utc>,

@@ -12,6 +12,7 @@ use aws_lc_rs::digest::{SHA256, digest};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use platform::ids::{ServiceAccountId, SessionId, UserId};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
@@ -230,7 +231,7 @@ impl Authenticator {
         }
         let secret = random_token(32)?;
         let account = ServiceAccountRecord {
-            id: Uuid::now_v7(),
+            id: ServiceAccountId::generate(),
             client_id: format!("sa-{}", random_token(12)?),
             secret_hash: secret_hash(&secret),
             created_at: self.clock.now(),
@@ -275,7 +276,7 @@ impl Authenticator {
     pub async fn delete_service_account(
         &self,
         caller: &Principal,
-        id: Uuid,
+        id: ServiceAccountId,
         client: &ClientInfo,
     ) -> Result<(), AuthError> {
         self.require(caller, ACCOUNTS_ADMIN, None)?;
@@ -291,9 +292,9 @@ impl Authenticator {
             )));
         }
         // Its tokens carry its id as their session: revoke them like a session.
-        self.revoked.insert(id, now);
+        self.revoked.insert(SessionId::from_uuid(id.uuid()), now);
         self.authz.note(SubjectChange {
-            subject_id: id,
+            subject_id: id.uuid(),
             changed_at: now,
             roles: vec![],
             disabled: true,
@@ -337,8 +338,8 @@ impl Authenticator {
         };
         let (token, expires_in) = self
             .sign(
-                account.id,
-                account.id,
+                account.id.uuid(),
+                SessionId::from_uuid(account.id.uuid()),
                 SubjectKind::Service,
                 self.clock.now(),
             )
@@ -386,7 +387,7 @@ impl Authenticator {
         email: Email,
         display_name: DisplayName,
         password: impl FnOnce() -> anyhow::Result<NewPassword>,
-    ) -> anyhow::Result<Uuid> {
+    ) -> anyhow::Result<UserId> {
         let client = ClientInfo::default();
         if let Some(existing) = self
             .stores
@@ -397,7 +398,7 @@ impl Authenticator {
             let now = self.clock.now();
             self.stores
                 .roles
-                .assign_role(existing.id, ADMIN_ROLE, now)
+                .assign_role(existing.id.uuid(), ADMIN_ROLE, now)
                 .await?;
             self.audit(
                 self.event("role.assigned", &client)
@@ -419,7 +420,7 @@ impl Authenticator {
     pub async fn disable_user(
         &self,
         caller: &Principal,
-        user_id: Uuid,
+        user_id: UserId,
         reason: &str,
         client: &ClientInfo,
     ) -> Result<(), AuthError> {

@@ -9,6 +9,7 @@ use crate::error::AuthError;
 use crate::storage::{NewIdentity, NewRefreshToken, NewSession, Rotation, StoreError};
 use crate::throttle::Throttle;
 use chrono::{DateTime, Utc};
+use platform::ids::{SessionId, UserId};
 use platform::outbox::OutboxEvent;
 use secrecy::SecretString;
 use uuid::Uuid;
@@ -22,7 +23,7 @@ impl Authenticator {
         password: NewPassword,
         display_name: DisplayName,
         client: &ClientInfo,
-    ) -> Result<Uuid, AuthError> {
+    ) -> Result<UserId, AuthError> {
         self.register_with_roles(email, password, display_name, &[DEFAULT_ROLE], client)
             .await
     }
@@ -35,7 +36,7 @@ impl Authenticator {
         display_name: DisplayName,
         roles: &[&str],
         client: &ClientInfo,
-    ) -> Result<Uuid, AuthError> {
+    ) -> Result<UserId, AuthError> {
         // Registration reveals whether an email exists by design (ALREADY_EXISTS),
         // so checking first only saves a hash; the unique key still decides races.
         if self
@@ -48,7 +49,7 @@ impl Authenticator {
             return Err(AuthError::EmailTaken);
         }
         let password_hash = self.hasher.hash(password.secret()).await?;
-        let id = Uuid::now_v7();
+        let id = UserId::generate();
         let now = self.clock.now();
         let identity = NewIdentity {
             id,
@@ -64,7 +65,7 @@ impl Authenticator {
             display_name: identity.display_name.clone(),
         })
         .map_err(|e| AuthError::Internal(e.to_string()))?;
-        let event = OutboxEvent::new(USER_REGISTERED, id, payload, now);
+        let event = OutboxEvent::new(USER_REGISTERED, id.uuid(), payload, now);
         self.stores
             .identities
             .insert_identity(&identity, &event)
@@ -135,7 +136,7 @@ impl Authenticator {
         }
         let now = self.clock.now();
         let session = NewSession {
-            id: Uuid::now_v7(),
+            id: SessionId::generate(),
             user_id: identity.id,
             created_at: now,
             client_address: client.address.clone(),
@@ -177,7 +178,8 @@ impl Authenticator {
         let hash = refresh::parse(presented).ok_or(AuthError::InvalidRefreshToken)?;
         let now = self.clock.now();
         let minted = refresh::mint().map_err(|_| AuthError::Internal("no randomness".into()))?;
-        let next = self.refresh_record(minted.hash, Uuid::nil(), now);
+        // The session is the spent token's; the store fills it in.
+        let next = self.refresh_record(minted.hash, SessionId::from_uuid(Uuid::nil()), now);
         match self
             .stores
             .sessions
@@ -240,15 +242,13 @@ impl Authenticator {
         new: NewPassword,
         client: &ClientInfo,
     ) -> Result<usize, AuthError> {
-        if caller.kind != SubjectKind::User {
-            return Err(AuthError::PermissionDenied(
-                "only users have passwords".into(),
-            ));
-        }
+        let user_id = caller
+            .user_id()
+            .ok_or_else(|| AuthError::PermissionDenied("only users have passwords".into()))?;
         let identity = self
             .stores
             .identities
-            .identity_by_id(caller.subject_id)
+            .identity_by_id(user_id)
             .await?
             .ok_or_else(|| AuthError::Unauthenticated("the identity no longer exists".into()))?;
         let verified = self
@@ -271,7 +271,7 @@ impl Authenticator {
             .stores
             .identities
             .change_password(
-                caller.subject_id,
+                user_id,
                 &identity.password_hash,
                 &hash,
                 Some(caller.session_id),
@@ -297,14 +297,14 @@ impl Authenticator {
 
     async fn tokens_for(
         &self,
-        user_id: Uuid,
-        session_id: Uuid,
+        user_id: UserId,
+        session_id: SessionId,
         refresh_token: SecretString,
         refresh_expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<IssuedTokens, AuthError> {
         let (access_token, expires_in) = self
-            .sign(user_id, session_id, SubjectKind::User, now)
+            .sign(user_id.uuid(), session_id, SubjectKind::User, now)
             .await?;
         Ok(IssuedTokens {
             access_token,
@@ -319,7 +319,7 @@ impl Authenticator {
     fn refresh_record(
         &self,
         hash: [u8; 32],
-        session_id: Uuid,
+        session_id: SessionId,
         now: DateTime<Utc>,
     ) -> NewRefreshToken {
         NewRefreshToken {
@@ -334,7 +334,7 @@ impl Authenticator {
     /// meanwhile; returns the new hash if stored. A failure only costs the upgrade.
     async fn rehash(
         &self,
-        user_id: Uuid,
+        user_id: UserId,
         current: &str,
         password: &SecretString,
     ) -> Option<String> {

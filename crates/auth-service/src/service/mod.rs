@@ -15,6 +15,7 @@ use crate::revocation::RevocationSet;
 use crate::storage::Stores;
 use chrono::{DateTime, Duration, Utc};
 use platform::clock::SharedClock;
+use platform::ids::{SessionId, UserId};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -36,15 +37,15 @@ pub struct IssuedTokens {
     pub access_token: String,
     pub refresh_token: SecretString,
     pub expires_in: i64,
-    pub session_id: Uuid,
-    pub user_id: Uuid,
+    pub session_id: SessionId,
+    pub user_id: UserId,
     pub refresh_expires_at: DateTime<Utc>,
 }
 
 /// The event the User Service receives for every registration.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct UserRegistered {
-    pub user_id: Uuid,
+    pub user_id: UserId,
     pub email: String,
     pub display_name: String,
 }
@@ -159,7 +160,7 @@ impl Authenticator {
     pub(crate) async fn sign(
         &self,
         subject: Uuid,
-        session_id: Uuid,
+        session_id: SessionId,
         kind: SubjectKind,
         now: DateTime<Utc>,
     ) -> Result<(String, i64), AuthError> {
@@ -186,9 +187,10 @@ impl Authenticator {
             .service_account_by_name(OWN_ACCOUNT)
             .await?
             .ok_or_else(|| AuthError::Internal("the auth-service account is missing".into()))?;
+        // A service token's session is its account.
         self.sign(
-            account.id,
-            account.id,
+            account.id.uuid(),
+            SessionId::from_uuid(account.id.uuid()),
             SubjectKind::Service,
             self.clock.now(),
         )

@@ -7,13 +7,13 @@ use crate::authz::Principal;
 use crate::error::AuthError;
 use crate::storage::SessionRecord;
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
+use platform::ids::{SessionId, UserId};
 
 const SESSIONS_ADMIN: &str = "sessions:admin";
 
 impl Authenticator {
-    fn require_user_or_admin(&self, caller: &Principal, user: Uuid) -> Result<(), AuthError> {
-        if caller.subject_id == user {
+    fn require_user_or_admin(&self, caller: &Principal, user: UserId) -> Result<(), AuthError> {
+        if caller.user_id() == Some(user) {
             Ok(())
         } else {
             self.require(caller, SESSIONS_ADMIN, None)
@@ -25,11 +25,14 @@ impl Authenticator {
     pub async fn list_sessions(
         &self,
         caller: &Principal,
-        user: Option<Uuid>,
-        before: Option<(DateTime<Utc>, Uuid)>,
+        user: Option<UserId>,
+        before: Option<(DateTime<Utc>, SessionId)>,
         limit: i64,
     ) -> Result<Vec<SessionRecord>, AuthError> {
-        let user = user.unwrap_or(caller.subject_id);
+        // A service account has no sessions of its own.
+        let Some(user) = user.or_else(|| caller.user_id()) else {
+            return Ok(Vec::new());
+        };
         self.require_user_or_admin(caller, user)?;
         Ok(self
             .stores
@@ -42,14 +45,14 @@ impl Authenticator {
     pub async fn revoke_session(
         &self,
         caller: &Principal,
-        session: Uuid,
+        session: SessionId,
         client: &ClientInfo,
     ) -> Result<(), AuthError> {
         let owner = self.stores.sessions.session_owner(session).await?;
         // An unknown session and someone else's look the same to a non-admin.
         let not_found = || AuthError::NotFound(format!("no active session {session}"));
         let owner = match owner {
-            Some(o) if o == caller.subject_id => o,
+            Some(o) if caller.user_id() == Some(o) => o,
             Some(o) => {
                 self.require(caller, SESSIONS_ADMIN, None)
                     .map_err(|_| not_found())?;
@@ -81,15 +84,17 @@ impl Authenticator {
     pub async fn revoke_other_sessions(
         &self,
         caller: &Principal,
-        user: Option<Uuid>,
+        user: Option<UserId>,
         client: &ClientInfo,
     ) -> Result<usize, AuthError> {
-        let (user, keep) = match user {
-            Some(u) if u != caller.subject_id => {
-                self.require(caller, SESSIONS_ADMIN, None)?;
-                (u, None)
-            }
-            _ => (caller.subject_id, Some(caller.session_id)),
+        let Some(user) = user.or_else(|| caller.user_id()) else {
+            return Ok(0);
+        };
+        let keep = if caller.user_id() == Some(user) {
+            Some(caller.session_id)
+        } else {
+            self.require(caller, SESSIONS_ADMIN, None)?;
+            None
         };
         let now = self.clock.now();
         let revoked = self

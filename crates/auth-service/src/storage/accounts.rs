@@ -4,8 +4,8 @@
 use super::{Sql, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use platform::ids::ServiceAccountId;
 use platform::sql::{Timestamp, UniqueKey};
-use uuid::Uuid;
 
 /// Active account names are unique (a partial unique index).
 const NAME_KEY: UniqueKey = UniqueKey {
@@ -20,7 +20,7 @@ const CLIENT_ID_KEY: UniqueKey = UniqueKey {
 /// A service account as stored (the secret only as its SHA-256).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ServiceAccountRecord {
-    pub id: Uuid,
+    pub id: ServiceAccountId,
     pub name: String,
     pub client_id: String,
     pub secret_hash: Vec<u8>,
@@ -52,7 +52,7 @@ pub trait ServiceAccountStore: Send + Sync + std::fmt::Debug {
     /// Disables an account; false when there was no active one.
     async fn disable_service_account(
         &self,
-        id: Uuid,
+        id: ServiceAccountId,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 }
@@ -78,7 +78,7 @@ platform::generic_store! {
             };
             let mut accounts: Vec<ServiceAccountRecord> = query.fetch_all(&mut *tx).await?;
             for a in &mut accounts {
-                a.roles = Self::roles_of(&mut tx, a.id).await?;
+                a.roles = Self::roles_of(&mut tx, a.id.uuid()).await?;
             }
             tx.commit().await?;
             Ok(accounts)
@@ -153,7 +153,7 @@ platform::generic_store! {
 
         async fn disable_service_account(
             &self,
-            id: Uuid,
+            id: ServiceAccountId,
             now: DateTime<Utc>,
         ) -> Result<bool, StoreError> {
             let done = sqlx::query(

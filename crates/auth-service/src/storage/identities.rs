@@ -4,9 +4,9 @@
 use super::{Sql, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use platform::ids::{SessionId, UserId};
 use platform::outbox::{OutboxEvent, SqlOutbox};
 use platform::sql::{Timestamp, UniqueKey};
-use uuid::Uuid;
 
 const EMAIL_KEY: UniqueKey = UniqueKey {
     name: "identities_email_key",
@@ -19,7 +19,7 @@ const IDENTITY: &str = "SELECT id, email, display_name, password_hash,
 /// A new identity to insert.
 #[derive(Debug, Clone)]
 pub struct NewIdentity {
-    pub id: Uuid,
+    pub id: UserId,
     pub email: String,
     pub display_name: String,
     pub password_hash: String,
@@ -30,7 +30,7 @@ pub struct NewIdentity {
 /// A stored identity.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct IdentityRecord {
-    pub id: Uuid,
+    pub id: UserId,
     pub email: String,
     pub display_name: String,
     pub password_hash: String,
@@ -50,12 +50,12 @@ pub trait IdentityStore: Send + Sync + std::fmt::Debug {
     /// The identity with this normalised email.
     async fn identity_by_email(&self, email: &str) -> Result<Option<IdentityRecord>, StoreError>;
     /// The identity with this id.
-    async fn identity_by_id(&self, id: Uuid) -> Result<Option<IdentityRecord>, StoreError>;
+    async fn identity_by_id(&self, id: UserId) -> Result<Option<IdentityRecord>, StoreError>;
     /// Replaces the password hash if it is still `expected` (a re-hash with new
     /// parameters never overwrites a password changed meanwhile); true if replaced.
     async fn rehash_password(
         &self,
-        user_id: Uuid,
+        user_id: UserId,
         expected: &str,
         hash: &str,
         now: DateTime<Utc>,
@@ -65,20 +65,20 @@ pub trait IdentityStore: Send + Sync + std::fmt::Debug {
     /// revoked, or `None` when the password changed meanwhile (nothing written).
     async fn change_password(
         &self,
-        user_id: Uuid,
+        user_id: UserId,
         expected: &str,
         hash: &str,
-        keep: Option<Uuid>,
+        keep: Option<SessionId>,
         now: DateTime<Utc>,
-    ) -> Result<Option<Vec<Uuid>>, StoreError>;
+    ) -> Result<Option<Vec<SessionId>>, StoreError>;
     /// Disables an identity and revokes all its sessions; returns the sessions
     /// revoked now. Disabling twice changes nothing.
     async fn disable_identity(
         &self,
-        user_id: Uuid,
+        user_id: UserId,
         now: DateTime<Utc>,
         reason: &str,
-    ) -> Result<Vec<Uuid>, StoreError>;
+    ) -> Result<Vec<SessionId>, StoreError>;
 }
 
 platform::generic_store! {
@@ -86,7 +86,7 @@ platform::generic_store! {
         /// Sets the password hash if it is still `expected`; true if it was.
         async fn replace_hash(
             conn: &mut DB::Connection,
-            user_id: Uuid,
+            user_id: UserId,
             expected: &str,
             hash: &str,
             now: DateTime<Utc>,
@@ -152,7 +152,7 @@ platform::generic_store! {
                 .await?)
         }
 
-        async fn identity_by_id(&self, id: Uuid) -> Result<Option<IdentityRecord>, StoreError> {
+        async fn identity_by_id(&self, id: UserId) -> Result<Option<IdentityRecord>, StoreError> {
             Ok(sqlx::query_as(&format!("{IDENTITY} WHERE id = $1"))
                 .bind(id)
                 .fetch_optional(&self.pool)
@@ -161,7 +161,7 @@ platform::generic_store! {
 
         async fn rehash_password(
             &self,
-            user_id: Uuid,
+            user_id: UserId,
             expected: &str,
             hash: &str,
             now: DateTime<Utc>,
@@ -172,12 +172,12 @@ platform::generic_store! {
 
         async fn change_password(
             &self,
-            user_id: Uuid,
+            user_id: UserId,
             expected: &str,
             hash: &str,
-            keep: Option<Uuid>,
+            keep: Option<SessionId>,
             now: DateTime<Utc>,
-        ) -> Result<Option<Vec<Uuid>>, StoreError> {
+        ) -> Result<Option<Vec<SessionId>>, StoreError> {
             let mut tx = self.pool.begin().await?;
             if !Self::replace_hash(&mut tx, user_id, expected, hash, now).await? {
                 return Ok(None);
@@ -190,10 +190,10 @@ platform::generic_store! {
 
         async fn disable_identity(
             &self,
-            user_id: Uuid,
+            user_id: UserId,
             now: DateTime<Utc>,
             reason: &str,
-        ) -> Result<Vec<Uuid>, StoreError> {
+        ) -> Result<Vec<SessionId>, StoreError> {
             let mut tx = self.pool.begin().await?;
             sqlx::query(
                 "UPDATE identities SET disabled_at = $2, updated_at = $2

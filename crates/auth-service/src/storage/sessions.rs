@@ -4,14 +4,14 @@
 use super::{Sql, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use platform::ids::{SessionId, UserId};
 use platform::sql::{SqlType, Timestamp};
-use uuid::Uuid;
 
 /// A new session with its first refresh token.
 #[derive(Debug, Clone)]
 pub struct NewSession {
-    pub id: Uuid,
-    pub user_id: Uuid,
+    pub id: SessionId,
+    pub user_id: UserId,
     pub created_at: DateTime<Utc>,
     /// The client address and user agent the Gateway reported, if any.
     pub client_address: Option<String>,
@@ -22,7 +22,7 @@ pub struct NewSession {
 #[derive(Debug, Clone)]
 pub struct NewRefreshToken {
     pub hash: [u8; 32],
-    pub session_id: Uuid,
+    pub session_id: SessionId,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
 }
@@ -31,9 +31,12 @@ pub struct NewRefreshToken {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rotation {
     /// The token was current; it is now spent and its successor stored.
-    Rotated { session_id: Uuid, user_id: Uuid },
+    Rotated {
+        session_id: SessionId,
+        user_id: UserId,
+    },
     /// The token was already spent: the session is now revoked.
-    Reused { session_id: Uuid },
+    Reused { session_id: SessionId },
     /// The token is expired, or its session revoked or its identity disabled.
     Dead,
     /// No such token.
@@ -43,8 +46,8 @@ pub enum Rotation {
 /// An active session.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SessionRecord {
-    pub id: Uuid,
-    pub user_id: Uuid,
+    pub id: SessionId,
+    pub user_id: UserId,
     #[sqlx(try_from = "Timestamp")]
     pub created_at: DateTime<Utc>,
     #[sqlx(try_from = "Timestamp")]
@@ -80,38 +83,38 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
         presented: &[u8; 32],
         now: DateTime<Utc>,
         reason: &str,
-    ) -> Result<Option<Uuid>, StoreError>;
+    ) -> Result<Option<SessionId>, StoreError>;
     /// Sessions revoked at or after `since`, with when.
     async fn revoked_sessions_since(
         &self,
         since: DateTime<Utc>,
-    ) -> Result<Vec<(Uuid, DateTime<Utc>)>, StoreError>;
+    ) -> Result<Vec<(SessionId, DateTime<Utc>)>, StoreError>;
     /// A user's active sessions, newest first.
     /// Up to `limit` active sessions of a user, newest first, older than `before`
     /// (a session's creation time and id) when given.
     async fn list_sessions(
         &self,
-        user_id: Uuid,
-        before: Option<(DateTime<Utc>, Uuid)>,
+        user_id: UserId,
+        before: Option<(DateTime<Utc>, SessionId)>,
         limit: i64,
     ) -> Result<Vec<SessionRecord>, StoreError>;
     /// The user of an active session.
-    async fn session_owner(&self, session_id: Uuid) -> Result<Option<Uuid>, StoreError>;
+    async fn session_owner(&self, session_id: SessionId) -> Result<Option<UserId>, StoreError>;
     /// Revokes one active session; false when there was none.
     async fn revoke_session(
         &self,
-        session_id: Uuid,
+        session_id: SessionId,
         now: DateTime<Utc>,
         reason: &str,
     ) -> Result<bool, StoreError>;
     /// Revokes a user's active sessions but `except`; returns those revoked.
     async fn revoke_sessions_of(
         &self,
-        user_id: Uuid,
-        except: Option<Uuid>,
+        user_id: UserId,
+        except: Option<SessionId>,
         now: DateTime<Utc>,
         reason: &str,
-    ) -> Result<Vec<Uuid>, StoreError>;
+    ) -> Result<Vec<SessionId>, StoreError>;
 }
 
 platform::generic_store! {
@@ -119,11 +122,11 @@ platform::generic_store! {
         /// Revokes a user's active sessions but `except`; returns those revoked.
         pub(super) async fn revoke_user_sessions(
             conn: &mut DB::Connection,
-            user_id: Uuid,
-            except: Option<Uuid>,
+            user_id: UserId,
+            except: Option<SessionId>,
             now: DateTime<Utc>,
             reason: &str,
-        ) -> Result<Vec<Uuid>, StoreError> {
+        ) -> Result<Vec<SessionId>, StoreError> {
             Ok(sqlx::query_scalar(&format!(
                 "UPDATE sessions SET revoked_at = $3, revoke_reason = $4
                  WHERE user_id = $1 AND revoked_at IS NULL AND ({} IS NULL OR id <> $2)
@@ -131,7 +134,7 @@ platform::generic_store! {
                 DB::typed(2, SqlType::Uuid)
             ))
             .bind(user_id)
-            .bind(except)
+            .bind(except.map(SessionId::uuid))
             .bind(Timestamp(now))
             .bind(reason)
             .fetch_all(conn)
@@ -141,7 +144,7 @@ platform::generic_store! {
         async fn insert_refresh_token(
             conn: &mut DB::Connection,
             token: &NewRefreshToken,
-            session_id: Uuid,
+            session_id: SessionId,
         ) -> Result<(), StoreError> {
             sqlx::query(
                 "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at)
@@ -171,7 +174,7 @@ platform::generic_store! {
             // The identity row stays locked until commit, so a password change or
             // a disable either happened before (and this finds nothing) or waits
             // and then revokes the session opened here.
-            let current: Option<Uuid> = sqlx::query_scalar(&format!(
+            let current: Option<UserId> = sqlx::query_scalar(&format!(
                 "SELECT id FROM identities
                  WHERE id = $1 AND password_hash = $2 AND disabled_at IS NULL{}",
                 DB::FOR_UPDATE
@@ -208,7 +211,7 @@ platform::generic_store! {
             let mut tx = self.pool.begin().await?;
             // Spending is one conditional UPDATE, so two concurrent refreshes with
             // the same token cannot both succeed.
-            let spent: Option<(Uuid, Timestamp)> = sqlx::query_as(
+            let spent: Option<(SessionId, Timestamp)> = sqlx::query_as(
                 "UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL
                  RETURNING session_id, expires_at",
             )
@@ -217,7 +220,7 @@ platform::generic_store! {
             .fetch_optional(&mut *tx)
             .await?;
             let Some((session_id, expires_at)) = spent else {
-                let session_id: Option<Uuid> =
+                let session_id: Option<SessionId> =
                     sqlx::query_scalar("SELECT session_id FROM refresh_tokens WHERE token_hash = $1")
                         .bind(&presented[..])
                         .fetch_optional(&mut *tx)
@@ -236,7 +239,7 @@ platform::generic_store! {
                 tx.commit().await?;
                 return Ok(Rotation::Reused { session_id });
             };
-            let user_id: Option<Uuid> = sqlx::query_scalar(
+            let user_id: Option<UserId> = sqlx::query_scalar(
                 "SELECT s.user_id FROM sessions s JOIN identities i ON i.id = s.user_id
                  WHERE s.id = $1 AND s.revoked_at IS NULL AND i.disabled_at IS NULL",
             )
@@ -265,7 +268,7 @@ platform::generic_store! {
             presented: &[u8; 32],
             now: DateTime<Utc>,
             reason: &str,
-        ) -> Result<Option<Uuid>, StoreError> {
+        ) -> Result<Option<SessionId>, StoreError> {
             Ok(sqlx::query_scalar(
                 "UPDATE sessions SET revoked_at = $2, revoke_reason = $3
                  WHERE revoked_at IS NULL AND id = (
@@ -282,8 +285,8 @@ platform::generic_store! {
         async fn revoked_sessions_since(
             &self,
             since: DateTime<Utc>,
-        ) -> Result<Vec<(Uuid, DateTime<Utc>)>, StoreError> {
-            let rows: Vec<(Uuid, Timestamp)> =
+        ) -> Result<Vec<(SessionId, DateTime<Utc>)>, StoreError> {
+            let rows: Vec<(SessionId, Timestamp)> =
                 sqlx::query_as("SELECT id, revoked_at FROM sessions WHERE revoked_at >= $1")
                     .bind(Timestamp(since))
                     .fetch_all(&self.pool)
@@ -293,8 +296,8 @@ platform::generic_store! {
 
         async fn list_sessions(
             &self,
-            user_id: Uuid,
-            before: Option<(DateTime<Utc>, Uuid)>,
+            user_id: UserId,
+            before: Option<(DateTime<Utc>, SessionId)>,
             limit: i64,
         ) -> Result<Vec<SessionRecord>, StoreError> {
             let (before_at, before_id) = before.unzip();
@@ -307,13 +310,13 @@ platform::generic_store! {
             ))
             .bind(user_id)
             .bind(before_at.map(Timestamp))
-            .bind(before_id)
+            .bind(before_id.map(SessionId::uuid))
             .bind(limit)
             .fetch_all(&self.pool)
             .await?)
         }
 
-        async fn session_owner(&self, session_id: Uuid) -> Result<Option<Uuid>, StoreError> {
+        async fn session_owner(&self, session_id: SessionId) -> Result<Option<UserId>, StoreError> {
             Ok(
                 sqlx::query_scalar("SELECT user_id FROM sessions WHERE id = $1 AND revoked_at IS NULL")
                     .bind(session_id)
@@ -324,7 +327,7 @@ platform::generic_store! {
 
         async fn revoke_session(
             &self,
-            session_id: Uuid,
+            session_id: SessionId,
             now: DateTime<Utc>,
             reason: &str,
         ) -> Result<bool, StoreError> {
@@ -342,11 +345,11 @@ platform::generic_store! {
 
         async fn revoke_sessions_of(
             &self,
-            user_id: Uuid,
-            except: Option<Uuid>,
+            user_id: UserId,
+            except: Option<SessionId>,
             now: DateTime<Utc>,
             reason: &str,
-        ) -> Result<Vec<Uuid>, StoreError> {
+        ) -> Result<Vec<SessionId>, StoreError> {
             let mut conn = self.pool.acquire().await?;
             Self::revoke_user_sessions(&mut conn, user_id, except, now, reason).await
         }

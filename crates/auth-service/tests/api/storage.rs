@@ -5,8 +5,12 @@ use auth_service::storage::{
     NewIdentity, NewRefreshToken, NewSession, Rotation, SigningKeyRecord, StoreError, Stores,
 };
 use chrono::{Duration, Utc};
+use platform::ids::{SessionId, UserId};
 use platform::outbox::OutboxEvent;
 use uuid::Uuid;
+
+/// The session a rotation's next token belongs to is filled in by the store.
+const NO_SESSION: SessionId = SessionId::from_uuid(Uuid::nil());
 
 both_backends!(
     identities,
@@ -26,7 +30,7 @@ async fn store(backend: Backend) -> (Stores, test_support::TestDatabase) {
 
 fn identity(email: &str) -> NewIdentity {
     NewIdentity {
-        id: Uuid::now_v7(),
+        id: UserId::generate(),
         email: email.into(),
         display_name: "Ada".into(),
         password_hash: "$argon2id$fake".into(),
@@ -38,13 +42,13 @@ fn identity(email: &str) -> NewIdentity {
 fn event(identity: &NewIdentity) -> OutboxEvent {
     OutboxEvent::new(
         "user.registered",
-        identity.id,
+        identity.id.uuid(),
         "{}".into(),
         identity.created_at,
     )
 }
 
-fn token(byte: u8, session_id: Uuid, expires_in: Duration) -> NewRefreshToken {
+fn token(byte: u8, session_id: SessionId, expires_in: Duration) -> NewRefreshToken {
     let now = Utc::now();
     NewRefreshToken {
         hash: [byte; 32],
@@ -85,7 +89,7 @@ async fn identities(backend: Backend) {
             .is_none()
     );
     assert_eq!(
-        s.roles.subject_roles(ada.id).await.unwrap().unwrap(),
+        s.roles.subject_roles(ada.id.uuid()).await.unwrap().unwrap(),
         vec!["admin".to_owned(), "user".to_owned()]
     );
     assert!(
@@ -118,7 +122,10 @@ async fn identities(backend: Backend) {
         client_address: None,
         user_agent: None,
     };
-    let (kept, other) = (session(Uuid::now_v7()), session(Uuid::now_v7()));
+    let (kept, other) = (
+        session(SessionId::generate()),
+        session(SessionId::generate()),
+    );
     for (n, s2) in [(1, &kept), (2, &other)] {
         assert!(
             s.sessions
@@ -154,7 +161,7 @@ async fn identities(backend: Backend) {
             .unwrap(),
         Some(vec![other.id])
     );
-    let late = session(Uuid::now_v7());
+    let late = session(SessionId::generate());
     assert!(
         !s.sessions
             .insert_session(
@@ -176,7 +183,7 @@ async fn refresh_token_rotation(backend: Backend) {
         .await
         .unwrap();
     let session = NewSession {
-        id: Uuid::now_v7(),
+        id: SessionId::generate(),
         user_id: ada.id,
         created_at: Utc::now(),
         client_address: None,
@@ -196,7 +203,7 @@ async fn refresh_token_rotation(backend: Backend) {
     let now = Utc::now();
     let rotated = s
         .sessions
-        .rotate_refresh_token(&[1; 32], &token(2, Uuid::nil(), Duration::days(1)), now)
+        .rotate_refresh_token(&[1; 32], &token(2, NO_SESSION, Duration::days(1)), now)
         .await
         .unwrap();
     assert_eq!(
@@ -208,7 +215,7 @@ async fn refresh_token_rotation(backend: Backend) {
     );
     assert_eq!(
         s.sessions
-            .rotate_refresh_token(&[9; 32], &token(3, Uuid::nil(), Duration::days(1)), now)
+            .rotate_refresh_token(&[9; 32], &token(3, NO_SESSION, Duration::days(1)), now)
             .await
             .unwrap(),
         Rotation::Unknown
@@ -216,7 +223,7 @@ async fn refresh_token_rotation(backend: Backend) {
     // Token 1 again: reuse, the session is revoked, and token 2 is dead with it.
     assert_eq!(
         s.sessions
-            .rotate_refresh_token(&[1; 32], &token(4, Uuid::nil(), Duration::days(1)), now)
+            .rotate_refresh_token(&[1; 32], &token(4, NO_SESSION, Duration::days(1)), now)
             .await
             .unwrap(),
         Rotation::Reused {
@@ -225,7 +232,7 @@ async fn refresh_token_rotation(backend: Backend) {
     );
     assert_eq!(
         s.sessions
-            .rotate_refresh_token(&[2; 32], &token(5, Uuid::nil(), Duration::days(1)), now)
+            .rotate_refresh_token(&[2; 32], &token(5, NO_SESSION, Duration::days(1)), now)
             .await
             .unwrap(),
         Rotation::Dead
@@ -242,7 +249,7 @@ async fn refresh_token_rotation(backend: Backend) {
 
     // An expired token is dead, not rotated.
     let other = NewSession {
-        id: Uuid::now_v7(),
+        id: SessionId::generate(),
         user_id: ada.id,
         created_at: Utc::now(),
         client_address: None,
@@ -262,7 +269,7 @@ async fn refresh_token_rotation(backend: Backend) {
         s.sessions
             .rotate_refresh_token(
                 &[6; 32],
-                &token(7, Uuid::nil(), Duration::days(1)),
+                &token(7, NO_SESSION, Duration::days(1)),
                 Utc::now()
             )
             .await
@@ -279,7 +286,7 @@ async fn revocations_and_keys(backend: Backend) {
         .await
         .unwrap();
     let session = NewSession {
-        id: Uuid::now_v7(),
+        id: SessionId::generate(),
         user_id: ada.id,
         created_at: Utc::now(),
         client_address: None,
@@ -373,7 +380,7 @@ async fn revocations_and_keys(backend: Backend) {
 
     // Disabling revokes every live session, once.
     let other = NewSession {
-        id: Uuid::now_v7(),
+        id: SessionId::generate(),
         user_id: ada.id,
         created_at: Utc::now(),
         client_address: None,
@@ -412,7 +419,7 @@ async fn revocations_and_keys(backend: Backend) {
             .disabled
     );
     let late = NewSession {
-        id: Uuid::now_v7(),
+        id: SessionId::generate(),
         user_id: ada.id,
         created_at: Utc::now(),
         client_address: None,
@@ -449,7 +456,7 @@ async fn logins_racing_a_credential_change(backend: Backend) {
                 tokio::spawn(async move {
                     tokio::time::sleep(std::time::Duration::from_millis(u64::from(n))).await;
                     let session = NewSession {
-                        id: Uuid::now_v7(),
+                        id: SessionId::generate(),
                         user_id,
                         created_at: Utc::now(),
                         client_address: None,

@@ -1,8 +1,8 @@
 //! The editable part of a profile and the rules of each field.
 
 use super::{FieldViolation, Username};
+use platform::ids::UserId;
 use std::str::FromStr;
-use uuid::Uuid;
 
 const MAX_URL: usize = 2048;
 const MAX_BIO: usize = 500;
@@ -21,12 +21,12 @@ pub struct Profile {
 }
 
 /// The id in a resource name `users/{id}`.
-pub fn user_id_from_name(name: &str, field: &'static str) -> Result<Uuid, FieldViolation> {
+pub fn user_id_from_name(name: &str, field: &'static str) -> Result<UserId, FieldViolation> {
     if name.is_empty() {
         return Err(FieldViolation::new(field, "is required, as users/{id}"));
     }
     name.strip_prefix("users/")
-        .and_then(|id| Uuid::parse_str(id).ok())
+        .and_then(|id| UserId::parse(id, field).ok())
         .ok_or_else(|| FieldViolation::new(field, "must be users/{id} with a UUID id"))
 }
 
@@ -120,7 +120,7 @@ mod tests {
 
     #[test]
     fn names() {
-        let id = Uuid::now_v7();
+        let id = UserId::generate();
         assert_eq!(user_id_from_name(&format!("users/{id}"), "name"), Ok(id));
         assert!(user_id_from_name(&id.to_string(), "name").is_err());
         assert!(user_id_from_name("users/nope", "name").is_err());

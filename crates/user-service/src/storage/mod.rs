@@ -8,10 +8,10 @@ use crate::domain::Filter;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use platform::db::{Database, Migrations, Pool};
+use platform::ids::UserId;
 use platform::outbox::{OutboxEvent, OutboxStore, SqlOutbox};
 use platform::sql::Timestamp;
 use std::sync::Arc;
-use uuid::Uuid;
 
 /// What a storage call can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -30,7 +30,7 @@ pub enum StoreError {
 /// A stored user.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct UserRecord {
-    pub id: Uuid,
+    pub id: UserId,
     pub email: String,
     pub username: String,
     pub display_name: String,
@@ -63,14 +63,14 @@ pub trait UserStore: Send + Sync + std::fmt::Debug + 'static {
     /// was created now. `UsernameTaken` when another active user has the name.
     async fn create_user(&self, user: &UserRecord) -> Result<(UserRecord, bool), StoreError>;
     /// The active user with this id.
-    async fn get_user(&self, id: Uuid) -> Result<Option<UserRecord>, StoreError>;
+    async fn get_user(&self, id: UserId) -> Result<Option<UserRecord>, StoreError>;
     /// The active users among `ids`, in any order.
-    async fn get_users(&self, ids: &[Uuid]) -> Result<Vec<UserRecord>, StoreError>;
+    async fn get_users(&self, ids: &[UserId]) -> Result<Vec<UserRecord>, StoreError>;
     /// Active users matching `filter` with ids after `after`, in id order.
     async fn list_users(
         &self,
         filter: &Filter,
-        after: Option<Uuid>,
+        after: Option<UserId>,
         limit: i64,
     ) -> Result<Vec<UserRecord>, StoreError>;
     /// Replaces the editable fields if the user is still at `user.version`; the
@@ -80,7 +80,7 @@ pub trait UserStore: Send + Sync + std::fmt::Debug + 'static {
     /// records `event` in the same transaction.
     async fn delete_user(
         &self,
-        id: Uuid,
+        id: UserId,
         version: Option<i64>,
         now: DateTime<Utc>,
         event: &OutboxEvent,

@@ -5,6 +5,7 @@ use crate::domain::Filter;
 use crate::domain::filter::like_prefix;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use platform::ids::UserId;
 use platform::outbox::{OutboxEvent, SqlOutbox};
 use platform::sql::{SqlType, Timestamp, UniqueKey};
 use uuid::Uuid;
@@ -23,7 +24,7 @@ platform::generic_store! {
         /// The user with this id, deleted or not.
         async fn any_user(
             conn: &mut DB::Connection,
-            id: Uuid,
+            id: UserId,
         ) -> Result<Option<UserRecord>, StoreError> {
             Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
                 .bind(id)
@@ -32,7 +33,7 @@ platform::generic_store! {
         }
 
         /// Whether an active user has this id.
-        async fn exists(conn: &mut DB::Connection, id: Uuid) -> Result<bool, StoreError> {
+        async fn exists(conn: &mut DB::Connection, id: UserId) -> Result<bool, StoreError> {
             Ok(sqlx::query_scalar(
                 "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND deleted_at IS NULL)",
             )
@@ -80,7 +81,7 @@ platform::generic_store! {
             }
         }
 
-        async fn get_user(&self, id: Uuid) -> Result<Option<UserRecord>, StoreError> {
+        async fn get_user(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
             Ok(sqlx::query_as(&format!(
                 "SELECT {COLUMNS} FROM users WHERE id = $1 AND deleted_at IS NULL"
             ))
@@ -89,12 +90,13 @@ platform::generic_store! {
             .await?)
         }
 
-        async fn get_users(&self, ids: &[Uuid]) -> Result<Vec<UserRecord>, StoreError> {
+        async fn get_users(&self, ids: &[UserId]) -> Result<Vec<UserRecord>, StoreError> {
             let sql = format!(
                 "SELECT {COLUMNS} FROM users WHERE {} AND deleted_at IS NULL",
                 DB::id_in("id", 1, ids.len())
             );
-            Ok(DB::bind_ids(sqlx::query_as(&sql), ids)
+            let ids: Vec<Uuid> = ids.iter().map(|id| id.uuid()).collect();
+            Ok(DB::bind_ids(sqlx::query_as(&sql), &ids)
                 .fetch_all(&self.pool)
                 .await?)
         }
@@ -102,7 +104,7 @@ platform::generic_store! {
         async fn list_users(
             &self,
             filter: &Filter,
-            after: Option<Uuid>,
+            after: Option<UserId>,
             limit: i64,
         ) -> Result<Vec<UserRecord>, StoreError> {
             let (condition, value) = match filter {
@@ -118,7 +120,7 @@ platform::generic_store! {
                  ORDER BY id LIMIT $2"
             );
             let query = sqlx::query_as(&sql)
-                .bind(after.unwrap_or(Uuid::nil()))
+                .bind(after.map_or(Uuid::nil(), UserId::uuid))
                 .bind(limit);
             let query = match value {
                 Some(v) => query.bind(v),
@@ -159,7 +161,7 @@ platform::generic_store! {
 
         async fn delete_user(
             &self,
-            id: Uuid,
+            id: UserId,
             version: Option<i64>,
             now: DateTime<Utc>,
             event: &OutboxEvent,

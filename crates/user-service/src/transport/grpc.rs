@@ -10,9 +10,9 @@ use identity_proto::user::v1 as pb;
 use identity_proto::user::v1::user_service_server::UserService;
 use platform::access::Authorizer;
 use platform::grpc::timestamp;
+use platform::ids::UserId;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
 /// The `identity.user.v1.UserService` implementation.
 #[derive(Debug, Clone)]
@@ -34,7 +34,7 @@ impl UserGrpc {
         &self,
         request: &Request<T>,
         permission: &str,
-        target: Option<Uuid>,
+        target: Option<UserId>,
     ) -> Result<(), Status> {
         let resource = target.map(policy::resource);
         self.authorizer
@@ -73,11 +73,11 @@ fn input_of(u: &pb::User) -> ProfileInput {
 }
 
 /// The user an update names, by `user.name` or else `user.id`.
-fn target_of(u: &pb::User) -> Result<Uuid, UserError> {
+fn target_of(u: &pb::User) -> Result<UserId, UserError> {
     if !u.name.is_empty() {
         return Ok(user_id_from_name(&u.name, "user.name")?);
     }
-    Uuid::parse_str(&u.id)
+    UserId::parse(&u.id, "user.id")
         .map_err(|_| FieldViolation::new("user.name", "is required, as users/{id}").into())
 }
 
@@ -92,8 +92,7 @@ impl UserService for UserGrpc {
             .into_inner()
             .user
             .ok_or_else(|| FieldViolation::new("user", "is required"))?;
-        let id = Uuid::parse_str(&user.id)
-            .map_err(|_| FieldViolation::new("user.id", "must be a UUID"))?;
+        let id = UserId::parse(&user.id, "user.id")?;
         let username = match user.username.as_str() {
             "" => None,
             raw => Some(Username::parse(raw, "user.username")?),

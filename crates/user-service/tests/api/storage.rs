@@ -2,17 +2,17 @@
 
 use crate::helpers::{Backend, both_backends};
 use chrono::{Duration, Utc};
+use platform::ids::UserId;
 use platform::outbox::OutboxEvent;
 use user_service::domain::Filter;
 use user_service::storage::{StoreError, UserRecord, Written};
-use uuid::Uuid;
 
 both_backends!(users_round_trip, conditional_writes_and_deletion);
 
 fn record(username: &str) -> UserRecord {
     let now = Utc::now();
     UserRecord {
-        id: Uuid::now_v7(),
+        id: UserId::generate(),
         email: format!("{username}@example.com"),
         username: username.into(),
         display_name: format!("{username} Display"),
@@ -56,7 +56,13 @@ async fn users_round_trip(backend: Backend) {
         s.users.get_user(ada.id).await.unwrap().unwrap().username,
         "ada"
     );
-    assert!(s.users.get_user(Uuid::now_v7()).await.unwrap().is_none());
+    assert!(
+        s.users
+            .get_user(UserId::generate())
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(s.users.get_users(&ids).await.unwrap().len(), 5);
     assert!(s.users.get_users(&[]).await.unwrap().is_empty());
 
@@ -140,7 +146,7 @@ async fn conditional_writes_and_deletion(backend: Backend) {
         Err(StoreError::UsernameTaken)
     ));
     let ghost = UserRecord {
-        id: Uuid::now_v7(),
+        id: UserId::generate(),
         ..v2.clone()
     };
     assert_eq!(
@@ -148,7 +154,7 @@ async fn conditional_writes_and_deletion(backend: Backend) {
         Written::NotFound
     );
 
-    let event = OutboxEvent::new("user.deleted", ada.id, "{}".into(), Utc::now());
+    let event = OutboxEvent::new("user.deleted", ada.id.uuid(), "{}".into(), Utc::now());
     assert_eq!(
         s.users
             .delete_user(ada.id, Some(1), Utc::now(), &event)

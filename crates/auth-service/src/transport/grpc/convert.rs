@@ -80,7 +80,7 @@ pub fn account(a: ServiceAccountRecord) -> pb::ServiceAccount {
     }
 }
 
-pub fn session(s: SessionRecord, current: uuid::Uuid) -> pb::Session {
+pub fn session(s: SessionRecord, current: platform::ids::SessionId) -> pb::Session {
     pb::Session {
         id: s.id.to_string(),
         user_id: s.user_id.to_string(),

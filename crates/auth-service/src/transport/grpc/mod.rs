@@ -12,6 +12,7 @@ use crate::service::Authenticator;
 use crate::storage::AuditQuery;
 use identity_proto::auth::v1 as pb;
 use identity_proto::auth::v1::auth_service_server::AuthService;
+use platform::ids::{ServiceAccountId, SessionId, UserId};
 use platform::paging::{Limits, PageRequest};
 use secrecy::SecretString;
 use std::sync::Arc;
@@ -64,11 +65,16 @@ fn uuid(raw: &str, field: &'static str) -> Result<Uuid, FieldViolation> {
     Uuid::parse_str(raw).map_err(|_| FieldViolation::new(field, "must be a UUID"))
 }
 
-fn optional_uuid(raw: &str, field: &'static str) -> Result<Option<Uuid>, FieldViolation> {
+/// An optional id field: empty means "not given".
+fn optional<T>(
+    raw: &str,
+    field: &'static str,
+    parse: fn(&str, &'static str) -> Result<T, FieldViolation>,
+) -> Result<Option<T>, FieldViolation> {
     if raw.is_empty() {
         Ok(None)
     } else {
-        uuid(raw, field).map(Some)
+        parse(raw, field).map(Some)
     }
 }
 
@@ -104,9 +110,9 @@ const PAGES: Limits = Limits {
 };
 
 /// A page cursor of time-ordered rows: (time in µs, id) of the previous page's last row.
-fn time_cursor(
-    after: Option<(i64, Uuid)>,
-) -> Result<Option<(chrono::DateTime<chrono::Utc>, Uuid)>, FieldViolation> {
+fn time_cursor<I>(
+    after: Option<(i64, I)>,
+) -> Result<Option<(chrono::DateTime<chrono::Utc>, I)>, FieldViolation> {
     after
         .map(|(micros, id)| {
             chrono::DateTime::from_timestamp_micros(micros)
@@ -193,7 +199,7 @@ impl AuthService for AuthGrpc {
     ) -> Reply<pb::DisableUserResponse> {
         let (caller, client) = self.caller(&request)?;
         let r = request.into_inner();
-        let user_id = uuid(&r.user_id, "user_id")?;
+        let user_id = UserId::parse(&r.user_id, "user_id")?;
         if r.reason.chars().count() > MAX_DESCRIPTION {
             return Err(FieldViolation::new("reason", "must be at most 200 characters").into());
         }
@@ -315,7 +321,7 @@ impl AuthService for AuthGrpc {
         request: Request<pb::ListSubjectRolesRequest>,
     ) -> Reply<pb::ListSubjectRolesResponse> {
         let (caller, _) = self.caller(&request)?;
-        let subject = optional_uuid(&request.get_ref().subject_id, "subject_id")?;
+        let subject = optional(&request.get_ref().subject_id, "subject_id", uuid)?;
         let (roles, permissions) = self.core.subject_roles(&caller, subject).await?;
         Ok(Response::new(pb::ListSubjectRolesResponse {
             roles,
@@ -364,7 +370,7 @@ impl AuthService for AuthGrpc {
         request: Request<pb::DeleteServiceAccountRequest>,
     ) -> Reply<pb::DeleteServiceAccountResponse> {
         let (caller, client) = self.caller(&request)?;
-        let id = uuid(&request.get_ref().id, "id")?;
+        let id = ServiceAccountId::parse(&request.get_ref().id, "id")?;
         self.core
             .delete_service_account(&caller, id, &client)
             .await?;
@@ -400,9 +406,10 @@ impl AuthService for AuthGrpc {
     ) -> Reply<pb::ListSessionsResponse> {
         let (caller, _) = self.caller(&request)?;
         let r = request.into_inner();
-        let user = optional_uuid(&r.user_id, "user_id")?;
+        let user = optional(&r.user_id, "user_id", UserId::parse)?;
         let filter = user.map(|u| u.to_string()).unwrap_or_default();
-        let page = PageRequest::<(i64, Uuid)>::parse(r.page_size, &r.page_token, &filter, PAGES)?;
+        let page =
+            PageRequest::<(i64, SessionId)>::parse(r.page_size, &r.page_token, &filter, PAGES)?;
         let before = time_cursor(page.after)?;
         let sessions = self
             .core
@@ -425,7 +432,7 @@ impl AuthService for AuthGrpc {
         request: Request<pb::RevokeSessionRequest>,
     ) -> Reply<pb::RevokeSessionResponse> {
         let (caller, client) = self.caller(&request)?;
-        let session = uuid(&request.get_ref().session_id, "session_id")?;
+        let session = SessionId::parse(&request.get_ref().session_id, "session_id")?;
         self.core.revoke_session(&caller, session, &client).await?;
         Ok(Response::new(pb::RevokeSessionResponse {}))
     }
@@ -435,7 +442,7 @@ impl AuthService for AuthGrpc {
         request: Request<pb::RevokeOtherSessionsRequest>,
     ) -> Reply<pb::RevokeOtherSessionsResponse> {
         let (caller, client) = self.caller(&request)?;
-        let user = optional_uuid(&request.get_ref().user_id, "user_id")?;
+        let user = optional(&request.get_ref().user_id, "user_id", UserId::parse)?;
         let n = self
             .core
             .revoke_other_sessions(&caller, user, &client)
