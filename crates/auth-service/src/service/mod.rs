@@ -1,8 +1,12 @@
 //! The Auth Service's use cases, transport-free: handlers parse requests into
 //! domain types and call these with the authenticated caller and client info.
+//! One file per aggregate, as in `storage`: credentials (register, login,
+//! refresh, password), sessions, roles, service accounts, and identity admin.
 
-mod access;
+mod accounts;
+mod admin;
 mod credentials;
+mod roles;
 mod sessions;
 
 use crate::audit::{ClientInfo, Event};

@@ -1,0 +1,192 @@
+//! Service accounts and their tokens (the client-credentials grant).
+
+use super::roles::outcome;
+use super::{Authenticator, OWN_ACCOUNT, SERVICE_ROLE};
+use crate::audit::ClientInfo;
+use crate::authz::{Principal, SubjectKind};
+use crate::error::AuthError;
+use crate::storage::{Outcome, ServiceAccountRecord, SubjectChange};
+use aws_lc_rs::digest::{SHA256, digest};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use platform::ids::{ServiceAccountId, SessionId};
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
+
+const ACCOUNTS_ADMIN: &str = "service_accounts:admin";
+
+fn random_token(bytes: usize) -> Result<String, AuthError> {
+    let mut raw = vec![0u8; bytes];
+    SystemRandom::new()
+        .fill(&mut raw)
+        .map_err(|_| AuthError::Internal("no randomness".into()))?;
+    Ok(URL_SAFE_NO_PAD.encode(raw))
+}
+
+fn secret_hash(secret: &str) -> Vec<u8> {
+    digest(&SHA256, secret.as_bytes()).as_ref().to_vec()
+}
+
+impl Authenticator {
+    /// Creates a service account; its secret is returned once.
+    pub async fn create_service_account(
+        &self,
+        caller: Option<&Principal>,
+        name: String,
+        roles: Vec<String>,
+        client: &ClientInfo,
+    ) -> Result<(ServiceAccountRecord, SecretString), AuthError> {
+        if let Some(caller) = caller {
+            self.require(caller, ACCOUNTS_ADMIN, None)?;
+        }
+        let secret = random_token(32)?;
+        let account = ServiceAccountRecord {
+            id: ServiceAccountId::generate(),
+            client_id: format!("sa-{}", random_token(12)?),
+            secret_hash: secret_hash(&secret),
+            created_at: self.clock.now(),
+            disabled: false,
+            roles,
+            name,
+        };
+        match self
+            .stores
+            .accounts
+            .insert_service_account(&account)
+            .await?
+        {
+            Outcome::NoSuchRole => {
+                return Err(AuthError::NotFound(format!(
+                    "no such role among {:?}",
+                    account.roles
+                )));
+            }
+            other => outcome(other, &format!("service account {}", account.name))?,
+        }
+        let event = self
+            .event("service_account.created", client)
+            .subject(account.id)
+            .detail("name", &account.name);
+        self.audit(match caller {
+            Some(c) => event.actor(c.subject_id),
+            None => event.actor("command-line"),
+        })
+        .await;
+        Ok((account, SecretString::from(secret)))
+    }
+
+    pub async fn list_service_accounts(
+        &self,
+        caller: &Principal,
+    ) -> Result<Vec<ServiceAccountRecord>, AuthError> {
+        self.require(caller, ACCOUNTS_ADMIN, None)?;
+        Ok(self.stores.accounts.list_service_accounts().await?)
+    }
+
+    pub async fn delete_service_account(
+        &self,
+        caller: &Principal,
+        id: ServiceAccountId,
+        client: &ClientInfo,
+    ) -> Result<(), AuthError> {
+        self.require(caller, ACCOUNTS_ADMIN, None)?;
+        let now = self.clock.now();
+        if !self
+            .stores
+            .accounts
+            .disable_service_account(id, now)
+            .await?
+        {
+            return Err(AuthError::NotFound(format!(
+                "no active service account {id}"
+            )));
+        }
+        // Its tokens carry its id as their session: revoke them like a session.
+        self.revoked.insert(SessionId::from_uuid(id.uuid()), now);
+        self.authz.note(SubjectChange {
+            subject_id: id.uuid(),
+            changed_at: now,
+            roles: vec![],
+            disabled: true,
+        });
+        self.audit(
+            self.event("service_account.deleted", client)
+                .actor(caller.subject_id)
+                .subject(id),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// The client-credentials grant: a short-lived token for a service account.
+    pub async fn issue_service_token(
+        &self,
+        client_id: &str,
+        secret: &SecretString,
+        client: &ClientInfo,
+    ) -> Result<(String, i64), AuthError> {
+        let account = self
+            .stores
+            .accounts
+            .service_account_by_client_id(client_id)
+            .await?;
+        let presented = secret_hash(secret.expose_secret());
+        // Compare against a fixed hash for unknown ids so both paths do the same work.
+        let expected = account
+            .as_ref()
+            .map_or_else(|| vec![0u8; 32], |a| a.secret_hash.clone());
+        let matches: bool = presented.ct_eq(&expected).into();
+        let Some(account) = account.filter(|_| matches) else {
+            self.audit(
+                self.event("service_token.refused", client)
+                    .subject(client_id),
+            )
+            .await;
+            return Err(AuthError::Unauthenticated(
+                "invalid client id or secret".into(),
+            ));
+        };
+        let (token, expires_in) = self
+            .sign(
+                account.id.uuid(),
+                SessionId::from_uuid(account.id.uuid()),
+                SubjectKind::Service,
+                self.clock.now(),
+            )
+            .await?;
+        self.audit(
+            self.event("service_token.issued", client)
+                .actor(account.id)
+                .subject(account.id),
+        )
+        .await;
+        Ok((token, expires_in))
+    }
+
+    /// Makes sure the Auth Service's own account exists (it signs the relay's tokens).
+    pub async fn ensure_own_account(&self) -> Result<(), AuthError> {
+        if self
+            .stores
+            .accounts
+            .service_account_by_name(OWN_ACCOUNT)
+            .await?
+            .is_none()
+        {
+            // The secret is thrown away: this account's tokens are minted in-process.
+            let created = self
+                .create_service_account(
+                    None,
+                    OWN_ACCOUNT.into(),
+                    vec![SERVICE_ROLE.into()],
+                    &ClientInfo::default(),
+                )
+                .await;
+            match created {
+                Ok(_) | Err(AuthError::AlreadyExists(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
