@@ -1,4 +1,6 @@
 //! Login throttling, shared by every replica through counters in the database.
+//! An attempt is reserved (counted) before its password is checked and given
+//! back only on success, so concurrent attempts cannot share one reading.
 //!
 //! An account that keeps failing is slowed down: from the 5th consecutive failure
 //! on, each attempt must wait 1 s, 2 s, 4 s, ... (capped at 15 minutes) after the
@@ -43,69 +45,100 @@ fn address_key(address: &str) -> String {
     format!("login:address:{address}")
 }
 
+/// Whether a reserved attempt may go ahead: `seen` is the account's counter read
+/// before the reservation, `after` the counter the reservation left. Attempts
+/// within the free failures always may; beyond them, only an attempt no other
+/// attempt raced since `seen` (whose wait had passed) may.
+pub fn account_admits(
+    seen: Option<&Counter>,
+    after: &Counter,
+    now: DateTime<Utc>,
+) -> Option<Duration> {
+    let before = after.count - 1;
+    if before <= ACCOUNT_FREE_FAILURES || seen.is_some_and(|s| s.count == before) {
+        return None;
+    }
+    account_wait(
+        &Counter {
+            count: before,
+            window_start: after.window_start,
+            updated_at: now,
+        },
+        now,
+    )
+}
+
+/// Whether a reserved attempt keeps an address within its limit.
+pub fn address_admits(after: &Counter, now: DateTime<Utc>) -> Option<Duration> {
+    let until = after.window_start + ADDRESS_WINDOW;
+    (after.count > ADDRESS_LIMIT && until > now).then(|| until - now)
+}
+
 /// The throttle over a store.
 pub struct Throttle<'a> {
     pub store: &'a dyn ThrottleStore,
 }
 
-/// What the throttle found before a login attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Checked {
-    /// How long the caller must wait, if at all.
-    pub wait: Option<Duration>,
-    /// Whether the account has failures on record (a success then clears them).
-    account_failures: bool,
+/// An attempt counted as a failure until it is known to be a success.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use = "a successful attempt must be released"]
+pub struct Reserved {
+    account: String,
+    address: Option<String>,
+    /// The account's failures after this attempt, counting it.
+    pub failures: i64,
 }
 
 impl Throttle<'_> {
-    /// Reads the counters before a login attempt.
-    pub async fn check(
+    /// Refuses while the account or the address must wait; otherwise reserves
+    /// the attempt (counted as a failure) before the password is checked, so
+    /// concurrent attempts cannot all pass on the same reading of the counters.
+    pub async fn reserve(
         &self,
         email: &str,
         address: Option<&str>,
         now: DateTime<Utc>,
-    ) -> Result<Checked, StoreError> {
-        let mut wait = None;
-        let account = self.store.counter(&account_key(email)).await?;
-        if let Some(c) = &account {
-            wait = account_wait(c, now);
-        }
-        if let Some(addr) = address
-            && let Some(c) = self.store.counter(&address_key(addr)).await?
+    ) -> Result<Result<Reserved, Duration>, StoreError> {
+        let account = account_key(email);
+        let address = address.map(address_key);
+        // A cheap read first: an attempt already throttled costs no write.
+        let seen = self.store.counter(&account).await?;
+        let mut wait = seen.as_ref().and_then(|c| account_wait(c, now));
+        if let Some(key) = &address
+            && let Some(c) = self.store.counter(key).await?
         {
             wait = wait.max(address_wait(&c, now));
         }
-        Ok(Checked {
-            wait,
-            account_failures: account.is_some(),
-        })
+        if let Some(wait) = wait {
+            return Ok(Err(wait));
+        }
+        let mut keys = vec![(account.as_str(), ACCOUNT_WINDOW)];
+        if let Some(key) = &address {
+            keys.push((key.as_str(), ADDRESS_WINDOW));
+        }
+        let after = self.store.reserve(&keys, now).await?;
+        let mut wait = after
+            .first()
+            .and_then(|c| account_admits(seen.as_ref(), c, now));
+        if let Some(c) = after.get(1) {
+            wait = wait.max(address_admits(c, now));
+        }
+        if let Some(wait) = wait {
+            return Ok(Err(wait));
+        }
+        Ok(Ok(Reserved {
+            account,
+            address,
+            failures: after.first().map_or(0, |c| c.count),
+        }))
     }
 
-    /// Counts a failed attempt.
-    pub async fn failed(
-        &self,
-        email: &str,
-        address: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    /// The attempt succeeded: the account's failures are forgotten and the
+    /// address gets its reservation back.
+    pub async fn succeeded(&self, reserved: Reserved) -> Result<(), StoreError> {
         self.store
-            .bump_counter(&account_key(email), now, ACCOUNT_WINDOW)
-            .await?;
-        if let Some(addr) = address {
-            self.store
-                .bump_counter(&address_key(addr), now, ADDRESS_WINDOW)
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// Forgets an account's failures after a success; a write only when there
-    /// were failures, so an ordinary login costs no throttle write.
-    pub async fn succeeded(&self, email: &str, checked: &Checked) -> Result<(), StoreError> {
-        if !checked.account_failures {
-            return Ok(());
-        }
-        self.store.clear_counter(&account_key(email)).await
+            .release(&reserved.account, reserved.address.as_deref())
+            .await
     }
 }
 
@@ -148,5 +181,32 @@ mod tests {
             address_wait(&counter(30, t), t + Duration::minutes(2)),
             None
         );
+    }
+
+    #[test]
+    fn concurrent_reservations_pass_only_within_the_free_failures() {
+        let t = Utc::now();
+        // 24 attempts reserved at once after one reading of "no failures".
+        let admitted = (1..=24)
+            .filter(|n| account_admits(None, &counter(*n, t), t).is_none())
+            .count();
+        assert_eq!(admitted as i64, ACCOUNT_FREE_FAILURES + 1);
+    }
+
+    #[test]
+    fn a_sequential_attempt_after_its_wait_is_admitted() {
+        let t = Utc::now();
+        let seen = counter(6, t - Duration::minutes(1));
+        assert_eq!(account_wait(&seen, t), None);
+        assert_eq!(account_admits(Some(&seen), &counter(7, t), t), None);
+        // Another attempt raced in between: refused.
+        assert!(account_admits(Some(&seen), &counter(8, t), t).is_some());
+    }
+
+    #[test]
+    fn addresses_admit_up_to_the_limit() {
+        let t = Utc::now();
+        assert_eq!(address_admits(&counter(ADDRESS_LIMIT, t), t), None);
+        assert!(address_admits(&counter(ADDRESS_LIMIT + 1, t), t).is_some());
     }
 }

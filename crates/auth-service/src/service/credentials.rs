@@ -98,17 +98,20 @@ impl Authenticator {
             store: self.stores.throttle.as_ref(),
         };
         let address = client.address.as_deref();
-        let checked = throttle
-            .check(email.as_str(), address, self.clock.now())
-            .await?;
-        if let Some(wait) = checked.wait {
-            self.audit(
-                self.event("login.throttled", client)
-                    .subject(email.as_str()),
-            )
-            .await;
-            return Err(AuthError::Throttled(wait));
-        }
+        let reserved = match throttle
+            .reserve(email.as_str(), address, self.clock.now())
+            .await?
+        {
+            Ok(reserved) => reserved,
+            Err(wait) => {
+                self.audit(
+                    self.event("login.throttled", client)
+                        .subject(email.as_str()),
+                )
+                .await;
+                return Err(AuthError::Throttled(wait));
+            }
+        };
         let identity = self
             .stores
             .identities
@@ -117,15 +120,13 @@ impl Authenticator {
         let stored = identity.as_ref().map(|i| i.password_hash.as_str());
         let verified = self.hasher.verify(password.secret(), stored).await?;
         let Some(identity) = identity.filter(|i| verified.matches && !i.disabled) else {
-            throttle
-                .failed(email.as_str(), address, self.clock.now())
-                .await?;
+            // The reservation stays: it was a failure.
             tracing::info!("login refused");
             self.audit(self.event("login.failed", client).subject(email.as_str()))
                 .await;
             return Err(AuthError::InvalidCredentials);
         };
-        throttle.succeeded(email.as_str(), &checked).await?;
+        throttle.succeeded(reserved).await?;
         let mut credential = identity.password_hash.clone();
         if verified.needs_rehash
             && let Some(rehashed) = self

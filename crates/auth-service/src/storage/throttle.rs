@@ -18,43 +18,71 @@ pub struct Counter {
 /// Throttling counters.
 #[async_trait]
 pub trait ThrottleStore: Send + Sync + std::fmt::Debug {
-    /// Counts one more event under `key`, starting a new window when the current
-    /// one is older than `window`; returns the counter after the increment.
-    async fn bump_counter(
+    /// Counts one more attempt under each `(key, window)` in one transaction,
+    /// starting a new window where the current one is older than `window`;
+    /// returns the counters after the increment, in order.
+    async fn reserve(
         &self,
-        key: &str,
+        keys: &[(&str, Duration)],
         now: DateTime<Utc>,
-        window: Duration,
-    ) -> Result<Counter, StoreError>;
+    ) -> Result<Vec<Counter>, StoreError>;
+    /// Gives back a reservation that turned out a success: `clear` is deleted,
+    /// `decrement` counts one less.
+    async fn release(&self, clear: &str, decrement: Option<&str>) -> Result<(), StoreError>;
     async fn counter(&self, key: &str) -> Result<Option<Counter>, StoreError>;
-    async fn clear_counter(&self, key: &str) -> Result<(), StoreError>;
 }
 
 platform::generic_store! {
     #[async_trait]
     impl<DB> ThrottleStore for Sql<DB> {
-        async fn bump_counter(
+        async fn reserve(
             &self,
-            key: &str,
+            keys: &[(&str, Duration)],
             now: DateTime<Utc>,
-            window: Duration,
-        ) -> Result<Counter, StoreError> {
-            Ok(sqlx::query_as(
-                "INSERT INTO throttle_counters (key, count, window_start, updated_at)
-                 VALUES ($1, 1, $2, $2)
-                 ON CONFLICT (key) DO UPDATE SET
-                     count = CASE WHEN throttle_counters.window_start <= $3 THEN 1
-                                  ELSE throttle_counters.count + 1 END,
-                     window_start = CASE WHEN throttle_counters.window_start <= $3 THEN $2
-                                         ELSE throttle_counters.window_start END,
-                     updated_at = $2
-                 RETURNING count, window_start, updated_at",
-            )
-            .bind(key)
-            .bind(Timestamp(now))
-            .bind(Timestamp(now - window))
-            .fetch_one(&self.pool)
-            .await?)
+        ) -> Result<Vec<Counter>, StoreError> {
+            let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+            let mut counters = Vec::with_capacity(keys.len());
+            for (key, window) in keys {
+                // One statement per key: concurrent reservations are serialised by
+                // the row, so each sees a distinct count.
+                let counter = sqlx::query_as(
+                    "INSERT INTO throttle_counters (key, count, window_start, updated_at)
+                     VALUES ($1, 1, $2, $2)
+                     ON CONFLICT (key) DO UPDATE SET
+                         count = CASE WHEN throttle_counters.window_start <= $3 THEN 1
+                                      ELSE throttle_counters.count + 1 END,
+                         window_start = CASE WHEN throttle_counters.window_start <= $3 THEN $2
+                                             ELSE throttle_counters.window_start END,
+                         updated_at = $2
+                     RETURNING count, window_start, updated_at",
+                )
+                .bind(*key)
+                .bind(Timestamp(now))
+                .bind(Timestamp(now - *window))
+                .fetch_one(&mut *tx)
+                .await?;
+                counters.push(counter);
+            }
+            tx.commit().await?;
+            Ok(counters)
+        }
+
+        async fn release(&self, clear: &str, decrement: Option<&str>) -> Result<(), StoreError> {
+            let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+            sqlx::query("DELETE FROM throttle_counters WHERE key = $1")
+                .bind(clear)
+                .execute(&mut *tx)
+                .await?;
+            if let Some(key) = decrement {
+                sqlx::query(
+                    "UPDATE throttle_counters SET count = count - 1 WHERE key = $1 AND count > 0",
+                )
+                .bind(key)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
         }
 
         async fn counter(&self, key: &str) -> Result<Option<Counter>, StoreError> {
@@ -64,14 +92,6 @@ platform::generic_store! {
             .bind(key)
             .fetch_optional(&self.pool)
             .await?)
-        }
-
-        async fn clear_counter(&self, key: &str) -> Result<(), StoreError> {
-            sqlx::query("DELETE FROM throttle_counters WHERE key = $1")
-                .bind(key)
-                .execute(&self.pool)
-                .await?;
-            Ok(())
         }
     }
 }

@@ -38,6 +38,32 @@ impl TrustedProxies {
         self.0.iter().any(|n| n.contains(&ip))
     }
 
+    /// The end client behind a trusted `peer`: proxies append the address they
+    /// received from on the right, so only the right end of `x-forwarded-for`
+    /// (every header, in order) is proxies' word; the first address from the
+    /// right that is not a trusted proxy is the client. Anything to its left
+    /// was written by the client and is ignored. An entry that is not an
+    /// address stops the walk at the proxy that passed it on.
+    fn forwarded_client(&self, peer: IpAddr, metadata: &MetadataMap) -> IpAddr {
+        let entries: Vec<&str> = metadata
+            .get_all(FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .collect();
+        let mut client = peer;
+        for entry in entries.iter().rev() {
+            let Some(ip) = parse_hop(entry) else {
+                break;
+            };
+            client = ip;
+            if !self.trusts(ip) {
+                break;
+            }
+        }
+        client
+    }
+
     /// The client of a request that arrived from `peer`.
     pub fn client(&self, peer: Option<std::net::SocketAddr>, metadata: &MetadataMap) -> ClientInfo {
         let text = |key: &str| {
@@ -48,11 +74,10 @@ impl TrustedProxies {
         };
         let peer_ip = peer.map(|p| p.ip());
         let trusted = peer_ip.is_some_and(|ip| self.trusts(ip));
-        let forwarded = trusted
-            .then(|| text(FORWARDED_FOR))
-            .flatten()
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse::<IpAddr>().ok());
+        let forwarded = match peer_ip {
+            Some(ip) if trusted => Some(self.forwarded_client(ip, metadata)),
+            _ => None,
+        };
         let user_agent = if trusted {
             text(FORWARDED_USER_AGENT)
         } else {
@@ -63,6 +88,15 @@ impl TrustedProxies {
             user_agent: user_agent.map(|u| u.chars().take(MAX_USER_AGENT).collect()),
         }
     }
+}
+
+/// One `x-forwarded-for` entry: an address, possibly with a port.
+fn parse_hop(entry: &str) -> Option<IpAddr> {
+    let entry = entry.trim();
+    entry
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
 }
 
 #[cfg(test)]
@@ -95,5 +129,29 @@ mod tests {
         );
         assert_eq!(garbage.address.as_deref(), Some("127.0.0.1"));
         assert!(TrustedProxies::parse("nonsense").is_err());
+    }
+
+    #[test]
+    fn forwarded_for_is_read_right_to_left_across_headers() {
+        let proxies = TrustedProxies::parse("10.0.0.0/8").unwrap();
+        let gateway = Some("10.0.0.1:443".parse().unwrap());
+        let from = |m: &MetadataMap| proxies.client(gateway, m).address;
+        // A client prepends a victim's address: the proxy appended the real one.
+        let spoofed = md(&[("x-forwarded-for", "198.51.100.66, 203.0.113.7")]);
+        assert_eq!(from(&spoofed).as_deref(), Some("203.0.113.7"));
+        // Two proxies in a row: both skipped.
+        let chain = md(&[("x-forwarded-for", "1.2.3.4, 203.0.113.7, 10.0.0.9")]);
+        assert_eq!(from(&chain).as_deref(), Some("203.0.113.7"));
+        // Several headers are one list, in order.
+        let mut two = MetadataMap::new();
+        two.append("x-forwarded-for", "198.51.100.66".parse().unwrap());
+        two.append("x-forwarded-for", "203.0.113.8:5555".parse().unwrap());
+        assert_eq!(from(&two).as_deref(), Some("203.0.113.8"));
+        // Garbage the client wrote on the left does not matter; garbage at the
+        // right end leaves the gateway as the client.
+        let left = md(&[("x-forwarded-for", "evil, 203.0.113.7")]);
+        assert_eq!(from(&left).as_deref(), Some("203.0.113.7"));
+        let right = md(&[("x-forwarded-for", "203.0.113.7, evil")]);
+        assert_eq!(from(&right).as_deref(), Some("10.0.0.1"));
     }
 }

@@ -1,0 +1,128 @@
+//! The security promises under concurrency and behind a gateway: throttle
+//! reservations, forwarded addresses read right to left, logins racing
+//! credential changes, and the other weaknesses the hardening review found.
+
+use crate::helpers::{
+    Backend, PASSWORD, TestApp, assert_code, both_backends, spawn_app, spawn_replica, unique_email,
+};
+use identity_proto::auth::v1 as pb;
+use tonic::Code;
+
+both_backends!(
+    a_burst_of_wrong_passwords_is_throttled,
+    spoofed_forwarded_prefixes_neither_dodge_nor_lock_out,
+);
+
+async fn login_via(
+    app: &TestApp,
+    email: &str,
+    password: &str,
+    forwarded: &[&str],
+) -> Result<pb::LoginResponse, tonic::Status> {
+    let mut r = tonic::Request::new(pb::LoginRequest {
+        email: email.into(),
+        password: password.into(),
+    });
+    for value in forwarded {
+        r.metadata_mut()
+            .append("x-forwarded-for", value.parse().unwrap());
+    }
+    app.grpc
+        .clone()
+        .login(r)
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// 24 wrong passwords fired at once on one account: only as many are checked
+/// against the password as sequential attempts would be (5); the rest wait.
+async fn a_burst_of_wrong_passwords_is_throttled(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let email = unique_email();
+    app.register(&email, PASSWORD).await.unwrap();
+    let attempts: Vec<_> = (0..24)
+        .map(|_| {
+            let (grpc, email) = (app.grpc.clone(), email.clone());
+            tokio::spawn(async move {
+                grpc.clone()
+                    .login(pb::LoginRequest {
+                        email,
+                        password: "wrong password".into(),
+                    })
+                    .await
+                    .map(drop)
+                    .unwrap_err()
+                    .code()
+            })
+        })
+        .collect();
+    let mut checked = 0;
+    for a in attempts {
+        match a.await.unwrap() {
+            Code::Unauthenticated => checked += 1,
+            Code::ResourceExhausted => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(
+        checked <= 5,
+        "{checked} of 24 concurrent attempts were checked"
+    );
+    assert!(checked >= 1);
+}
+
+/// Behind a trusted gateway that appends the real client address, addresses a
+/// client prepends change nothing: rotating fake prefixes is still one client,
+/// and a victim's address as prefix does not throttle the victim.
+async fn spoofed_forwarded_prefixes_neither_dodge_nor_lock_out(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let gateway = spawn_replica(&app, |s| s.trusted_proxies = "127.0.0.0/8".into()).await;
+    let attacker = "203.0.113.66";
+    let victim = "198.51.100.7";
+    let mut throttled = 0;
+    for i in 0..35 {
+        let spoofed = format!("192.0.2.{i}, {victim}, {attacker}");
+        let r = login_via(&gateway, &unique_email(), "wrong password", &[&spoofed]).await;
+        if r.as_ref().err().map(tonic::Status::code) == Some(Code::ResourceExhausted) {
+            throttled += 1;
+        }
+    }
+    assert_eq!(
+        throttled, 5,
+        "the attacker's address is limited to 30 failures"
+    );
+    // The victim, behind the same gateway, is not affected.
+    let email = unique_email();
+    app.register(&email, PASSWORD).await.unwrap();
+    login_via(&gateway, &email, PASSWORD, &[victim])
+        .await
+        .expect("the victim's own address has its whole budget");
+    // The attacker stays limited whether the real address comes in the same
+    // header or in a second one.
+    let split = login_via(
+        &gateway,
+        &unique_email(),
+        "wrong password",
+        &[victim, attacker],
+    )
+    .await;
+    assert_code(split, Code::ResourceExhausted);
+    // Sessions record the real address.
+    let mut grpc = gateway.grpc.clone();
+    let tokens = login_via(&gateway, &email, PASSWORD, &["1.1.1.1", victim])
+        .await
+        .unwrap();
+    let sessions = grpc
+        .list_sessions(crate::helpers::bearer(
+            pb::ListSessionsRequest::default(),
+            &tokens.access_token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .sessions;
+    assert!(
+        sessions.iter().all(|s| s.client_address == victim),
+        "{sessions:?}"
+    );
+}
