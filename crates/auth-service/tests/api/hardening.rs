@@ -11,7 +11,92 @@ use tonic::Code;
 both_backends!(
     a_burst_of_wrong_passwords_is_throttled,
     spoofed_forwarded_prefixes_neither_dodge_nor_lock_out,
+    logins_racing_a_disable_leave_no_valid_token,
+    logins_racing_a_password_change_leave_no_valid_token,
 );
+
+/// Logins on `email` every 5 ms for `for_ms`; the tokens of those that succeeded.
+fn login_storm(app: &TestApp, email: &str, for_ms: u64) -> tokio::task::JoinHandle<Vec<String>> {
+    let (grpc, email) = (app.grpc.clone(), email.to_owned());
+    tokio::spawn(async move {
+        let mut calls = Vec::new();
+        let start = std::time::Instant::now();
+        while start.elapsed() < std::time::Duration::from_millis(for_ms) {
+            let (mut grpc, email) = (grpc.clone(), email.clone());
+            calls.push(tokio::spawn(async move {
+                grpc.login(pb::LoginRequest {
+                    email,
+                    password: PASSWORD.into(),
+                })
+                .await
+                .ok()
+                .map(|r| r.into_inner().access_token)
+            }));
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let mut tokens = Vec::new();
+        for c in calls {
+            tokens.extend(c.await.unwrap());
+        }
+        tokens
+    })
+}
+
+/// No token from a login that raced `DisableUser` validates once it returned.
+async fn logins_racing_a_disable_leave_no_valid_token(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.admin_token().await;
+    let email = unique_email();
+    let user = app.register(&email, PASSWORD).await.unwrap().user_id;
+    let storm = login_storm(&app, &email, 400);
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    app.grpc
+        .clone()
+        .disable_user(crate::helpers::bearer(
+            pb::DisableUserRequest {
+                user_id: user,
+                reason: "test".into(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap();
+    let tokens = storm.await.unwrap();
+    assert!(!tokens.is_empty(), "some logins won before the disable");
+    for t in &tokens {
+        assert_code(app.validate(t).await, Code::Unauthenticated);
+    }
+}
+
+/// No session opened with the old password survives `ChangePassword`, however
+/// the logins interleave with it; only the caller's own session stays.
+async fn logins_racing_a_password_change_leave_no_valid_token(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let email = unique_email();
+    app.register(&email, PASSWORD).await.unwrap();
+    let me = app.login(&email, PASSWORD).await.unwrap();
+    let storm = login_storm(&app, &email, 400);
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    app.grpc
+        .clone()
+        .change_password(crate::helpers::bearer(
+            pb::ChangePasswordRequest {
+                old_password: PASSWORD.into(),
+                new_password: "a brand new passphrase".into(),
+            },
+            &me.access_token,
+        ))
+        .await
+        .unwrap();
+    let tokens = storm.await.unwrap();
+    assert!(!tokens.is_empty(), "some logins won before the change");
+    for t in &tokens {
+        assert_code(app.validate(t).await, Code::Unauthenticated);
+    }
+    app.validate(&me.access_token)
+        .await
+        .expect("the caller's session stays");
+}
 
 async fn login_via(
     app: &TestApp,
