@@ -14,6 +14,10 @@ use platform::outbox::OutboxEvent;
 use secrecy::SecretString;
 use uuid::Uuid;
 
+/// Wrong old passwords (with the account's failed logins) that end the session
+/// a ChangePassword came from.
+const CHANGE_PASSWORD_FAILURES: i64 = 3;
+
 impl Authenticator {
     /// Creates an identity holding `roles`; its id is returned.
     #[tracing::instrument(skip_all)]
@@ -252,6 +256,18 @@ impl Authenticator {
             .identity_by_id(user_id)
             .await?
             .ok_or_else(|| AuthError::Unauthenticated("the identity no longer exists".into()))?;
+        // A wrong old password is a failed login: the same throttle, so a stolen
+        // access token is no unlimited password oracle.
+        let throttle = Throttle {
+            store: self.stores.throttle.as_ref(),
+        };
+        let reserved = match throttle
+            .reserve(&identity.email, client.address.as_deref(), self.clock.now())
+            .await?
+        {
+            Ok(reserved) => reserved,
+            Err(wait) => return Err(AuthError::Throttled(wait)),
+        };
         let verified = self
             .hasher
             .verify(old.secret(), Some(&identity.password_hash))
@@ -262,10 +278,18 @@ impl Authenticator {
                     .actor(caller.subject_id),
             )
             .await;
+            if reserved.failures >= CHANGE_PASSWORD_FAILURES {
+                self.end_session(caller.session_id, "password_guessing")
+                    .await?;
+                return Err(AuthError::Unauthenticated(
+                    "too many wrong passwords: this session has ended; log in again".into(),
+                ));
+            }
             return Err(AuthError::PermissionDenied(
                 "old_password: is not the current password".into(),
             ));
         }
+        throttle.succeeded(reserved).await?;
         let hash = self.hasher.hash(new.secret()).await?;
         let now = self.clock.now();
         let revoked = self

@@ -12,6 +12,24 @@ use platform::ids::{SessionId, UserId};
 const SESSIONS_ADMIN: &str = "sessions:admin";
 
 impl Authenticator {
+    /// Revokes one session, here at once and on other replicas within a poll.
+    pub(crate) async fn end_session(
+        &self,
+        session: SessionId,
+        reason: &str,
+    ) -> Result<(), AuthError> {
+        let now = self.clock.now();
+        if self
+            .stores
+            .sessions
+            .revoke_session(session, now, reason)
+            .await?
+        {
+            self.revoked.insert(session, now);
+        }
+        Ok(())
+    }
+
     fn require_user_or_admin(&self, caller: &Principal, user: UserId) -> Result<(), AuthError> {
         if caller.user_id() == Some(user) {
             Ok(())
@@ -60,15 +78,7 @@ impl Authenticator {
             }
             None => return Err(not_found()),
         };
-        let now = self.clock.now();
-        if self
-            .stores
-            .sessions
-            .revoke_session(session, now, "revoked")
-            .await?
-        {
-            self.revoked.insert(session, now);
-        }
+        self.end_session(session, "revoked").await?;
         self.audit(
             self.event("session.revoked", client)
                 .actor(caller.subject_id)

@@ -13,6 +13,7 @@ both_backends!(
     spoofed_forwarded_prefixes_neither_dodge_nor_lock_out,
     logins_racing_a_disable_leave_no_valid_token,
     logins_racing_a_password_change_leave_no_valid_token,
+    change_password_is_no_password_oracle,
 );
 
 /// Logins on `email` every 5 ms for `for_ms`; the tokens of those that succeeded.
@@ -209,5 +210,55 @@ async fn spoofed_forwarded_prefixes_neither_dodge_nor_lock_out(backend: Backend)
     assert!(
         sessions.iter().all(|s| s.client_address == victim),
         "{sessions:?}"
+    );
+}
+
+async fn change_password(
+    app: &TestApp,
+    token: &str,
+    old: &str,
+) -> Result<pb::ChangePasswordResponse, tonic::Status> {
+    app.grpc
+        .clone()
+        .change_password(crate::helpers::bearer(
+            pb::ChangePasswordRequest {
+                old_password: old.into(),
+                new_password: "a brand new passphrase".into(),
+            },
+            token,
+        ))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// Guessing the old password through ChangePassword counts against the
+/// account's login throttle, and a few wrong guesses end the session.
+async fn change_password_is_no_password_oracle(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let email = unique_email();
+    app.register(&email, PASSWORD).await.unwrap();
+    let stolen = app.login(&email, PASSWORD).await.unwrap();
+    for guess in ["guess one", "guess two"] {
+        assert_code(
+            change_password(&app, &stolen.access_token, guess).await,
+            Code::PermissionDenied,
+        );
+    }
+    let ended = change_password(&app, &stolen.access_token, "guess three").await;
+    assert!(assert_code(ended, Code::Unauthenticated).contains("session has ended"));
+    assert_code(
+        app.validate(&stolen.access_token).await,
+        Code::Unauthenticated,
+    );
+
+    // Failed logins and guesses share one budget: once the account must wait,
+    // ChangePassword waits too, even with the right old password.
+    let other = app.login(&email, PASSWORD).await.unwrap();
+    for _ in 0..5 {
+        assert_code(app.login(&email, "wrong").await, Code::Unauthenticated);
+    }
+    assert_code(
+        change_password(&app, &other.access_token, PASSWORD).await,
+        Code::ResourceExhausted,
     );
 }
