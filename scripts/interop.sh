@@ -55,6 +55,20 @@ if ! "$venv/bin/python" tests/interop/walkthrough.py "127.0.0.1:$auth_grpc" "htt
     cat "$work/auth.log" "$work/user.log"
     exit 1
 fi
+# A stock grpcurl (1.8.6 speaks only reflection v1alpha) lists and calls both services.
+grpcurl="$venv/bin/grpcurl"
+for addr in "127.0.0.1:$auth_grpc" "127.0.0.1:$user_grpc"; do
+    services=$("$grpcurl" -plaintext "$addr" list)
+    echo "$services" | grep -q '^identity\.\(auth\|user\)\.v1\.' \
+        || { echo "interop: grpcurl cannot list $addr: $services" >&2; exit 1; }
+done
+"$grpcurl" -plaintext -d '{}' "127.0.0.1:$auth_grpc" identity.auth.v1.AuthService/GetJwks \
+    | grep -q '"kty": "EC"' || { echo "interop: grpcurl GetJwks failed" >&2; exit 1; }
+denied=$("$grpcurl" -plaintext -d '{"name":"users/00000000-0000-0000-0000-000000000000"}' \
+    "127.0.0.1:$user_grpc" identity.user.v1.UserService/GetUser 2>&1 || true)
+echo "$denied" | grep -q 'Unauthenticated' \
+    || { echo "interop: grpcurl GetUser without a token: $denied" >&2; exit 1; }
+echo "interop: stock grpcurl lists and calls both services"
 echo "$client_secret" >> "$work/secrets"
 if grep -F -f "$work/secrets" "$work/auth.log" "$work/user.log"; then
     echo "interop: a secret was written to a service's log" >&2

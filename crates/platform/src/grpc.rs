@@ -27,20 +27,33 @@ pub async fn serve(
     health
         .set_service_status(health_name, ServingStatus::Serving)
         .await;
-    let mut reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
-    for d in descriptors {
-        reflection = reflection.register_encoded_file_descriptor_set(d);
-    }
+    let sets: Vec<&'static [u8]> = [
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+    ]
+    .into_iter()
+    .chain(descriptors.iter().copied())
+    .collect();
+    let reflection = || {
+        descriptors.iter().fold(
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET),
+            |b, d| b.register_encoded_file_descriptor_set(d),
+        )
+    };
+    // v1alpha too: grpcurl before 1.9 and many other tools only speak it.
     let routes = routes
         .add_service(health_service)
-        .add_service(reflection.build_v1()?);
+        .add_service(reflection().build_v1()?)
+        .add_service(reflection().build_v1alpha()?);
+    let known = crate::metrics::methods_of(&sets)?;
     let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }
     builder
-        .layer(GrpcMetricsLayer::new(metrics))
+        .layer(GrpcMetricsLayer::new(metrics, known))
         .add_routes(routes)
         .serve_with_incoming_shutdown(
             // Without TCP_NODELAY a response's trailers can wait for the peer's

@@ -3,6 +3,8 @@
 
 use futures::future::BoxFuture;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -74,16 +76,43 @@ impl Metrics {
     }
 }
 
+/// The label of every request whose path is not a served method: a caller
+/// choosing paths must not be able to mint series.
+pub const UNKNOWN_METHOD: &str = "unknown";
+
+/// The gRPC methods (`/package.Service/Method`) that encoded descriptor sets declare.
+pub fn methods_of(sets: &[&[u8]]) -> Result<Arc<HashSet<String>>, prost::DecodeError> {
+    use prost::Message as _;
+    let mut methods = HashSet::new();
+    for set in sets {
+        for file in prost_types::FileDescriptorSet::decode(*set)?.file {
+            let package = file.package();
+            for service in &file.service {
+                for method in &service.method {
+                    let qualified = if package.is_empty() {
+                        service.name().to_owned()
+                    } else {
+                        format!("{package}.{}", service.name())
+                    };
+                    methods.insert(format!("/{qualified}/{}", method.name()));
+                }
+            }
+        }
+    }
+    Ok(Arc::new(methods))
+}
+
 /// A tower layer recording every gRPC call in [`Metrics`].
 #[derive(Clone, Debug)]
 pub struct GrpcMetricsLayer {
     metrics: Metrics,
+    known: Arc<HashSet<String>>,
 }
 
 impl GrpcMetricsLayer {
-    /// Records into `metrics`.
-    pub fn new(metrics: Metrics) -> Self {
-        Self { metrics }
+    /// Records into `metrics`, labelling methods outside `known` as [`UNKNOWN_METHOD`].
+    pub fn new(metrics: Metrics, known: Arc<HashSet<String>>) -> Self {
+        Self { metrics, known }
     }
 }
 
@@ -93,6 +122,7 @@ impl<S> tower::Layer<S> for GrpcMetricsLayer {
         GrpcMetricsService {
             inner,
             metrics: self.metrics.clone(),
+            known: self.known.clone(),
         }
     }
 }
@@ -102,6 +132,7 @@ impl<S> tower::Layer<S> for GrpcMetricsLayer {
 pub struct GrpcMetricsService<S> {
     inner: S,
     metrics: Metrics,
+    known: Arc<HashSet<String>>,
 }
 
 impl<S, B, RB> tower::Service<http::Request<B>> for GrpcMetricsService<S>
@@ -123,7 +154,12 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let metrics = self.metrics.clone();
-        let method = req.uri().path().to_owned();
+        let path = req.uri().path();
+        let method = if self.known.contains(path) {
+            path.to_owned()
+        } else {
+            UNKNOWN_METHOD.to_owned()
+        };
         let started = Instant::now();
         Box::pin(async move {
             let result = inner.call(req).await;

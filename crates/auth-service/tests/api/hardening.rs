@@ -14,6 +14,7 @@ both_backends!(
     logins_racing_a_disable_leave_no_valid_token,
     logins_racing_a_password_change_leave_no_valid_token,
     change_password_is_no_password_oracle,
+    unknown_methods_do_not_grow_metrics,
 );
 
 /// Logins on `email` every 5 ms for `for_ms`; the tokens of those that succeeded.
@@ -260,5 +261,51 @@ async fn change_password_is_no_password_oracle(backend: Backend) {
     assert_code(
         change_password(&app, &other.access_token, PASSWORD).await,
         Code::ResourceExhausted,
+    );
+}
+
+/// 300 calls to made-up 2 KiB method names, unauthenticated: `/metrics` keeps
+/// one `unknown` series instead of growing by every name.
+async fn unknown_methods_do_not_grow_metrics(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let metrics = || async {
+        reqwest::get(format!("{}/metrics", app.http))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let channel = tonic::transport::Channel::from_shared(app.grpc_url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    let _ = app.login(&unique_email(), PASSWORD).await;
+    let before = metrics().await.len();
+    for i in 0..300 {
+        let path = format!("/identity.auth.v1.AuthService/{i}{}", "x".repeat(2048));
+        grpc.ready().await.unwrap();
+        let reply: Result<tonic::Response<()>, _> = grpc
+            .unary(
+                tonic::Request::new(()),
+                path.parse().unwrap(),
+                tonic_prost::ProstCodec::<(), ()>::default(),
+            )
+            .await;
+        assert_code(reply, Code::Unimplemented);
+    }
+    let after = metrics().await;
+    assert!(
+        after.len() < before + 4096,
+        "/metrics grew from {before} to {} bytes",
+        after.len()
+    );
+    assert!(
+        after.contains(
+            r#"grpc_server_handled_total{grpc_code="12",grpc_method="unknown",service="auth"} 300"#
+        ),
+        "{after}"
     );
 }
