@@ -212,8 +212,9 @@ impl Authenticator {
         }
     }
 
-    /// Revokes the session of a refresh token. Unknown tokens are ignored, so that
-    /// logout is idempotent and reveals nothing.
+    /// Revokes the session of a refresh token, current or already rotated (the
+    /// rotated one may have been stolen and refreshed by the thief). Unknown
+    /// tokens are ignored, so that logout is idempotent and reveals nothing.
     #[tracing::instrument(skip_all)]
     pub async fn logout(
         &self,
@@ -224,15 +225,23 @@ impl Authenticator {
             return Ok(());
         };
         let now = self.clock.now();
-        if let Some(session_id) = self
+        if let Some((session_id, spent)) = self
             .stores
             .sessions
             .revoke_session_by_refresh_token(&hash, now, "logout")
             .await?
         {
             self.revoked.insert(session_id, now);
-            tracing::info!(%session_id, "session revoked by logout");
-            self.audit(self.event("logout", client).subject(session_id))
+            // A spent token at logout means someone else refreshed with it: the
+            // session is ended all the same, and the reuse is on record.
+            let kind = if spent {
+                tracing::warn!(%session_id, "spent refresh token at logout; session revoked");
+                "refresh_token.reused"
+            } else {
+                tracing::info!(%session_id, "session revoked by logout");
+                "logout"
+            };
+            self.audit(self.event(kind, client).subject(session_id))
                 .await;
         }
         Ok(())

@@ -77,13 +77,14 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
         next: &NewRefreshToken,
         now: DateTime<Utc>,
     ) -> Result<Rotation, StoreError>;
-    /// Revokes the session whose current refresh token hashes to `presented`.
+    /// Revokes the session of the refresh token hashing to `presented`, current
+    /// or already spent; returns it and whether the token was spent (a reuse).
     async fn revoke_session_by_refresh_token(
         &self,
         presented: &[u8; 32],
         now: DateTime<Utc>,
         reason: &str,
-    ) -> Result<Option<SessionId>, StoreError>;
+    ) -> Result<Option<(SessionId, bool)>, StoreError>;
     /// Sessions revoked at or after `since`, with when.
     async fn revoked_sessions_since(
         &self,
@@ -268,18 +269,28 @@ platform::generic_store! {
             presented: &[u8; 32],
             now: DateTime<Utc>,
             reason: &str,
-        ) -> Result<Option<SessionId>, StoreError> {
-            Ok(sqlx::query_scalar(
-                "UPDATE sessions SET revoked_at = $2, revoke_reason = $3
-                 WHERE revoked_at IS NULL AND id = (
-                     SELECT session_id FROM refresh_tokens WHERE token_hash = $1 AND used_at IS NULL)
-                 RETURNING id",
+        ) -> Result<Option<(SessionId, bool)>, StoreError> {
+            let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+            let token: Option<(SessionId, bool)> = sqlx::query_as(
+                "SELECT session_id, used_at IS NOT NULL FROM refresh_tokens WHERE token_hash = $1",
             )
             .bind(&presented[..])
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((session_id, spent)) = token else {
+                return Ok(None);
+            };
+            let revoked = sqlx::query(
+                "UPDATE sessions SET revoked_at = $2, revoke_reason = $3
+                 WHERE id = $1 AND revoked_at IS NULL",
+            )
+            .bind(session_id)
             .bind(Timestamp(now))
-            .bind(reason)
-            .fetch_optional(&self.pool)
-            .await?)
+            .bind(if spent { "refresh_token_reuse" } else { reason })
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok((DB::rows_affected(&revoked) > 0).then_some((session_id, spent)))
         }
 
         async fn revoked_sessions_since(

@@ -15,6 +15,7 @@ both_backends!(
     logins_racing_a_password_change_leave_no_valid_token,
     change_password_is_no_password_oracle,
     unknown_methods_do_not_grow_metrics,
+    logout_with_a_spent_refresh_token_ends_the_session,
 );
 
 /// Logins on `email` every 5 ms for `for_ms`; the tokens of those that succeeded.
@@ -308,4 +309,24 @@ async fn unknown_methods_do_not_grow_metrics(backend: Backend) {
         ),
         "{after}"
     );
+}
+
+/// A thief refreshed with the victim's token: the victim's logout with the
+/// spent token ends the session, the thief's tokens included.
+async fn logout_with_a_spent_refresh_token_ends_the_session(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let victim = app.new_session().await;
+    let thief = app.refresh(&victim.refresh_token).await.unwrap();
+    app.logout(&victim.refresh_token).await.unwrap();
+    assert_code(
+        app.validate(&thief.access_token).await,
+        Code::Unauthenticated,
+    );
+    assert_code(
+        app.refresh(&thief.refresh_token).await,
+        Code::Unauthenticated,
+    );
+    // Logging out again, or with garbage, still answers OK and reveals nothing.
+    app.logout(&victim.refresh_token).await.unwrap();
+    app.logout("not a token").await.unwrap();
 }

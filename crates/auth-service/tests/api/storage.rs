@@ -315,7 +315,7 @@ async fn revocations_and_keys(backend: Backend) {
             .revoke_session_by_refresh_token(&[1; 32], t0, "logout")
             .await
             .unwrap(),
-        Some(session.id)
+        Some((session.id, false))
     );
     assert_eq!(
         s.sessions
