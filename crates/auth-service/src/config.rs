@@ -27,12 +27,17 @@ pub enum Command {
     Migrate,
     /// Start signing with the next key now (published keys keep verifying).
     RotateKeys,
-    /// Create an administrator, or make an existing user one. The password is
-    /// read from AUTH_ADMIN_PASSWORD, or from the first line of standard input.
+    /// Create an administrator. The password is read from AUTH_ADMIN_PASSWORD,
+    /// or from the first line of standard input.
     CreateAdmin {
         /// The administrator's email.
         #[arg(long)]
         email: String,
+        /// If the email is already registered, make that account the
+        /// administrator: its password is reset to the given one and every
+        /// session it had ends. Without it, a taken email is refused.
+        #[arg(long)]
+        promote: bool,
         /// The display name of a new administrator.
         #[arg(long, default_value = "Administrator")]
         display_name: String,

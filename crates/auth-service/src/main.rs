@@ -55,13 +55,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::CreateAdmin {
             email,
             display_name,
+            promote,
         } => {
             let core = startup::build_core(&cli.settings, clock).await?;
             let email = Email::parse(&email, "--email")?;
             let name = DisplayName::parse(&display_name, "--display-name")?;
             let id = core
                 .authenticator
-                .create_admin(email, name, || {
+                .create_admin(email, name, promote, || {
                     Ok(NewPassword::parse(
                         admin_password()?,
                         "AUTH_ADMIN_PASSWORD",

@@ -11,40 +11,63 @@ use platform::ids::UserId;
 const USERS_DISABLE: &str = "users:disable";
 
 impl Authenticator {
-    /// The first administrator, from the command line: gives an existing identity
-    /// with this email the `admin` role, or registers one with the password that
-    /// `password` supplies (asked for only then).
+    /// The first administrator, from the command line: registers one with the
+    /// password that `password` supplies. An identity that already has this
+    /// email is someone's account (perhaps a squatter's): it is refused unless
+    /// `promote`, and then its password is reset to the given one and every
+    /// session it had ends before it gets the `admin` role.
     pub async fn create_admin(
         &self,
         email: Email,
         display_name: DisplayName,
+        promote: bool,
         password: impl FnOnce() -> anyhow::Result<NewPassword>,
     ) -> anyhow::Result<UserId> {
         let client = ClientInfo::default();
-        if let Some(existing) = self
+        let Some(existing) = self
             .stores
             .identities
             .identity_by_email(email.as_str())
             .await?
-        {
-            let now = self.clock.now();
-            self.stores
-                .roles
-                .assign_role(existing.id.uuid(), ADMIN_ROLE, now)
-                .await?;
-            self.audit(
-                self.event("role.assigned", &client)
-                    .actor("command-line")
-                    .subject(existing.id)
-                    .detail("role", ADMIN_ROLE),
-            )
-            .await;
-            return Ok(existing.id);
+        else {
+            let roles = [DEFAULT_ROLE, ADMIN_ROLE];
+            return Ok(self
+                .register_with_roles(email, password()?, display_name, &roles, &client)
+                .await?);
+        };
+        if !promote {
+            anyhow::bail!(
+                "{} is already registered; to make that account the administrator, run again \
+                 with --promote: its password is then reset to the one given and its sessions end",
+                email.as_str()
+            );
         }
-        let roles = [DEFAULT_ROLE, ADMIN_ROLE];
-        Ok(self
-            .register_with_roles(email, password()?, display_name, &roles, &client)
-            .await?)
+        let hash = self.hasher.hash(password()?.secret()).await?;
+        let now = self.clock.now();
+        let revoked = self
+            .stores
+            .identities
+            .change_password(existing.id, &existing.password_hash, &hash, None, now)
+            .await?
+            .ok_or_else(|| {
+                anyhow::anyhow!("the account's password changed meanwhile; run again")
+            })?;
+        for session in &revoked {
+            self.revoked.insert(*session, now);
+        }
+        self.stores
+            .roles
+            .assign_role(existing.id.uuid(), ADMIN_ROLE, now)
+            .await?;
+        self.audit(
+            self.event("user.promoted", &client)
+                .actor("command-line")
+                .subject(existing.id)
+                .detail("role", ADMIN_ROLE)
+                .detail("sessions_revoked", revoked.len()),
+        )
+        .await;
+        Ok(existing.id)
     }
 
     /// Disables an identity and revokes its sessions everywhere (a deleted user).

@@ -16,6 +16,7 @@ both_backends!(
     change_password_is_no_password_oracle,
     unknown_methods_do_not_grow_metrics,
     logout_with_a_spent_refresh_token_ends_the_session,
+    create_admin_on_a_taken_email_needs_promote_and_takes_the_account_back,
 );
 
 /// Logins on `email` every 5 ms for `for_ms`; the tokens of those that succeeded.
@@ -329,4 +330,42 @@ async fn logout_with_a_spent_refresh_token_ends_the_session(backend: Backend) {
     // Logging out again, or with garbage, still answers OK and reveals nothing.
     app.logout(&victim.refresh_token).await.unwrap();
     app.logout("not a token").await.unwrap();
+}
+
+/// A squatter registered the admin's email first: create-admin refuses; with
+/// `--promote` the squatter's password and sessions are gone before the
+/// account becomes admin.
+async fn create_admin_on_a_taken_email_needs_promote_and_takes_the_account_back(backend: Backend) {
+    use auth_service::domain::{DisplayName, Email, NewPassword};
+    let app = spawn_app(backend).await;
+    let email = unique_email();
+    app.register(&email, PASSWORD).await.unwrap();
+    let squatter = app.login(&email, PASSWORD).await.unwrap();
+    let admin_password = "the real admin passphrase";
+    let create = |promote| {
+        app.handle.core.create_admin(
+            Email::parse(&email, "e").unwrap(),
+            DisplayName::parse("Admin", "d").unwrap(),
+            promote,
+            || Ok(NewPassword::parse(admin_password.into(), "p")?),
+        )
+    };
+    let refused = create(false).await.unwrap_err().to_string();
+    assert!(refused.contains("--promote"), "{refused}");
+    let roles = app.validate(&squatter.access_token).await.unwrap().roles;
+    assert!(!roles.contains(&"admin".to_owned()));
+
+    create(true).await.unwrap();
+    assert_code(
+        app.validate(&squatter.access_token).await,
+        Code::Unauthenticated,
+    );
+    assert_code(
+        app.refresh(&squatter.refresh_token).await,
+        Code::Unauthenticated,
+    );
+    assert_code(app.login(&email, PASSWORD).await, Code::Unauthenticated);
+    let admin = app.login(&email, admin_password).await.unwrap();
+    let roles = app.validate(&admin.access_token).await.unwrap().roles;
+    assert!(roles.contains(&"admin".to_owned()), "{roles:?}");
 }
