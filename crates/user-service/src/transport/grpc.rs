@@ -8,11 +8,12 @@ use crate::service::{self, Directory, MAX_BATCH, NewUser};
 use crate::storage::UserRecord;
 use identity_proto::user::v1 as pb;
 use identity_proto::user::v1::user_service_server::UserService;
-use platform::access::Authorizer;
+use platform::access::{Authorizer, Subject};
 use platform::grpc::timestamp;
 use platform::ids::UserId;
 use std::sync::Arc;
-use tonic::{Request, Response, Status};
+use tonic::metadata::MetadataMap;
+use tonic::{Code, Request, Response, Status};
 
 /// The `identity.user.v1.UserService` implementation.
 #[derive(Debug, Clone)]
@@ -35,20 +36,59 @@ impl UserGrpc {
         request: &Request<T>,
         permission: &str,
         target: Option<UserId>,
-    ) -> Result<(), Status> {
+    ) -> Result<Subject, Status> {
         let resource = target.map(policy::resource);
         self.authorizer
             .require(request.metadata(), permission, resource.as_deref())
             .await
-            .map(|_| ())
+    }
+
+    /// The users as `caller` may see them: someone else's email only with
+    /// `users:read_email` (asked only when the reply holds someone else).
+    async fn reply(
+        &self,
+        metadata: &MetadataMap,
+        caller: &Subject,
+        users: Vec<UserRecord>,
+    ) -> Result<Vec<pb::User>, Status> {
+        let own = |u: &UserRecord| !caller.is_service && u.id.uuid() == caller.id;
+        let all_emails = if users.iter().all(own) {
+            false
+        } else {
+            match self
+                .authorizer
+                .require(metadata, policy::READ_EMAIL, None)
+                .await
+            {
+                Ok(_) => true,
+                Err(s) if s.code() == Code::PermissionDenied => false,
+                Err(s) => return Err(s),
+            }
+        };
+        Ok(users
+            .into_iter()
+            .map(|u| {
+                let email = all_emails || own(&u);
+                to_proto(u, email)
+            })
+            .collect())
+    }
+
+    async fn reply_one(
+        &self,
+        metadata: &MetadataMap,
+        caller: &Subject,
+        user: UserRecord,
+    ) -> Result<Option<pb::User>, Status> {
+        Ok(self.reply(metadata, caller, vec![user]).await?.pop())
     }
 }
 
-fn to_proto(u: UserRecord) -> pb::User {
+fn to_proto(u: UserRecord, with_email: bool) -> pb::User {
     pb::User {
         name: format!("users/{}", u.id),
         id: u.id.to_string(),
-        email: u.email,
+        email: if with_email { u.email } else { String::new() },
         username: u.username,
         display_name: u.display_name,
         avatar_url: u.avatar_url,
@@ -87,7 +127,8 @@ impl UserService for UserGrpc {
         &self,
         request: Request<pb::CreateUserRequest>,
     ) -> Result<Response<pb::CreateUserResponse>, Status> {
-        self.require(&request, policy::CREATE, None).await?;
+        let caller = self.require(&request, policy::CREATE, None).await?;
+        let metadata = request.metadata().clone();
         let user = request
             .into_inner()
             .user
@@ -105,7 +146,7 @@ impl UserService for UserGrpc {
         };
         let created = self.directory.create(new).await?;
         Ok(Response::new(pb::CreateUserResponse {
-            user: Some(to_proto(created)),
+            user: self.reply_one(&metadata, &caller, created).await?,
         }))
     }
 
@@ -114,10 +155,10 @@ impl UserService for UserGrpc {
         request: Request<pb::GetUserRequest>,
     ) -> Result<Response<pb::GetUserResponse>, Status> {
         let id = user_id_from_name(&request.get_ref().name, "name")?;
-        self.require(&request, policy::READ, Some(id)).await?;
+        let caller = self.require(&request, policy::READ, Some(id)).await?;
         let user = self.directory.get(id).await?;
         Ok(Response::new(pb::GetUserResponse {
-            user: Some(to_proto(user)),
+            user: self.reply_one(request.metadata(), &caller, user).await?,
         }))
     }
 
@@ -125,7 +166,7 @@ impl UserService for UserGrpc {
         &self,
         request: Request<pb::BatchGetUsersRequest>,
     ) -> Result<Response<pb::BatchGetUsersResponse>, Status> {
-        self.require(&request, policy::READ, None).await?;
+        let caller = self.require(&request, policy::READ, None).await?;
         let names = &request.get_ref().names;
         if names.len() > MAX_BATCH {
             return Err(FieldViolation::new("names", "must name at most 100 users").into());
@@ -136,7 +177,7 @@ impl UserService for UserGrpc {
             .collect::<Result<Vec<_>, _>>()?;
         let users = self.directory.batch_get(&ids).await?;
         Ok(Response::new(pb::BatchGetUsersResponse {
-            users: users.into_iter().map(to_proto).collect(),
+            users: self.reply(request.metadata(), &caller, users).await?,
         }))
     }
 
@@ -144,14 +185,15 @@ impl UserService for UserGrpc {
         &self,
         request: Request<pb::ListUsersRequest>,
     ) -> Result<Response<pb::ListUsersResponse>, Status> {
-        self.require(&request, policy::READ, None).await?;
+        let caller = self.require(&request, policy::READ, None).await?;
+        let metadata = request.metadata().clone();
         let r = request.into_inner();
         let page = self
             .directory
             .list(&r.filter, r.page_size, &r.page_token)
             .await?;
         Ok(Response::new(pb::ListUsersResponse {
-            users: page.users.into_iter().map(to_proto).collect(),
+            users: self.reply(&metadata, &caller, page.users).await?,
             next_page_token: page.next_page_token,
         }))
     }
@@ -162,7 +204,8 @@ impl UserService for UserGrpc {
     ) -> Result<Response<pb::UpdateUserResponse>, Status> {
         let target = request.get_ref().user.as_ref().map(target_of);
         let id = target.ok_or_else(|| FieldViolation::new("user", "is required"))??;
-        self.require(&request, policy::WRITE, Some(id)).await?;
+        let caller = self.require(&request, policy::WRITE, Some(id)).await?;
+        let metadata = request.metadata().clone();
         let r = request.into_inner();
         let user = r.user.unwrap_or_default();
         let paths = r.update_mask.map(|m| m.paths).unwrap_or_default();
@@ -171,7 +214,7 @@ impl UserService for UserGrpc {
             .update(id, &user.etag, &paths, &input_of(&user))
             .await?;
         Ok(Response::new(pb::UpdateUserResponse {
-            user: Some(to_proto(updated)),
+            user: self.reply_one(&metadata, &caller, updated).await?,
         }))
     }
 

@@ -7,7 +7,8 @@ use tonic::Code;
 
 both_backends!(
     tokens_are_checked_by_the_auth_service,
-    users_change_only_themselves
+    users_change_only_themselves,
+    emails_are_shown_to_their_owner_and_to_holders_of_read_email
 );
 
 async fn tokens_are_checked_by_the_auth_service(backend: Backend) {
@@ -248,4 +249,57 @@ async fn call(
             .map(drop),
         other => panic!("unknown rpc {other}"),
     }
+}
+
+/// Every user may read profiles, but an email address only reaches its owner,
+/// admins and the identity services (`users:read_email`).
+async fn emails_are_shown_to_their_owner_and_to_holders_of_read_email(backend: Backend) {
+    let sys = spawn_system(backend).await;
+    let ada = sys.new_user().await;
+    let bob = sys.new_user().await;
+    let email_of = |u: Result<pb::User, tonic::Status>| u.unwrap().email;
+    assert_eq!(
+        email_of(sys.get(&ada.access_token, &ada.name).await),
+        ada.email
+    );
+    assert_eq!(email_of(sys.get(&bob.access_token, &ada.name).await), "");
+    let admin = sys.admin_token().await;
+    assert_eq!(email_of(sys.get(&admin, &ada.name).await), ada.email);
+    let service = sys.service_token(&["identity-service"]).await;
+    assert_eq!(email_of(sys.get(&service, &ada.name).await), ada.email);
+    let reader = sys.service_token(&["user"]).await;
+    assert_eq!(email_of(sys.get(&reader, &ada.name).await), "");
+
+    // Lists and batches: only the caller's own address.
+    let listed = sys
+        .list(&bob.access_token, 1000, "", "")
+        .await
+        .unwrap()
+        .users;
+    assert!(listed.len() >= 2);
+    for u in &listed {
+        let expected = if u.name == bob.name {
+            bob.email.as_str()
+        } else {
+            ""
+        };
+        assert_eq!(u.email, expected, "{}", u.name);
+    }
+    let batch = sys
+        .users
+        .clone()
+        .batch_get_users(bearer(
+            pb::BatchGetUsersRequest {
+                names: vec![ada.name.clone(), bob.name.clone()],
+            },
+            &bob.access_token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .users;
+    let emails: Vec<_> = batch.iter().map(|u| u.email.as_str()).collect();
+    assert_eq!(emails, ["", bob.email.as_str()]);
+    let listed = sys.list(&admin, 1000, "", "").await.unwrap().users;
+    assert!(listed.iter().all(|u| !u.email.is_empty()));
 }
