@@ -162,10 +162,14 @@ impl KeyRing {
         self.current.read().clone()
     }
 
-    /// Creates the keys the schedule calls for and reloads the ring.
+    /// Creates the keys the schedule calls for, seals plaintext keys when a
+    /// key-encryption key is set, and reloads the ring.
     pub async fn refresh(&self) -> Result<(), KeyError> {
         let now = self.clock.now();
         let mut records = self.store.signing_keys().await?;
+        if self.seal_plaintext(&records).await? > 0 {
+            records = self.store.signing_keys().await?;
+        }
         if records.is_empty() {
             self.create(1, now, now).await?;
             records = self.store.signing_keys().await?;
@@ -181,6 +185,28 @@ impl KeyRing {
         let set = self.build(&records, now)?;
         *self.current.write() = Some(Arc::new(set));
         Ok(())
+    }
+
+    /// Keys created before the key-encryption key was turned on are plaintext
+    /// at rest: seal them now rather than wait for rotation to retire them.
+    async fn seal_plaintext(&self, records: &[SigningKeyRecord]) -> Result<usize, KeyError> {
+        let Some(kek) = &self.kek else {
+            return Ok(0);
+        };
+        let mut sealed = 0;
+        for r in records.iter().filter(|r| !r.encrypted) {
+            let boxed = kek.seal(&r.kid, &r.private_key)?;
+            if self.store.seal_signing_key(r.generation, &boxed).await? {
+                sealed += 1;
+            }
+        }
+        if sealed > 0 {
+            tracing::info!(
+                sealed,
+                "sealed plaintext signing keys with the key-encryption key"
+            );
+        }
+        Ok(sealed)
     }
 
     /// Rotates now: the published next key starts signing at once and a new next

@@ -28,6 +28,9 @@ pub trait KeyStore: Send + Sync + std::fmt::Debug {
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
     /// Inserts a key unless its generation exists (another replica won); true if inserted.
     async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<bool, StoreError>;
+    /// Replaces a plaintext private key with its sealed form; false when it was
+    /// sealed already (another replica did it).
+    async fn seal_signing_key(&self, generation: i64, sealed: &[u8]) -> Result<bool, StoreError>;
     /// Moves a key's activation time (an early rotation).
     async fn set_key_activation(
         &self,
@@ -64,6 +67,20 @@ platform::generic_store! {
             .bind(key.encrypted)
             .bind(Timestamp(key.created_at))
             .bind(Timestamp(key.activates_at))
+            .execute(&self.pool)
+            .await?;
+            Ok(DB::rows_affected(&done) == 1)
+        }
+
+        async fn seal_signing_key(&self, generation: i64, sealed: &[u8]) -> Result<bool, StoreError> {
+            let done = sqlx::query(
+                "UPDATE signing_keys SET private_key = $2, encrypted = $3
+                 WHERE generation = $1 AND encrypted = $4",
+            )
+            .bind(generation)
+            .bind(sealed)
+            .bind(true)
+            .bind(false)
             .execute(&self.pool)
             .await?;
             Ok(DB::rows_affected(&done) == 1)

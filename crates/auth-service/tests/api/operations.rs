@@ -12,7 +12,8 @@ use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 both_backends!(
     health_metrics_and_reflection,
     in_flight_calls_finish_on_shutdown,
-    keys_are_sealed_with_the_kek
+    keys_are_sealed_with_the_kek,
+    a_kek_turned_on_later_seals_existing_keys
 );
 
 async fn health_metrics_and_reflection(backend: Backend) {
@@ -166,4 +167,38 @@ async fn keys_are_sealed_with_the_kek(backend: Backend) {
         .validate(&session.access_token)
         .await
         .expect("tokens survive a restart");
+}
+
+/// Keys made before the KEK was turned on are sealed at the first start with it,
+/// and the tokens they signed keep verifying.
+async fn a_kek_turned_on_later_seals_existing_keys(backend: Backend) {
+    let db = backend.fresh_database().await;
+    let plain = spawn_with(settings(&db.url), ManualClock::default(), true).await;
+    let session = plain.new_session().await;
+    let store = auth_service::storage::connect(&db.url).await.unwrap();
+    let keys = store.keys.signing_keys().await.unwrap();
+    assert!(keys.iter().all(|k| !k.encrypted), "no KEK yet: plaintext");
+    plain.shutdown.cancel();
+
+    let mut sealed = settings(&db.url);
+    sealed.key_encryption_key = Some(SecretString::from(
+        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_owned(),
+    ));
+    let app = spawn_with(sealed, ManualClock::default(), true).await;
+    let keys = store.keys.signing_keys().await.unwrap();
+    assert!(
+        !keys.is_empty() && keys.iter().all(|k| k.encrypted),
+        "every key sealed at start"
+    );
+    for k in &keys {
+        let parsed = aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            &k.private_key,
+        );
+        assert!(parsed.is_err(), "a private key is readable at rest");
+    }
+    app.validate(&session.access_token)
+        .await
+        .expect("tokens signed before keep verifying");
+    app.new_session().await;
 }
