@@ -112,9 +112,9 @@ impl From<AuthError> for Status {
                 Status::already_exists(AuthError::EmailTaken.to_string())
             }
             AuthError::Store(StoreError::Database(ref db))
-                if platform::status::is_unavailable(db) =>
+                if let Some(code) = platform::status::retryable(db) =>
             {
-                platform::status::opaque(Code::Unavailable, &e)
+                platform::status::opaque(code, &e)
             }
             AuthError::Store(_) | AuthError::Internal(_) => {
                 platform::status::opaque(Code::Internal, &e)

@@ -37,9 +37,9 @@ impl From<UserError> for Status {
                 Status::already_exists("username is already taken")
             }
             UserError::Store(StoreError::Database(ref db))
-                if platform::status::is_unavailable(db) =>
+                if let Some(code) = platform::status::retryable(db) =>
             {
-                platform::status::opaque(Code::Unavailable, &e)
+                platform::status::opaque(code, &e)
             }
             UserError::Store(_) => platform::status::opaque(Code::Internal, &e),
         }

@@ -91,3 +91,116 @@ async fn a_stale_revocation_view_fails_closed_and_recovers_by_itself() {
     drop(app);
     drop(cluster);
 }
+
+/// Requests in flight while PostgreSQL stops and starts again: every failure is
+/// one a client may retry (UNAVAILABLE, or ABORTED), never INTERNAL, and the
+/// service serves again by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_stopping_under_load_is_unavailable_never_internal() {
+    use identity_proto::auth::v1 as pb;
+    let mut cluster = tokio::task::spawn_blocking(Cluster::start_private)
+        .await
+        .unwrap();
+    let url = cluster.create_database().await;
+    let app = spawn_with(settings(&url), ManualClock::default(), true).await;
+    let email = crate::helpers::unique_email();
+    app.register(&email, crate::helpers::PASSWORD)
+        .await
+        .unwrap();
+    let token = app
+        .login(&email, crate::helpers::PASSWORD)
+        .await
+        .unwrap()
+        .access_token;
+
+    let stop = tokio_util::sync::CancellationToken::new();
+    let workers: Vec<_> = (0..8)
+        .map(|w| {
+            let (grpc, stop, email) = (app.grpc.clone(), stop.clone(), email.clone());
+            let token = token.clone();
+            tokio::spawn(async move {
+                let mut codes = Vec::new();
+                let mut n = 0;
+                while !stop.is_cancelled() {
+                    n += 1;
+                    // Most workers keep queries in flight (no hashing); two also
+                    // write through the hash pool.
+                    let result = if w < 6 {
+                        grpc.clone()
+                            .list_sessions(crate::helpers::bearer(
+                                pb::ListSessionsRequest::default(),
+                                &token,
+                            ))
+                            .await
+                            .map(drop)
+                    } else if w == 6 {
+                        grpc.clone()
+                            .login(pb::LoginRequest {
+                                email: email.clone(),
+                                password: crate::helpers::PASSWORD.into(),
+                            })
+                            .await
+                            .map(drop)
+                    } else {
+                        grpc.clone()
+                            .register(pb::RegisterRequest {
+                                email: format!("load-{w}-{n}-{email}"),
+                                password: crate::helpers::PASSWORD.into(),
+                                display_name: String::new(),
+                            })
+                            .await
+                            .map(drop)
+                    };
+                    if let Err(s) = result {
+                        codes.push((s.code(), s.message().to_owned()));
+                    }
+                    tokio::task::yield_now().await;
+                }
+                codes
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut cluster = tokio::task::spawn_blocking(move || {
+        cluster.stop();
+        cluster
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let cluster = tokio::task::spawn_blocking(move || {
+        cluster.restart();
+        cluster
+    })
+    .await
+    .unwrap();
+    let restarted = Instant::now();
+    while app.login(&email, crate::helpers::PASSWORD).await.is_err() {
+        assert!(
+            restarted.elapsed() < Duration::from_secs(15),
+            "logins did not recover within 15 s of the database's return"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.cancel();
+    let mut failures = Vec::new();
+    for w in workers {
+        failures.extend(w.await.unwrap());
+    }
+    assert!(
+        failures.iter().any(|(c, _)| *c == Code::Unavailable),
+        "the outage was seen: {failures:?}"
+    );
+    let wrong: Vec<_> = failures
+        .iter()
+        .filter(|(c, _)| {
+            !matches!(
+                c,
+                Code::Unavailable | Code::Aborted | Code::ResourceExhausted
+            )
+        })
+        .collect();
+    assert!(wrong.is_empty(), "not retryable: {wrong:?}");
+    drop(app);
+    drop(cluster);
+}
