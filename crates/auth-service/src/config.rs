@@ -109,6 +109,15 @@ pub struct Settings {
     #[arg(long, env = "AUTH_REFRESH_TOKEN_TTL", default_value = "30d", value_parser = humantime::parse_duration, global = true)]
     pub refresh_token_ttl: Duration,
 
+    /// A session ends this long after its login, however often it is refreshed
+    /// (refresh tokens still rotate within it).
+    #[arg(long, env = "AUTH_SESSION_MAX_LIFETIME", default_value = "30d", value_parser = humantime::parse_duration, global = true)]
+    pub session_max_lifetime: Duration,
+
+    /// How long audit events are kept before pruning deletes them.
+    #[arg(long, env = "AUTH_AUDIT_RETENTION", default_value = "365d", value_parser = humantime::parse_duration, global = true)]
+    pub audit_retention: Duration,
+
     /// How long a signing key signs before the next one takes over.
     #[arg(long, env = "AUTH_KEY_ROTATION_INTERVAL", default_value = "30d", value_parser = humantime::parse_duration, global = true)]
     pub key_rotation_interval: Duration,
@@ -209,6 +218,12 @@ impl Settings {
         if self.hash_workers == Some(0) {
             return Err(ConfigError::HashWorkers);
         }
+        if self.session_max_lifetime < self.access_token_ttl {
+            return Err(ConfigError::SessionLifetime);
+        }
+        if self.audit_retention < Duration::from_secs(24 * 3600) {
+            return Err(ConfigError::AuditRetention);
+        }
         Ok(())
     }
 }
@@ -228,4 +243,8 @@ pub enum ConfigError {
     MaxSyncAge,
     #[error("hash workers must be at least 1")]
     HashWorkers,
+    #[error("session max lifetime must be at least the access token TTL")]
+    SessionLifetime,
+    #[error("audit retention must be at least a day")]
+    AuditRetention,
 }

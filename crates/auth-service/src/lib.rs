@@ -10,6 +10,7 @@ pub mod error;
 pub mod feed;
 pub mod freshness;
 pub mod relay;
+pub mod retention;
 pub mod revocation;
 pub mod service;
 pub mod startup;

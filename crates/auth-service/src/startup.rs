@@ -8,6 +8,7 @@ use crate::crypto::jwt::TokenAuthority;
 use crate::crypto::keys::{Kek, KeyRing};
 use crate::freshness::{Freshness, Views};
 use crate::relay::ToUserService;
+use crate::retention::{Pruner, Retention};
 use crate::service::Authenticator;
 use crate::storage::{self, Stores};
 use crate::transport::client::TrustedProxies;
@@ -24,6 +25,9 @@ use platform::http_aux::{self, Readiness};
 use platform::metrics::Metrics;
 use platform::outbox::{Relay, RelayMetrics};
 use platform::tasks::Supervisor;
+
+/// How often expired rows are pruned.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 use platform::tls;
 use secrecy::ExposeSecret;
 use std::net::SocketAddr;
@@ -48,6 +52,7 @@ pub struct Application {
     proxies: TrustedProxies,
     tls: Option<tls::Tls>,
     to_users: ToUserService,
+    retention: Retention,
 }
 
 /// Handles a running service's owner keeps (tests, admin subcommands).
@@ -58,6 +63,8 @@ pub struct Handle {
     /// The core, for what an operator does from the command line (bootstrap an
     /// administrator, create service accounts).
     pub core: Arc<Authenticator>,
+    /// The pruning task's work, to run a pass on demand.
+    pub pruner: Pruner,
 }
 
 /// Ready while the database answers and the view of revocations is fresh.
@@ -145,7 +152,15 @@ impl Application {
         let to_users =
             ToUserService::new(&settings.user_url, own, tls.as_ref().map(tls::Tls::client))
                 .map_err(anyhow::Error::msg)?;
+        let d = chrono::Duration::from_std;
+        let retention = Retention {
+            access_token_ttl: d(settings.access_token_ttl)?,
+            refresh_token_ttl: d(settings.refresh_token_ttl)?,
+            session_max_lifetime: d(settings.session_max_lifetime)?,
+            audit: d(settings.audit_retention)?,
+        };
         Ok(Self {
+            retention,
             grpc_addr: grpc.local_addr()?,
             http_addr: http.local_addr()?,
             grpc,
@@ -175,13 +190,19 @@ impl Application {
         Handle {
             keys: self.core.keys.clone(),
             core: self.core.authenticator.clone(),
+            pruner: self.pruner(),
         }
+    }
+
+    fn pruner(&self) -> Pruner {
+        Pruner::new(self.core.stores.clone(), self.clock.clone(), self.retention)
     }
 
     /// Serves until `shutdown` is cancelled, then lets in-flight calls finish.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         tracing::info!(grpc = %self.grpc_addr, http = %self.http_addr, "auth-service listening");
         let sync = self.settings.sync_interval;
+        let pruner = self.pruner();
         let Core {
             authenticator,
             stores,
@@ -214,6 +235,10 @@ impl Application {
             metrics: RelayMetrics::new(self.metrics.registry())?,
         };
         tasks.spawn("outbox relay", move |stop| relay.clone().run(stop));
+        tasks.every("pruning", PRUNE_EVERY, move || {
+            let pruner = pruner.clone();
+            async move { pruner.prune_once().await.map(drop) }
+        });
 
         let auth =
             AuthServiceServer::new(AuthGrpc::new(authenticator.clone(), self.proxies.clone()))
@@ -289,6 +314,7 @@ pub async fn build_core(settings: &Settings, clock: SharedClock) -> anyhow::Resu
         verified: Default::default(),
         clock,
         refresh_ttl: chrono::Duration::from_std(settings.refresh_token_ttl)?,
+        session_max_lifetime: chrono::Duration::from_std(settings.session_max_lifetime)?,
         outbox_wake: outbox_wake.clone(),
         freshness: views.freshness.clone(),
     });

@@ -15,7 +15,7 @@ pub const ACCOUNT_FREE_FAILURES: i64 = 4;
 /// The longest an account waits.
 const ACCOUNT_MAX_DELAY: Duration = Duration::minutes(15);
 /// Failures are forgotten a day after the last one.
-const ACCOUNT_WINDOW: Duration = Duration::hours(24);
+pub const ACCOUNT_WINDOW: Duration = Duration::hours(24);
 /// Failed logins a client address may make per window.
 pub const ADDRESS_LIMIT: i64 = 30;
 const ADDRESS_WINDOW: Duration = Duration::minutes(1);

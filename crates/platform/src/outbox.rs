@@ -82,6 +82,8 @@ pub trait OutboxStore: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<(), sqlx::Error>;
     /// Undelivered events.
     async fn backlog(&self) -> Result<i64, sqlx::Error>;
+    /// Deletes up to `limit` events delivered before `before`; returns how many.
+    async fn prune_delivered(&self, before: DateTime<Utc>, limit: i64) -> Result<u64, sqlx::Error>;
 }
 
 /// Why one delivery attempt failed; every kind is retried with backoff.
@@ -97,6 +99,18 @@ pub enum DeliveryError {
     Token(#[from] crate::access::TokenError),
     #[error("the receiver answered {:?}: {}", .0.code(), .0.message())]
     Receiver(#[from] tonic::Status),
+}
+
+/// Delivered events are kept this long for inspection, then pruned.
+pub const DELIVERED_KEPT: Duration = Duration::days(1);
+
+/// Deletes the events delivered more than [`DELIVERED_KEPT`] before `now`, in
+/// batches; undelivered events are never touched.
+pub async fn prune_delivered(
+    store: &dyn OutboxStore,
+    now: DateTime<Utc>,
+) -> Result<u64, sqlx::Error> {
+    crate::tasks::in_batches(|n| store.prune_delivered(now - DELIVERED_KEPT, n)).await
 }
 
 /// Delivers one event to its receiver.

@@ -11,6 +11,28 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// A task that ran this long without failing starts its next backoff afresh.
+/// Rows a pruning statement deletes at most, so that no table is locked long.
+pub const PRUNE_BATCH: i64 = 1000;
+
+/// Runs `batch` (deleting at most [`PRUNE_BATCH`] rows) until a batch deletes
+/// fewer; returns the total.
+pub async fn in_batches<F, Fut, E>(mut batch: F) -> Result<u64, E>
+where
+    F: FnMut(i64) -> Fut,
+    Fut: Future<Output = Result<u64, E>>,
+{
+    let mut total = 0;
+    loop {
+        let n = batch(PRUNE_BATCH).await?;
+        total += n;
+        if n < PRUNE_BATCH as u64 {
+            return Ok(total);
+        }
+        // Let requests waiting for the database in between.
+        tokio::task::yield_now().await;
+    }
+}
+
 const HEALTHY_RUN: Duration = Duration::from_secs(60);
 
 /// The background tasks of one process, stopped by one cancellation token.

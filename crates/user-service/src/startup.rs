@@ -18,6 +18,9 @@ use platform::http_aux;
 use platform::metrics::Metrics;
 use platform::outbox::{Relay, RelayMetrics};
 use platform::tasks::Supervisor;
+
+/// How often delivered outbox events are pruned.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 use platform::tls::Tls;
 use secrecy::ExposeSecret;
 use std::net::SocketAddr;
@@ -135,6 +138,15 @@ impl Application {
             metrics: RelayMetrics::new(self.metrics.registry())?,
         };
         tasks.spawn("outbox relay", move |stop| relay.clone().run(stop));
+        let (outbox, clock) = (self.store.outbox.clone(), self.clock.clone());
+        tasks.every("pruning", PRUNE_EVERY, move || {
+            let (outbox, now) = (outbox.clone(), clock.now());
+            async move {
+                platform::outbox::prune_delivered(outbox.as_ref(), now)
+                    .await
+                    .map(drop)
+            }
+        });
         let users = UserServiceServer::new(UserGrpc::new(
             self.directory.clone(),
             Authorizer::new(self.auth.clone()),

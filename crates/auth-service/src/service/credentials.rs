@@ -188,14 +188,15 @@ impl Authenticator {
         match self
             .stores
             .sessions
-            .rotate_refresh_token(&hash, &next, now)
+            .rotate_refresh_token(&hash, &next, self.session_max_lifetime, now)
             .await?
         {
             Rotation::Rotated {
                 session_id,
                 user_id,
+                expires_at,
             } => {
-                self.tokens_for(user_id, session_id, minted.token, next.expires_at, now)
+                self.tokens_for(user_id, session_id, minted.token, expires_at, now)
                     .await
             }
             Rotation::Reused { session_id } => {
@@ -360,7 +361,8 @@ impl Authenticator {
             hash,
             session_id,
             created_at: now,
-            expires_at: now + self.refresh_ttl,
+            // A login's first token may not outlive the session either.
+            expires_at: now + self.refresh_ttl.min(self.session_max_lifetime),
         }
     }
 

@@ -1,5 +1,6 @@
 //! Persistence of the Auth Service, one narrow store per aggregate (identities,
-//! sessions, roles, service accounts, signing keys, throttle counters, audit),
+//! sessions, roles, service accounts, signing keys, throttle counters, audit,
+//! retention),
 //! each method one transaction. One SQL body serves PostgreSQL and SQLite: the
 //! stores are generic over [`platform::sql::Dialect`].
 
@@ -7,6 +8,7 @@ mod accounts;
 mod audit;
 mod identities;
 mod keys;
+mod retention;
 mod roles;
 mod sessions;
 mod throttle;
@@ -15,6 +17,7 @@ pub use accounts::{ServiceAccountRecord, ServiceAccountStore};
 pub use audit::{AuditQuery, AuditRecord, AuditStore};
 pub use identities::{IdentityRecord, IdentityStore, NewIdentity};
 pub use keys::{KeyStore, SigningKeyRecord};
+pub use retention::RetentionStore;
 pub use roles::{Outcome, RoleRecord, RoleStore, SubjectChange};
 pub use sessions::{NewRefreshToken, NewSession, Rotation, SessionRecord, SessionStore};
 pub use throttle::{Counter, ThrottleStore};
@@ -53,6 +56,7 @@ pub struct Stores {
     pub keys: Arc<dyn KeyStore>,
     pub throttle: Arc<dyn ThrottleStore>,
     pub audit: Arc<dyn AuditStore>,
+    pub retention: Arc<dyn RetentionStore>,
     pub outbox: Arc<dyn OutboxStore>,
 }
 
@@ -86,7 +90,8 @@ platform::generic_store! {
                 accounts: sql.clone(),
                 keys: sql.clone(),
                 throttle: sql.clone(),
-                audit: sql,
+                audit: sql.clone(),
+                retention: sql,
                 outbox,
             }
         }

@@ -3,7 +3,7 @@
 
 use super::{Sql, StoreError};
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use platform::ids::{SessionId, UserId};
 use platform::sql::{SqlType, Timestamp};
 
@@ -34,6 +34,8 @@ pub enum Rotation {
     Rotated {
         session_id: SessionId,
         user_id: UserId,
+        /// When the new token expires: its lifetime, cut at the session's end.
+        expires_at: DateTime<Utc>,
     },
     /// The token was already spent: the session is now revoked.
     Reused { session_id: SessionId },
@@ -69,12 +71,14 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
         credential: &str,
     ) -> Result<bool, StoreError>;
     /// Spends the refresh token hashed as `presented` and stores `next` (whose
-    /// `session_id` is ignored: the presented token's session is used). A token
-    /// spent before revokes its session.
+    /// `session_id` is ignored: the presented token's session is used), never
+    /// valid beyond the session's `max_lifetime` from login. A token spent
+    /// before revokes its session; a session past its lifetime is dead.
     async fn rotate_refresh_token(
         &self,
         presented: &[u8; 32],
         next: &NewRefreshToken,
+        max_lifetime: Duration,
         now: DateTime<Utc>,
     ) -> Result<Rotation, StoreError>;
     /// Revokes the session of the refresh token hashing to `presented`, current
@@ -207,6 +211,7 @@ platform::generic_store! {
             &self,
             presented: &[u8; 32],
             next: &NewRefreshToken,
+            max_lifetime: Duration,
             now: DateTime<Utc>,
         ) -> Result<Rotation, StoreError> {
             let mut tx = self.pool.begin().await?;
@@ -240,18 +245,27 @@ platform::generic_store! {
                 tx.commit().await?;
                 return Ok(Rotation::Reused { session_id });
             };
-            let user_id: Option<UserId> = sqlx::query_scalar(
-                "SELECT s.user_id FROM sessions s JOIN identities i ON i.id = s.user_id
+            let live: Option<(UserId, Timestamp)> = sqlx::query_as(
+                "SELECT s.user_id, s.created_at FROM sessions s JOIN identities i ON i.id = s.user_id
                  WHERE s.id = $1 AND s.revoked_at IS NULL AND i.disabled_at IS NULL",
             )
             .bind(session_id)
             .fetch_optional(&mut *tx)
             .await?;
-            let (Some(user_id), true) = (user_id, expires_at.0 > now) else {
+            let ends_at = live.map(|(_, created)| created.0 + max_lifetime);
+            let (Some((user_id, _)), Some(ends_at)) = (live, ends_at) else {
                 tx.commit().await?;
                 return Ok(Rotation::Dead);
             };
-            Self::insert_refresh_token(&mut tx, next, session_id).await?;
+            if expires_at.0 <= now || ends_at <= now {
+                tx.commit().await?;
+                return Ok(Rotation::Dead);
+            }
+            let next = NewRefreshToken {
+                expires_at: next.expires_at.min(ends_at),
+                ..next.clone()
+            };
+            Self::insert_refresh_token(&mut tx, &next, session_id).await?;
             sqlx::query("UPDATE sessions SET last_used_at = $2 WHERE id = $1")
                 .bind(session_id)
                 .bind(Timestamp(now))
@@ -261,6 +275,7 @@ platform::generic_store! {
             Ok(Rotation::Rotated {
                 session_id,
                 user_id,
+                expires_at: next.expires_at,
             })
         }
 

@@ -17,6 +17,8 @@ both_backends!(
     unknown_methods_do_not_grow_metrics,
     logout_with_a_spent_refresh_token_ends_the_session,
     create_admin_on_a_taken_email_needs_promote_and_takes_the_account_back,
+    sessions_end_at_their_absolute_lifetime,
+    pruning_deletes_what_is_due_and_nothing_live,
 );
 
 /// Logins on `email` every 5 ms for `for_ms`; the tokens of those that succeeded.
@@ -368,4 +370,89 @@ async fn create_admin_on_a_taken_email_needs_promote_and_takes_the_account_back(
     let admin = app.login(&email, admin_password).await.unwrap();
     let roles = app.validate(&admin.access_token).await.unwrap().roles;
     assert!(roles.contains(&"admin".to_owned()), "{roles:?}");
+}
+
+/// Refreshing rotates tokens but never carries a session past 30 days from
+/// its login.
+async fn sessions_end_at_their_absolute_lifetime(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut tokens = app.new_session().await.refresh_token;
+    for _ in 0..3 {
+        app.clock.advance(chrono::Duration::days(9));
+        tokens = app.refresh(&tokens).await.unwrap().refresh_token;
+    }
+    // Day 27: one more refresh works, but its token ends with the session.
+    app.clock
+        .advance(chrono::Duration::days(2) + chrono::Duration::hours(23));
+    let last = app.refresh(&tokens).await.unwrap();
+    app.clock.advance(chrono::Duration::hours(2));
+    assert_code(
+        app.refresh(&last.refresh_token).await,
+        Code::Unauthenticated,
+    );
+}
+
+/// Expired and revoked rows go once due; a live session, a pending outbox
+/// event and recent audit events stay.
+async fn pruning_deletes_what_is_due_and_nothing_live(backend: Backend) {
+    use chrono::Duration;
+    let app = spawn_app(backend).await;
+    let stores = auth_service::storage::connect(&app.db_url).await.unwrap();
+    let email = unique_email();
+    let user = app.register(&email, PASSWORD).await.unwrap().user_id;
+    let gone = app.login(&email, PASSWORD).await.unwrap();
+    let live = app.login(&email, PASSWORD).await.unwrap();
+    app.logout(&gone.refresh_token).await.unwrap();
+    assert_code(
+        app.login(&unique_email(), "wrong").await,
+        Code::Unauthenticated,
+    );
+    let pending = stores.outbox.backlog().await.unwrap();
+    assert!(pending >= 1, "the registration waits for the User Service");
+
+    let pruner = &app.handle.pruner;
+    assert_eq!(pruner.prune_once().await.unwrap(), Default::default());
+
+    // Two hours on: the revoked session can have no valid token left.
+    app.clock.advance(Duration::hours(2));
+    let pruned = pruner.prune_once().await.unwrap();
+    assert_eq!((pruned.sessions, pruned.throttle_counters), (1, 0));
+    let live = app
+        .refresh(&live.refresh_token)
+        .await
+        .expect("a live session stays");
+
+    // A day on: the throttle counters are forgotten.
+    app.clock.advance(Duration::hours(25));
+    assert!(pruner.prune_once().await.unwrap().throttle_counters >= 1);
+    app.refresh(&live.refresh_token).await.expect("still live");
+
+    // A year on: the session is past its lifetime and the audit past retention;
+    // the undelivered outbox event is still owed to the User Service.
+    app.clock.advance(Duration::days(366));
+    let pruned = pruner.prune_once().await.unwrap();
+    assert!(
+        pruned.sessions >= 1 && pruned.refresh_tokens >= 1,
+        "{pruned:?}"
+    );
+    assert!(pruned.audit_events >= 1, "{pruned:?}");
+    assert_eq!(pruned.outbox_events, 0);
+    assert_eq!(stores.outbox.backlog().await.unwrap(), pending);
+    let user_id = platform::ids::UserId::parse(&user, "id").unwrap();
+    assert!(
+        stores
+            .sessions
+            .list_sessions(user_id, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        stores
+            .identities
+            .identity_by_id(user_id)
+            .await
+            .unwrap()
+            .is_some()
+    );
 }

@@ -44,6 +44,8 @@ pub fn settings(db_url: &str) -> Settings {
         access_token_ttl: Duration::from_secs(15 * 60),
         refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
         key_rotation_interval: Duration::from_secs(30 * 24 * 3600),
+        session_max_lifetime: Duration::from_secs(30 * 24 * 3600),
+        audit_retention: Duration::from_secs(365 * 24 * 3600),
         key_encryption_key: None,
         hash_workers: Some(2),
         hash_queue: 64,

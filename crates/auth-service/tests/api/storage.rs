@@ -11,12 +11,15 @@ use uuid::Uuid;
 
 /// The session a rotation's next token belongs to is filled in by the store.
 const NO_SESSION: SessionId = SessionId::from_uuid(Uuid::nil());
+/// A session lifetime no test here reaches.
+const LIFETIME: Duration = Duration::days(30);
 
 both_backends!(
     identities,
     refresh_token_rotation,
     revocations_and_keys,
-    logins_racing_a_credential_change
+    logins_racing_a_credential_change,
+    delivered_outbox_events_are_pruned_undelivered_kept
 );
 
 async fn store(backend: Backend) -> (Stores, test_support::TestDatabase) {
@@ -201,21 +204,28 @@ async fn refresh_token_rotation(backend: Backend) {
     );
 
     let now = Utc::now();
+    let next = token(2, NO_SESSION, Duration::days(1));
     let rotated = s
         .sessions
-        .rotate_refresh_token(&[1; 32], &token(2, NO_SESSION, Duration::days(1)), now)
+        .rotate_refresh_token(&[1; 32], &next, LIFETIME, now)
         .await
         .unwrap();
     assert_eq!(
         rotated,
         Rotation::Rotated {
             session_id: session.id,
-            user_id: ada.id
+            user_id: ada.id,
+            expires_at: next.expires_at,
         }
     );
     assert_eq!(
         s.sessions
-            .rotate_refresh_token(&[9; 32], &token(3, NO_SESSION, Duration::days(1)), now)
+            .rotate_refresh_token(
+                &[9; 32],
+                &token(3, NO_SESSION, Duration::days(1)),
+                LIFETIME,
+                now
+            )
             .await
             .unwrap(),
         Rotation::Unknown
@@ -223,7 +233,12 @@ async fn refresh_token_rotation(backend: Backend) {
     // Token 1 again: reuse, the session is revoked, and token 2 is dead with it.
     assert_eq!(
         s.sessions
-            .rotate_refresh_token(&[1; 32], &token(4, NO_SESSION, Duration::days(1)), now)
+            .rotate_refresh_token(
+                &[1; 32],
+                &token(4, NO_SESSION, Duration::days(1)),
+                LIFETIME,
+                now
+            )
             .await
             .unwrap(),
         Rotation::Reused {
@@ -232,7 +247,12 @@ async fn refresh_token_rotation(backend: Backend) {
     );
     assert_eq!(
         s.sessions
-            .rotate_refresh_token(&[2; 32], &token(5, NO_SESSION, Duration::days(1)), now)
+            .rotate_refresh_token(
+                &[2; 32],
+                &token(5, NO_SESSION, Duration::days(1)),
+                LIFETIME,
+                now
+            )
             .await
             .unwrap(),
         Rotation::Dead
@@ -270,6 +290,7 @@ async fn refresh_token_rotation(backend: Backend) {
             .rotate_refresh_token(
                 &[6; 32],
                 &token(7, NO_SESSION, Duration::days(1)),
+                LIFETIME,
                 Utc::now()
             )
             .await
@@ -517,4 +538,39 @@ async fn both_schemas_have_the_same_columns() {
     let lite = test_support::schema::columns(&_lite_db.url).await;
     assert!(pg.len() > 40, "{pg:?}");
     assert_eq!(pg, lite);
+}
+
+async fn delivered_outbox_events_are_pruned_undelivered_kept(backend: Backend) {
+    let (s, _db) = store(backend).await;
+    let (ada, bob) = (identity("ada@example.com"), identity("bob@example.com"));
+    for i in [&ada, &bob] {
+        s.identities.insert_identity(i, &event(i)).await.unwrap();
+    }
+    let now = Utc::now();
+    let due = s
+        .outbox
+        .claim_due(now, now + Duration::minutes(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 2);
+    s.outbox.mark_delivered(due[0].id, now).await.unwrap();
+    let soon = now + Duration::hours(1);
+    assert_eq!(
+        platform::outbox::prune_delivered(s.outbox.as_ref(), soon)
+            .await
+            .unwrap(),
+        0
+    );
+    let later = now + Duration::days(2);
+    assert_eq!(
+        platform::outbox::prune_delivered(s.outbox.as_ref(), later)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.outbox.backlog().await.unwrap(),
+        1,
+        "the undelivered event stays"
+    );
 }

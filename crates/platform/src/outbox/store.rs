@@ -106,5 +106,17 @@ crate::generic_store! {
                 .fetch_one(&self.pool)
                 .await
         }
+
+        async fn prune_delivered(&self, before: DateTime<Utc>, limit: i64) -> Result<u64, sqlx::Error> {
+            let done = sqlx::query(
+                "DELETE FROM outbox WHERE id IN (
+                     SELECT id FROM outbox WHERE delivered_at < $1 LIMIT $2)",
+            )
+            .bind(Timestamp(before))
+            .bind(limit)
+            .execute(&self.pool)
+            .await?;
+            Ok(DB::rows_affected(&done))
+        }
     }
 }

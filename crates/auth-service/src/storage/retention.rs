@@ -1,0 +1,109 @@
+//! Pruning: rows nothing will read again are deleted in small batches, each
+//! one statement (one short transaction), so no table is locked for long.
+
+use super::{Sql, StoreError};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use platform::sql::Timestamp;
+
+/// Deletes expired rows, at most `limit` per call; each returns how many went.
+#[async_trait]
+pub trait RetentionStore: Send + Sync + std::fmt::Debug {
+    /// Refresh tokens that expired before `before` (spent ones are kept until
+    /// then: reuse detection needs them).
+    async fn prune_refresh_tokens(
+        &self,
+        before: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<u64, StoreError>;
+    /// Sessions revoked before `revoked_before`, or past any use: created before
+    /// `created_before` (beyond the absolute lifetime) or idle since before
+    /// `idle_before` (every refresh token expired), with their refresh tokens.
+    async fn prune_sessions(
+        &self,
+        revoked_before: DateTime<Utc>,
+        created_before: DateTime<Utc>,
+        idle_before: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<u64, StoreError>;
+    /// Throttle counters last touched before `before`.
+    async fn prune_throttle(&self, before: DateTime<Utc>, limit: i64) -> Result<u64, StoreError>;
+    /// Audit events older than `before`.
+    async fn prune_audit(&self, before: DateTime<Utc>, limit: i64) -> Result<u64, StoreError>;
+}
+
+platform::generic_store! {
+    #[async_trait]
+    impl<DB> RetentionStore for Sql<DB> {
+        async fn prune_refresh_tokens(
+            &self,
+            before: DateTime<Utc>,
+            limit: i64,
+        ) -> Result<u64, StoreError> {
+            let done = sqlx::query(
+                "DELETE FROM refresh_tokens WHERE token_hash IN (
+                     SELECT token_hash FROM refresh_tokens WHERE expires_at < $1 LIMIT $2)",
+            )
+            .bind(Timestamp(before))
+            .bind(limit)
+            .execute(&self.pool)
+            .await?;
+            Ok(DB::rows_affected(&done))
+        }
+
+        async fn prune_sessions(
+            &self,
+            revoked_before: DateTime<Utc>,
+            created_before: DateTime<Utc>,
+            idle_before: DateTime<Utc>,
+            limit: i64,
+        ) -> Result<u64, StoreError> {
+            let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+            let due = "SELECT id FROM sessions
+                       WHERE revoked_at < $1 OR created_at < $2 OR last_used_at < $3 LIMIT $4";
+            // Tokens first: SQLite enforces the foreign key only when told to.
+            sqlx::query(&format!(
+                "DELETE FROM refresh_tokens WHERE session_id IN ({due})"
+            ))
+            .bind(Timestamp(revoked_before))
+            .bind(Timestamp(created_before))
+            .bind(Timestamp(idle_before))
+            .bind(limit)
+            .execute(&mut *tx)
+            .await?;
+            let done = sqlx::query(&format!("DELETE FROM sessions WHERE id IN ({due})"))
+                .bind(Timestamp(revoked_before))
+                .bind(Timestamp(created_before))
+                .bind(Timestamp(idle_before))
+                .bind(limit)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(DB::rows_affected(&done))
+        }
+
+        async fn prune_throttle(&self, before: DateTime<Utc>, limit: i64) -> Result<u64, StoreError> {
+            let done = sqlx::query(
+                "DELETE FROM throttle_counters WHERE key IN (
+                     SELECT key FROM throttle_counters WHERE updated_at < $1 LIMIT $2)",
+            )
+            .bind(Timestamp(before))
+            .bind(limit)
+            .execute(&self.pool)
+            .await?;
+            Ok(DB::rows_affected(&done))
+        }
+
+        async fn prune_audit(&self, before: DateTime<Utc>, limit: i64) -> Result<u64, StoreError> {
+            let done = sqlx::query(
+                "DELETE FROM audit_events WHERE id IN (
+                     SELECT id FROM audit_events WHERE at < $1 LIMIT $2)",
+            )
+            .bind(Timestamp(before))
+            .bind(limit)
+            .execute(&self.pool)
+            .await?;
+            Ok(DB::rows_affected(&done))
+        }
+    }
+}
