@@ -114,6 +114,16 @@ pub struct Settings {
     #[arg(long, env = "AUTH_SESSION_MAX_LIFETIME", default_value = "30d", value_parser = humantime::parse_duration, global = true)]
     pub session_max_lifetime: Duration,
 
+    /// Registrations one client address may make per minute (each costs an
+    /// Argon2 hash, like a login).
+    #[arg(
+        long,
+        env = "AUTH_REGISTRATIONS_PER_MINUTE",
+        default_value_t = 20,
+        global = true
+    )]
+    pub registrations_per_minute: u32,
+
     /// How long audit events are kept before pruning deletes them.
     #[arg(long, env = "AUTH_AUDIT_RETENTION", default_value = "365d", value_parser = humantime::parse_duration, global = true)]
     pub audit_retention: Duration,

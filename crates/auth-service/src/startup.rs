@@ -315,6 +315,7 @@ pub async fn build_core(settings: &Settings, clock: SharedClock) -> anyhow::Resu
         clock,
         refresh_ttl: chrono::Duration::from_std(settings.refresh_token_ttl)?,
         session_max_lifetime: chrono::Duration::from_std(settings.session_max_lifetime)?,
+        registrations_per_minute: settings.registrations_per_minute,
         outbox_wake: outbox_wake.clone(),
         freshness: views.freshness.clone(),
     });

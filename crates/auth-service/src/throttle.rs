@@ -70,9 +70,17 @@ pub fn account_admits(
 
 /// Whether a reserved attempt keeps an address within its limit.
 pub fn address_admits(after: &Counter, now: DateTime<Utc>) -> Option<Duration> {
-    let until = after.window_start + ADDRESS_WINDOW;
-    (after.count > ADDRESS_LIMIT && until > now).then(|| until - now)
+    within(after, ADDRESS_LIMIT, ADDRESS_WINDOW, now)
 }
+
+/// How long until a counter reserved past `limit` in its `window` may go on.
+fn within(after: &Counter, limit: i64, window: Duration, now: DateTime<Utc>) -> Option<Duration> {
+    let until = after.window_start + window;
+    (after.count > limit && until > now).then(|| until - now)
+}
+
+/// The window of [`Throttle::per_address`] limits.
+pub const PER_ADDRESS_WINDOW: Duration = Duration::minutes(1);
 
 /// The throttle over a store.
 pub struct Throttle<'a> {
@@ -131,6 +139,35 @@ impl Throttle<'_> {
             address,
             failures: after.first().map_or(0, |c| c.count),
         }))
+    }
+
+    /// Counts one `action` by `address` (registrations: they cost a hash, like a
+    /// login) and refuses beyond `limit` a minute, so one client cannot fill
+    /// the hash pool and starve everyone's logins. No address, no limit.
+    pub async fn per_address(
+        &self,
+        action: &str,
+        address: Option<&str>,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Result<(), Duration>, StoreError> {
+        let Some(address) = address else {
+            return Ok(Ok(()));
+        };
+        let key = format!("{action}:address:{address}");
+        let after = self
+            .store
+            .reserve(&[(&key, PER_ADDRESS_WINDOW)], now)
+            .await?;
+        Ok(
+            match after
+                .first()
+                .and_then(|c| within(c, i64::from(limit), PER_ADDRESS_WINDOW, now))
+            {
+                Some(wait) => Err(wait),
+                None => Ok(()),
+            },
+        )
     }
 
     /// The attempt succeeded: the account's failures are forgotten and the

@@ -56,6 +56,8 @@ pub async fn start(bin_dir: &Path, backend: Backend, logs: &Path) -> anyhow::Res
         ("AUTH_HTTP_ADDR", format!("127.0.0.1:{ah}")),
         ("AUTH_DATABASE_URL", auth_db.url.clone()),
         ("AUTH_USER_URL", format!("http://127.0.0.1:{ug}")),
+        // The load generator registers thousands of users from one address.
+        ("AUTH_REGISTRATIONS_PER_MINUTE", "4000000000".to_owned()),
         ("RUST_LOG", "warn".to_owned()),
     ];
     let auth = ServiceProcess::start(

@@ -28,6 +28,21 @@ impl Authenticator {
         display_name: DisplayName,
         client: &ClientInfo,
     ) -> Result<UserId, AuthError> {
+        let throttle = Throttle {
+            store: self.stores.throttle.as_ref(),
+        };
+        if let Err(wait) = throttle
+            .per_address(
+                "register",
+                client.address.as_deref(),
+                self.registrations_per_minute,
+                self.clock.now(),
+            )
+            .await?
+        {
+            self.audit(self.event("register.throttled", client)).await;
+            return Err(AuthError::Throttled(wait));
+        }
         self.register_with_roles(email, password, display_name, &[DEFAULT_ROLE], client)
             .await
     }

@@ -70,6 +70,8 @@ pub struct Authenticator {
     pub(crate) verified: crate::crypto::verified::VerifiedTokens,
     pub(crate) clock: SharedClock,
     pub(crate) refresh_ttl: Duration,
+    /// Registrations one client address may make per minute.
+    pub(crate) registrations_per_minute: u32,
     /// A session ends this long after its login, however often it is refreshed.
     pub(crate) session_max_lifetime: Duration,
     /// Wakes the outbox relay when an event is written.
