@@ -124,6 +124,16 @@ pub struct Settings {
     )]
     pub registrations_per_minute: u32,
 
+    /// Remove the `authorization` header from requests a gateway forwards
+    /// after Envoy ext_authz allowed them (kept by default).
+    #[arg(long, env = "AUTH_GATEWAY_STRIP_AUTHORIZATION", global = true)]
+    pub gateway_strip_authorization: bool,
+
+    /// The public base URL of the HTTP port, for the absolute URLs of OpenID
+    /// discovery (default: the address it listens on).
+    #[arg(long, env = "AUTH_PUBLIC_HTTP_URL", global = true)]
+    pub public_http_url: Option<String>,
+
     /// How long audit events are kept before pruning deletes them.
     #[arg(long, env = "AUTH_AUDIT_RETENTION", default_value = "365d", value_parser = humantime::parse_duration, global = true)]
     pub audit_retention: Duration,

@@ -12,9 +12,12 @@ use crate::retention::{Pruner, Retention};
 use crate::service::Authenticator;
 use crate::storage::{self, Stores};
 use crate::transport::client::TrustedProxies;
+use crate::transport::ext_authz::{CHECK_METHOD, ExtAuthz};
 use crate::transport::grpc::AuthGrpc;
+use crate::transport::http::HttpState;
 use anyhow::Context as _;
 use base64::Engine as _;
+use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 use futures::future::BoxFuture;
 use identity_proto::auth::v1::auth_service_server::AuthServiceServer;
 use platform::access::{CachedToken, TokenError, TokenIssuer, TokenSource};
@@ -243,11 +246,17 @@ impl Application {
         let auth =
             AuthServiceServer::new(AuthGrpc::new(authenticator.clone(), self.proxies.clone()))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let ext_authz = AuthorizationServer::new(ExtAuthz::new(
+            authenticator.clone(),
+            !self.settings.gateway_strip_authorization,
+        ))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
         let grpc = platform::grpc::serve(
             self.grpc,
-            tonic::service::Routes::new(auth),
+            tonic::service::Routes::new(auth).add_service(ext_authz),
             "identity.auth.v1.AuthService",
             &[identity_proto::FILE_DESCRIPTOR_SET],
+            &[CHECK_METHOD],
             self.tls.as_ref().map(tls::Tls::server),
             self.metrics.clone(),
             shutdown.clone(),
@@ -261,7 +270,19 @@ impl Application {
             self.metrics.clone(),
             shutdown.clone(),
         )
-        .merge(crate::transport::http::routes(authenticator.clone()));
+        .merge(crate::transport::http::routes(HttpState {
+            core: authenticator.clone(),
+            issuer: self.settings.issuer.clone(),
+            public_url: self
+                .settings
+                .public_http_url
+                .clone()
+                .map(|u| u.trim_end_matches('/').to_owned())
+                .unwrap_or_else(|| format!("http://{}", self.http_addr)),
+            jwks_max_age: crate::crypto::keys::jwks_max_age(chrono::Duration::from_std(
+                self.settings.key_rotation_interval,
+            )?),
+        }));
         let http = http_aux::serve(self.http, router, shutdown.clone());
 
         let (grpc_result, http_result) = tokio::join!(grpc, http);

@@ -3,6 +3,7 @@
 //! stop (health turns NOT_SERVING, in-flight calls finish) on shutdown.
 
 use crate::metrics::{GrpcMetricsLayer, Metrics};
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
@@ -13,12 +14,15 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
 /// Serves `routes` on `listener` until `shutdown`. `health_name` is the fully
 /// qualified service name reported SERVING by the health service; `descriptors`
-/// are the encoded descriptor sets reflection serves.
+/// are the encoded descriptor sets reflection serves; `other_methods` are
+/// served methods they do not describe (labelled in metrics all the same).
+#[allow(clippy::too_many_arguments)]
 pub async fn serve(
     listener: TcpListener,
     routes: Routes,
     health_name: &'static str,
     descriptors: &[&'static [u8]],
+    other_methods: &[&str],
     tls: Option<tonic::transport::ServerTlsConfig>,
     metrics: Metrics,
     shutdown: CancellationToken,
@@ -47,7 +51,8 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?);
-    let known = crate::metrics::methods_of(&sets)?;
+    let mut known = crate::metrics::methods_of(&sets)?;
+    Arc::make_mut(&mut known).extend(other_methods.iter().map(|m| (*m).to_owned()));
     let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;

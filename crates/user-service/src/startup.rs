@@ -157,6 +157,7 @@ impl Application {
             tonic::service::Routes::new(users),
             "identity.user.v1.UserService",
             &[identity_proto::FILE_DESCRIPTOR_SET],
+            &[],
             self.tls.as_ref().map(Tls::server),
             self.metrics.clone(),
             shutdown.clone(),

@@ -306,6 +306,15 @@ impl KeyRing {
     }
 }
 
+/// How long a JWKS copy may be cached: half the time between a key's
+/// publication and its first signature (the next key is published `lead`
+/// ahead), so a cache always holds the next key before it signs anything.
+pub fn jwks_max_age(rotation: Duration) -> std::time::Duration {
+    (rotation.min(MAX_PUBLISH_LEAD) / 2)
+        .to_std()
+        .unwrap_or_default()
+}
+
 /// The index of the newest key already active (keys are sorted by generation).
 fn current_index(records: &[SigningKeyRecord], now: DateTime<Utc>) -> usize {
     records

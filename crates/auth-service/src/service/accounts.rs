@@ -3,7 +3,7 @@
 use super::roles::outcome;
 use super::{Authenticator, OWN_ACCOUNT, SERVICE_ROLE};
 use crate::audit::ClientInfo;
-use crate::authz::{Principal, SubjectKind};
+use crate::authz::{self, Principal, SubjectKind};
 use crate::error::AuthError;
 use crate::storage::{Outcome, ServiceAccountRecord, SubjectChange};
 use aws_lc_rs::digest::{SHA256, digest};
@@ -15,6 +15,8 @@ use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
 const ACCOUNTS_ADMIN: &str = "service_accounts:admin";
+/// The permission RFC 7662 introspection needs.
+pub const INTROSPECT: &str = "tokens:introspect";
 
 fn random_token(bytes: usize) -> Result<String, AuthError> {
     let mut raw = vec![0u8; bytes];
@@ -119,13 +121,13 @@ impl Authenticator {
         Ok(())
     }
 
-    /// The client-credentials grant: a short-lived token for a service account.
-    pub async fn issue_service_token(
+    /// The active service account these client credentials belong to.
+    pub(crate) async fn authenticate_client(
         &self,
         client_id: &str,
         secret: &SecretString,
         client: &ClientInfo,
-    ) -> Result<(String, i64), AuthError> {
+    ) -> Result<ServiceAccountRecord, AuthError> {
         let account = self
             .stores
             .accounts
@@ -137,16 +139,57 @@ impl Authenticator {
             .as_ref()
             .map_or_else(|| vec![0u8; 32], |a| a.secret_hash.clone());
         let matches: bool = presented.ct_eq(&expected).into();
-        let Some(account) = account.filter(|_| matches) else {
-            self.audit(
-                self.event("service_token.refused", client)
-                    .subject(client_id),
-            )
-            .await;
-            return Err(AuthError::Unauthenticated(
-                "invalid client id or secret".into(),
-            ));
-        };
+        match account.filter(|_| matches) {
+            Some(account) => Ok(account),
+            None => {
+                self.audit(
+                    self.event("service_token.refused", client)
+                        .subject(client_id),
+                )
+                .await;
+                Err(AuthError::Unauthenticated(
+                    "invalid client id or secret".into(),
+                ))
+            }
+        }
+    }
+
+    /// RFC 7662 token introspection for a service account holding
+    /// `tokens:introspect`: the token's principal if it is valid right now
+    /// (signature, expiry, revocation, current roles), `None` otherwise.
+    pub async fn introspect(
+        &self,
+        client_id: &str,
+        secret: &SecretString,
+        token: &str,
+        client: &ClientInfo,
+    ) -> Result<Option<Principal>, AuthError> {
+        let account = self.authenticate_client(client_id, secret, client).await?;
+        let definitions = self.authz.definitions();
+        let permissions = authz::permissions_of(&account.roles, &definitions);
+        if !permissions
+            .iter()
+            .any(|p| p == INTROSPECT || p == authz::ALL)
+        {
+            return Err(AuthError::Unauthenticated(format!(
+                "this client lacks the {INTROSPECT} permission"
+            )));
+        }
+        match self.validate(token) {
+            Ok(principal) => Ok(Some(principal)),
+            Err(e @ (AuthError::Unavailable(_) | AuthError::Internal(_))) => Err(e),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// The client-credentials grant: a short-lived token for a service account.
+    pub async fn issue_service_token(
+        &self,
+        client_id: &str,
+        secret: &SecretString,
+        client: &ClientInfo,
+    ) -> Result<(String, i64), AuthError> {
+        let account = self.authenticate_client(client_id, secret, client).await?;
         let (token, expires_in) = self
             .sign(
                 account.id.uuid(),

@@ -6,6 +6,7 @@
 mod accounts;
 mod admin;
 mod credentials;
+pub mod gateway;
 mod roles;
 mod sessions;
 

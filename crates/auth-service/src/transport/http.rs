@@ -1,30 +1,275 @@
-//! The Auth Service's own HTTP route: the JWKS at `/.well-known/jwks.json`.
+//! The Auth Service's own HTTP routes, for gateways and generic JWT middleware:
+//! the JWKS (cacheable for as long as rotation allows), OpenID discovery, HTTP
+//! forward auth (nginx `auth_request`, Traefik `ForwardAuth`, Caddy
+//! `forward_auth`) and RFC 7662 token introspection.
 
+use crate::audit::ClientInfo;
+use crate::authz::SubjectKind;
+use crate::crypto::keys::KeySet;
+use crate::error::AuthError;
 use crate::service::Authenticator;
-use axum::{
-    Router, extract::State, http::StatusCode, http::header, response::IntoResponse, routing::get,
-};
+use crate::service::gateway::{Access, Verdict};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::{Form, Json, Router};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use secrecy::SecretString;
+use serde::Deserialize;
 use std::sync::Arc;
 
-/// `GET /.well-known/jwks.json`.
-pub fn routes(core: Arc<Authenticator>) -> Router {
-    Router::new()
-        .route("/.well-known/jwks.json", get(jwks))
-        .with_state(core)
+/// What the routes need.
+#[derive(Debug, Clone)]
+pub struct HttpState {
+    pub core: Arc<Authenticator>,
+    /// The issuer of our tokens (the `iss` claim).
+    pub issuer: String,
+    /// The public base URL of this port, without a trailing slash.
+    pub public_url: String,
+    /// How long a gateway may cache the JWKS: less than the time between a
+    /// key's publication and its first signature.
+    pub jwks_max_age: std::time::Duration,
 }
 
-async fn jwks(State(core): State<Arc<Authenticator>>) -> impl IntoResponse {
-    match core.key_set() {
-        Ok(keys) => (
-            StatusCode::OK,
-            [
-                (header::CONTENT_TYPE, "application/jwk-set+json"),
-                // Short enough that a rotation's next key is seen long before use.
-                (header::CACHE_CONTROL, "public, max-age=300"),
-            ],
-            keys.jwks_json.clone(),
+/// Every route of the HTTP port that is the Auth Service's own.
+pub fn routes(state: HttpState) -> Router {
+    Router::new()
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/.well-known/openid-configuration", get(discovery))
+        .route("/forward-auth", any(forward_auth))
+        .route("/oauth2/introspect", post(introspect))
+        .with_state(Arc::new(state))
+}
+
+/// A strong ETag of the key set's JSON.
+fn etag(keys: &KeySet) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, keys.jwks_json.as_bytes());
+    let hex: String = digest.as_ref()[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("\"{hex}\"")
+}
+
+async fn jwks(State(s): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
+    let Ok(keys) = s.core.key_set() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "signing keys not loaded\n").into_response();
+    };
+    let tag = etag(&keys);
+    let cache = format!("public, max-age={}", s.jwks_max_age.as_secs());
+    let fresh = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag));
+    if fresh {
+        return (
+            StatusCode::NOT_MODIFIED,
+            [(header::ETAG, tag), (header::CACHE_CONTROL, cache)],
         )
-            .into_response(),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "signing keys not loaded\n").into_response(),
+            .into_response();
+    }
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/jwk-set+json".to_owned()),
+            (header::CACHE_CONTROL, cache),
+            (header::ETAG, tag),
+        ],
+        keys.jwks_json.clone(),
+    )
+        .into_response()
+}
+
+async fn discovery(State(s): State<Arc<HttpState>>) -> Response {
+    let base = &s.public_url;
+    let body = serde_json::json!({
+        "issuer": s.issuer,
+        "jwks_uri": format!("{base}/.well-known/jwks.json"),
+        "introspection_endpoint": format!("{base}/oauth2/introspect"),
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic"],
+        "id_token_signing_alg_values_supported": ["ES256"],
+        "token_endpoint_auth_signing_alg_values_supported": ["ES256"],
+        "subject_types_supported": ["public"],
+        "response_types_supported": ["token"],
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "jti", "sid", "roles", "kind"],
+    });
+    (
+        [(header::CACHE_CONTROL, "public, max-age=3600")],
+        Json(body),
+    )
+        .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct RouteRequirement {
+    permission: Option<String>,
+    resource: Option<String>,
+}
+
+/// nginx's subrequest carries the original URI only in a configured header
+/// (`X-Original-URI`); Traefik and Caddy send `X-Forwarded-Uri`.
+const ORIGINAL_URI: [&str; 2] = ["x-original-uri", "x-forwarded-uri"];
+
+async fn forward_auth(
+    State(s): State<Arc<HttpState>>,
+    Query(route): Query<RouteRequirement>,
+    headers: HeaderMap,
+) -> Response {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let path = ORIGINAL_URI.iter().find_map(|h| text(h)).unwrap_or("/");
+    let access = Access {
+        authorization: text("authorization"),
+        path,
+        permission: route.permission.as_deref().filter(|p| !p.is_empty()),
+        resource: route.resource.as_deref().filter(|r| !r.is_empty()),
+    };
+    let verdict = match s.core.gateway(&access) {
+        Ok(v) => v,
+        Err(e) => return unavailable(&e),
+    };
+    let mut response = match &verdict {
+        Verdict::Allow(forwarded) => {
+            let mut r = StatusCode::OK.into_response();
+            for (name, value) in forwarded.headers() {
+                if let Ok(v) = HeaderValue::from_str(value) {
+                    r.headers_mut().insert(name, v);
+                }
+            }
+            r
+        }
+        Verdict::Unauthenticated { reason, .. } => {
+            (StatusCode::UNAUTHORIZED, format!("{reason}\n")).into_response()
+        }
+        Verdict::Forbidden(reason) => {
+            (StatusCode::FORBIDDEN, format!("{reason}\n")).into_response()
+        }
+    };
+    if let Some(challenge) = verdict.challenge() {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(challenge),
+        );
+    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Our own trouble: 503, so the gateway's failure handling decides.
+fn unavailable(e: &AuthError) -> Response {
+    let status = tonic::Status::from(AuthError::Unavailable(e.to_string()));
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("{}\n", status.message()),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct IntrospectForm {
+    token: String,
+}
+
+/// The client id and secret of `Authorization: Basic` (RFC 6749 §2.3.1).
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, SecretString)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    let unescape = |s: &str| percent_decode(s);
+    Some((unescape(id)?, SecretString::from(unescape(secret)?)))
+}
+
+/// `application/x-www-form-urlencoded` decoding of one credential.
+fn percent_decode(s: &str) -> Option<String> {
+    let s = s.replace('+', " ");
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+async fn introspect(
+    State(s): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    Form(form): Form<IntrospectForm>,
+) -> Response {
+    let refused = || {
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, r#"Basic realm="introspection""#)],
+            Json(serde_json::json!({"error": "invalid_client"})),
+        )
+            .into_response()
+    };
+    let Some((client_id, secret)) = basic_credentials(&headers) else {
+        return refused();
+    };
+    let principal = match s
+        .core
+        .introspect(
+            &client_id,
+            &secret,
+            form.token.trim(),
+            &ClientInfo::default(),
+        )
+        .await
+    {
+        Ok(p) => p,
+        Err(AuthError::Unauthenticated(_)) => return refused(),
+        Err(e) => return unavailable(&e),
+    };
+    let body = match principal {
+        None => serde_json::json!({ "active": false }),
+        Some(p) => serde_json::json!({
+            "active": true,
+            "token_type": "access_token",
+            "sub": p.subject_id,
+            "sid": p.session_id,
+            "jti": p.token_id,
+            "exp": p.expires_at,
+            "iat": p.issued_at,
+            "iss": s.issuer,
+            "roles": p.roles,
+            "scope": p.permissions.join(" "),
+            "kind": match p.kind {
+                SubjectKind::User => "user",
+                SubjectKind::Service => "service",
+            },
+        }),
+    };
+    ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_are_decoded() {
+        let mut h = HeaderMap::new();
+        let value = format!("Basic {}", STANDARD.encode("sa-1:s%3Acret+x"));
+        h.insert(header::AUTHORIZATION, value.parse().unwrap());
+        let (id, secret) = basic_credentials(&h).unwrap();
+        assert_eq!(id, "sa-1");
+        assert_eq!(secrecy::ExposeSecret::expose_secret(&secret), "s:cret x");
+        h.insert(header::AUTHORIZATION, "Bearer x".parse().unwrap());
+        assert!(basic_credentials(&h).is_none());
     }
 }

@@ -47,6 +47,8 @@ pub fn settings(db_url: &str) -> Settings {
         session_max_lifetime: Duration::from_secs(30 * 24 * 3600),
         audit_retention: Duration::from_secs(365 * 24 * 3600),
         registrations_per_minute: 20,
+        gateway_strip_authorization: false,
+        public_http_url: None,
         key_encryption_key: None,
         hash_workers: Some(2),
         hash_queue: 64,

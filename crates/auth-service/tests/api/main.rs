@@ -13,6 +13,7 @@ mod helpers;
 mod access;
 mod bad_input;
 mod flow;
+mod gateway;
 mod hardening;
 mod operations;
 mod outage;

@@ -1,0 +1,176 @@
+//! The gateway contract, one for Envoy's ext_authz and for HTTP forward auth
+//! (nginx, Traefik, Caddy): the bearer token of the original request, an
+//! optional permission and resource per route, and the identity forwarded to
+//! the upstream when allowed. Same semantics as ValidateToken/CheckPermission.
+
+use super::Authenticator;
+use crate::authz;
+use crate::error::AuthError;
+
+/// Upstream request headers set (overwritten) on an allowed request.
+pub const USER_ID: &str = "x-user-id";
+pub const SESSION_ID: &str = "x-session-id";
+pub const USER_ROLES: &str = "x-user-roles";
+
+/// What a gateway asks about one request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Access<'a> {
+    /// The original request's `authorization` header.
+    pub authorization: Option<&'a str>,
+    /// The original request's path (a query string is ignored).
+    pub path: &'a str,
+    /// The permission the route requires, if any.
+    pub permission: Option<&'a str>,
+    /// The resource, possibly with `{path.N}` placeholders.
+    pub resource: Option<&'a str>,
+}
+
+/// The answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Forward the request with these headers.
+    Allow(Forwarded),
+    /// HTTP 401; `invalid_token` when a token was presented (RFC 6750).
+    Unauthenticated { invalid_token: bool, reason: String },
+    /// HTTP 403.
+    Forbidden(String),
+}
+
+/// The identity an upstream receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forwarded {
+    pub user_id: String,
+    pub session_id: String,
+    pub roles: String,
+}
+
+impl Forwarded {
+    /// The headers, by name.
+    pub fn headers(&self) -> [(&'static str, &str); 3] {
+        [
+            (USER_ID, &self.user_id),
+            (SESSION_ID, &self.session_id),
+            (USER_ROLES, &self.roles),
+        ]
+    }
+}
+
+impl Verdict {
+    /// The `WWW-Authenticate` value of a 401 or 403 (RFC 6750).
+    pub fn challenge(&self) -> Option<&'static str> {
+        match self {
+            Verdict::Unauthenticated {
+                invalid_token: true,
+                ..
+            } => Some(r#"Bearer error="invalid_token""#),
+            Verdict::Unauthenticated { .. } => Some("Bearer"),
+            Verdict::Forbidden(_) => Some(r#"Bearer error="insufficient_scope""#),
+            Verdict::Allow(_) => None,
+        }
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` value (scheme case-insensitive).
+pub fn bearer(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && !token.contains(' '))
+        .then_some(token)
+}
+
+/// `template` with every `{path.N}` replaced by the N-th segment of `path`
+/// (from 1); `None` when a placeholder names a segment the path lacks or is
+/// malformed, so that a route never checks a resource other than the one meant.
+pub fn expand(template: &str, path: &str) -> Option<String> {
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find("{path.") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + "{path.".len()..];
+        let end = after.find('}')?;
+        let n: usize = after[..end].parse().ok()?;
+        out.push_str(segments.get(n.checked_sub(1)?)?);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+impl Authenticator {
+    /// Decides a gateway's request. Trouble of our own (a stale view, keys not
+    /// loaded) is an error, so that the gateway's failure mode decides.
+    pub fn gateway(&self, access: &Access<'_>) -> Result<Verdict, AuthError> {
+        let Some(token) = access.authorization.and_then(bearer) else {
+            return Ok(Verdict::Unauthenticated {
+                invalid_token: false,
+                reason: "missing `Authorization: Bearer <token>`".into(),
+            });
+        };
+        let principal = match self.validate(token) {
+            Ok(p) => p,
+            Err(e @ (AuthError::Unavailable(_) | AuthError::Internal(_))) => return Err(e),
+            Err(e) => {
+                return Ok(Verdict::Unauthenticated {
+                    invalid_token: true,
+                    reason: e.to_string(),
+                });
+            }
+        };
+        if let Some(permission) = access.permission {
+            let resource = match access.resource {
+                None => None,
+                Some(t) => match expand(t, access.path) {
+                    Some(r) => Some(r),
+                    None => {
+                        return Ok(Verdict::Forbidden(format!(
+                            "the route's resource {t:?} names a path segment this request lacks"
+                        )));
+                    }
+                },
+            };
+            let decision = authz::decide(&principal, permission, resource.as_deref());
+            if !decision.allowed {
+                return Ok(Verdict::Forbidden(decision.reason));
+            }
+        }
+        Ok(Verdict::Allow(Forwarded {
+            user_id: principal.subject_id.to_string(),
+            session_id: principal.session_id.to_string(),
+            roles: principal.roles.join(","),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_placeholders() {
+        let p = "/users/0193-abc/avatar?size=2";
+        assert_eq!(
+            expand("users/{path.2}", p).as_deref(),
+            Some("users/0193-abc")
+        );
+        assert_eq!(
+            expand("{path.1}/{path.3}", p).as_deref(),
+            Some("users/avatar")
+        );
+        assert_eq!(expand("static", p).as_deref(), Some("static"));
+        assert_eq!(expand("users/{path.4}", p), None);
+        assert_eq!(expand("users/{path.0}", p), None);
+        assert_eq!(expand("users/{path.x}", p), None);
+        assert_eq!(expand("users/{path.2", p), None);
+    }
+
+    #[test]
+    fn bearer_tokens() {
+        assert_eq!(bearer("Bearer abc"), Some("abc"));
+        assert_eq!(bearer("bearer  abc "), Some("abc"));
+        assert_eq!(bearer("Basic abc"), None);
+        assert_eq!(bearer("Bearer"), None);
+        assert_eq!(bearer("Bearer a b"), None);
+    }
+}
