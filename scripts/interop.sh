@@ -34,6 +34,8 @@ AUTH_DATABASE_URL="sqlite:$work/auth.db" "$target_dir/debug/auth-service" create
     --name user-service --role identity-service > "$work/account.json" 2>/dev/null
 json_field() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p" "$work/account.json"; }
 client_secret=$(json_field client_secret)
+AUTH_DATABASE_URL="sqlite:$work/auth.db" "$target_dir/debug/auth-service" create-service-account \
+    --name gateway-test-admin --role admin > "$work/admin.json" 2>/dev/null
 
 AUTH_GRPC_ADDR="127.0.0.1:$auth_grpc" AUTH_HTTP_ADDR="127.0.0.1:$auth_http" \
     AUTH_DATABASE_URL="sqlite:$work/auth.db" AUTH_USER_URL="http://127.0.0.1:$user_grpc" \
@@ -69,7 +71,21 @@ denied=$("$grpcurl" -plaintext -d '{"name":"users/00000000-0000-0000-0000-000000
 echo "$denied" | grep -q 'Unauthenticated' \
     || { echo "interop: grpcurl GetUser without a token: $denied" >&2; exit 1; }
 echo "interop: stock grpcurl lists and calls both services"
+
+# Real gateways in front of both services: Envoy (ext_authz) and nginx (auth_request).
+command -v nginx >/dev/null 2>&1 || command -v /usr/sbin/nginx >/dev/null 2>&1 || {
+    echo "interop: installing nginx (Debian package)"
+    (apt-get install -y -q nginx-light >/dev/null 2>&1 || apt-get install -y -q nginx >/dev/null)
+}
+nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+mkdir -p "$work/gateways"
+if ! "$venv/bin/python" tests/gateways/gateways.py "127.0.0.1:$auth_grpc" "http://127.0.0.1:$auth_http" \
+    "127.0.0.1:$user_grpc" "$stubs" "$work/admin.json" "$venv/bin/envoy" "$nginx_bin" "$work/gateways"; then
+    cat "$work/gateways/envoy.log" "$work/gateways/nginx-error.log" 2>/dev/null | tail -50
+    exit 1
+fi
 echo "$client_secret" >> "$work/secrets"
+sed -n 's/.*"client_secret":"\([^"]*\)".*/\1/p' "$work/admin.json" >> "$work/secrets"
 if grep -F -f "$work/secrets" "$work/auth.log" "$work/user.log"; then
     echo "interop: a secret was written to a service's log" >&2
     exit 1
