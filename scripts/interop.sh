@@ -84,6 +84,11 @@ if ! "$venv/bin/python" tests/gateways/gateways.py "127.0.0.1:$auth_grpc" "http:
     cat "$work/gateways/envoy.log" "$work/gateways/nginx-error.log" 2>/dev/null | tail -50
     exit 1
 fi
+# The deployable examples are valid configurations for the same binaries.
+"$venv/bin/envoy" --mode validate -c deploy/envoy/envoy.yaml --log-level error >/dev/null
+sed 's/auth-service:8081/127.0.0.1:8081/; s/app:8080/127.0.0.1:8080/' deploy/nginx/nginx.conf > "$work/nginx-example.conf"
+"$nginx_bin" -q -t -p "$work" -c "$work/nginx-example.conf" -g "pid $work/nginx-example.pid; error_log $work/nginx-example.log;"
+echo "interop: deploy/envoy/envoy.yaml and deploy/nginx/nginx.conf are valid"
 echo "$client_secret" >> "$work/secrets"
 sed -n 's/.*"client_secret":"\([^"]*\)".*/\1/p' "$work/admin.json" >> "$work/secrets"
 if grep -F -f "$work/secrets" "$work/auth.log" "$work/user.log"; then
