@@ -84,7 +84,7 @@ fn tokens(c: &mut Criterion) {
         });
     });
     let cache = VerifiedTokens::default();
-    cache.insert(&token, &claims);
+    cache.insert(&token, &claims, now.timestamp());
     c.bench_function("access token: verify warm (cache hit + time check)", |b| {
         b.iter(|| {
             let claims = cache.get(black_box(&token)).expect("cached");

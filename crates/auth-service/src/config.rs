@@ -134,6 +134,12 @@ pub struct Settings {
     #[arg(long, env = "AUTH_PUBLIC_HTTP_URL", global = true)]
     pub public_http_url: Option<String>,
 
+    /// Access tokens whose signature check is remembered (about 300 bytes each):
+    /// size it to the tokens live at once, or a share of calls pays a full
+    /// ECDSA verification.
+    #[arg(long, env = "AUTH_VERIFIED_TOKEN_CACHE", default_value_t = crate::crypto::verified::DEFAULT_CAPACITY, global = true)]
+    pub verified_token_cache: usize,
+
     /// How long audit events are kept before pruning deletes them.
     #[arg(long, env = "AUTH_AUDIT_RETENTION", default_value = "365d", value_parser = humantime::parse_duration, global = true)]
     pub audit_retention: Duration,

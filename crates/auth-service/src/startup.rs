@@ -332,7 +332,9 @@ pub async fn build_core(settings: &Settings, clock: SharedClock) -> anyhow::Resu
         tokens,
         revoked: views.revoked.clone(),
         authz: views.authz.clone(),
-        verified: Default::default(),
+        verified: crate::crypto::verified::VerifiedTokens::with_capacity(
+            settings.verified_token_cache,
+        ),
         clock,
         refresh_ttl: chrono::Duration::from_std(settings.refresh_token_ttl)?,
         session_max_lifetime: chrono::Duration::from_std(settings.session_max_lifetime)?,

@@ -96,7 +96,7 @@ impl Authenticator {
             None => {
                 let keys = self.key_set()?;
                 let claims = self.tokens.verify(&keys, token, now)?;
-                self.verified.insert(token, &claims);
+                self.verified.insert(token, &claims, now.timestamp());
                 claims
             }
         };

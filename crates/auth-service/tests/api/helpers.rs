@@ -49,6 +49,7 @@ pub fn settings(db_url: &str) -> Settings {
         registrations_per_minute: 20,
         gateway_strip_authorization: false,
         public_http_url: None,
+        verified_token_cache: 131_072,
         key_encryption_key: None,
         hash_workers: Some(2),
         hash_queue: 64,

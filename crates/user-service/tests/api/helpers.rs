@@ -66,6 +66,7 @@ pub fn auth_settings(db: &str, user_url: String) -> auth_service::config::Settin
         registrations_per_minute: 20,
         gateway_strip_authorization: false,
         public_http_url: None,
+        verified_token_cache: 131_072,
         key_encryption_key: None,
         hash_workers: Some(2),
         hash_queue: 64,
