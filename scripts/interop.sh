@@ -73,10 +73,15 @@ echo "$denied" | grep -q 'Unauthenticated' \
 echo "interop: stock grpcurl lists and calls both services"
 
 # Real gateways in front of both services: Envoy (ext_authz) and nginx (auth_request).
-command -v nginx >/dev/null 2>&1 || command -v /usr/sbin/nginx >/dev/null 2>&1 || {
-    echo "interop: installing nginx (Debian package)"
-    (apt-get install -y -q nginx-light >/dev/null 2>&1 || apt-get install -y -q nginx >/dev/null)
-}
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "interop: installing nginx (Debian package 'nginx')"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null
+    else
+        echo "interop: nginx not found; install Debian's 'nginx' package" >&2
+        exit 1
+    fi
+fi
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 mkdir -p "$work/gateways"
 if ! "$venv/bin/python" tests/gateways/gateways.py "127.0.0.1:$auth_grpc" "http://127.0.0.1:$auth_http" \

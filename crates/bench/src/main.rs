@@ -59,6 +59,11 @@ struct Cli {
     /// Registered users the scenarios use.
     #[arg(long, default_value_t = 32)]
     users: usize,
+    /// Distinct live access tokens `validate` and `ext-authz` cycle through
+    /// (minted with RefreshToken, no Argon2): 100 for a small platform,
+    /// 100000 for a large one.
+    #[arg(long, default_value_t = 100)]
+    tokens: usize,
     /// Drive already running services instead of starting them: the Auth
     /// Service's gRPC address (with --user-url).
     #[arg(long, requires = "user_url")]
@@ -110,6 +115,7 @@ async fn main() -> anyhow::Result<()> {
         cli.connections = 2;
         cli.concurrency = 4;
         cli.users = 4;
+        cli.tokens = cli.tokens.min(100);
     }
     let backends = match (cli.backend.as_str(), &cli.auth_url) {
         (_, Some(_)) => vec![None],
@@ -157,7 +163,14 @@ async fn main() -> anyhow::Result<()> {
         let auth = channels(&sys.auth_url, cli.connections).await?;
         let users = channels(&sys.user_url, cli.connections).await?;
         let fixtures = Arc::new(
-            Fixtures::prepare(auth[0].clone(), users.clone(), cli.users, cli.concurrency).await?,
+            Fixtures::prepare(
+                auth[0].clone(),
+                users.clone(),
+                cli.users,
+                cli.concurrency,
+                cli.tokens,
+            )
+            .await?,
         );
         fixtures.await_profiles().await?;
         if !cli.smoke {
@@ -236,12 +249,13 @@ async fn main() -> anyhow::Result<()> {
 
 fn cli_summary(cli: &Cli) -> String {
     format!(
-        "backend {}, {} per scenario after {} warm-up, {} connections, {} in flight, {} users",
+        "backend {}, {} per scenario after {} warm-up, {} connections, {} in flight, {} users, {} distinct tokens",
         cli.backend,
         humantime::format_duration(cli.duration),
         humantime::format_duration(cli.warmup),
         cli.connections,
         cli.concurrency,
-        cli.users
+        cli.users,
+        cli.tokens
     )
 }

@@ -15,8 +15,9 @@ use tonic::transport::Channel;
 pub const PASSWORD: &str = "correct horse battery staple";
 
 /// Every scenario, in the order they run.
-pub const ALL: [&str; 8] = [
+pub const ALL: [&str; 9] = [
     "validate",
+    "ext-authz",
     "check-permission",
     "get-user",
     "update-user",
@@ -37,6 +38,9 @@ pub struct Account {
 /// What the scenarios share: accounts, and a refresh token per worker.
 pub struct Fixtures {
     pub accounts: Vec<Account>,
+    /// Distinct live access tokens that `validate` and `ext-authz` cycle
+    /// through, so the verified-token cache meets as many as a platform would.
+    pub tokens: Vec<String>,
     pub refresh: Vec<Mutex<String>>,
     /// User Service channels, for the mix (workers hold auth channels).
     pub user_channels: Vec<Channel>,
@@ -56,12 +60,14 @@ fn bearer<T>(m: T, token: &str) -> tonic::Request<T> {
 }
 
 impl Fixtures {
-    /// Registers `users` accounts and opens one session per worker.
+    /// Registers `users` accounts, opens one session per worker, and mints
+    /// `tokens` distinct access tokens.
     pub async fn prepare(
         auth: Channel,
         user_channels: Vec<Channel>,
         users: usize,
         workers: usize,
+        tokens: usize,
     ) -> anyhow::Result<Self> {
         let mut client = AuthServiceClient::new(auth);
         let mut accounts = Vec::with_capacity(users);
@@ -101,8 +107,10 @@ impl Fixtures {
                 .into_inner();
             refresh.push(Mutex::new(login.refresh_token));
         }
+        let tokens = mint_tokens(&client, &accounts, tokens).await?;
         Ok(Self {
             accounts,
+            tokens,
             refresh,
             user_channels,
             counter: AtomicU64::new(0),
@@ -141,6 +149,50 @@ impl Fixtures {
     }
 }
 
+/// `n` distinct live access tokens, minted by refreshing sessions (no Argon2):
+/// refreshing rotates the refresh token but leaves earlier access tokens valid.
+async fn mint_tokens(
+    client: &AuthServiceClient<Channel>,
+    accounts: &[Account],
+    n: usize,
+) -> anyhow::Result<Vec<String>> {
+    const CHAINS: usize = 16;
+    let mut chains = Vec::new();
+    for i in 0..CHAINS.min(n.max(1)) {
+        let login = client
+            .clone()
+            .login(auth_pb::LoginRequest {
+                email: accounts[i % accounts.len()].email.clone(),
+                password: PASSWORD.into(),
+            })
+            .await?
+            .into_inner();
+        let (client, per_chain) = (client.clone(), n.div_ceil(CHAINS));
+        chains.push(tokio::spawn(async move {
+            let mut refresh = login.refresh_token;
+            let mut tokens = vec![login.access_token];
+            while tokens.len() < per_chain {
+                let reply = client
+                    .clone()
+                    .refresh_token(auth_pb::RefreshTokenRequest {
+                        refresh_token: refresh,
+                    })
+                    .await?
+                    .into_inner();
+                refresh = reply.refresh_token;
+                tokens.push(reply.access_token);
+            }
+            anyhow::Ok(tokens)
+        }));
+    }
+    let mut tokens = Vec::with_capacity(n);
+    for chain in chains {
+        tokens.extend(chain.await??);
+    }
+    tokens.truncate(n.max(1));
+    Ok(tokens)
+}
+
 /// A scenario by name over shared fixtures.
 pub struct Scenario {
     pub name: &'static str,
@@ -148,12 +200,13 @@ pub struct Scenario {
 }
 
 impl Scenario {
-    async fn validate(&self, worker: usize, ch: Channel) -> Result<(), tonic::Code> {
-        let token = self
-            .fixtures
-            .account(worker + self.fixtures.next() as usize)
-            .access_token
-            .clone();
+    fn token(&self) -> String {
+        let t = &self.fixtures.tokens;
+        t[self.fixtures.next() as usize % t.len()].clone()
+    }
+
+    async fn validate(&self, _worker: usize, ch: Channel) -> Result<(), tonic::Code> {
+        let token = self.token();
         AuthServiceClient::new(ch)
             .validate_token(auth_pb::ValidateTokenRequest {
                 access_token: token,
@@ -211,6 +264,41 @@ impl Scenario {
     async fn run(&self, worker: usize, ch: Channel) -> Result<(), tonic::Code> {
         match self.name {
             "validate" => self.validate(worker, ch).await,
+            "ext-authz" => {
+                use envoy_types::pb::envoy::service::auth::v3 as envoy;
+                let a = self.fixtures.account(worker);
+                let http = envoy::attribute_context::HttpRequest {
+                    method: "PATCH".into(),
+                    path: format!("/users/{}", a.user_id),
+                    headers: [(
+                        "authorization".to_owned(),
+                        format!("Bearer {}", self.token()),
+                    )]
+                    .into(),
+                    ..Default::default()
+                };
+                let request = envoy::CheckRequest {
+                    attributes: Some(envoy::AttributeContext {
+                        request: Some(envoy::attribute_context::Request {
+                            http: Some(http),
+                            ..Default::default()
+                        }),
+                        context_extensions: [("permission".to_owned(), "users:read".to_owned())]
+                            .into(),
+                        ..Default::default()
+                    }),
+                };
+                let reply = envoy::authorization_client::AuthorizationClient::new(ch)
+                    .check(request)
+                    .await
+                    .map_err(code)?
+                    .into_inner();
+                // A denial is a failed request here: every token is live.
+                match reply.status.map(|s| s.code) {
+                    Some(0) => Ok(()),
+                    _ => Err(tonic::Code::PermissionDenied),
+                }
+            }
             "check-permission" => {
                 let a = self.fixtures.account(worker);
                 let req = auth_pb::CheckPermissionRequest {
