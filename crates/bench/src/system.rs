@@ -95,6 +95,8 @@ pub async fn start(bin_dir: &Path, backend: Backend, logs: &Path) -> anyhow::Res
 /// The running echo server, stopped when dropped.
 pub struct Echo {
     pub child: std::process::Child,
+    /// Where it listens.
+    pub url: String,
     pub channels: Vec<tonic::transport::Channel>,
     pub op: std::sync::Arc<dyn crate::load::Operation>,
 }
