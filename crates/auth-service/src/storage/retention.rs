@@ -58,27 +58,19 @@ platform::generic_store! {
             idle_before: DateTime<Utc>,
             limit: i64,
         ) -> Result<u64, StoreError> {
-            let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
-            let due = "SELECT id FROM sessions
-                       WHERE revoked_at < $1 OR created_at < $2 OR last_used_at < $3 LIMIT $4";
-            // Tokens first: SQLite enforces the foreign key only when told to.
-            sqlx::query(&format!(
-                "DELETE FROM refresh_tokens WHERE session_id IN ({due})"
-            ))
+            // Their refresh tokens go with them (ON DELETE CASCADE; SQLite's
+            // foreign keys are switched on for every connection).
+            let done = sqlx::query(
+                "DELETE FROM sessions WHERE id IN (
+                     SELECT id FROM sessions
+                     WHERE revoked_at < $1 OR created_at < $2 OR last_used_at < $3 LIMIT $4)",
+            )
             .bind(Timestamp(revoked_before))
             .bind(Timestamp(created_before))
             .bind(Timestamp(idle_before))
             .bind(limit)
-            .execute(&mut *tx)
+            .execute(&self.pool)
             .await?;
-            let done = sqlx::query(&format!("DELETE FROM sessions WHERE id IN ({due})"))
-                .bind(Timestamp(revoked_before))
-                .bind(Timestamp(created_before))
-                .bind(Timestamp(idle_before))
-                .bind(limit)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
             Ok(DB::rows_affected(&done))
         }
 

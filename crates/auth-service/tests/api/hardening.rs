@@ -418,6 +418,20 @@ async fn pruning_deletes_what_is_due_and_nothing_live(backend: Backend) {
     app.clock.advance(Duration::hours(2));
     let pruned = pruner.prune_once().await.unwrap();
     assert_eq!((pruned.sessions, pruned.throttle_counters), (1, 0));
+    // Its refresh token, not yet expired, went with it.
+    let hash = auth_service::crypto::refresh::parse(&gone.refresh_token.clone().into()).unwrap();
+    let next = auth_service::storage::NewRefreshToken {
+        hash: [7; 32],
+        session_id: platform::ids::SessionId::generate(),
+        created_at: chrono::Utc::now(),
+        expires_at: chrono::Utc::now(),
+    };
+    let rotation = stores
+        .sessions
+        .rotate_refresh_token(&hash, &next, Duration::days(30), chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(rotation, auth_service::storage::Rotation::Unknown);
     let live = app
         .refresh(&live.refresh_token)
         .await
@@ -458,6 +472,23 @@ async fn pruning_deletes_what_is_due_and_nothing_live(backend: Backend) {
     );
 }
 
+/// Registers a fresh email as a client a trusted gateway forwards.
+async fn register_from(
+    mut grpc: identity_proto::auth::v1::auth_service_client::AuthServiceClient<
+        tonic::transport::Channel,
+    >,
+    forwarded_for: &'static str,
+) -> Result<(), tonic::Status> {
+    let mut r = tonic::Request::new(pb::RegisterRequest {
+        email: unique_email(),
+        password: PASSWORD.into(),
+        display_name: String::new(),
+    });
+    r.metadata_mut()
+        .insert("x-forwarded-for", forwarded_for.parse().unwrap());
+    grpc.register(r).await.map(drop)
+}
+
 /// One address fires 60 registrations at once (each would cost a hash): 20 a
 /// minute get through, the rest are refused before hashing, and someone else's
 /// login meanwhile succeeds.
@@ -469,16 +500,7 @@ async fn a_registration_flood_from_one_address_leaves_logins_alone(backend: Back
     let flood: Vec<_> = (0..60)
         .map(|_| {
             let grpc = gateway.grpc.clone();
-            tokio::spawn(async move {
-                let mut r = tonic::Request::new(pb::RegisterRequest {
-                    email: unique_email(),
-                    password: PASSWORD.into(),
-                    display_name: String::new(),
-                });
-                r.metadata_mut()
-                    .insert("x-forwarded-for", "203.0.113.9".parse().unwrap());
-                grpc.clone().register(r).await.map(drop)
-            })
+            tokio::spawn(register_from(grpc, "203.0.113.9"))
         })
         .collect();
     login_via(&gateway, &email, PASSWORD, &["198.51.100.20"])
@@ -495,12 +517,7 @@ async fn a_registration_flood_from_one_address_leaves_logins_alone(backend: Back
     assert_eq!((registered, refused), (20, 40));
     // A minute later the address may register again.
     app.clock.advance(chrono::Duration::seconds(61));
-    let mut r = tonic::Request::new(pb::RegisterRequest {
-        email: unique_email(),
-        password: PASSWORD.into(),
-        display_name: String::new(),
-    });
-    r.metadata_mut()
-        .insert("x-forwarded-for", "203.0.113.9".parse().unwrap());
-    gateway.grpc.clone().register(r).await.unwrap();
+    register_from(gateway.grpc.clone(), "203.0.113.9")
+        .await
+        .unwrap();
 }
