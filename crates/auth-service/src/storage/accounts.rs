@@ -94,7 +94,7 @@ platform::generic_store! {
             a: &ServiceAccountRecord,
         ) -> Result<super::Outcome, StoreError> {
             use super::Outcome;
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
             for r in &a.roles {
                 let exists: bool =
                     sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM roles WHERE name = $1)")

@@ -114,7 +114,7 @@ platform::generic_store! {
             identity: &NewIdentity,
             event: &OutboxEvent,
         ) -> Result<(), StoreError> {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
             let inserted = sqlx::query(
                 "INSERT INTO identities (id, email, display_name, password_hash, created_at, updated_at)
                  VALUES ($1, $2, $3, $4, $5, $5)",
@@ -178,7 +178,7 @@ platform::generic_store! {
             keep: Option<SessionId>,
             now: DateTime<Utc>,
         ) -> Result<Option<Vec<SessionId>>, StoreError> {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
             if !Self::replace_hash(&mut tx, user_id, expected, hash, now).await? {
                 return Ok(None);
             }
@@ -194,7 +194,7 @@ platform::generic_store! {
             now: DateTime<Utc>,
             reason: &str,
         ) -> Result<Vec<SessionId>, StoreError> {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
             sqlx::query(
                 "UPDATE identities SET disabled_at = $2, updated_at = $2
                  WHERE id = $1 AND disabled_at IS NULL",

@@ -214,7 +214,7 @@ platform::generic_store! {
             max_lifetime: Duration,
             now: DateTime<Utc>,
         ) -> Result<Rotation, StoreError> {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
             // Spending is one conditional UPDATE, so two concurrent refreshes with
             // the same token cannot both succeed.
             let spent: Option<(SessionId, Timestamp)> = sqlx::query_as(

@@ -22,31 +22,65 @@ both_backends!(
     a_registration_flood_from_one_address_leaves_logins_alone,
 );
 
-/// Logins on `email` every 5 ms for `for_ms`; the tokens of those that succeeded.
-fn login_storm(app: &TestApp, email: &str, for_ms: u64) -> tokio::task::JoinHandle<Vec<String>> {
-    let (grpc, email) = (app.grpc.clone(), email.to_owned());
-    tokio::spawn(async move {
-        let mut calls = Vec::new();
-        let start = std::time::Instant::now();
-        while start.elapsed() < std::time::Duration::from_millis(for_ms) {
-            let (mut grpc, email) = (grpc.clone(), email.clone());
-            calls.push(tokio::spawn(async move {
-                grpc.login(pb::LoginRequest {
-                    email,
-                    password: PASSWORD.into(),
-                })
-                .await
-                .ok()
-                .map(|r| r.into_inner().access_token)
-            }));
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-        let mut tokens = Vec::new();
-        for c in calls {
-            tokens.extend(c.await.unwrap());
-        }
-        tokens
-    })
+/// Logins on `email` every 5 ms until `stop`; the tokens of those that
+/// succeeded. `won` is notified at the first success, so the change the
+/// storm races is made while logins are both done and in flight, however
+/// slow the machine.
+struct Storm {
+    won: std::sync::Arc<tokio::sync::Notify>,
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<Vec<String>>,
+}
+
+impl Storm {
+    fn start(app: &TestApp, email: &str) -> Self {
+        let (grpc, email) = (app.grpc.clone(), email.to_owned());
+        let won = std::sync::Arc::new(tokio::sync::Notify::new());
+        let stop = tokio_util::sync::CancellationToken::new();
+        let (w, st) = (won.clone(), stop.clone());
+        let task = tokio::spawn(async move {
+            let mut calls = Vec::new();
+            while !st.is_cancelled() {
+                let (mut grpc, email, w) = (grpc.clone(), email.clone(), w.clone());
+                calls.push(tokio::spawn(async move {
+                    let token = grpc
+                        .login(pb::LoginRequest {
+                            email,
+                            password: PASSWORD.into(),
+                        })
+                        .await
+                        .ok()
+                        .map(|r| r.into_inner().access_token);
+                    if token.is_some() {
+                        w.notify_one();
+                    }
+                    token
+                }));
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            let mut tokens = Vec::new();
+            for c in calls {
+                tokens.extend(c.await.unwrap());
+            }
+            tokens
+        });
+        Self { won, stop, task }
+    }
+
+    /// Waits for the first won login (and a little more, so others are in flight).
+    async fn underway(&self) {
+        tokio::time::timeout(std::time::Duration::from_secs(30), self.won.notified())
+            .await
+            .expect("a login succeeded");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    /// Keeps logging in a little after the change, then the tokens won.
+    async fn finish(self) -> Vec<String> {
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        self.stop.cancel();
+        self.task.await.unwrap()
+    }
 }
 
 /// No token from a login that raced `DisableUser` validates once it returned.
@@ -55,8 +89,8 @@ async fn logins_racing_a_disable_leave_no_valid_token(backend: Backend) {
     let admin = app.admin_token().await;
     let email = unique_email();
     let user = app.register(&email, PASSWORD).await.unwrap().user_id;
-    let storm = login_storm(&app, &email, 400);
-    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    let storm = Storm::start(&app, &email);
+    storm.underway().await;
     app.grpc
         .clone()
         .disable_user(crate::helpers::bearer(
@@ -68,7 +102,7 @@ async fn logins_racing_a_disable_leave_no_valid_token(backend: Backend) {
         ))
         .await
         .unwrap();
-    let tokens = storm.await.unwrap();
+    let tokens = storm.finish().await;
     assert!(!tokens.is_empty(), "some logins won before the disable");
     for t in &tokens {
         assert_code(app.validate(t).await, Code::Unauthenticated);
@@ -82,8 +116,8 @@ async fn logins_racing_a_password_change_leave_no_valid_token(backend: Backend) 
     let email = unique_email();
     app.register(&email, PASSWORD).await.unwrap();
     let me = app.login(&email, PASSWORD).await.unwrap();
-    let storm = login_storm(&app, &email, 400);
-    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    let storm = Storm::start(&app, &email);
+    storm.underway().await;
     // The storm's attempts in flight count against the account's throttle
     // until they succeed, so the change may be asked to wait: retry as told.
     loop {
@@ -95,7 +129,7 @@ async fn logins_racing_a_password_change_leave_no_valid_token(backend: Backend) 
             Err(s) => panic!("{s:?}"),
         }
     }
-    let tokens = storm.await.unwrap();
+    let tokens = storm.finish().await;
     assert!(!tokens.is_empty(), "some logins won before the change");
     for t in &tokens {
         assert_code(app.validate(t).await, Code::Unauthenticated);

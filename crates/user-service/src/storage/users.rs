@@ -130,7 +130,7 @@ platform::generic_store! {
         }
 
         async fn update_user(&self, u: &UserRecord) -> Result<Written<UserRecord>, StoreError> {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
             let updated: Result<Option<UserRecord>, _> = sqlx::query_as(&format!(
                 "UPDATE users SET username = $3, display_name = $4, avatar_url = $5, bio = $6,
                      locale = $7, time_zone = $8, updated_at = $9, version = version + 1
@@ -166,7 +166,7 @@ platform::generic_store! {
             now: DateTime<Utc>,
             event: &OutboxEvent,
         ) -> Result<Written<()>, StoreError> {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
             let deleted = sqlx::query(&format!(
                 "UPDATE users SET deleted_at = $3, updated_at = $3, version = version + 1
                  WHERE id = $1 AND deleted_at IS NULL AND ({} IS NULL OR version = $2)",
