@@ -28,20 +28,23 @@ pub fn bearer(metadata: &MetadataMap) -> Result<&str, Status> {
     let value = value
         .to_str()
         .map_err(|_| Status::unauthenticated("the authorization metadata is not valid ASCII"))?;
+    parse_bearer(value).map_err(Status::unauthenticated)
+}
+
+/// The token of an `authorization` value `Bearer <token>` (scheme in any case),
+/// or what is wrong with it; the value's size is bounded before any work.
+/// Shared by gRPC metadata and the HTTP headers gateways forward.
+pub fn parse_bearer(value: &str) -> Result<&str, &'static str> {
     if value.len() > MAX_AUTHORIZATION_LEN {
-        return Err(Status::unauthenticated(
-            "the authorization metadata is too long",
-        ));
+        return Err("the authorization value is too long");
     }
-    let (scheme, token) = value
-        .split_once(' ')
-        .ok_or_else(|| Status::unauthenticated("authorization must be `Bearer <token>`"))?;
-    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(Status::unauthenticated(
-            "authorization must be `Bearer <token>`",
-        ));
+    let malformed = "authorization must be `Bearer <token>`";
+    let (scheme, token) = value.trim().split_once(' ').ok_or(malformed)?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || token.contains(' ') {
+        return Err(malformed);
     }
-    Ok(token.trim())
+    Ok(token)
 }
 
 /// `Bearer <token>` as sensitive metadata (never logged by tonic).

@@ -72,10 +72,7 @@ impl Verdict {
 
 /// The token of an `Authorization: Bearer <token>` value (scheme case-insensitive).
 pub fn bearer(authorization: &str) -> Option<&str> {
-    let (scheme, token) = authorization.trim().split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && !token.contains(' '))
-        .then_some(token)
+    platform::access::parse_bearer(authorization).ok()
 }
 
 /// `template` with every `{path.N}` replaced by the N-th segment of `path`
