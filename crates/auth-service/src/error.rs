@@ -60,6 +60,17 @@ pub enum AuthError {
     Internal(String),
 }
 
+impl AuthError {
+    /// Whether the service, not the caller, is at fault: a gateway or an
+    /// introspecting client must then hear "unavailable", never "invalid token".
+    pub fn is_service_fault(&self) -> bool {
+        matches!(
+            self,
+            AuthError::Unavailable(_) | AuthError::Internal(_) | AuthError::Store(_)
+        )
+    }
+}
+
 impl From<HashError> for AuthError {
     fn from(e: HashError) -> Self {
         match e {

@@ -177,7 +177,7 @@ impl Authenticator {
         }
         match self.validate(token) {
             Ok(principal) => Ok(Some(principal)),
-            Err(e @ (AuthError::Unavailable(_) | AuthError::Internal(_))) => Err(e),
+            Err(e) if e.is_service_fault() => Err(e),
             Err(_) => Ok(None),
         }
     }

@@ -107,7 +107,7 @@ impl Authenticator {
         };
         let principal = match self.validate(token) {
             Ok(p) => p,
-            Err(e @ (AuthError::Unavailable(_) | AuthError::Internal(_))) => return Err(e),
+            Err(e) if e.is_service_fault() => return Err(e),
             Err(e) => {
                 return Ok(Verdict::Unauthenticated {
                     invalid_token: true,

@@ -127,7 +127,7 @@ async fn forward_auth(
     };
     let verdict = match s.core.gateway(&access) {
         Ok(v) => v,
-        Err(e) => return unavailable(&e),
+        Err(e) => return service_fault(e),
     };
     let mut response = match &verdict {
         Verdict::Allow(forwarded) => {
@@ -158,14 +158,17 @@ async fn forward_auth(
     response
 }
 
-/// Our own trouble: 503, so the gateway's failure handling decides.
-fn unavailable(e: &AuthError) -> Response {
-    let status = tonic::Status::from(AuthError::Unavailable(e.to_string()));
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        format!("{}\n", status.message()),
-    )
-        .into_response()
+/// Our own trouble, through the service's one error mapping (logged with an
+/// error id, never shown): 503 when a retry may help, so the gateway's failure
+/// handling decides; 500 otherwise.
+fn service_fault(e: AuthError) -> Response {
+    let status = tonic::Status::from(e);
+    let http = if status.code() == tonic::Code::Unavailable {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
+    (http, format!("{}\n", status.message())).into_response()
 }
 
 #[derive(Deserialize)]
@@ -233,7 +236,7 @@ async fn introspect(
     {
         Ok(p) => p,
         Err(AuthError::Unauthenticated(_)) => return refused(),
-        Err(e) => return unavailable(&e),
+        Err(e) => return service_fault(e),
     };
     let body = match principal {
         None => serde_json::json!({ "active": false }),
