@@ -116,6 +116,9 @@ pub struct KeySet {
     pub jwks: JwkSet,
     /// `{"keys": [...]}`, served as is.
     pub jwks_json: String,
+    /// A strong HTTP ETag of `jwks_json`, so a gateway's revalidation costs a
+    /// comparison.
+    pub jwks_etag: String,
 }
 
 /// The keys of this replica, refreshed from the database.
@@ -297,11 +300,14 @@ impl KeyRing {
         let jwks = JwkSet { keys: jwks };
         let jwks_json =
             serde_json::to_string(&jwks).map_err(|e| KeyError::Crypto(e.to_string()))?;
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, jwks_json.as_bytes());
+        let jwks_etag = format!("\"{}\"", URL_SAFE_NO_PAD.encode(&digest.as_ref()[..12]));
         Ok(KeySet {
             signing,
             verifying,
             jwks,
             jwks_json,
+            jwks_etag,
         })
     }
 }

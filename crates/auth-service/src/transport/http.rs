@@ -5,7 +5,6 @@
 
 use crate::audit::ClientInfo;
 use crate::authz::SubjectKind;
-use crate::crypto::keys::KeySet;
 use crate::error::AuthError;
 use crate::service::Authenticator;
 use crate::service::gateway::{Access, Verdict};
@@ -43,21 +42,11 @@ pub fn routes(state: HttpState) -> Router {
         .with_state(Arc::new(state))
 }
 
-/// A strong ETag of the key set's JSON.
-fn etag(keys: &KeySet) -> String {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, keys.jwks_json.as_bytes());
-    let hex: String = digest.as_ref()[..12]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("\"{hex}\"")
-}
-
 async fn jwks(State(s): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
     let Ok(keys) = s.core.key_set() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "signing keys not loaded\n").into_response();
     };
-    let tag = etag(&keys);
+    let tag = keys.jwks_etag.clone();
     let cache = format!("public, max-age={}", s.jwks_max_age.as_secs());
     let fresh = headers
         .get(header::IF_NONE_MATCH)
@@ -185,27 +174,14 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, SecretString)> {
     }
     let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
     let (id, secret) = decoded.split_once(':')?;
-    let unescape = |s: &str| percent_decode(s);
+    // Client credentials are form-urlencoded before Basic encoding.
+    let unescape = |s: &str| {
+        percent_encoding::percent_decode_str(&s.replace('+', " "))
+            .decode_utf8()
+            .ok()
+            .map(|c| c.into_owned())
+    };
     Some((unescape(id)?, SecretString::from(unescape(secret)?)))
-}
-
-/// `application/x-www-form-urlencoded` decoding of one credential.
-fn percent_decode(s: &str) -> Option<String> {
-    let s = s.replace('+', " ");
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 async fn introspect(

@@ -104,32 +104,23 @@ pub fn audit(e: AuditRecord) -> pb::AuditEvent {
     }
 }
 
-/// A published EC key in the proto's shape (the set only holds EC keys).
+/// A published key in the proto's shape. The proto's fields are the JWK's JSON
+/// members (RFC 7517/7518), so the library's own serialisation spells them.
 pub fn json_web_key(jwk: &jsonwebtoken::jwk::Jwk) -> Option<pb::JsonWebKey> {
-    use jsonwebtoken::jwk::AlgorithmParameters;
-    let AlgorithmParameters::EllipticCurve(ec) = &jwk.algorithm else {
-        return None;
+    let json = serde_json::to_value(jwk).ok()?;
+    let member = |name: &str| {
+        json.get(name)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
     };
-    // The JWK names of these enums are their serde names.
-    fn name(v: impl serde::Serialize) -> Option<String> {
-        serde_json::to_value(v).ok()?.as_str().map(str::to_owned)
-    }
     Some(pb::JsonWebKey {
-        kty: name(ec.key_type)?,
-        crv: name(&ec.curve)?,
-        x: ec.x.clone(),
-        y: ec.y.clone(),
-        kid: jwk.common.key_id.clone().unwrap_or_default(),
-        alg: jwk
-            .common
-            .key_algorithm
-            .map(|a| a.to_string())
-            .unwrap_or_default(),
-        r#use: jwk
-            .common
-            .public_key_use
-            .as_ref()
-            .and_then(name)
-            .unwrap_or_default(),
+        kty: member("kty"),
+        crv: member("crv"),
+        x: member("x"),
+        y: member("y"),
+        kid: member("kid"),
+        alg: member("alg"),
+        r#use: member("use"),
     })
 }
