@@ -4,7 +4,7 @@
 use super::{Sql, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use platform::sql::Timestamp;
+use platform::sql::{Expired, Timestamp};
 
 /// Deletes expired rows, at most `limit` per call; each returns how many went.
 #[async_trait]
@@ -40,15 +40,12 @@ platform::generic_store! {
             before: DateTime<Utc>,
             limit: i64,
         ) -> Result<u64, StoreError> {
-            let done = sqlx::query(
-                "DELETE FROM refresh_tokens WHERE token_hash IN (
-                     SELECT token_hash FROM refresh_tokens WHERE expires_at < $1 LIMIT $2)",
-            )
-            .bind(Timestamp(before))
-            .bind(limit)
-            .execute(&self.pool)
-            .await?;
-            Ok(DB::rows_affected(&done))
+            let tokens = Expired {
+                table: "refresh_tokens",
+                key: "token_hash",
+                column: "expires_at",
+            };
+            Ok(tokens.delete(&self.pool, before, limit).await?)
         }
 
         async fn prune_sessions(
@@ -75,27 +72,21 @@ platform::generic_store! {
         }
 
         async fn prune_throttle(&self, before: DateTime<Utc>, limit: i64) -> Result<u64, StoreError> {
-            let done = sqlx::query(
-                "DELETE FROM throttle_counters WHERE key IN (
-                     SELECT key FROM throttle_counters WHERE updated_at < $1 LIMIT $2)",
-            )
-            .bind(Timestamp(before))
-            .bind(limit)
-            .execute(&self.pool)
-            .await?;
-            Ok(DB::rows_affected(&done))
+            let counters = Expired {
+                table: "throttle_counters",
+                key: "key",
+                column: "updated_at",
+            };
+            Ok(counters.delete(&self.pool, before, limit).await?)
         }
 
         async fn prune_audit(&self, before: DateTime<Utc>, limit: i64) -> Result<u64, StoreError> {
-            let done = sqlx::query(
-                "DELETE FROM audit_events WHERE id IN (
-                     SELECT id FROM audit_events WHERE at < $1 LIMIT $2)",
-            )
-            .bind(Timestamp(before))
-            .bind(limit)
-            .execute(&self.pool)
-            .await?;
-            Ok(DB::rows_affected(&done))
+            let events = Expired {
+                table: "audit_events",
+                key: "id",
+                column: "at",
+            };
+            Ok(events.delete(&self.pool, before, limit).await?)
         }
     }
 }

@@ -1,11 +1,18 @@
 //! The `outbox` table, one SQL body for both backends.
 
 use super::{OutboxEvent, OutboxStore};
-use crate::sql::Timestamp;
+use crate::sql::{Expired, Timestamp};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::Pool;
 use uuid::Uuid;
+
+/// Delivered events, by delivery time.
+const DELIVERED: Expired = Expired {
+    table: "outbox",
+    key: "id",
+    column: "delivered_at",
+};
 
 const COLUMNS: &str = "id, topic, aggregate_id, payload, created_at, attempts";
 
@@ -108,15 +115,7 @@ crate::generic_store! {
         }
 
         async fn prune_delivered(&self, before: DateTime<Utc>, limit: i64) -> Result<u64, sqlx::Error> {
-            let done = sqlx::query(
-                "DELETE FROM outbox WHERE id IN (
-                     SELECT id FROM outbox WHERE delivered_at < $1 LIMIT $2)",
-            )
-            .bind(Timestamp(before))
-            .bind(limit)
-            .execute(&self.pool)
-            .await?;
-            Ok(DB::rows_affected(&done))
+            DELIVERED.delete(&self.pool, before, limit).await
         }
     }
 }

@@ -6,9 +6,11 @@
 //! store needs, which the compiler cannot infer from `DB: Dialect`.
 
 mod dialect;
+mod prune;
 mod time;
 
 pub use dialect::{Dialect, SqlType, UniqueKey};
+pub use prune::Expired;
 pub use time::Timestamp;
 
 /// Implements a store trait (or inherent methods) for a store generic over the

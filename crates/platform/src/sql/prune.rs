@@ -1,0 +1,45 @@
+//! One bounded delete for every pruning job: rows of a table whose time column
+//! is before a cutoff, at most `limit` of them, in one statement, so no table is
+//! locked for long (callers loop with [`crate::tasks::in_batches`]).
+
+use super::{Dialect, Timestamp};
+use chrono::{DateTime, Utc};
+
+/// Which rows of which table a pruning job deletes.
+#[derive(Debug, Clone, Copy)]
+pub struct Expired {
+    pub table: &'static str,
+    /// The table's key, to pick the batch.
+    pub key: &'static str,
+    /// The time column compared with the cutoff.
+    pub column: &'static str,
+}
+
+impl Expired {
+    /// Deletes up to `limit` rows whose `column` is before `before`; returns how many.
+    pub async fn delete<'c, DB, E>(
+        self,
+        executor: E,
+        before: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<u64, sqlx::Error>
+    where
+        DB: Dialect,
+        E: sqlx::Executor<'c, Database = DB>,
+        for<'q> <DB as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+        for<'q> Timestamp: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    {
+        let Self { table, key, column } = self;
+        let sql = format!(
+            "DELETE FROM {table} WHERE {key} IN (
+                 SELECT {key} FROM {table} WHERE {column} < $1 LIMIT $2)"
+        );
+        let done = sqlx::query(&sql)
+            .bind(Timestamp(before))
+            .bind(limit)
+            .execute(executor)
+            .await?;
+        Ok(DB::rows_affected(&done))
+    }
+}
