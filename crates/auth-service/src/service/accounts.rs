@@ -30,7 +30,27 @@ fn secret_hash(secret: &str) -> Vec<u8> {
     digest(&SHA256, secret.as_bytes()).as_ref().to_vec()
 }
 
+/// A service token's session is its account, so deleting the account revokes
+/// its tokens like a session.
+fn account_session(id: ServiceAccountId) -> SessionId {
+    SessionId::from_uuid(id.uuid())
+}
+
 impl Authenticator {
+    /// Signs a token for a service account with its current roles.
+    pub(crate) async fn sign_service(
+        &self,
+        id: ServiceAccountId,
+    ) -> Result<(String, i64), AuthError> {
+        self.sign(
+            id.uuid(),
+            account_session(id),
+            SubjectKind::Service,
+            self.clock.now(),
+        )
+        .await
+    }
+
     /// Creates a service account; its secret is returned once.
     pub async fn create_service_account(
         &self,
@@ -105,7 +125,7 @@ impl Authenticator {
             )));
         }
         // Its tokens carry its id as their session: revoke them like a session.
-        self.revoked.insert(SessionId::from_uuid(id.uuid()), now);
+        self.revoked.insert(account_session(id), now);
         self.authz.note(SubjectChange {
             subject_id: id.uuid(),
             changed_at: now,
@@ -190,14 +210,7 @@ impl Authenticator {
         client: &ClientInfo,
     ) -> Result<(String, i64), AuthError> {
         let account = self.authenticate_client(client_id, secret, client).await?;
-        let (token, expires_in) = self
-            .sign(
-                account.id.uuid(),
-                SessionId::from_uuid(account.id.uuid()),
-                SubjectKind::Service,
-                self.clock.now(),
-            )
-            .await?;
+        let (token, expires_in) = self.sign_service(account.id).await?;
         self.audit(
             self.event("service_token.issued", client)
                 .actor(account.id)

@@ -196,14 +196,7 @@ impl Authenticator {
             .service_account_by_name(OWN_ACCOUNT)
             .await?
             .ok_or_else(|| AuthError::Internal("the auth-service account is missing".into()))?;
-        // A service token's session is its account.
-        self.sign(
-            account.id.uuid(),
-            SessionId::from_uuid(account.id.uuid()),
-            SubjectKind::Service,
-            self.clock.now(),
-        )
-        .await
+        self.sign_service(account.id).await
     }
 
     /// Records an audit event.
