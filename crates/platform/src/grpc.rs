@@ -3,7 +3,6 @@
 //! stop (health turns NOT_SERVING, in-flight calls finish) on shutdown.
 
 use crate::metrics::{GrpcMetricsLayer, Metrics};
-use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
@@ -52,7 +51,7 @@ pub async fn serve(
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?);
     let mut known = crate::metrics::methods_of(&sets)?;
-    Arc::make_mut(&mut known).extend(other_methods.iter().map(|m| (*m).to_owned()));
+    known.extend(other_methods.iter().map(|m| (*m).to_owned()));
     let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;

@@ -81,7 +81,7 @@ impl Metrics {
 pub const UNKNOWN_METHOD: &str = "unknown";
 
 /// The gRPC methods (`/package.Service/Method`) that encoded descriptor sets declare.
-pub fn methods_of(sets: &[&[u8]]) -> Result<Arc<HashSet<String>>, prost::DecodeError> {
+pub fn methods_of(sets: &[&[u8]]) -> Result<HashSet<String>, prost::DecodeError> {
     use prost::Message as _;
     let mut methods = HashSet::new();
     for set in sets {
@@ -99,7 +99,7 @@ pub fn methods_of(sets: &[&[u8]]) -> Result<Arc<HashSet<String>>, prost::DecodeE
             }
         }
     }
-    Ok(Arc::new(methods))
+    Ok(methods)
 }
 
 /// A tower layer recording every gRPC call in [`Metrics`].
@@ -111,8 +111,11 @@ pub struct GrpcMetricsLayer {
 
 impl GrpcMetricsLayer {
     /// Records into `metrics`, labelling methods outside `known` as [`UNKNOWN_METHOD`].
-    pub fn new(metrics: Metrics, known: Arc<HashSet<String>>) -> Self {
-        Self { metrics, known }
+    pub fn new(metrics: Metrics, known: HashSet<String>) -> Self {
+        Self {
+            metrics,
+            known: Arc::new(known),
+        }
     }
 }
 
