@@ -1,8 +1,14 @@
-//! The two ceilings results are divided by: a bare tonic unary server answering
-//! `ValidateToken` with a response of the real size (the gRPC ceiling), and raw
+//! The ceilings results are divided by: a bare tonic unary server answering
+//! `ValidateToken` with a response of the real size (the gRPC ceiling) and
+//! Envoy's `Check` with an allow of the real shape (the ext_authz ceiling: what
+//! Envoy itself spends on an authorization call), and raw
 //! Argon2id hashes per second with the service's own parameters on every core
 //! (the login ceiling).
 
+use envoy_types::ext_authz::v3::pb::{
+    Authorization, AuthorizationServer, CheckRequest, CheckResponse, HeaderAppendAction,
+};
+use envoy_types::ext_authz::v3::{CheckResponseExt, OkHttpResponseBuilder};
 use identity_proto::auth::v1 as pb;
 use identity_proto::auth::v1::auth_service_server::{AuthService, AuthServiceServer};
 use std::time::{Duration, Instant};
@@ -40,11 +46,42 @@ impl AuthService for Echo {
     }
 }
 
+/// Allows every request with the three headers the Auth Service sets, so that
+/// Envoy does the same work on the answer.
+#[tonic::async_trait]
+impl Authorization for Echo {
+    async fn check(
+        &self,
+        _request: Request<CheckRequest>,
+    ) -> Result<Response<CheckResponse>, Status> {
+        let id = uuid::Uuid::nil().to_string();
+        let mut ok = OkHttpResponseBuilder::new();
+        for (name, value) in [("x-user-id", &id), ("x-session-id", &id)] {
+            ok.add_header(
+                name,
+                value,
+                Some(HeaderAppendAction::OverwriteIfExistsOrAdd),
+                true,
+            );
+        }
+        ok.add_header(
+            "x-user-roles",
+            "user",
+            Some(HeaderAppendAction::OverwriteIfExistsOrAdd),
+            true,
+        );
+        let mut response = CheckResponse::new();
+        response.set_status(Status::ok("")).set_http_response(ok);
+        Ok(Response::new(response))
+    }
+}
+
 /// Serves the echo server on `addr` until killed (the bench runs it as its own
 /// process, so that it competes for the cores as the services do).
 pub async fn serve_echo(addr: std::net::SocketAddr) -> anyhow::Result<()> {
     tonic::transport::Server::builder()
         .add_service(AuthServiceServer::new(Echo))
+        .add_service(AuthorizationServer::new(Echo))
         .serve(addr)
         .await?;
     Ok(())

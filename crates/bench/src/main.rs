@@ -227,7 +227,7 @@ async fn main() -> anyhow::Result<()> {
             own.push(m.scenario(name).await);
         }
         if let (true, Some((_, server))) = (names.contains(&"gateway"), &echo) {
-            own.extend(through_envoy(&cli, &m, server, &sys.auth_url, logs.path()).await?);
+            own.extend(through_envoy(&cli, &m, &sys.auth_url, &server.url, logs.path()).await?);
         }
         if let (true, Some((_, server))) = (names.contains(&"validate"), &echo) {
             own.extend(m.half_load(server).await);
@@ -256,13 +256,15 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The `gateway` rows: Envoy with ext_authz, and the same Envoy without, in
-/// front of the echo server; the first is reported as a ratio to the second.
+/// The `gateway` rows: the same Envoy answering with a `direct_response`
+/// without ext_authz, with the echo server's no-op `Check` (what Envoy itself
+/// spends on an authorization call), and with the Auth Service; the last two
+/// are reported as ratios to the first.
 async fn through_envoy(
     cli: &Cli,
     m: &measure::Backend<'_>,
-    echo: &system::Echo,
     auth_url: &str,
+    noop_url: &str,
     logs: &std::path::Path,
 ) -> anyhow::Result<Vec<Row>> {
     if !cli.envoy.exists() {
@@ -273,16 +275,22 @@ async fn through_envoy(
         "  {} / gateway (Envoy with and without ext_authz) ...",
         m.label
     );
-    let upstream = echo.url.clone();
     let base = std::process::id() % 30_000;
-    let plain = gateway::start(&cli.envoy, &upstream, None, logs, base)?;
-    let authz = gateway::start(&cli.envoy, &upstream, Some(auth_url), logs, base + 1)?;
+    let plain = gateway::start(&cli.envoy, None, logs, base)?;
+    let noop = gateway::start(&cli.envoy, Some(noop_url), logs, base + 1)?;
+    let authz = gateway::start(&cli.envoy, Some(auth_url), logs, base + 2)?;
     let op: Arc<dyn load::Operation> = Arc::new(gateway::ThroughGateway {
         token: m.fixtures.tokens[0].clone(),
+        authority: authz.url.trim_start_matches("http://").to_owned(),
     });
-    let mut rows = Vec::new();
+    let mut rows: Vec<Row> = Vec::new();
     let mut alone = None;
-    for (envoy, name) in [(&plain, "Envoy alone"), (&authz, "gateway")] {
+    let mut noop_rate = None;
+    for (envoy, name) in [
+        (&plain, "Envoy alone"),
+        (&noop, "Envoy + no-op ext_authz"),
+        (&authz, "gateway"),
+    ] {
         let chans = channels(&envoy.url, cli.connections).await?;
         let stats = drive(
             &chans,
@@ -294,7 +302,18 @@ async fn through_envoy(
         .await;
         let ceiling = alone;
         alone.get_or_insert(stats.throughput());
-        rows.push(Row::new(&m.label, name, &stats, ceiling, None, None));
+        let mut row = Row::new(&m.label, name, &stats, ceiling, None, None);
+        match noop_rate {
+            None if ceiling.is_some() => noop_rate = Some(stats.throughput()),
+            Some(noop) => {
+                row.note = format!(
+                    "{:.0} % of Envoy + no-op ext_authz",
+                    100.0 * stats.throughput() / f64::max(noop, 1e-9)
+                );
+            }
+            None => {}
+        }
+        rows.push(row);
     }
     Ok(rows)
 }
