@@ -19,6 +19,9 @@ import urllib.request
 import uuid
 
 import grpc
+import jwt
+import sqlite3
+from cryptography.hazmat.primitives.serialization import load_der_private_key
 
 auth_addr, http_url, user_addr, stubs, admin_file, envoy_bin, nginx_bin, work = sys.argv[1:9]
 sys.path.insert(0, stubs)
@@ -313,6 +316,28 @@ try:
             assert e.code() == code, (e.code(), e.details())
     ada_md = [("authorization", f"Bearer {ada.access_token}")]
     eventually("the profile through Envoy", lambda: _get(users, name, ada_md), 10)
+
+    # An expired token, properly signed with the service's own current key (that signed
+    # Ada's token, read from its SQLite database: no KEK here), is refused like any invalid token.
+    db = sqlite3.connect(os.path.join(os.path.dirname(admin_file), "auth.db"))
+    kid = jwt.get_unverified_header(ada.access_token)["kid"]
+    (der,) = db.execute("SELECT private_key FROM signing_keys WHERE kid = ? AND encrypted = 0", (kid,)).fetchone()
+    db.close()
+    claims = jwt.decode(ada.access_token, options={"verify_signature": False})
+    claims["iat"], claims["exp"] = int(time.time()) - 3600, int(time.time()) - 1800
+    claims.pop("nbf", None)
+    expired = jwt.encode(claims, load_der_private_key(der, password=None), algorithm="ES256",
+                         headers={"kid": kid})
+    for name, port in (("envoy", envoy_port), ("nginx", nginx_port)):
+        status, headers, _ = request(port, "GET", "/anything", token=expired)
+        assert status == 401, (name, status)
+        assert 'error="invalid_token"' in (headers.get("www-authenticate") or headers.get("WWW-Authenticate")), (name, headers)
+    try:
+        users.GetUser(user_pb2.GetUserRequest(name=name), metadata=[("authorization", f"Bearer {expired}")])
+        raise AssertionError("expired token accepted through Envoy")
+    except grpc.RpcError as e:
+        assert e.code() == grpc.StatusCode.UNAUTHENTICATED, e
+    print("gateways: an expired, correctly signed token is refused by Envoy, nginx and gRPC through Envoy")
 
     # Logout: denied at both gateways within a second.
     auth.Logout(auth_pb2.LogoutRequest(refresh_token=ada.refresh_token))
