@@ -7,7 +7,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::disallowed_methods)]
 
 use auth_service::authz::{self, Principal, SubjectKind};
-use auth_service::crypto::jwt::{TokenAuthority, check_time};
+use auth_service::crypto::jwt::{TokenAuthority, TokenSubject, check_time};
 use auth_service::crypto::keys::{KeyRing, KeySet};
 use auth_service::crypto::refresh;
 use auth_service::crypto::verified::VerifiedTokens;
@@ -56,10 +56,13 @@ fn tokens(c: &mut Criterion) {
     let (token, claims) = authority
         .issue(
             &keys,
-            Uuid::now_v7(),
-            platform::ids::SessionId::generate(),
-            SubjectKind::User,
-            roles(2),
+            TokenSubject {
+                id: Uuid::now_v7(),
+                session_id: platform::ids::SessionId::generate(),
+                kind: SubjectKind::User,
+                roles: roles(2),
+                email_verified: true,
+            },
             now,
         )
         .expect("signed");
@@ -68,10 +71,13 @@ fn tokens(c: &mut Criterion) {
         b.iter(|| {
             authority.issue(
                 &keys,
-                black_box(claims.sub),
-                claims.sid,
-                SubjectKind::User,
-                roles(2),
+                TokenSubject {
+                    id: black_box(claims.sub),
+                    session_id: claims.sid,
+                    kind: SubjectKind::User,
+                    roles: roles(2),
+                    email_verified: true,
+                },
                 now,
             )
         });
@@ -120,6 +126,7 @@ fn permissions(c: &mut Criterion) {
         expires_at: 0,
         issued_at: 0,
         token_id: Uuid::now_v7(),
+        email_verified: true,
     };
     let own = format!("users/{subject}");
 

@@ -86,6 +86,8 @@ pub struct Principal {
     pub expires_at: i64,
     pub issued_at: i64,
     pub token_id: Uuid,
+    /// What the token says about the user's email address.
+    pub email_verified: bool,
 }
 
 impl Principal {
@@ -231,6 +233,7 @@ mod tests {
             expires_at: 0,
             issued_at: 0,
             token_id: Uuid::now_v7(),
+            email_verified: false,
         }
     }
 

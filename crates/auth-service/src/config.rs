@@ -124,6 +124,38 @@ pub struct Settings {
     )]
     pub registrations_per_minute: u32,
 
+    /// Where notifications to people go (email verification, password reset,
+    /// security notices): one signed CloudEvents POST per event (Standard
+    /// Webhooks). Without it (and without `--smtp-url`) none are sent.
+    #[arg(long, env = "AUTH_NOTIFY_URL", global = true)]
+    pub notify_url: Option<String>,
+
+    /// The `whsec_...` secret notifications are signed with (required with
+    /// `--notify-url`).
+    #[arg(
+        long,
+        env = "AUTH_NOTIFY_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    pub notify_secret: Option<String>,
+
+    /// The platform's front end, for links in notifications.
+    #[arg(long, env = "AUTH_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+
+    /// How long an email verification token lives.
+    #[arg(long, env = "AUTH_EMAIL_VERIFICATION_TTL", default_value = "24h", value_parser = humantime::parse_duration, global = true)]
+    pub email_verification_ttl: Duration,
+
+    /// How long a password reset token lives.
+    #[arg(long, env = "AUTH_PASSWORD_RESET_TTL", default_value = "30m", value_parser = humantime::parse_duration, global = true)]
+    pub password_reset_ttl: Duration,
+
+    /// Refuse logins (FAILED_PRECONDITION) until the email address is verified.
+    #[arg(long, env = "AUTH_REQUIRE_VERIFIED_EMAIL", global = true)]
+    pub require_verified_email: bool,
+
     /// Remove the `authorization` header from requests a gateway forwards
     /// after Envoy ext_authz allowed them (kept by default).
     #[arg(long, env = "AUTH_GATEWAY_STRIP_AUTHORIZATION", global = true)]
@@ -250,6 +282,16 @@ impl Settings {
         if self.audit_retention < Duration::from_secs(24 * 3600) {
             return Err(ConfigError::AuditRetention);
         }
+        if self.notify_url.is_some() != self.notify_secret.is_some() {
+            return Err(ConfigError::NotifySecret);
+        }
+        if self.require_verified_email && self.notify_url.is_none() {
+            return Err(ConfigError::NoNotifications);
+        }
+        let minute = Duration::from_secs(60);
+        if self.email_verification_ttl < minute || self.password_reset_ttl < minute {
+            return Err(ConfigError::OneTimeTtl);
+        }
         Ok(())
     }
 }
@@ -273,4 +315,10 @@ pub enum ConfigError {
     SessionLifetime,
     #[error("audit retention must be at least a day")]
     AuditRetention,
+    #[error("--notify-url and --notify-secret go together")]
+    NotifySecret,
+    #[error("--require-verified-email needs a way to send verifications (--notify-url)")]
+    NoNotifications,
+    #[error("one-time token lifetimes must be at least a minute")]
+    OneTimeTtl,
 }

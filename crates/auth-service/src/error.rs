@@ -31,9 +31,14 @@ pub enum AuthError {
     /// Password hashing is saturated.
     #[error("too many logins in progress; retry shortly")]
     Busy,
-    /// Too many failed logins: wait before trying again.
-    #[error("too many failed logins; retry in {} seconds", .0.num_seconds().max(1))]
+    /// Too many attempts (failed logins, registrations, reset requests, codes):
+    /// wait before trying again.
+    #[error("too many attempts; retry in {} seconds", .0.num_seconds().max(1))]
     Throttled(chrono::Duration),
+    /// A one-time token (email verification, password reset) that is unknown,
+    /// expired, already used or superseded by a newer one: one message for all.
+    #[error("the token is invalid, expired or already used; request a new one")]
+    InvalidOneTimeToken,
     /// No usable credentials on a call that needs them.
     #[error("{0}")]
     Unauthenticated(String),
@@ -99,6 +104,7 @@ impl From<AuthError> for Status {
             AuthError::InvalidCredentials
             | AuthError::InvalidRefreshToken
             | AuthError::RefreshTokenReused
+            | AuthError::InvalidOneTimeToken
             | AuthError::InvalidToken(_) => Status::unauthenticated(e.to_string()),
             AuthError::Busy => Status::resource_exhausted(e.to_string()),
             AuthError::Throttled(wait) => {

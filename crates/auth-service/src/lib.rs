@@ -9,6 +9,7 @@ pub mod domain;
 pub mod error;
 pub mod feed;
 pub mod freshness;
+pub mod notify;
 pub mod relay;
 pub mod retention;
 pub mod revocation;

@@ -1,7 +1,8 @@
-//! Delivers the Auth Service's outbox to the User Service: every registration
-//! becomes a profile there. `CreateUser` is idempotent on the user id, so a
-//! redelivery after a crash or a lost reply creates nothing twice. The relay
-//! calls as the Auth Service's own service account.
+//! Delivers the Auth Service's outbox: registrations to the User Service
+//! (every registration becomes a profile there; `CreateUser` is idempotent on
+//! the user id, so a redelivery after a crash or a lost reply creates nothing
+//! twice; the relay calls as the Auth Service's own service account), and
+//! notifications to people to the notification sink.
 
 use crate::service::{USER_REGISTERED, UserRegistered};
 use futures::future::BoxFuture;
@@ -32,6 +33,27 @@ impl ToUserService {
             client: UserServiceClient::new(endpoint.connect_lazy()),
             token,
         })
+    }
+}
+
+/// Sends each event to its receiver by topic.
+#[derive(Clone)]
+pub struct Router {
+    pub users: ToUserService,
+    /// The notification sink, if one is configured.
+    pub notifications: Option<Arc<dyn Deliver>>,
+}
+
+impl Deliver for Router {
+    fn deliver<'a>(&'a self, event: &'a OutboxEvent) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        if !crate::notify::is_notification(&event.topic) {
+            return self.users.deliver(event);
+        }
+        match &self.notifications {
+            Some(sink) => sink.deliver(event),
+            // Kept and retried: a sink configured later delivers it.
+            None => Box::pin(async { Err(DeliveryError::NotConfigured("no notification sink")) }),
+        }
     }
 }
 

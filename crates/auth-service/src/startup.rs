@@ -7,7 +7,8 @@ use crate::crypto::hasher::{HashParams, PasswordHasher};
 use crate::crypto::jwt::TokenAuthority;
 use crate::crypto::keys::{Kek, KeyRing};
 use crate::freshness::{Freshness, Views};
-use crate::relay::ToUserService;
+use crate::notify::{Webhook, WebhookSecret};
+use crate::relay::{Router, ToUserService};
 use crate::retention::{Pruner, Retention};
 use crate::service::Authenticator;
 use crate::storage::{self, Stores};
@@ -54,7 +55,7 @@ pub struct Application {
     metrics: Metrics,
     proxies: TrustedProxies,
     tls: Option<tls::Tls>,
-    to_users: ToUserService,
+    router: Router,
     retention: Retention,
 }
 
@@ -146,6 +147,7 @@ impl Application {
         http: TcpListener,
         clock: SharedClock,
     ) -> anyhow::Result<Self> {
+        platform::tls::install_crypto_provider();
         let core = build_core(&settings, clock.clone()).await?;
         core.authenticator.ensure_own_account().await?;
         let proxies =
@@ -155,6 +157,10 @@ impl Application {
         let to_users =
             ToUserService::new(&settings.user_url, own, tls.as_ref().map(tls::Tls::client))
                 .map_err(anyhow::Error::msg)?;
+        let router = Router {
+            users: to_users,
+            notifications: notification_sink(&settings, &clock)?,
+        };
         let d = chrono::Duration::from_std;
         let retention = Retention {
             access_token_ttl: d(settings.access_token_ttl)?,
@@ -174,7 +180,7 @@ impl Application {
             metrics: Metrics::new("auth")?,
             proxies,
             tls,
-            to_users,
+            router,
         })
     }
 
@@ -231,7 +237,7 @@ impl Application {
         });
         let relay = Relay {
             store: stores.outbox.clone(),
-            deliver: Arc::new(self.to_users.clone()),
+            deliver: Arc::new(self.router.clone()),
             clock: self.clock.clone(),
             wake: outbox_wake,
             poll: std::time::Duration::from_millis(500),
@@ -341,6 +347,12 @@ pub async fn build_core(settings: &Settings, clock: SharedClock) -> anyhow::Resu
         registrations_per_minute: settings.registrations_per_minute,
         outbox_wake: outbox_wake.clone(),
         freshness: views.freshness.clone(),
+        recovery: crate::service::RecoverySettings {
+            notifications: settings.notify_url.is_some(),
+            email_verification_ttl: chrono::Duration::from_std(settings.email_verification_ttl)?,
+            password_reset_ttl: chrono::Duration::from_std(settings.password_reset_ttl)?,
+            require_verified_email: settings.require_verified_email,
+        },
     });
     Ok(Core {
         authenticator,
@@ -349,6 +361,29 @@ pub async fn build_core(settings: &Settings, clock: SharedClock) -> anyhow::Resu
         views,
         outbox_wake,
     })
+}
+
+/// The configured notification sink, if any.
+fn notification_sink(
+    settings: &Settings,
+    clock: &SharedClock,
+) -> anyhow::Result<Option<Arc<dyn platform::outbox::Deliver>>> {
+    let (Some(url), Some(secret)) = (&settings.notify_url, &settings.notify_secret) else {
+        tracing::warn!(
+            "no notification sink (AUTH_NOTIFY_URL): email verification and password reset are off"
+        );
+        return Ok(None);
+    };
+    let secret = WebhookSecret::parse(secret).map_err(anyhow::Error::msg)?;
+    let webhook = Webhook::new(
+        url,
+        secret,
+        &settings.issuer,
+        settings.public_url.clone(),
+        clock.clone(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    Ok(Some(Arc::new(webhook)))
 }
 
 /// The Auth Service's own tokens, minted in-process for its relay.

@@ -154,20 +154,40 @@ impl Throttle<'_> {
         let Some(address) = address else {
             return Ok(Ok(()));
         };
-        let key = format!("{action}:address:{address}");
-        let after = self
-            .store
-            .reserve(&[(&key, PER_ADDRESS_WINDOW)], now)
-            .await?;
+        self.limit(
+            &format!("{action}:address:{address}"),
+            limit,
+            PER_ADDRESS_WINDOW,
+            now,
+        )
+        .await
+    }
+
+    /// Counts one use of `key` and refuses beyond `limit` per `window` (reset
+    /// requests per account, verification mails per account, ...).
+    pub async fn limit(
+        &self,
+        key: &str,
+        limit: u32,
+        window: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Result<(), Duration>, StoreError> {
+        let after = self.store.reserve(&[(key, window)], now).await?;
         Ok(
             match after
                 .first()
-                .and_then(|c| within(c, i64::from(limit), PER_ADDRESS_WINDOW, now))
+                .and_then(|c| within(c, i64::from(limit), window, now))
             {
                 Some(wait) => Err(wait),
                 None => Ok(()),
             },
         )
+    }
+
+    /// Forgets an account's failed logins (its password was just reset by
+    /// someone who proved they own the address).
+    pub async fn forgive(&self, email: &str) -> Result<(), StoreError> {
+        self.store.release(&account_key(email), None).await
     }
 
     /// The attempt succeeded: the account's failures are forgotten and the

@@ -29,6 +29,10 @@ const MAX_BACKOFF: Duration = Duration::seconds(60);
 /// Events claimed per round.
 const BATCH: i64 = 32;
 
+/// The topic prefix of notifications to people, whose payload may hold a
+/// one-time token: their payload is scrubbed once delivered.
+pub const SECRET_TOPICS: &str = "identity.";
+
 /// One event to deliver.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct OutboxEvent {
@@ -99,6 +103,10 @@ pub enum DeliveryError {
     Token(#[from] crate::access::TokenError),
     #[error("the receiver answered {:?}: {}", .0.code(), .0.message())]
     Receiver(#[from] tonic::Status),
+    #[error("the receiver answered HTTP {0}")]
+    HttpStatus(u16),
+    #[error("could not reach the receiver: {0}")]
+    Unreachable(String),
 }
 
 /// Delivered events are kept this long for inspection, then pruned.

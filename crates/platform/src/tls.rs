@@ -82,3 +82,11 @@ impl Tls {
         config
     }
 }
+
+/// Makes aws-lc-rs the process's TLS crypto provider, as tonic's TLS already
+/// uses: HTTP clients (the Auth Service's webhook) take the process default
+/// and would otherwise find none. Idempotent.
+pub fn install_crypto_provider() {
+    // An error only says a provider is already installed.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}

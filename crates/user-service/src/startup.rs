@@ -78,6 +78,7 @@ impl Application {
         http: TcpListener,
         clock: SharedClock,
     ) -> anyhow::Result<Self> {
+        platform::tls::install_crypto_provider();
         let store = open_store(&settings).await?;
         let tls = Tls::from_files(&settings.tls_files())?;
         let auth = platform::access::auth_client(&settings.auth_url, tls.as_ref().map(Tls::client))

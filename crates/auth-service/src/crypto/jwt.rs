@@ -33,6 +33,20 @@ pub struct AccessClaims {
     /// `user` or `service`; absent means `user`.
     #[serde(default)]
     pub kind: SubjectKind,
+    /// Whether the user's email address was verified when the token was
+    /// issued; always present (false for service accounts).
+    #[serde(default)]
+    pub email_verified: bool,
+}
+
+/// Whom a token is for: the claims that describe the subject.
+#[derive(Debug, Clone)]
+pub struct TokenSubject {
+    pub id: Uuid,
+    pub session_id: SessionId,
+    pub kind: SubjectKind,
+    pub roles: Vec<String>,
+    pub email_verified: bool,
 }
 
 /// Why a token was refused. Each says what a caller can act on.
@@ -94,23 +108,21 @@ impl TokenAuthority {
     pub fn issue(
         &self,
         keys: &KeySet,
-        user_id: Uuid,
-        session_id: SessionId,
-        kind: SubjectKind,
-        roles: Vec<String>,
+        subject: TokenSubject,
         now: DateTime<Utc>,
     ) -> Result<(String, AccessClaims), jsonwebtoken::errors::Error> {
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
-            sub: user_id,
-            sid: session_id,
+            sub: subject.id,
+            sid: subject.session_id,
             jti: Uuid::now_v7(),
             iat: now.timestamp(),
             nbf: now.timestamp(),
             exp: (now + self.ttl).timestamp(),
-            roles,
-            kind,
+            roles: subject.roles,
+            kind: subject.kind,
+            email_verified: subject.email_verified,
         };
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(keys.signing.kid.clone());

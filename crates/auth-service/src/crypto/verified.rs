@@ -94,6 +94,7 @@ mod tests {
             exp,
             roles: vec![],
             kind: SubjectKind::User,
+            email_verified: false,
         }
     }
 

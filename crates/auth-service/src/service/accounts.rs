@@ -46,6 +46,7 @@ impl Authenticator {
             id.uuid(),
             account_session(id),
             SubjectKind::Service,
+            false,
             self.clock.now(),
         )
         .await

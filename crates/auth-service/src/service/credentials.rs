@@ -6,7 +6,7 @@ use crate::authz::{Principal, SubjectKind};
 use crate::crypto::refresh;
 use crate::domain::{DisplayName, Email, NewPassword, Password};
 use crate::error::AuthError;
-use crate::storage::{NewIdentity, NewRefreshToken, NewSession, Rotation, StoreError};
+use crate::storage::{NewIdentity, NewRefreshToken, NewSession, Purpose, Rotation, StoreError};
 use crate::throttle::Throttle;
 use chrono::{DateTime, Utc};
 use platform::ids::{SessionId, UserId};
@@ -77,6 +77,7 @@ impl Authenticator {
             password_hash,
             roles: roles.iter().map(|r| (*r).to_owned()).collect(),
             created_at: now,
+            verification: None,
         };
         let payload = serde_json::to_string(&UserRegistered {
             user_id: id,
@@ -84,10 +85,17 @@ impl Authenticator {
             display_name: identity.display_name.clone(),
         })
         .map_err(|e| AuthError::Internal(e.to_string()))?;
-        let event = OutboxEvent::new(USER_REGISTERED, id.uuid(), payload, now);
+        let mut events = vec![OutboxEvent::new(USER_REGISTERED, id.uuid(), payload, now)];
+        let mut identity = identity;
+        // The first verification goes out with the registration, atomically.
+        if self.recovery.notifications {
+            let issued = self.one_time((&id, &identity.email), Purpose::VerifyEmail, now)?;
+            identity.verification = Some(issued.token);
+            events.push(issued.event);
+        }
         self.stores
             .identities
-            .insert_identity(&identity, &event)
+            .insert_identity(&identity, &events)
             .await
             .map_err(|e| match e {
                 StoreError::EmailTaken => AuthError::EmailTaken,
@@ -146,6 +154,24 @@ impl Authenticator {
             return Err(AuthError::InvalidCredentials);
         };
         throttle.succeeded(reserved).await?;
+        if self.recovery.require_verified_email && !identity.email_verified {
+            // The only way forward is the link: send a fresh one (rate-limited).
+            let sent = self.send_verification(&identity, client).await?;
+            self.audit(
+                self.event("login.unverified_email", client)
+                    .actor(identity.id)
+                    .subject(identity.id),
+            )
+            .await;
+            return Err(AuthError::FailedPrecondition(match sent {
+                Ok(()) => "the email address is not verified yet: a new verification link has \
+                           been sent to it; follow it, then log in again"
+                    .into(),
+                Err(_) => "the email address is not verified yet: follow the verification link \
+                           sent to it, then log in again"
+                    .into(),
+            }));
+        }
         let mut credential = identity.password_hash.clone();
         if verified.needs_rehash
             && let Some(rehashed) = self
@@ -184,8 +210,14 @@ impl Authenticator {
                 .subject(session.id),
         )
         .await;
-        self.tokens_for(identity.id, session.id, minted.token, token.expires_at, now)
-            .await
+        self.tokens_for(
+            (identity.id, identity.email_verified),
+            session.id,
+            minted.token,
+            token.expires_at,
+            now,
+        )
+        .await
     }
 
     /// Exchanges a refresh token for new tokens; a reused one revokes its session.
@@ -211,8 +243,20 @@ impl Authenticator {
                 user_id,
                 expires_at,
             } => {
-                self.tokens_for(user_id, session_id, minted.token, expires_at, now)
-                    .await
+                let verified = self
+                    .stores
+                    .identities
+                    .identity_by_id(user_id)
+                    .await?
+                    .is_some_and(|i| i.email_verified);
+                self.tokens_for(
+                    (user_id, verified),
+                    session_id,
+                    minted.token,
+                    expires_at,
+                    now,
+                )
+                .await
             }
             Rotation::Reused { session_id } => {
                 self.revoked.insert(session_id, now);
@@ -345,16 +389,23 @@ impl Authenticator {
         Ok(revoked.len())
     }
 
+    /// Signs the access token of `user` (its id and whether its email is verified).
     async fn tokens_for(
         &self,
-        user_id: UserId,
+        (user_id, email_verified): (UserId, bool),
         session_id: SessionId,
         refresh_token: SecretString,
         refresh_expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<IssuedTokens, AuthError> {
         let (access_token, expires_in) = self
-            .sign(user_id.uuid(), session_id, SubjectKind::User, now)
+            .sign(
+                user_id.uuid(),
+                session_id,
+                SubjectKind::User,
+                email_verified,
+                now,
+            )
             .await?;
         Ok(IssuedTokens {
             access_token,

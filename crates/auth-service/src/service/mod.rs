@@ -7,6 +7,7 @@ mod accounts;
 mod admin;
 mod credentials;
 pub mod gateway;
+mod recovery;
 mod roles;
 mod sessions;
 
@@ -26,6 +27,8 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tokio::sync::Notify;
 use uuid::Uuid;
+
+pub use recovery::RecoverySettings;
 
 /// The role that grants every permission.
 pub const ADMIN_ROLE: &str = "admin";
@@ -80,6 +83,8 @@ pub struct Authenticator {
     /// How old this replica's view of revocations is; past its bound,
     /// validation fails closed.
     pub(crate) freshness: Arc<crate::freshness::Freshness>,
+    /// Email verification and password reset.
+    pub(crate) recovery: RecoverySettings,
 }
 
 impl Authenticator {
@@ -117,6 +122,7 @@ impl Authenticator {
             expires_at: claims.exp,
             issued_at: claims.iat,
             token_id: claims.jti,
+            email_verified: claims.email_verified,
         })
     }
 
@@ -171,6 +177,7 @@ impl Authenticator {
         subject: Uuid,
         session_id: SessionId,
         kind: SubjectKind,
+        email_verified: bool,
         now: DateTime<Utc>,
     ) -> Result<(String, i64), AuthError> {
         let roles = self
@@ -182,7 +189,17 @@ impl Authenticator {
         let keys = self.key_set()?;
         let (token, claims) = self
             .tokens
-            .issue(&keys, subject, session_id, kind, roles, now)
+            .issue(
+                &keys,
+                crate::crypto::jwt::TokenSubject {
+                    id: subject,
+                    session_id,
+                    kind,
+                    roles,
+                    email_verified,
+                },
+                now,
+            )
             .map_err(|e| AuthError::Internal(format!("signing failed: {e}")))?;
         Ok((token, claims.exp - claims.iat))
     }

@@ -1,7 +1,7 @@
 //! Identities and their credentials: registration, lookups, password changes and
 //! disabling, each with its effect on sessions in the same transaction.
 
-use super::{Sql, StoreError};
+use super::{NewOneTimeToken, Sql, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use platform::ids::{SessionId, UserId};
@@ -13,7 +13,7 @@ const EMAIL_KEY: UniqueKey = UniqueKey {
     columns: "identities.email",
 };
 
-const IDENTITY: &str = "SELECT id, email, display_name, password_hash,
+const IDENTITY: &str = "SELECT id, email, display_name, password_hash, email_verified,
                                disabled_at IS NOT NULL AS disabled FROM identities";
 
 /// A new identity to insert.
@@ -25,6 +25,8 @@ pub struct NewIdentity {
     pub password_hash: String,
     pub roles: Vec<String>,
     pub created_at: DateTime<Utc>,
+    /// The first email verification, sent with the registration.
+    pub verification: Option<NewOneTimeToken>,
 }
 
 /// A stored identity.
@@ -34,18 +36,19 @@ pub struct IdentityRecord {
     pub email: String,
     pub display_name: String,
     pub password_hash: String,
+    pub email_verified: bool,
     pub disabled: bool,
 }
 
 /// Identities and credentials.
 #[async_trait]
 pub trait IdentityStore: Send + Sync + std::fmt::Debug {
-    /// Inserts an identity, its roles and `event` (for the outbox);
-    /// `EmailTaken` when the email exists.
+    /// Inserts an identity, its roles, its first verification token and
+    /// `events` (for the outbox); `EmailTaken` when the email exists.
     async fn insert_identity(
         &self,
         identity: &NewIdentity,
-        event: &OutboxEvent,
+        events: &[OutboxEvent],
     ) -> Result<(), StoreError>;
     /// The identity with this normalised email.
     async fn identity_by_email(&self, email: &str) -> Result<Option<IdentityRecord>, StoreError>;
@@ -112,7 +115,7 @@ platform::generic_store! {
         async fn insert_identity(
             &self,
             identity: &NewIdentity,
-            event: &OutboxEvent,
+            events: &[OutboxEvent],
         ) -> Result<(), StoreError> {
             let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
             let inserted = sqlx::query(
@@ -137,7 +140,12 @@ platform::generic_store! {
                     .execute(&mut *tx)
                     .await?;
             }
-            SqlOutbox::<DB>::insert(&mut tx, event).await?;
+            if let Some(token) = &identity.verification {
+                Self::insert_token(&mut tx, token).await?;
+            }
+            for event in events {
+                SqlOutbox::<DB>::insert(&mut tx, event).await?;
+            }
             tx.commit().await?;
             Ok(())
         }

@@ -1,6 +1,6 @@
 //! Persistence of the Auth Service, one narrow store per aggregate (identities,
 //! sessions, roles, service accounts, signing keys, throttle counters, audit,
-//! retention),
+//! one-time tokens, retention),
 //! each method one transaction. One SQL body serves PostgreSQL and SQLite: the
 //! stores are generic over [`platform::sql::Dialect`].
 
@@ -8,6 +8,7 @@ mod accounts;
 mod audit;
 mod identities;
 mod keys;
+mod recovery;
 mod retention;
 mod roles;
 mod sessions;
@@ -17,6 +18,7 @@ pub use accounts::{ServiceAccountRecord, ServiceAccountStore};
 pub use audit::{AuditQuery, AuditRecord, AuditStore};
 pub use identities::{IdentityRecord, IdentityStore, NewIdentity};
 pub use keys::{KeyStore, SigningKeyRecord};
+pub use recovery::{NewOneTimeToken, Notice, PasswordReset, Purpose, RecoveryStore};
 pub use retention::RetentionStore;
 pub use roles::{Outcome, RoleRecord, RoleStore, SubjectChange};
 pub use sessions::{NewRefreshToken, NewSession, Rotation, SessionRecord, SessionStore};
@@ -35,6 +37,9 @@ pub enum StoreError {
     /// The database could not be reached or answered with an error.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// An outbox event could not be encoded.
+    #[error("event encoding error: {0}")]
+    Encode(#[from] serde_json::Error),
     /// Migrations could not be applied.
     #[error("migration error: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -57,6 +62,7 @@ pub struct Stores {
     pub throttle: Arc<dyn ThrottleStore>,
     pub audit: Arc<dyn AuditStore>,
     pub retention: Arc<dyn RetentionStore>,
+    pub recovery: Arc<dyn RecoveryStore>,
     pub outbox: Arc<dyn OutboxStore>,
 }
 
@@ -91,6 +97,7 @@ platform::generic_store! {
                 keys: sql.clone(),
                 throttle: sql.clone(),
                 audit: sql.clone(),
+                recovery: sql.clone(),
                 retention: sql,
                 outbox,
             }

@@ -25,7 +25,8 @@ pub struct TestApp {
     pub db_url: String,
     pub shutdown: CancellationToken,
     pub stopped: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-    _db: Option<TestDatabase>,
+    /// Keeps the database alive as long as the app.
+    pub _db: Option<TestDatabase>,
 }
 
 impl Drop for TestApp {
@@ -48,6 +49,12 @@ pub fn settings(db_url: &str) -> Settings {
         audit_retention: Duration::from_secs(365 * 24 * 3600),
         registrations_per_minute: 20,
         gateway_strip_authorization: false,
+        notify_url: None,
+        notify_secret: None,
+        public_url: None,
+        email_verification_ttl: Duration::from_secs(24 * 3600),
+        password_reset_ttl: Duration::from_secs(30 * 60),
+        require_verified_email: false,
         public_http_url: None,
         verified_token_cache: 131_072,
         key_encryption_key: None,

@@ -17,6 +17,8 @@ mod gateway;
 mod hardening;
 mod operations;
 mod outage;
+mod recovery;
 mod security;
 mod storage;
 mod tokens;
+mod webhook;

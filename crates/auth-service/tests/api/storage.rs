@@ -39,6 +39,7 @@ fn identity(email: &str) -> NewIdentity {
         password_hash: "$argon2id$fake".into(),
         roles: vec!["user".into(), "admin".into()],
         created_at: Utc::now(),
+        verification: None,
     }
 }
 
@@ -65,12 +66,12 @@ async fn identities(backend: Backend) {
     let (s, _db) = store(backend).await;
     let ada = identity("ada@example.com");
     s.identities
-        .insert_identity(&ada, &event(&ada))
+        .insert_identity(&ada, &[event(&ada)])
         .await
         .unwrap();
     assert!(matches!(
         s.identities
-            .insert_identity(&identity("ada@example.com"), &event(&ada))
+            .insert_identity(&identity("ada@example.com"), &[event(&ada)])
             .await,
         Err(StoreError::EmailTaken)
     ));
@@ -182,7 +183,7 @@ async fn refresh_token_rotation(backend: Backend) {
     let (s, _db) = store(backend).await;
     let ada = identity("ada@example.com");
     s.identities
-        .insert_identity(&ada, &event(&ada))
+        .insert_identity(&ada, &[event(&ada)])
         .await
         .unwrap();
     let session = NewSession {
@@ -303,7 +304,7 @@ async fn revocations_and_keys(backend: Backend) {
     let (s, _db) = store(backend).await;
     let ada = identity("ada@example.com");
     s.identities
-        .insert_identity(&ada, &event(&ada))
+        .insert_identity(&ada, &[event(&ada)])
         .await
         .unwrap();
     let session = NewSession {
@@ -468,7 +469,7 @@ async fn logins_racing_a_credential_change(backend: Backend) {
     for (round, change) in [(0u8, "password"), (1, "disable")] {
         let ada = identity(&format!("{change}@example.com"));
         s.identities
-            .insert_identity(&ada, &event(&ada))
+            .insert_identity(&ada, &[event(&ada)])
             .await
             .unwrap();
         let logins: Vec<_> = (0..40u8)
@@ -544,7 +545,7 @@ async fn delivered_outbox_events_are_pruned_undelivered_kept(backend: Backend) {
     let (s, _db) = store(backend).await;
     let (ada, bob) = (identity("ada@example.com"), identity("bob@example.com"));
     for i in [&ada, &bob] {
-        s.identities.insert_identity(i, &event(i)).await.unwrap();
+        s.identities.insert_identity(i, &[event(i)]).await.unwrap();
     }
     let now = Utc::now();
     let due = s

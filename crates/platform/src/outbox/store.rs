@@ -81,9 +81,15 @@ crate::generic_store! {
         }
 
         async fn mark_delivered(&self, id: Uuid, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
-            sqlx::query("UPDATE outbox SET delivered_at = $2, locked_until = NULL WHERE id = $1")
+            // A delivered notification's one-time token has no business staying.
+            sqlx::query(
+                "UPDATE outbox SET delivered_at = $2, locked_until = NULL,
+                     payload = CASE WHEN topic LIKE $3 THEN '{}' ELSE payload END
+                 WHERE id = $1",
+            )
                 .bind(id)
                 .bind(Timestamp(now))
+                .bind(format!("{}%", super::SECRET_TOPICS))
                 .execute(&self.pool)
                 .await?;
             Ok(())

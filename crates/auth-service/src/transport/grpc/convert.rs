@@ -56,6 +56,7 @@ pub fn validated(p: Principal) -> pb::ValidateTokenResponse {
         issued_at: Some(seconds(p.issued_at)),
         permissions: p.permissions,
         subject_kind: kind(p.kind),
+        email_verified: p.email_verified,
     }
 }
 

@@ -469,6 +469,49 @@ impl AuthService for AuthGrpc {
         }))
     }
 
+    async fn request_email_verification(
+        &self,
+        request: Request<pb::RequestEmailVerificationRequest>,
+    ) -> Reply<pb::RequestEmailVerificationResponse> {
+        let (caller, client) = self.caller(&request)?;
+        self.core
+            .request_email_verification(&caller, &client)
+            .await?;
+        Ok(Response::new(pb::RequestEmailVerificationResponse {}))
+    }
+
+    async fn verify_email(
+        &self,
+        request: Request<pb::VerifyEmailRequest>,
+    ) -> Reply<pb::VerifyEmailResponse> {
+        let client = self.client(&request);
+        let token = required_secret(request.into_inner().token, "token")?;
+        self.core.verify_email(&token, &client).await?;
+        Ok(Response::new(pb::VerifyEmailResponse {}))
+    }
+
+    async fn request_password_reset(
+        &self,
+        request: Request<pb::RequestPasswordResetRequest>,
+    ) -> Reply<pb::RequestPasswordResetResponse> {
+        let client = self.client(&request);
+        let email = Email::parse(&request.into_inner().email, "email")?;
+        self.core.request_password_reset(email, &client).await?;
+        Ok(Response::new(pb::RequestPasswordResetResponse {}))
+    }
+
+    async fn reset_password(
+        &self,
+        request: Request<pb::ResetPasswordRequest>,
+    ) -> Reply<pb::ResetPasswordResponse> {
+        let client = self.client(&request);
+        let r = request.into_inner();
+        let token = required_secret(r.token, "token")?;
+        let password = NewPassword::parse(r.new_password, "new_password")?;
+        self.core.reset_password(&token, password, &client).await?;
+        Ok(Response::new(pb::ResetPasswordResponse {}))
+    }
+
     async fn list_audit_events(
         &self,
         request: Request<pb::ListAuditEventsRequest>,

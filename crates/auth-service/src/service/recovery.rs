@@ -1,0 +1,320 @@
+//! Email verification and password reset: one-time tokens (256 random bits,
+//! stored as SHA-256, single use, short-lived, superseded by a newer one) that
+//! reach their owner only through a notification.
+
+use super::Authenticator;
+use crate::audit::ClientInfo;
+use crate::authz::Principal;
+use crate::crypto::refresh;
+use crate::domain::{Email, NewPassword};
+use crate::error::AuthError;
+use crate::notify::{
+    EMAIL_VERIFICATION_REQUESTED, Notification, PASSWORD_CHANGED, PASSWORD_RESET_REQUESTED,
+};
+use crate::storage::{IdentityRecord, NewOneTimeToken, Purpose, StoreError};
+use crate::throttle::Throttle;
+use chrono::{DateTime, Duration, Utc};
+use platform::outbox::OutboxEvent;
+use secrecy::{ExposeSecret, SecretString};
+use std::sync::Arc;
+
+/// Reset requests one client address may make per minute.
+const RESETS_PER_ADDRESS: u32 = 10;
+/// Mails of one kind one account may be sent per [`MAIL_WINDOW`].
+const MAILS_PER_ACCOUNT: u32 = 3;
+const MAIL_WINDOW: Duration = Duration::minutes(15);
+
+/// How one-time tokens behave in this deployment.
+#[derive(Debug, Clone)]
+pub struct RecoverySettings {
+    /// Whether a notification sink is configured: without one nothing is
+    /// queued, and the requests that need one say so.
+    pub notifications: bool,
+    pub email_verification_ttl: Duration,
+    pub password_reset_ttl: Duration,
+    /// Refuse logins until the address is verified.
+    pub require_verified_email: bool,
+}
+
+/// A token ready to be stored with the notification carrying it.
+pub(crate) struct Issued {
+    pub token: NewOneTimeToken,
+    pub event: OutboxEvent,
+}
+
+impl Authenticator {
+    /// A new one-time token for `identity`'s address and the event sending it.
+    pub(crate) fn one_time(
+        &self,
+        identity: (&platform::ids::UserId, &str),
+        purpose: Purpose,
+        now: DateTime<Utc>,
+    ) -> Result<Issued, AuthError> {
+        let (topic, ttl) = match purpose {
+            Purpose::VerifyEmail => (
+                EMAIL_VERIFICATION_REQUESTED,
+                self.recovery.email_verification_ttl,
+            ),
+            Purpose::ResetPassword => (PASSWORD_RESET_REQUESTED, self.recovery.password_reset_ttl),
+        };
+        let minted = refresh::mint().map_err(|_| AuthError::Internal("no randomness".into()))?;
+        let (user_id, email) = identity;
+        let expires_at = now + ttl;
+        let event = Notification {
+            user_id: *user_id,
+            email: email.to_owned(),
+            token: Some(minted.token.expose_secret().to_owned()),
+            expires_at: Some(expires_at),
+        }
+        .event(topic, now)
+        .map_err(StoreError::from)?;
+        Ok(Issued {
+            token: NewOneTimeToken {
+                hash: minted.hash,
+                purpose,
+                user_id: *user_id,
+                email: email.to_owned(),
+                created_at: now,
+                expires_at,
+            },
+            event,
+        })
+    }
+
+    fn require_notifications(&self) -> Result<(), AuthError> {
+        if self.recovery.notifications {
+            Ok(())
+        } else {
+            Err(AuthError::FailedPrecondition(
+                "this deployment sends no notifications (AUTH_NOTIFY_URL is not set)".into(),
+            ))
+        }
+    }
+
+    /// Sends `identity` a new verification, unless it had [`MAILS_PER_ACCOUNT`]
+    /// lately; the wait otherwise.
+    pub(crate) async fn send_verification(
+        &self,
+        identity: &IdentityRecord,
+        client: &ClientInfo,
+    ) -> Result<Result<(), Duration>, AuthError> {
+        let now = self.clock.now();
+        let throttle = Throttle {
+            store: self.stores.throttle.as_ref(),
+        };
+        let key = format!("verify:account:{}", identity.id);
+        if let Err(wait) = throttle
+            .limit(&key, MAILS_PER_ACCOUNT, MAIL_WINDOW, now)
+            .await?
+        {
+            return Ok(Err(wait));
+        }
+        let issued = self.one_time((&identity.id, &identity.email), Purpose::VerifyEmail, now)?;
+        if self
+            .stores
+            .recovery
+            .issue_token(&issued.token, &issued.event)
+            .await?
+        {
+            self.outbox_wake.notify_one();
+            self.audit(
+                self.event("email_verification.requested", client)
+                    .subject(identity.id),
+            )
+            .await;
+        }
+        Ok(Ok(()))
+    }
+
+    /// Sends the caller a new verification of their address.
+    #[tracing::instrument(skip_all, fields(user_id = %caller.subject_id))]
+    pub async fn request_email_verification(
+        &self,
+        caller: &Principal,
+        client: &ClientInfo,
+    ) -> Result<(), AuthError> {
+        self.require_notifications()?;
+        let user_id = caller
+            .user_id()
+            .ok_or_else(|| AuthError::PermissionDenied("only users have email addresses".into()))?;
+        let identity = self
+            .stores
+            .identities
+            .identity_by_id(user_id)
+            .await?
+            .ok_or_else(|| AuthError::Unauthenticated("the identity no longer exists".into()))?;
+        if identity.email_verified {
+            return Err(AuthError::FailedPrecondition(
+                "the email address is already verified".into(),
+            ));
+        }
+        self.send_verification(&identity, client)
+            .await?
+            .map_err(AuthError::Throttled)
+    }
+
+    /// Marks the address a verification token was sent to verified.
+    #[tracing::instrument(skip_all)]
+    pub async fn verify_email(
+        &self,
+        token: &SecretString,
+        client: &ClientInfo,
+    ) -> Result<(), AuthError> {
+        let hash = refresh::parse(token).ok_or(AuthError::InvalidOneTimeToken)?;
+        let user_id = self
+            .stores
+            .recovery
+            .verify_email(&hash, self.clock.now())
+            .await?
+            .ok_or(AuthError::InvalidOneTimeToken)?;
+        tracing::info!(%user_id, "email verified");
+        self.audit(
+            self.event("email.verified", client)
+                .actor(user_id)
+                .subject(user_id),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Queues a reset for the identity with `email`, if there is an enabled
+    /// one. The answer is the same, and as fast, either way: only the address
+    /// limit is checked before answering; the lookup and the write happen after.
+    #[tracing::instrument(skip_all)]
+    pub async fn request_password_reset(
+        self: &Arc<Self>,
+        email: Email,
+        client: &ClientInfo,
+    ) -> Result<(), AuthError> {
+        self.require_notifications()?;
+        let throttle = Throttle {
+            store: self.stores.throttle.as_ref(),
+        };
+        if let Err(wait) = throttle
+            .per_address(
+                "reset",
+                client.address.as_deref(),
+                RESETS_PER_ADDRESS,
+                self.clock.now(),
+            )
+            .await?
+        {
+            self.audit(self.event("password_reset.throttled", client))
+                .await;
+            return Err(AuthError::Throttled(wait));
+        }
+        let core = self.clone();
+        let client = client.clone();
+        tokio::spawn(async move {
+            if let Err(error) = core.queue_reset(&email, &client).await {
+                tracing::warn!(%error, "password reset not queued");
+            }
+        });
+        Ok(())
+    }
+
+    async fn queue_reset(&self, email: &Email, client: &ClientInfo) -> Result<(), AuthError> {
+        let Some(identity) = self
+            .stores
+            .identities
+            .identity_by_email(email.as_str())
+            .await?
+            .filter(|i| !i.disabled)
+        else {
+            self.audit(
+                self.event("password_reset.unknown_email", client)
+                    .subject(email.as_str()),
+            )
+            .await;
+            return Ok(());
+        };
+        let now = self.clock.now();
+        let throttle = Throttle {
+            store: self.stores.throttle.as_ref(),
+        };
+        let key = format!("reset:account:{}", identity.id);
+        if throttle
+            .limit(&key, MAILS_PER_ACCOUNT, MAIL_WINDOW, now)
+            .await?
+            .is_err()
+        {
+            self.audit(
+                self.event("password_reset.throttled", client)
+                    .subject(identity.id),
+            )
+            .await;
+            return Ok(());
+        }
+        let issued = self.one_time((&identity.id, &identity.email), Purpose::ResetPassword, now)?;
+        if self
+            .stores
+            .recovery
+            .issue_token(&issued.token, &issued.event)
+            .await?
+        {
+            self.outbox_wake.notify_one();
+            self.audit(
+                self.event("password_reset.requested", client)
+                    .subject(identity.id),
+            )
+            .await;
+        }
+        Ok(())
+    }
+
+    /// Sets a new password with a reset token: every session of the account
+    /// ends, every other reset token dies, and the owner is told.
+    #[tracing::instrument(skip_all)]
+    pub async fn reset_password(
+        &self,
+        token: &SecretString,
+        password: NewPassword,
+        client: &ClientInfo,
+    ) -> Result<(), AuthError> {
+        let hash = refresh::parse(token).ok_or(AuthError::InvalidOneTimeToken)?;
+        // A cheap look first, so random tokens cost no Argon2 hash; spending
+        // the token below checks again in the same transaction as its effect.
+        if !self
+            .stores
+            .recovery
+            .is_live(&hash, Purpose::ResetPassword, self.clock.now())
+            .await?
+        {
+            return Err(AuthError::InvalidOneTimeToken);
+        }
+        let password_hash = self.hasher.hash(password.secret()).await?;
+        let now = self.clock.now();
+        let notify = self.recovery.notifications;
+        let notice = |user_id, email: &str| {
+            notify
+                .then(|| Notification::notice(user_id, email).event(PASSWORD_CHANGED, now))
+                .transpose()
+                .map_err(StoreError::from)
+        };
+        let reset = self
+            .stores
+            .recovery
+            .reset_password(&hash, &password_hash, &notice, now)
+            .await?
+            .ok_or(AuthError::InvalidOneTimeToken)?;
+        for s in &reset.revoked {
+            self.revoked.insert(*s, now);
+        }
+        // Whoever was guessing the old password has nothing left to guess.
+        Throttle {
+            store: self.stores.throttle.as_ref(),
+        }
+        .forgive(&reset.email)
+        .await?;
+        self.outbox_wake.notify_one();
+        tracing::info!(user_id = %reset.user_id, "password reset");
+        self.audit(
+            self.event("password.reset", client)
+                .actor(reset.user_id)
+                .subject(reset.user_id)
+                .detail("sessions_revoked", reset.revoked.len()),
+        )
+        .await;
+        Ok(())
+    }
+}
