@@ -6,6 +6,7 @@ use crate::authz::{Principal, SubjectKind};
 use crate::crypto::refresh;
 use crate::domain::{DisplayName, Email, NewPassword, Password};
 use crate::error::AuthError;
+use crate::notify::PASSWORD_CHANGED;
 use crate::storage::{NewIdentity, NewRefreshToken, NewSession, Purpose, Rotation, StoreError};
 use crate::throttle::Throttle;
 use chrono::{DateTime, Utc};
@@ -361,6 +362,7 @@ impl Authenticator {
         throttle.succeeded(reserved).await?;
         let hash = self.hasher.hash(new.secret()).await?;
         let now = self.clock.now();
+        let notice = self.notice(PASSWORD_CHANGED, (user_id, &identity.email), now)?;
         let revoked = self
             .stores
             .identities
@@ -369,6 +371,7 @@ impl Authenticator {
                 &identity.password_hash,
                 &hash,
                 Some(caller.session_id),
+                notice.as_ref(),
                 now,
             )
             .await?
@@ -379,6 +382,7 @@ impl Authenticator {
         for s in &revoked {
             self.revoked.insert(*s, now);
         }
+        self.outbox_wake.notify_one();
         self.audit(
             self.event("password.changed", client)
                 .actor(caller.subject_id)

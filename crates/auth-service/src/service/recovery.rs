@@ -81,6 +81,21 @@ impl Authenticator {
         })
     }
 
+    /// A notice (no token) to `identity`'s address, if notifications are on.
+    pub(crate) fn notice(
+        &self,
+        topic: &str,
+        (user_id, email): (platform::ids::UserId, &str),
+        now: DateTime<Utc>,
+    ) -> Result<Option<OutboxEvent>, StoreError> {
+        if !self.recovery.notifications {
+            return Ok(None);
+        }
+        Ok(Some(
+            Notification::notice(user_id, email).event(topic, now)?,
+        ))
+    }
+
     fn require_notifications(&self) -> Result<(), AuthError> {
         if self.recovery.notifications {
             Ok(())
@@ -284,13 +299,7 @@ impl Authenticator {
         }
         let password_hash = self.hasher.hash(password.secret()).await?;
         let now = self.clock.now();
-        let notify = self.recovery.notifications;
-        let notice = |user_id, email: &str| {
-            notify
-                .then(|| Notification::notice(user_id, email).event(PASSWORD_CHANGED, now))
-                .transpose()
-                .map_err(StoreError::from)
-        };
+        let notice = |user_id, email: &str| self.notice(PASSWORD_CHANGED, (user_id, email), now);
         let reset = self
             .stores
             .recovery

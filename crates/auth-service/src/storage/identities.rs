@@ -64,14 +64,16 @@ pub trait IdentityStore: Send + Sync + std::fmt::Debug {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
     /// Sets a new password hash if the current one is still `expected`, and
-    /// revokes every session of the identity but `keep`; returns the sessions
-    /// revoked, or `None` when the password changed meanwhile (nothing written).
+    /// revokes every session of the identity but `keep`, recording `notice`;
+    /// returns the sessions revoked, or `None` when the password changed
+    /// meanwhile (nothing written).
     async fn change_password(
         &self,
         user_id: UserId,
         expected: &str,
         hash: &str,
         keep: Option<SessionId>,
+        notice: Option<&OutboxEvent>,
         now: DateTime<Utc>,
     ) -> Result<Option<Vec<SessionId>>, StoreError>;
     /// Disables an identity and revokes all its sessions; returns the sessions
@@ -184,6 +186,7 @@ platform::generic_store! {
             expected: &str,
             hash: &str,
             keep: Option<SessionId>,
+            notice: Option<&OutboxEvent>,
             now: DateTime<Utc>,
         ) -> Result<Option<Vec<SessionId>>, StoreError> {
             let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
@@ -192,6 +195,9 @@ platform::generic_store! {
             }
             let revoked =
                 Self::revoke_user_sessions(&mut tx, user_id, keep, now, "password_changed").await?;
+            if let Some(event) = notice {
+                SqlOutbox::<DB>::insert(&mut tx, event).await?;
+            }
             tx.commit().await?;
             Ok(Some(revoked))
         }

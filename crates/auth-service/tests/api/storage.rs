@@ -145,6 +145,7 @@ async fn identities(backend: Backend) {
                 "$argon2id$fake",
                 "$argon2id$x",
                 Some(kept.id),
+                None,
                 Utc::now()
             )
             .await
@@ -159,6 +160,7 @@ async fn identities(backend: Backend) {
                 "$argon2id$new",
                 "$argon2id$x",
                 Some(kept.id),
+                None,
                 Utc::now()
             )
             .await
@@ -499,7 +501,14 @@ async fn logins_racing_a_credential_change(backend: Backend) {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         let revoked = if change == "password" {
             s.identities
-                .change_password(ada.id, "$argon2id$fake", "$argon2id$new", None, Utc::now())
+                .change_password(
+                    ada.id,
+                    "$argon2id$fake",
+                    "$argon2id$new",
+                    None,
+                    None,
+                    Utc::now(),
+                )
                 .await
                 .unwrap()
                 .expect("the hash checked is current")
