@@ -62,6 +62,7 @@ fn tokens(c: &mut Criterion) {
                 kind: SubjectKind::User,
                 roles: roles(2),
                 email_verified: true,
+                amr: vec!["pwd".into()],
             },
             now,
         )
@@ -77,6 +78,7 @@ fn tokens(c: &mut Criterion) {
                     kind: SubjectKind::User,
                     roles: roles(2),
                     email_verified: true,
+                    amr: vec!["pwd".into()],
                 },
                 now,
             )
@@ -127,6 +129,7 @@ fn permissions(c: &mut Criterion) {
         issued_at: 0,
         token_id: Uuid::now_v7(),
         email_verified: true,
+        amr: vec!["pwd".into()],
     };
     let own = format!("users/{subject}");
 

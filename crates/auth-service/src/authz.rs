@@ -88,6 +88,8 @@ pub struct Principal {
     pub token_id: Uuid,
     /// What the token says about the user's email address.
     pub email_verified: bool,
+    /// How the session was authenticated (`amr`).
+    pub amr: Vec<String>,
 }
 
 impl Principal {
@@ -234,6 +236,7 @@ mod tests {
             issued_at: 0,
             token_id: Uuid::now_v7(),
             email_verified: false,
+            amr: vec![],
         }
     }
 

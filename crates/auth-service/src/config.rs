@@ -152,6 +152,10 @@ pub struct Settings {
     #[arg(long, env = "AUTH_PASSWORD_RESET_TTL", default_value = "30m", value_parser = humantime::parse_duration, global = true)]
     pub password_reset_ttl: Duration,
 
+    /// How long a login may take to answer its second-factor challenge.
+    #[arg(long, env = "AUTH_MFA_CHALLENGE_TTL", default_value = "5m", value_parser = humantime::parse_duration, global = true)]
+    pub mfa_challenge_ttl: Duration,
+
     /// Refuse logins (FAILED_PRECONDITION) until the email address is verified.
     #[arg(long, env = "AUTH_REQUIRE_VERIFIED_EMAIL", global = true)]
     pub require_verified_email: bool,
@@ -289,7 +293,10 @@ impl Settings {
             return Err(ConfigError::NoNotifications);
         }
         let minute = Duration::from_secs(60);
-        if self.email_verification_ttl < minute || self.password_reset_ttl < minute {
+        if self.email_verification_ttl < minute
+            || self.password_reset_ttl < minute
+            || self.mfa_challenge_ttl < minute
+        {
             return Err(ConfigError::OneTimeTtl);
         }
         Ok(())

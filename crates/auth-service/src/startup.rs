@@ -351,6 +351,7 @@ pub async fn build_core(settings: &Settings, clock: SharedClock) -> anyhow::Resu
             notifications: settings.notify_url.is_some(),
             email_verification_ttl: chrono::Duration::from_std(settings.email_verification_ttl)?,
             password_reset_ttl: chrono::Duration::from_std(settings.password_reset_ttl)?,
+            mfa_challenge_ttl: chrono::Duration::from_std(settings.mfa_challenge_ttl)?,
             require_verified_email: settings.require_verified_email,
         },
     });

@@ -43,6 +43,7 @@ impl AuthService for Echo {
             permissions: vec!["users:read".into()],
             subject_kind: pb::SubjectKind::User as i32,
             email_verified: true,
+            amr: vec!["pwd".into()],
         }))
     }
 }

@@ -37,6 +37,10 @@ pub struct AccessClaims {
     /// issued; always present (false for service accounts).
     #[serde(default)]
     pub email_verified: bool,
+    /// How the session was authenticated (RFC 8176): `["pwd"]` or
+    /// `["pwd", "otp"]`; empty for service accounts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
 }
 
 /// Whom a token is for: the claims that describe the subject.
@@ -47,6 +51,7 @@ pub struct TokenSubject {
     pub kind: SubjectKind,
     pub roles: Vec<String>,
     pub email_verified: bool,
+    pub amr: Vec<String>,
 }
 
 /// Why a token was refused. Each says what a caller can act on.
@@ -104,6 +109,11 @@ impl TokenAuthority {
         self.ttl
     }
 
+    /// The `iss` of issued tokens.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
     /// Signs a token for a session.
     pub fn issue(
         &self,
@@ -123,6 +133,7 @@ impl TokenAuthority {
             roles: subject.roles,
             kind: subject.kind,
             email_verified: subject.email_verified,
+            amr: subject.amr,
         };
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(keys.signing.kid.clone());

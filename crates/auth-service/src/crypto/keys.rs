@@ -133,6 +133,35 @@ pub struct KeyRing {
     current: RwLock<Option<Arc<KeySet>>>,
 }
 
+impl KeyRing {
+    /// Seals a secret other than a signing key (a TOTP secret) with the
+    /// key-encryption key, bound to `aad`, if one is configured; returns what
+    /// to store and whether it is sealed.
+    pub(crate) fn seal_secret(&self, aad: &str, plain: &[u8]) -> Result<(Vec<u8>, bool), KeyError> {
+        match &self.kek {
+            Some(kek) => Ok((kek.seal(aad, plain)?, true)),
+            None => Ok((plain.to_vec(), false)),
+        }
+    }
+
+    /// The plain secret of [`KeyRing::seal_secret`]'s output.
+    pub(crate) fn open_secret(
+        &self,
+        aad: &str,
+        stored: &[u8],
+        sealed: bool,
+    ) -> Result<Vec<u8>, KeyError> {
+        match (&self.kek, sealed) {
+            (_, false) => Ok(stored.to_vec()),
+            (Some(kek), true) => kek.open(aad, stored),
+            (None, true) => Err(KeyError::Sealed {
+                kid: aad.to_owned(),
+                why: "sealed, and no key-encryption key is configured",
+            }),
+        }
+    }
+}
+
 impl std::fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyRing")

@@ -95,6 +95,7 @@ mod tests {
             roles: vec![],
             kind: SubjectKind::User,
             email_verified: false,
+            amr: vec![],
         }
     }
 

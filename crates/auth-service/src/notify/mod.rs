@@ -20,6 +20,10 @@ pub const EMAIL_VERIFICATION_REQUESTED: &str = "identity.email_verification.requ
 pub const PASSWORD_RESET_REQUESTED: &str = "identity.password_reset.requested";
 /// A notice that the password was changed or reset.
 pub const PASSWORD_CHANGED: &str = "identity.password.changed";
+/// A notice that two-factor login was turned on.
+pub const MFA_ENABLED: &str = "identity.mfa.enabled";
+/// A notice that two-factor login was turned off (by the user or an admin).
+pub const MFA_DISABLED: &str = "identity.mfa.disabled";
 
 /// What a notification says; `email` is the recipient.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -4,6 +4,7 @@ use super::roles::outcome;
 use super::{Authenticator, OWN_ACCOUNT, SERVICE_ROLE};
 use crate::audit::ClientInfo;
 use crate::authz::{self, Principal, SubjectKind};
+use crate::crypto::jwt::TokenSubject;
 use crate::error::AuthError;
 use crate::storage::{Outcome, ServiceAccountRecord, SubjectChange};
 use aws_lc_rs::digest::{SHA256, digest};
@@ -43,10 +44,14 @@ impl Authenticator {
         id: ServiceAccountId,
     ) -> Result<(String, i64), AuthError> {
         self.sign(
-            id.uuid(),
-            account_session(id),
-            SubjectKind::Service,
-            false,
+            TokenSubject {
+                id: id.uuid(),
+                session_id: account_session(id),
+                kind: SubjectKind::Service,
+                roles: Vec::new(),
+                email_verified: false,
+                amr: Vec::new(),
+            },
             self.clock.now(),
         )
         .await

@@ -1,23 +1,28 @@
 //! Registration, login (throttled), refresh, logout and password change.
 
-use super::{Authenticator, DEFAULT_ROLE, IssuedTokens, USER_REGISTERED, UserRegistered};
+use super::{
+    Authenticator, DEFAULT_ROLE, IssuedTokens, LoginOutcome, USER_REGISTERED, UserRegistered,
+};
 use crate::audit::ClientInfo;
 use crate::authz::{Principal, SubjectKind};
+use crate::crypto::jwt::TokenSubject;
 use crate::crypto::refresh;
 use crate::domain::{DisplayName, Email, NewPassword, Password};
 use crate::error::AuthError;
 use crate::notify::PASSWORD_CHANGED;
-use crate::storage::{NewIdentity, NewRefreshToken, NewSession, Purpose, Rotation, StoreError};
-use crate::throttle::Throttle;
+use crate::storage::{
+    Amr, IdentityRecord, NewIdentity, NewRefreshToken, NewSession, Purpose, Rotation, StoreError,
+};
+use crate::throttle::{Reserved, Throttle};
 use chrono::{DateTime, Utc};
 use platform::ids::{SessionId, UserId};
 use platform::outbox::OutboxEvent;
 use secrecy::SecretString;
 use uuid::Uuid;
 
-/// Wrong old passwords (with the account's failed logins) that end the session
-/// a ChangePassword came from.
-const CHANGE_PASSWORD_FAILURES: i64 = 3;
+/// Wrong passwords (with the account's failed logins) that end the session a
+/// ChangePassword, ChangeEmail or DisableTotp came from.
+const OWN_PASSWORD_FAILURES: i64 = 3;
 
 impl Authenticator {
     /// Creates an identity holding `roles`; its id is returned.
@@ -121,7 +126,7 @@ impl Authenticator {
         email: Email,
         password: Password,
         client: &ClientInfo,
-    ) -> Result<IssuedTokens, AuthError> {
+    ) -> Result<LoginOutcome, AuthError> {
         let throttle = Throttle {
             store: self.stores.throttle.as_ref(),
         };
@@ -181,38 +186,62 @@ impl Authenticator {
         {
             credential = rehashed;
         }
+        if let Some(challenge) = self.mfa_challenge(&identity, &credential, client).await? {
+            return Ok(LoginOutcome::MfaRequired(challenge));
+        }
+        self.open_session(
+            (identity.id, identity.email_verified),
+            &credential,
+            Amr::Password,
+            client,
+        )
+        .await
+        .map(LoginOutcome::Tokens)
+    }
+
+    /// Opens a session for a login that passed every check, if `credential`
+    /// (the password hash it checked) is still current and the identity enabled.
+    pub(crate) async fn open_session(
+        &self,
+        (user_id, email_verified): (UserId, bool),
+        credential: &str,
+        amr: Amr,
+        client: &ClientInfo,
+    ) -> Result<IssuedTokens, AuthError> {
         let now = self.clock.now();
         let session = NewSession {
             id: SessionId::generate(),
-            user_id: identity.id,
+            user_id,
             created_at: now,
             client_address: client.address.clone(),
             user_agent: client.user_agent.clone(),
+            amr,
         };
         let minted = refresh::mint().map_err(|_| AuthError::Internal("no randomness".into()))?;
         let token = self.refresh_record(minted.hash, session.id, now);
         if !self
             .stores
             .sessions
-            .insert_session(&session, &token, &credential)
+            .insert_session(&session, &token, credential)
             .await?
         {
             // The password changed, or the identity was disabled or deleted,
             // while this login was being checked: what it checked no longer holds.
-            tracing::info!(user_id = %identity.id, "login lost a race with a credential change");
-            self.audit(self.event("login.failed", client).subject(email.as_str()))
+            tracing::info!(%user_id, "login lost a race with a credential change");
+            self.audit(self.event("login.failed", client).subject(user_id))
                 .await;
             return Err(AuthError::InvalidCredentials);
         }
-        tracing::info!(user_id = %identity.id, session_id = %session.id, "login succeeded");
+        tracing::info!(%user_id, session_id = %session.id, "login succeeded");
         self.audit(
             self.event("login.succeeded", client)
-                .actor(identity.id)
-                .subject(session.id),
+                .actor(user_id)
+                .subject(session.id)
+                .detail("amr", amr.as_str()),
         )
         .await;
         self.tokens_for(
-            (identity.id, identity.email_verified),
+            (user_id, email_verified, amr),
             session.id,
             minted.token,
             token.expires_at,
@@ -243,15 +272,11 @@ impl Authenticator {
                 session_id,
                 user_id,
                 expires_at,
+                email_verified,
+                amr,
             } => {
-                let verified = self
-                    .stores
-                    .identities
-                    .identity_by_id(user_id)
-                    .await?
-                    .is_some_and(|i| i.email_verified);
                 self.tokens_for(
-                    (user_id, verified),
+                    (user_id, email_verified, amr),
                     session_id,
                     minted.token,
                     expires_at,
@@ -326,40 +351,14 @@ impl Authenticator {
             .identity_by_id(user_id)
             .await?
             .ok_or_else(|| AuthError::Unauthenticated("the identity no longer exists".into()))?;
-        // A wrong old password is a failed login: the same throttle, so a stolen
-        // access token is no unlimited password oracle.
-        let throttle = Throttle {
-            store: self.stores.throttle.as_ref(),
-        };
-        let reserved = match throttle
-            .reserve(&identity.email, client.address.as_deref(), self.clock.now())
-            .await?
-        {
-            Ok(reserved) => reserved,
-            Err(wait) => return Err(AuthError::Throttled(wait)),
-        };
-        let verified = self
-            .hasher
-            .verify(old.secret(), Some(&identity.password_hash))
+        let reserved = self
+            .confirm_own_password(caller, &identity, &old, "password.change_failed", client)
             .await?;
-        if !verified.matches {
-            self.audit(
-                self.event("password.change_failed", client)
-                    .actor(caller.subject_id),
-            )
-            .await;
-            if reserved.failures >= CHANGE_PASSWORD_FAILURES {
-                self.end_session(caller.session_id, "password_guessing")
-                    .await?;
-                return Err(AuthError::Unauthenticated(
-                    "too many wrong passwords: this session has ended; log in again".into(),
-                ));
-            }
-            return Err(AuthError::PermissionDenied(
-                "old_password: is not the current password".into(),
-            ));
+        Throttle {
+            store: self.stores.throttle.as_ref(),
         }
-        throttle.succeeded(reserved).await?;
+        .succeeded(reserved)
+        .await?;
         let hash = self.hasher.hash(new.secret()).await?;
         let now = self.clock.now();
         let notice = self.notice(PASSWORD_CHANGED, (user_id, &identity.email), now)?;
@@ -393,10 +392,51 @@ impl Authenticator {
         Ok(revoked.len())
     }
 
-    /// Signs the access token of `user` (its id and whether its email is verified).
-    async fn tokens_for(
+    /// Checks the caller's own password before a sensitive change. A wrong one
+    /// is a failed login (the same throttle, so a stolen access token is no
+    /// unlimited password oracle); the third in a row ends the calling session.
+    /// The reservation is returned: released by the caller once all is well.
+    pub(crate) async fn confirm_own_password(
         &self,
-        (user_id, email_verified): (UserId, bool),
+        caller: &Principal,
+        identity: &IdentityRecord,
+        password: &Password,
+        failure: &str,
+        client: &ClientInfo,
+    ) -> Result<Reserved, AuthError> {
+        let throttle = Throttle {
+            store: self.stores.throttle.as_ref(),
+        };
+        let reserved = throttle
+            .reserve(&identity.email, client.address.as_deref(), self.clock.now())
+            .await?
+            .map_err(AuthError::Throttled)?;
+        let verified = self
+            .hasher
+            .verify(password.secret(), Some(&identity.password_hash))
+            .await?;
+        if verified.matches {
+            return Ok(reserved);
+        }
+        self.audit(self.event(failure, client).actor(caller.subject_id))
+            .await;
+        if reserved.failures >= OWN_PASSWORD_FAILURES {
+            self.end_session(caller.session_id, "password_guessing")
+                .await?;
+            return Err(AuthError::Unauthenticated(
+                "too many wrong passwords: this session has ended; log in again".into(),
+            ));
+        }
+        Err(AuthError::PermissionDenied(
+            "the password given is not the current password".into(),
+        ))
+    }
+
+    /// Signs the access token of `user` (its id, whether its email is
+    /// verified, and how the session was authenticated).
+    pub(crate) async fn tokens_for(
+        &self,
+        (user_id, email_verified, amr): (UserId, bool, Amr),
         session_id: SessionId,
         refresh_token: SecretString,
         refresh_expires_at: DateTime<Utc>,
@@ -404,10 +444,14 @@ impl Authenticator {
     ) -> Result<IssuedTokens, AuthError> {
         let (access_token, expires_in) = self
             .sign(
-                user_id.uuid(),
-                session_id,
-                SubjectKind::User,
-                email_verified,
+                TokenSubject {
+                    id: user_id.uuid(),
+                    session_id,
+                    kind: SubjectKind::User,
+                    roles: Vec::new(),
+                    email_verified,
+                    amr: amr.methods(),
+                },
                 now,
             )
             .await?;

@@ -7,14 +7,15 @@ mod accounts;
 mod admin;
 mod credentials;
 pub mod gateway;
+mod mfa;
 mod recovery;
 mod roles;
 mod sessions;
 
 use crate::audit::{ClientInfo, Event};
-use crate::authz::{self, AuthzState, Decision, Principal, SubjectKind};
+use crate::authz::{self, AuthzState, Decision, Principal};
 use crate::crypto::hasher::PasswordHasher;
-use crate::crypto::jwt::{TokenAuthority, TokenError};
+use crate::crypto::jwt::{TokenAuthority, TokenError, TokenSubject};
 use crate::crypto::keys::{KeyRing, KeySet};
 use crate::error::AuthError;
 use crate::revocation::RevocationSet;
@@ -26,8 +27,8 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tokio::sync::Notify;
-use uuid::Uuid;
 
+pub use mfa::{MfaCode, TotpEnrolment};
 pub use recovery::RecoverySettings;
 
 /// The role that grants every permission.
@@ -48,6 +49,21 @@ pub struct IssuedTokens {
     pub session_id: SessionId,
     pub user_id: UserId,
     pub refresh_expires_at: DateTime<Utc>,
+}
+
+/// What a login with the right password gets: tokens, or, with a second
+/// factor on, a challenge to answer with VerifyMfa.
+#[derive(Debug)]
+pub enum LoginOutcome {
+    Tokens(IssuedTokens),
+    MfaRequired(MfaChallenge),
+}
+
+/// A login waiting for its second factor.
+#[derive(Debug)]
+pub struct MfaChallenge {
+    pub challenge: SecretString,
+    pub expires_at: DateTime<Utc>,
 }
 
 /// The event the User Service receives for every registration.
@@ -123,6 +139,7 @@ impl Authenticator {
             issued_at: claims.iat,
             token_id: claims.jti,
             email_verified: claims.email_verified,
+            amr: claims.amr,
         })
     }
 
@@ -171,35 +188,23 @@ impl Authenticator {
         }
     }
 
-    /// Signs an access token for a subject with its current roles.
+    /// Signs an access token for `subject`, with the subject's current roles
+    /// (whatever `subject.roles` says).
     pub(crate) async fn sign(
         &self,
-        subject: Uuid,
-        session_id: SessionId,
-        kind: SubjectKind,
-        email_verified: bool,
+        mut subject: TokenSubject,
         now: DateTime<Utc>,
     ) -> Result<(String, i64), AuthError> {
-        let roles = self
+        subject.roles = self
             .stores
             .roles
-            .subject_roles(subject)
+            .subject_roles(subject.id)
             .await?
             .unwrap_or_default();
         let keys = self.key_set()?;
         let (token, claims) = self
             .tokens
-            .issue(
-                &keys,
-                crate::crypto::jwt::TokenSubject {
-                    id: subject,
-                    session_id,
-                    kind,
-                    roles,
-                    email_verified,
-                },
-                now,
-            )
+            .issue(&keys, subject, now)
             .map_err(|e| AuthError::Internal(format!("signing failed: {e}")))?;
         Ok((token, claims.exp - claims.iat))
     }

@@ -32,6 +32,8 @@ pub struct RecoverySettings {
     pub notifications: bool,
     pub email_verification_ttl: Duration,
     pub password_reset_ttl: Duration,
+    /// How long a login may take to answer its second-factor challenge.
+    pub mfa_challenge_ttl: Duration,
     /// Refuse logins until the address is verified.
     pub require_verified_email: bool,
 }

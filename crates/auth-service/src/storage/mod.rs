@@ -1,6 +1,6 @@
 //! Persistence of the Auth Service, one narrow store per aggregate (identities,
 //! sessions, roles, service accounts, signing keys, throttle counters, audit,
-//! one-time tokens, retention),
+//! one-time tokens, second factors, retention),
 //! each method one transaction. One SQL body serves PostgreSQL and SQLite: the
 //! stores are generic over [`platform::sql::Dialect`].
 
@@ -8,6 +8,7 @@ mod accounts;
 mod audit;
 mod identities;
 mod keys;
+mod mfa;
 mod recovery;
 mod retention;
 mod roles;
@@ -18,10 +19,11 @@ pub use accounts::{ServiceAccountRecord, ServiceAccountStore};
 pub use audit::{AuditQuery, AuditRecord, AuditStore};
 pub use identities::{IdentityRecord, IdentityStore, NewIdentity};
 pub use keys::{KeyStore, SigningKeyRecord};
+pub use mfa::{ChallengeRecord, MfaStore, NewChallenge, TotpRecord};
 pub use recovery::{NewOneTimeToken, Notice, PasswordReset, Purpose, RecoveryStore};
 pub use retention::RetentionStore;
 pub use roles::{Outcome, RoleRecord, RoleStore, SubjectChange};
-pub use sessions::{NewRefreshToken, NewSession, Rotation, SessionRecord, SessionStore};
+pub use sessions::{Amr, NewRefreshToken, NewSession, Rotation, SessionRecord, SessionStore};
 pub use throttle::{Counter, ThrottleStore};
 
 use platform::db::{Database, Migrations, Pool};
@@ -63,6 +65,7 @@ pub struct Stores {
     pub audit: Arc<dyn AuditStore>,
     pub retention: Arc<dyn RetentionStore>,
     pub recovery: Arc<dyn RecoveryStore>,
+    pub mfa: Arc<dyn MfaStore>,
     pub outbox: Arc<dyn OutboxStore>,
 }
 
@@ -98,6 +101,7 @@ platform::generic_store! {
                 throttle: sql.clone(),
                 audit: sql.clone(),
                 recovery: sql.clone(),
+                mfa: sql.clone(),
                 retention: sql,
                 outbox,
             }

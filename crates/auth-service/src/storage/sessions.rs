@@ -16,6 +16,39 @@ pub struct NewSession {
     /// The client address and user agent the Gateway reported, if any.
     pub client_address: Option<String>,
     pub user_agent: Option<String>,
+    /// How the login was authenticated (RFC 8176 `amr` values).
+    pub amr: Amr,
+}
+
+/// Authentication methods of a session: `pwd`, or `pwd` and `otp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Amr {
+    Password,
+    PasswordAndOtp,
+}
+
+impl Amr {
+    /// As stored: space-separated.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Password => "pwd",
+            Self::PasswordAndOtp => "pwd otp",
+        }
+    }
+
+    /// From storage; anything unknown is the weaker `pwd`.
+    pub fn parse(stored: &str) -> Self {
+        if stored == "pwd otp" {
+            Self::PasswordAndOtp
+        } else {
+            Self::Password
+        }
+    }
+
+    /// The claim's values.
+    pub fn methods(self) -> Vec<String> {
+        self.as_str().split(' ').map(str::to_owned).collect()
+    }
 }
 
 /// A refresh token as stored: only the SHA-256 of the token.
@@ -36,6 +69,10 @@ pub enum Rotation {
         user_id: UserId,
         /// When the new token expires: its lifetime, cut at the session's end.
         expires_at: DateTime<Utc>,
+        /// The identity's address is verified (now).
+        email_verified: bool,
+        /// How the session's login was authenticated.
+        amr: Amr,
     },
     /// The token was already spent: the session is now revoked.
     Reused { session_id: SessionId },
@@ -192,14 +229,15 @@ platform::generic_store! {
                 return Ok(false);
             }
             sqlx::query(
-                "INSERT INTO sessions (id, user_id, created_at, last_used_at, client_address, user_agent)
-                 VALUES ($1, $2, $3, $3, $4, $5)",
+                "INSERT INTO sessions (id, user_id, created_at, last_used_at, client_address, user_agent, amr)
+                 VALUES ($1, $2, $3, $3, $4, $5, $6)",
             )
             .bind(session.id)
             .bind(session.user_id)
             .bind(Timestamp(session.created_at))
             .bind(&session.client_address)
             .bind(&session.user_agent)
+            .bind(session.amr.as_str())
             .execute(&mut *tx)
             .await?;
             Self::insert_refresh_token(&mut tx, token, session.id).await?;
@@ -245,15 +283,16 @@ platform::generic_store! {
                 tx.commit().await?;
                 return Ok(Rotation::Reused { session_id });
             };
-            let live: Option<(UserId, Timestamp)> = sqlx::query_as(
-                "SELECT s.user_id, s.created_at FROM sessions s JOIN identities i ON i.id = s.user_id
+            let live: Option<(UserId, Timestamp, bool, String)> = sqlx::query_as(
+                "SELECT s.user_id, s.created_at, i.email_verified, s.amr
+                 FROM sessions s JOIN identities i ON i.id = s.user_id
                  WHERE s.id = $1 AND s.revoked_at IS NULL AND i.disabled_at IS NULL",
             )
             .bind(session_id)
             .fetch_optional(&mut *tx)
             .await?;
-            let ends_at = live.map(|(_, created)| created.0 + max_lifetime);
-            let (Some((user_id, _)), Some(ends_at)) = (live, ends_at) else {
+            let ends_at = live.as_ref().map(|(_, created, ..)| created.0 + max_lifetime);
+            let (Some((user_id, _, email_verified, amr)), Some(ends_at)) = (live, ends_at) else {
                 tx.commit().await?;
                 return Ok(Rotation::Dead);
             };
@@ -276,6 +315,8 @@ platform::generic_store! {
                 session_id,
                 user_id,
                 expires_at: next.expires_at,
+                email_verified,
+                amr: Amr::parse(&amr),
             })
         }
 

@@ -2,7 +2,7 @@
 
 use crate::helpers::{Backend, both_backends};
 use auth_service::storage::{
-    NewIdentity, NewRefreshToken, NewSession, Rotation, SigningKeyRecord, StoreError, Stores,
+    Amr, NewIdentity, NewRefreshToken, NewSession, Rotation, SigningKeyRecord, StoreError, Stores,
 };
 use chrono::{Duration, Utc};
 use platform::ids::{SessionId, UserId};
@@ -125,6 +125,7 @@ async fn identities(backend: Backend) {
         created_at: Utc::now(),
         client_address: None,
         user_agent: None,
+        amr: Amr::Password,
     };
     let (kept, other) = (
         session(SessionId::generate()),
@@ -194,6 +195,7 @@ async fn refresh_token_rotation(backend: Backend) {
         created_at: Utc::now(),
         client_address: None,
         user_agent: None,
+        amr: Amr::Password,
     };
     assert!(
         s.sessions
@@ -219,6 +221,8 @@ async fn refresh_token_rotation(backend: Backend) {
             session_id: session.id,
             user_id: ada.id,
             expires_at: next.expires_at,
+            email_verified: false,
+            amr: Amr::Password,
         }
     );
     assert_eq!(
@@ -277,6 +281,7 @@ async fn refresh_token_rotation(backend: Backend) {
         created_at: Utc::now(),
         client_address: None,
         user_agent: None,
+        amr: Amr::Password,
     };
     assert!(
         s.sessions
@@ -315,6 +320,7 @@ async fn revocations_and_keys(backend: Backend) {
         created_at: Utc::now(),
         client_address: None,
         user_agent: None,
+        amr: Amr::Password,
     };
     assert!(
         s.sessions
@@ -409,6 +415,7 @@ async fn revocations_and_keys(backend: Backend) {
         created_at: Utc::now(),
         client_address: None,
         user_agent: None,
+        amr: Amr::Password,
     };
     assert!(
         s.sessions
@@ -448,6 +455,7 @@ async fn revocations_and_keys(backend: Backend) {
         created_at: Utc::now(),
         client_address: None,
         user_agent: None,
+        amr: Amr::Password,
     };
     assert!(
         !s.sessions
@@ -485,6 +493,7 @@ async fn logins_racing_a_credential_change(backend: Backend) {
                         created_at: Utc::now(),
                         client_address: None,
                         user_agent: None,
+                        amr: Amr::Password,
                     };
                     let hash = round * 100 + n;
                     s.sessions

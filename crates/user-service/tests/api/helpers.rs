@@ -70,6 +70,7 @@ pub fn auth_settings(db: &str, user_url: String) -> auth_service::config::Settin
         public_url: None,
         email_verification_ttl: Duration::from_secs(24 * 3600),
         password_reset_ttl: Duration::from_secs(30 * 60),
+        mfa_challenge_ttl: Duration::from_secs(5 * 60),
         require_verified_email: false,
         public_http_url: None,
         verified_token_cache: 131_072,

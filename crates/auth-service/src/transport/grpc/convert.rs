@@ -1,7 +1,7 @@
 //! Mapping between stored records and their protobuf messages.
 
 use crate::authz::{Principal, SubjectKind};
-use crate::service::IssuedTokens;
+use crate::service::{IssuedTokens, LoginOutcome};
 use crate::storage::{AuditRecord, RoleRecord, ServiceAccountRecord, SessionRecord};
 use identity_proto::auth::v1 as pb;
 use platform::grpc::timestamp;
@@ -30,6 +30,31 @@ pub fn login(t: IssuedTokens) -> pb::LoginResponse {
         session_id: t.session_id.to_string(),
         user_id: t.user_id.to_string(),
         refresh_expires_at: Some(timestamp(t.refresh_expires_at)),
+        ..Default::default()
+    }
+}
+
+pub fn login_outcome(o: LoginOutcome) -> pb::LoginResponse {
+    match o {
+        LoginOutcome::Tokens(t) => login(t),
+        LoginOutcome::MfaRequired(c) => pb::LoginResponse {
+            mfa_challenge: c.challenge.expose_secret().to_owned(),
+            mfa_challenge_expires_at: Some(timestamp(c.expires_at)),
+            ..Default::default()
+        },
+    }
+}
+
+pub fn verified_mfa(t: IssuedTokens) -> pb::VerifyMfaResponse {
+    let l = login(t);
+    pb::VerifyMfaResponse {
+        access_token: l.access_token,
+        refresh_token: l.refresh_token,
+        token_type: l.token_type,
+        expires_in: l.expires_in,
+        session_id: l.session_id,
+        user_id: l.user_id,
+        refresh_expires_at: l.refresh_expires_at,
     }
 }
 
@@ -57,6 +82,7 @@ pub fn validated(p: Principal) -> pb::ValidateTokenResponse {
         permissions: p.permissions,
         subject_kind: kind(p.kind),
         email_verified: p.email_verified,
+        amr: p.amr,
     }
 }
 

@@ -8,13 +8,13 @@ use super::client::TrustedProxies;
 use crate::audit::ClientInfo;
 use crate::authz::{self, Principal};
 use crate::domain::{DisplayName, Email, FieldViolation, NewPassword, Password};
-use crate::service::Authenticator;
+use crate::service::{Authenticator, MfaCode};
 use crate::storage::AuditQuery;
 use identity_proto::auth::v1 as pb;
 use identity_proto::auth::v1::auth_service_server::AuthService;
 use platform::ids::{ServiceAccountId, SessionId, UserId};
 use platform::paging::{Limits, PageRequest};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -143,7 +143,7 @@ impl AuthService for AuthGrpc {
         let r = request.into_inner();
         let email = Email::parse(&r.email, "email")?;
         let password = Password::parse(r.password, "password")?;
-        Ok(Response::new(convert::login(
+        Ok(Response::new(convert::login_outcome(
             self.core.login(email, password, &client).await?,
         )))
     }
@@ -510,6 +510,67 @@ impl AuthService for AuthGrpc {
         let password = NewPassword::parse(r.new_password, "new_password")?;
         self.core.reset_password(&token, password, &client).await?;
         Ok(Response::new(pb::ResetPasswordResponse {}))
+    }
+
+    async fn enroll_totp(
+        &self,
+        request: Request<pb::EnrollTotpRequest>,
+    ) -> Reply<pb::EnrollTotpResponse> {
+        let (caller, client) = self.caller(&request)?;
+        let e = self.core.enroll_totp(&caller, &client).await?;
+        Ok(Response::new(pb::EnrollTotpResponse {
+            secret: e.secret_base32.expose_secret().to_owned(),
+            otpauth_uri: e.otpauth_uri.expose_secret().to_owned(),
+        }))
+    }
+
+    async fn confirm_totp(
+        &self,
+        request: Request<pb::ConfirmTotpRequest>,
+    ) -> Reply<pb::ConfirmTotpResponse> {
+        let (caller, client) = self.caller(&request)?;
+        let code = MfaCode::totp(request.into_inner().code, "code")?;
+        let codes = self.core.confirm_totp(&caller, code, &client).await?;
+        Ok(Response::new(pb::ConfirmTotpResponse {
+            recovery_codes: codes.iter().map(|c| c.expose_secret().to_owned()).collect(),
+        }))
+    }
+
+    async fn verify_mfa(
+        &self,
+        request: Request<pb::VerifyMfaRequest>,
+    ) -> Reply<pb::VerifyMfaResponse> {
+        let client = self.client(&request);
+        let r = request.into_inner();
+        let challenge = required_secret(r.mfa_challenge, "mfa_challenge")?;
+        let code = MfaCode::parse(r.code, r.recovery_code)?;
+        Ok(Response::new(convert::verified_mfa(
+            self.core.verify_mfa(&challenge, code, &client).await?,
+        )))
+    }
+
+    async fn disable_totp(
+        &self,
+        request: Request<pb::DisableTotpRequest>,
+    ) -> Reply<pb::DisableTotpResponse> {
+        let (caller, client) = self.caller(&request)?;
+        let r = request.into_inner();
+        let password = Password::parse(r.password, "password")?;
+        let code = MfaCode::parse(r.code, r.recovery_code)?;
+        self.core
+            .disable_totp(&caller, password, code, &client)
+            .await?;
+        Ok(Response::new(pb::DisableTotpResponse {}))
+    }
+
+    async fn reset_user_mfa(
+        &self,
+        request: Request<pb::ResetUserMfaRequest>,
+    ) -> Reply<pb::ResetUserMfaResponse> {
+        let (caller, client) = self.caller(&request)?;
+        let user_id = UserId::parse(&request.into_inner().user_id, "user_id")?;
+        self.core.reset_user_mfa(&caller, user_id, &client).await?;
+        Ok(Response::new(pb::ResetUserMfaResponse {}))
     }
 
     async fn list_audit_events(

@@ -1,0 +1,554 @@
+//! Two-factor login with TOTP (RFC 6238: HMAC-SHA-1, 6 digits, 30-second
+//! steps, one step of clock skew either way). A code is accepted once: the
+//! last accepted step is stored, so a replay is refused across restarts and
+//! replicas. Ten recovery codes, stored hashed, each work once. Wrong codes
+//! count against the account's login throttle.
+
+use super::{Authenticator, IssuedTokens, MfaChallenge};
+use crate::audit::ClientInfo;
+use crate::authz::Principal;
+use crate::crypto::refresh;
+use crate::domain::Password;
+use crate::error::AuthError;
+use crate::notify::{MFA_DISABLED, MFA_ENABLED};
+use crate::storage::{Amr, IdentityRecord, NewChallenge};
+use crate::throttle::Throttle;
+use aws_lc_rs::digest::{SHA256, digest};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use chrono::{DateTime, Utc};
+use platform::ids::UserId;
+use platform::validation::FieldViolation;
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
+use totp_rs::{Algorithm, TOTP};
+
+const DIGITS: usize = 6;
+const STEP_SECONDS: i64 = 30;
+const SKEW_STEPS: i64 = 1;
+/// 160 bits, as RFC 4226 recommends.
+const SECRET_BYTES: usize = 20;
+const RECOVERY_CODES: usize = 10;
+/// 16 characters of 32: 80 bits each.
+const RECOVERY_CODE_LEN: usize = 16;
+/// No 0/o, 1/l look-alikes; 32 symbols, so a random byte maps without bias.
+const RECOVERY_ALPHABET: &[u8; 32] = b"abcdefghijkmnpqrstuvwxyz23456789";
+
+/// A second-factor code as a caller gave it, parsed at the edge.
+#[derive(Debug)]
+pub enum MfaCode {
+    /// Six digits from the authenticator app.
+    Totp(SecretString),
+    /// A recovery code, normalised (lower case, no separators).
+    Recovery(SecretString),
+}
+
+impl MfaCode {
+    /// Exactly one of `code` (6 digits) and `recovery_code` must be given.
+    pub fn parse(code: String, recovery_code: String) -> Result<Self, FieldViolation> {
+        match (code.is_empty(), recovery_code.is_empty()) {
+            (false, true) => Self::totp(code, "code"),
+            (true, false) => {
+                let normal: String = recovery_code
+                    .chars()
+                    .filter(|c| !matches!(c, '-' | ' '))
+                    .map(|c| c.to_ascii_lowercase())
+                    .collect();
+                if normal.len() == RECOVERY_CODE_LEN
+                    && normal.bytes().all(|b| RECOVERY_ALPHABET.contains(&b))
+                {
+                    Ok(Self::Recovery(SecretString::from(normal)))
+                } else {
+                    Err(FieldViolation::new(
+                        "recovery_code",
+                        "must be a recovery code as issued (xxxx-xxxx-xxxx-xxxx)",
+                    ))
+                }
+            }
+            _ => Err(FieldViolation::new(
+                "code",
+                "give exactly one of `code` and `recovery_code`",
+            )),
+        }
+    }
+
+    /// A 6-digit code in `field`.
+    pub fn totp(code: String, field: &'static str) -> Result<Self, FieldViolation> {
+        if code.len() == DIGITS && code.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(Self::Totp(SecretString::from(code)))
+        } else {
+            Err(FieldViolation::new(
+                field,
+                "must be the 6 digits of the authenticator app",
+            ))
+        }
+    }
+}
+
+/// What EnrollTotp returns: the secret, for the authenticator app.
+#[derive(Debug)]
+pub struct TotpEnrolment {
+    pub secret_base32: SecretString,
+    pub otpauth_uri: SecretString,
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest(&SHA256, bytes).as_ref());
+    out
+}
+
+/// The additional data a sealed TOTP secret is bound to.
+fn aad(user_id: UserId) -> String {
+    format!("totp:{user_id}")
+}
+
+fn wrong_code() -> AuthError {
+    AuthError::Unauthenticated("the code is wrong or was already used".into())
+}
+
+fn dead_challenge() -> AuthError {
+    AuthError::Unauthenticated("the MFA challenge is invalid or expired; log in again".into())
+}
+
+impl Authenticator {
+    fn totp(&self, secret: Vec<u8>, email: &str) -> TOTP {
+        // The label's issuer may not hold ':' (an issuer URL's scheme would).
+        let issuer = self
+            .tokens
+            .issuer()
+            .rsplit("://")
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches('/')
+            .replace(':', "-");
+        TOTP::new_unchecked(
+            Algorithm::SHA1,
+            DIGITS,
+            SKEW_STEPS as u8,
+            STEP_SECONDS as u64,
+            secret,
+            Some(issuer),
+            email.to_owned(),
+        )
+    }
+
+    /// The time step a code matches now (±1 step), if any; constant-time compare.
+    fn matching_step(&self, totp: &TOTP, code: &SecretString, now: DateTime<Utc>) -> Option<i64> {
+        let current = now.timestamp().div_euclid(STEP_SECONDS);
+        let given = code.expose_secret().as_bytes();
+        (current - SKEW_STEPS..=current + SKEW_STEPS).find(|step| {
+            let expected = totp.generate((step * STEP_SECONDS) as u64);
+            bool::from(expected.as_bytes().ct_eq(given))
+        })
+    }
+
+    async fn own_identity(&self, caller: &Principal) -> Result<IdentityRecord, AuthError> {
+        let user_id = caller
+            .user_id()
+            .ok_or_else(|| AuthError::PermissionDenied("only users have a second factor".into()))?;
+        self.stores
+            .identities
+            .identity_by_id(user_id)
+            .await?
+            .ok_or_else(|| AuthError::Unauthenticated("the identity no longer exists".into()))
+    }
+
+    fn secret_of(
+        &self,
+        user_id: UserId,
+        stored: &[u8],
+        sealed: bool,
+    ) -> Result<Vec<u8>, AuthError> {
+        self.keys
+            .open_secret(&aad(user_id), stored, sealed)
+            .map_err(|e| AuthError::Internal(e.to_string()))
+    }
+
+    /// Starts (or restarts) an enrolment: a new secret, not yet in force.
+    #[tracing::instrument(skip_all, fields(user_id = %caller.subject_id))]
+    pub async fn enroll_totp(
+        &self,
+        caller: &Principal,
+        client: &ClientInfo,
+    ) -> Result<TotpEnrolment, AuthError> {
+        let identity = self.own_identity(caller).await?;
+        let mut secret = vec![0u8; SECRET_BYTES];
+        SystemRandom::new()
+            .fill(&mut secret)
+            .map_err(|_| AuthError::Internal("no randomness".into()))?;
+        let (stored, sealed) = self
+            .keys
+            .seal_secret(&aad(identity.id), &secret)
+            .map_err(|e| AuthError::Internal(e.to_string()))?;
+        if !self
+            .stores
+            .mfa
+            .begin_enrolment(identity.id, &stored, sealed, self.clock.now())
+            .await?
+        {
+            return Err(AuthError::FailedPrecondition(
+                "two-factor login is already on; disable it first".into(),
+            ));
+        }
+        let totp = self.totp(secret, &identity.email);
+        self.audit(
+            self.event("mfa.enrolment_started", client)
+                .actor(identity.id)
+                .subject(identity.id),
+        )
+        .await;
+        Ok(TotpEnrolment {
+            secret_base32: SecretString::from(totp.get_secret_base32()),
+            otpauth_uri: SecretString::from(totp.get_url()),
+        })
+    }
+
+    /// Turns two-factor login on with a first code; returns the recovery
+    /// codes, shown this once.
+    #[tracing::instrument(skip_all, fields(user_id = %caller.subject_id))]
+    pub async fn confirm_totp(
+        &self,
+        caller: &Principal,
+        code: MfaCode,
+        client: &ClientInfo,
+    ) -> Result<Vec<SecretString>, AuthError> {
+        let identity = self.own_identity(caller).await?;
+        let MfaCode::Totp(code) = code else {
+            return Err(FieldViolation::new(
+                "code",
+                "must be the 6 digits of the authenticator app",
+            )
+            .into());
+        };
+        let record = self
+            .stores
+            .mfa
+            .totp(identity.id)
+            .await?
+            .filter(|r| !r.confirmed)
+            .ok_or_else(|| {
+                AuthError::FailedPrecondition(
+                    "no enrolment in progress: call EnrollTotp first".into(),
+                )
+            })?;
+        let throttle = Throttle {
+            store: self.stores.throttle.as_ref(),
+        };
+        let now = self.clock.now();
+        let reserved = throttle
+            .reserve(&identity.email, client.address.as_deref(), now)
+            .await?
+            .map_err(AuthError::Throttled)?;
+        let totp = self.totp(
+            self.secret_of(identity.id, &record.secret, record.encrypted)?,
+            &identity.email,
+        );
+        let Some(step) = self.matching_step(&totp, &code, now) else {
+            self.audit(self.event("mfa.failed", client).actor(identity.id))
+                .await;
+            return Err(wrong_code());
+        };
+        let codes = recovery_codes()?;
+        let hashes: Vec<[u8; 32]> = codes
+            .iter()
+            .map(|c| sha256(c.expose_secret().replace('-', "").as_bytes()))
+            .collect();
+        let notice = self.notice(MFA_ENABLED, (identity.id, &identity.email), now)?;
+        if !self
+            .stores
+            .mfa
+            .confirm(identity.id, step, &hashes, notice.as_ref(), now)
+            .await?
+        {
+            return Err(wrong_code());
+        }
+        throttle.succeeded(reserved).await?;
+        self.outbox_wake.notify_one();
+        self.audit(
+            self.event("mfa.enabled", client)
+                .actor(identity.id)
+                .subject(identity.id),
+        )
+        .await;
+        Ok(codes)
+    }
+
+    /// After a right password: a challenge when the identity has a second
+    /// factor on, `None` otherwise.
+    pub(crate) async fn mfa_challenge(
+        &self,
+        identity: &IdentityRecord,
+        credential: &str,
+        client: &ClientInfo,
+    ) -> Result<Option<MfaChallenge>, AuthError> {
+        if !self
+            .stores
+            .mfa
+            .totp(identity.id)
+            .await?
+            .is_some_and(|r| r.confirmed)
+        {
+            return Ok(None);
+        }
+        let now = self.clock.now();
+        let minted = refresh::mint().map_err(|_| AuthError::Internal("no randomness".into()))?;
+        let expires_at = now + self.recovery.mfa_challenge_ttl;
+        self.stores
+            .mfa
+            .insert_challenge(&NewChallenge {
+                hash: minted.hash,
+                user_id: identity.id,
+                credential: sha256(credential.as_bytes()),
+                client_address: client.address.clone(),
+                user_agent: client.user_agent.clone(),
+                created_at: now,
+                expires_at,
+            })
+            .await?;
+        self.audit(
+            self.event("login.mfa_required", client)
+                .actor(identity.id)
+                .subject(identity.id),
+        )
+        .await;
+        Ok(Some(MfaChallenge {
+            challenge: minted.token,
+            expires_at,
+        }))
+    }
+
+    /// Checks `code` for `identity` (a TOTP step not used before, or an unused
+    /// recovery code), spending it; the method that matched.
+    async fn accept_code(
+        &self,
+        identity: &IdentityRecord,
+        code: &MfaCode,
+        now: DateTime<Utc>,
+    ) -> Result<Option<&'static str>, AuthError> {
+        match code {
+            MfaCode::Totp(code) => {
+                let Some(record) = self.stores.mfa.totp(identity.id).await? else {
+                    return Ok(None);
+                };
+                let totp = self.totp(
+                    self.secret_of(identity.id, &record.secret, record.encrypted)?,
+                    &identity.email,
+                );
+                let Some(step) = self.matching_step(&totp, code, now) else {
+                    return Ok(None);
+                };
+                Ok(self
+                    .stores
+                    .mfa
+                    .use_step(identity.id, step)
+                    .await?
+                    .then_some("totp"))
+            }
+            MfaCode::Recovery(code) => {
+                let hash = sha256(code.expose_secret().as_bytes());
+                Ok(self
+                    .stores
+                    .mfa
+                    .use_recovery_code(identity.id, &hash, now)
+                    .await?
+                    .then_some("recovery_code"))
+            }
+        }
+    }
+
+    /// Answers a login's challenge with a second factor: the session's tokens.
+    #[tracing::instrument(skip_all)]
+    pub async fn verify_mfa(
+        &self,
+        challenge: &SecretString,
+        code: MfaCode,
+        client: &ClientInfo,
+    ) -> Result<IssuedTokens, AuthError> {
+        let hash = refresh::parse(challenge).ok_or_else(dead_challenge)?;
+        let now = self.clock.now();
+        let pending = self
+            .stores
+            .mfa
+            .challenge(&hash, now)
+            .await?
+            .ok_or_else(dead_challenge)?;
+        let identity = self
+            .stores
+            .identities
+            .identity_by_id(pending.user_id)
+            .await?
+            .filter(|i| !i.disabled)
+            .ok_or_else(dead_challenge)?;
+        let throttle = Throttle {
+            store: self.stores.throttle.as_ref(),
+        };
+        let reserved = throttle
+            .reserve(&identity.email, client.address.as_deref(), now)
+            .await?
+            .map_err(AuthError::Throttled)?;
+        let Some(method) = self.accept_code(&identity, &code, now).await? else {
+            // The reservation stays: a wrong code is a failed login.
+            self.audit(self.event("mfa.failed", client).actor(identity.id))
+                .await;
+            return Err(wrong_code());
+        };
+        throttle.succeeded(reserved).await?;
+        // The password changed since the challenge was issued: start over.
+        let current = sha256(identity.password_hash.as_bytes());
+        if !bool::from(current.ct_eq(&pending.credential[..])) {
+            return Err(dead_challenge());
+        }
+        if !self.stores.mfa.spend_challenge(&hash, now).await? {
+            return Err(dead_challenge());
+        }
+        self.audit(
+            self.event("mfa.verified", client)
+                .actor(identity.id)
+                .detail("method", method),
+        )
+        .await;
+        if method == "recovery_code" {
+            let left = self.stores.mfa.recovery_codes_left(identity.id).await?;
+            tracing::info!(user_id = %identity.id, left, "recovery code used");
+        }
+        self.open_session(
+            (identity.id, identity.email_verified),
+            &identity.password_hash,
+            Amr::PasswordAndOtp,
+            client,
+        )
+        .await
+    }
+
+    /// Turns the caller's second factor off, with their password and a code.
+    #[tracing::instrument(skip_all, fields(user_id = %caller.subject_id))]
+    pub async fn disable_totp(
+        &self,
+        caller: &Principal,
+        password: Password,
+        code: MfaCode,
+        client: &ClientInfo,
+    ) -> Result<(), AuthError> {
+        let identity = self.own_identity(caller).await?;
+        let reserved = self
+            .confirm_own_password(caller, &identity, &password, "mfa.disable_failed", client)
+            .await?;
+        let now = self.clock.now();
+        if self.accept_code(&identity, &code, now).await?.is_none() {
+            self.audit(self.event("mfa.failed", client).actor(identity.id))
+                .await;
+            return Err(AuthError::PermissionDenied(
+                "code: is wrong or was already used".into(),
+            ));
+        }
+        Throttle {
+            store: self.stores.throttle.as_ref(),
+        }
+        .succeeded(reserved)
+        .await?;
+        let notice = self.notice(MFA_DISABLED, (identity.id, &identity.email), now)?;
+        if !self.stores.mfa.remove(identity.id, notice.as_ref()).await? {
+            return Err(AuthError::FailedPrecondition(
+                "two-factor login is not on".into(),
+            ));
+        }
+        self.outbox_wake.notify_one();
+        self.audit(
+            self.event("mfa.disabled", client)
+                .actor(identity.id)
+                .subject(identity.id),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Removes a user's second factor (a lost phone and lost recovery codes).
+    /// Caller: `mfa:admin`.
+    #[tracing::instrument(skip_all, fields(user_id = %user_id))]
+    pub async fn reset_user_mfa(
+        &self,
+        caller: &Principal,
+        user_id: UserId,
+        client: &ClientInfo,
+    ) -> Result<(), AuthError> {
+        self.require(caller, "mfa:admin", None)?;
+        let identity = self
+            .stores
+            .identities
+            .identity_by_id(user_id)
+            .await?
+            .ok_or_else(|| AuthError::NotFound(format!("no user {user_id}")))?;
+        let notice = self.notice(
+            MFA_DISABLED,
+            (identity.id, &identity.email),
+            self.clock.now(),
+        )?;
+        if !self.stores.mfa.remove(identity.id, notice.as_ref()).await? {
+            return Err(AuthError::FailedPrecondition(
+                "the user has no second factor".into(),
+            ));
+        }
+        self.outbox_wake.notify_one();
+        self.audit(
+            self.event("mfa.reset", client)
+                .actor(caller.subject_id)
+                .subject(identity.id),
+        )
+        .await;
+        Ok(())
+    }
+}
+
+/// Ten fresh recovery codes, `xxxx-xxxx-xxxx-xxxx`.
+fn recovery_codes() -> Result<Vec<SecretString>, AuthError> {
+    let mut raw = [0u8; RECOVERY_CODES * RECOVERY_CODE_LEN];
+    SystemRandom::new()
+        .fill(&mut raw)
+        .map_err(|_| AuthError::Internal("no randomness".into()))?;
+    Ok(raw
+        .chunks(RECOVERY_CODE_LEN)
+        .map(|chunk| {
+            let chars: Vec<char> = chunk
+                .iter()
+                .map(|b| char::from(RECOVERY_ALPHABET[usize::from(b % 32)]))
+                .collect();
+            let groups: Vec<String> = chars.chunks(4).map(|g| g.iter().collect()).collect();
+            SecretString::from(groups.join("-"))
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_parse_at_the_edge() {
+        assert!(matches!(
+            MfaCode::parse("123456".into(), String::new()),
+            Ok(MfaCode::Totp(_))
+        ));
+        assert!(MfaCode::parse("12345".into(), String::new()).is_err());
+        assert!(MfaCode::parse("12345a".into(), String::new()).is_err());
+        assert!(MfaCode::parse("123456".into(), "abcd".into()).is_err());
+        assert!(MfaCode::parse(String::new(), String::new()).is_err());
+        let code = recovery_codes().unwrap().remove(0);
+        let upper = code.expose_secret().to_ascii_uppercase();
+        assert!(matches!(
+            MfaCode::parse(String::new(), upper),
+            Ok(MfaCode::Recovery(c)) if c.expose_secret() == &code.expose_secret().replace('-', "")
+        ));
+    }
+
+    #[test]
+    fn recovery_codes_differ_and_use_the_alphabet() {
+        let codes = recovery_codes().unwrap();
+        assert_eq!(codes.len(), RECOVERY_CODES);
+        let set: std::collections::HashSet<_> =
+            codes.iter().map(|c| c.expose_secret().to_owned()).collect();
+        assert_eq!(set.len(), RECOVERY_CODES);
+        for c in &codes {
+            assert_eq!(c.expose_secret().len(), 19);
+        }
+    }
+}

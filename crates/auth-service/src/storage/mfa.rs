@@ -1,0 +1,290 @@
+//! The second factor: a TOTP secret per identity (sealed when a key-encryption
+//! key is configured), its last accepted time step, hashed recovery codes and
+//! pending login challenges. Every "accept once" is one conditional UPDATE.
+
+use super::{Sql, StoreError};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use platform::ids::UserId;
+use platform::outbox::{OutboxEvent, SqlOutbox};
+use platform::sql::Timestamp;
+
+/// An identity's TOTP secret as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TotpRecord {
+    pub secret: Vec<u8>,
+    pub encrypted: bool,
+    pub confirmed: bool,
+}
+
+/// A login waiting for its second factor.
+#[derive(Debug, Clone)]
+pub struct NewChallenge {
+    pub hash: [u8; 32],
+    pub user_id: UserId,
+    /// SHA-256 of the password hash the login checked.
+    pub credential: [u8; 32],
+    pub client_address: Option<String>,
+    pub user_agent: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A live challenge, as read back.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ChallengeRecord {
+    pub user_id: UserId,
+    pub credential: Vec<u8>,
+    pub client_address: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// TOTP secrets, recovery codes and challenges.
+#[async_trait]
+pub trait MfaStore: Send + Sync + std::fmt::Debug {
+    /// The identity's TOTP secret, confirmed or not.
+    async fn totp(&self, user_id: UserId) -> Result<Option<TotpRecord>, StoreError>;
+    /// Stores a new unconfirmed secret (replacing an unconfirmed one); false
+    /// when a confirmed one exists.
+    async fn begin_enrolment(
+        &self,
+        user_id: UserId,
+        secret: &[u8],
+        encrypted: bool,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Confirms the unconfirmed secret with the code of time step `step`,
+    /// replaces the recovery codes and records `notice`; false when there is
+    /// nothing to confirm or the step was already used.
+    async fn confirm(
+        &self,
+        user_id: UserId,
+        step: i64,
+        codes: &[[u8; 32]],
+        notice: Option<&OutboxEvent>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Accepts time step `step` if it is later than every accepted one.
+    async fn use_step(&self, user_id: UserId, step: i64) -> Result<bool, StoreError>;
+    /// Spends an unused recovery code.
+    async fn use_recovery_code(
+        &self,
+        user_id: UserId,
+        hash: &[u8; 32],
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Unused recovery codes left.
+    async fn recovery_codes_left(&self, user_id: UserId) -> Result<i64, StoreError>;
+    /// Removes the second factor (secret, codes, challenges) and records
+    /// `notice`; false when there was none.
+    async fn remove(
+        &self,
+        user_id: UserId,
+        notice: Option<&OutboxEvent>,
+    ) -> Result<bool, StoreError>;
+    async fn insert_challenge(&self, challenge: &NewChallenge) -> Result<(), StoreError>;
+    /// The live (unspent, unexpired) challenge with `hash`.
+    async fn challenge(
+        &self,
+        hash: &[u8; 32],
+        now: DateTime<Utc>,
+    ) -> Result<Option<ChallengeRecord>, StoreError>;
+    /// Spends a live challenge; false when another request spent it first.
+    async fn spend_challenge(
+        &self,
+        hash: &[u8; 32],
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+}
+
+platform::generic_store! {
+    #[async_trait]
+    impl<DB> MfaStore for Sql<DB> {
+        async fn totp(&self, user_id: UserId) -> Result<Option<TotpRecord>, StoreError> {
+            Ok(sqlx::query_as(
+                "SELECT secret, encrypted, confirmed_at IS NOT NULL AS confirmed
+                 FROM mfa_totp WHERE user_id = $1",
+            )
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?)
+        }
+
+        async fn begin_enrolment(
+            &self,
+            user_id: UserId,
+            secret: &[u8],
+            encrypted: bool,
+            now: DateTime<Utc>,
+        ) -> Result<bool, StoreError> {
+            let done = sqlx::query(
+                "INSERT INTO mfa_totp (user_id, secret, encrypted, created_at)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (user_id) DO UPDATE SET
+                     secret = excluded.secret, encrypted = excluded.encrypted,
+                     created_at = excluded.created_at, last_step = NULL
+                 WHERE mfa_totp.confirmed_at IS NULL",
+            )
+            .bind(user_id)
+            .bind(secret)
+            .bind(encrypted)
+            .bind(Timestamp(now))
+            .execute(&self.pool)
+            .await?;
+            Ok(DB::rows_affected(&done) == 1)
+        }
+
+        async fn confirm(
+            &self,
+            user_id: UserId,
+            step: i64,
+            codes: &[[u8; 32]],
+            notice: Option<&OutboxEvent>,
+            now: DateTime<Utc>,
+        ) -> Result<bool, StoreError> {
+            let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+            let done = sqlx::query(
+                "UPDATE mfa_totp SET confirmed_at = $3, last_step = $2
+                 WHERE user_id = $1 AND confirmed_at IS NULL
+                   AND (last_step IS NULL OR last_step < $2)",
+            )
+            .bind(user_id)
+            .bind(step)
+            .bind(Timestamp(now))
+            .execute(&mut *tx)
+            .await?;
+            if DB::rows_affected(&done) != 1 {
+                return Ok(false);
+            }
+            sqlx::query("DELETE FROM mfa_recovery_codes WHERE user_id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+            for code in codes {
+                sqlx::query("INSERT INTO mfa_recovery_codes (code_hash, user_id) VALUES ($1, $2)")
+                    .bind(&code[..])
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let Some(event) = notice {
+                SqlOutbox::<DB>::insert(&mut tx, event).await?;
+            }
+            tx.commit().await?;
+            Ok(true)
+        }
+
+        async fn use_step(&self, user_id: UserId, step: i64) -> Result<bool, StoreError> {
+            let done = sqlx::query(
+                "UPDATE mfa_totp SET last_step = $2
+                 WHERE user_id = $1 AND confirmed_at IS NOT NULL
+                   AND (last_step IS NULL OR last_step < $2)",
+            )
+            .bind(user_id)
+            .bind(step)
+            .execute(&self.pool)
+            .await?;
+            Ok(DB::rows_affected(&done) == 1)
+        }
+
+        async fn use_recovery_code(
+            &self,
+            user_id: UserId,
+            hash: &[u8; 32],
+            now: DateTime<Utc>,
+        ) -> Result<bool, StoreError> {
+            let done = sqlx::query(
+                "UPDATE mfa_recovery_codes SET used_at = $3
+                 WHERE code_hash = $2 AND user_id = $1 AND used_at IS NULL",
+            )
+            .bind(user_id)
+            .bind(&hash[..])
+            .bind(Timestamp(now))
+            .execute(&self.pool)
+            .await?;
+            Ok(DB::rows_affected(&done) == 1)
+        }
+
+        async fn recovery_codes_left(&self, user_id: UserId) -> Result<i64, StoreError> {
+            Ok(sqlx::query_scalar(
+                "SELECT COUNT(*) FROM mfa_recovery_codes WHERE user_id = $1 AND used_at IS NULL",
+            )
+            .bind(user_id)
+            .fetch_one(&self.pool)
+            .await?)
+        }
+
+        async fn remove(
+            &self,
+            user_id: UserId,
+            notice: Option<&OutboxEvent>,
+        ) -> Result<bool, StoreError> {
+            let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+            let done = sqlx::query(
+                "DELETE FROM mfa_totp WHERE user_id = $1 AND confirmed_at IS NOT NULL",
+            )
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+            if DB::rows_affected(&done) != 1 {
+                return Ok(false);
+            }
+            for table in ["mfa_recovery_codes", "mfa_challenges"] {
+                sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1"))
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let Some(event) = notice {
+                SqlOutbox::<DB>::insert(&mut tx, event).await?;
+            }
+            tx.commit().await?;
+            Ok(true)
+        }
+
+        async fn insert_challenge(&self, c: &NewChallenge) -> Result<(), StoreError> {
+            sqlx::query(
+                "INSERT INTO mfa_challenges (challenge_hash, user_id, credential, client_address,
+                                             user_agent, created_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&c.hash[..])
+            .bind(c.user_id)
+            .bind(&c.credential[..])
+            .bind(&c.client_address)
+            .bind(&c.user_agent)
+            .bind(Timestamp(c.created_at))
+            .bind(Timestamp(c.expires_at))
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        }
+
+        async fn challenge(
+            &self,
+            hash: &[u8; 32],
+            now: DateTime<Utc>,
+        ) -> Result<Option<ChallengeRecord>, StoreError> {
+            Ok(sqlx::query_as(
+                "SELECT user_id, credential, client_address, user_agent FROM mfa_challenges
+                 WHERE challenge_hash = $1 AND used_at IS NULL AND expires_at > $2",
+            )
+            .bind(&hash[..])
+            .bind(Timestamp(now))
+            .fetch_optional(&self.pool)
+            .await?)
+        }
+
+        async fn spend_challenge(&self, hash: &[u8; 32], now: DateTime<Utc>) -> Result<bool, StoreError> {
+            let done = sqlx::query(
+                "UPDATE mfa_challenges SET used_at = $2
+                 WHERE challenge_hash = $1 AND used_at IS NULL AND expires_at > $2",
+            )
+            .bind(&hash[..])
+            .bind(Timestamp(now))
+            .execute(&self.pool)
+            .await?;
+            Ok(DB::rows_affected(&done) == 1)
+        }
+    }
+}
