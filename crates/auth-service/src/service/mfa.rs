@@ -536,7 +536,7 @@ mod tests {
         let upper = code.expose_secret().to_ascii_uppercase();
         assert!(matches!(
             MfaCode::parse(String::new(), upper),
-            Ok(MfaCode::Recovery(c)) if c.expose_secret() == &code.expose_secret().replace('-', "")
+            Ok(MfaCode::Recovery(c)) if *c.expose_secret() == code.expose_secret().replace('-', "")
         ));
     }
 

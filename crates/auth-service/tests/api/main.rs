@@ -15,6 +15,7 @@ mod bad_input;
 mod flow;
 mod gateway;
 mod hardening;
+mod mfa;
 mod operations;
 mod outage;
 mod recovery;

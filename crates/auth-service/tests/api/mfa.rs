@@ -1,0 +1,399 @@
+//! Two-factor login through the real gRPC interface. The codes come from this
+//! file's own RFC 6238 implementation (the `hmac` and `sha1` crates), not the
+//! service's `totp-rs`; the interop walk-through does the same with PyPI's pyotp.
+
+use crate::helpers::{
+    Backend, PASSWORD, TestApp, assert_code, bearer, both_backends, unique_email,
+};
+use crate::webhook::spawn_notifying;
+use hmac::{Hmac, Mac};
+use identity_proto::auth::v1 as pb;
+use platform::clock::Clock;
+use tonic::Code;
+
+both_backends!(
+    totp_login_replay_skew_and_recovery_codes,
+    wrong_codes_are_throttled_and_challenges_die,
+    disable_and_admin_reset,
+    one_code_opens_one_session_under_concurrency,
+);
+
+/// RFC 4648 base32 without padding.
+fn base32(s: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let (mut bits, mut value, mut out) = (0u32, 0u32, Vec::new());
+    for c in s.trim_end_matches('=').bytes() {
+        let v = ALPHABET.iter().position(|a| *a == c).unwrap() as u32;
+        value = (value << 5) | v;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((value >> bits) as u8);
+            value &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
+/// RFC 6238 with HMAC-SHA-1, 6 digits, 30-second steps, at unix time `t`.
+fn totp(secret: &[u8], t: i64) -> String {
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret).unwrap();
+    mac.update(&((t / 30) as u64).to_be_bytes());
+    let h = mac.finalize().into_bytes();
+    let offset = usize::from(h[19] & 0x0f);
+    let bin = (u32::from(h[offset]) & 0x7f) << 24
+        | u32::from(h[offset + 1]) << 16
+        | u32::from(h[offset + 2]) << 8
+        | u32::from(h[offset + 3]);
+    format!("{:06}", bin % 1_000_000)
+}
+
+struct Enrolled {
+    email: String,
+    secret: Vec<u8>,
+    recovery: Vec<String>,
+    session: pb::LoginResponse,
+}
+
+fn now(app: &TestApp) -> i64 {
+    app.clock.now().timestamp()
+}
+
+async fn enrolled(app: &TestApp) -> Enrolled {
+    let email = unique_email();
+    app.register(&email, PASSWORD).await.unwrap();
+    let session = app.login(&email, PASSWORD).await.unwrap();
+    let mut grpc = app.grpc.clone();
+    let e = grpc
+        .enroll_totp(bearer(pb::EnrollTotpRequest {}, &session.access_token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        e.otpauth_uri.starts_with("otpauth://totp/"),
+        "{}",
+        e.otpauth_uri
+    );
+    assert!(e.otpauth_uri.contains(&format!("secret={}", e.secret)));
+    let secret = base32(&e.secret);
+    assert_eq!(secret.len(), 20);
+    // A wrong first code turns nothing on.
+    let wrong = grpc
+        .confirm_totp(bearer(
+            pb::ConfirmTotpRequest {
+                code: "000000".into(),
+            },
+            &session.access_token,
+        ))
+        .await;
+    if totp(&secret, now(app)) != "000000" {
+        assert_code(wrong.map(|_| ()), Code::Unauthenticated);
+    }
+    let confirmed = grpc
+        .confirm_totp(bearer(
+            pb::ConfirmTotpRequest {
+                code: totp(&secret, now(app)),
+            },
+            &session.access_token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(confirmed.recovery_codes.len(), 10);
+    Enrolled {
+        email,
+        secret,
+        recovery: confirmed.recovery_codes,
+        session,
+    }
+}
+
+async fn challenge(app: &TestApp, email: &str) -> String {
+    let r = app.login(email, PASSWORD).await.unwrap();
+    assert!(
+        r.access_token.is_empty() && r.refresh_token.is_empty(),
+        "{r:?}"
+    );
+    assert!(r.mfa_challenge_expires_at.is_some());
+    assert!(!r.mfa_challenge.is_empty());
+    r.mfa_challenge
+}
+
+async fn verify(
+    app: &TestApp,
+    challenge: &str,
+    code: &str,
+    recovery_code: &str,
+) -> Result<pb::VerifyMfaResponse, tonic::Status> {
+    app.grpc
+        .clone()
+        .verify_mfa(pb::VerifyMfaRequest {
+            mfa_challenge: challenge.into(),
+            code: code.into(),
+            recovery_code: recovery_code.into(),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+fn amr(token: &str) -> serde_json::Value {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).unwrap();
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice::<serde_json::Value>(&raw).unwrap()["amr"].clone()
+}
+
+async fn totp_login_replay_skew_and_recovery_codes(backend: Backend) {
+    let (app, hooks) = spawn_notifying(backend, |_| {}).await;
+    let user = enrolled(&app).await;
+    hooks.wait_for("identity.mfa.enabled", &user.email, 1).await;
+    assert_eq!(amr(&user.session.access_token), serde_json::json!(["pwd"]));
+
+    // The code that confirmed the enrolment cannot be replayed.
+    let ch = challenge(&app, &user.email).await;
+    assert_code(
+        verify(&app, &ch, &totp(&user.secret, now(&app)), "")
+            .await
+            .map(|_| ()),
+        Code::Unauthenticated,
+    );
+    // The next step's code works, once; the tokens say how.
+    app.clock.advance(chrono::Duration::seconds(30));
+    let code = totp(&user.secret, now(&app));
+    let tokens = verify(&app, &ch, &code, "").await.unwrap();
+    assert_eq!(amr(&tokens.access_token), serde_json::json!(["pwd", "otp"]));
+    let seen = app.validate(&tokens.access_token).await.unwrap();
+    assert_eq!(seen.amr, vec!["pwd".to_owned(), "otp".to_owned()]);
+    let refreshed = app.refresh(&tokens.refresh_token).await.unwrap();
+    assert_eq!(
+        amr(&refreshed.access_token),
+        serde_json::json!(["pwd", "otp"])
+    );
+    // The challenge is spent, and the code with it.
+    assert_code(
+        verify(&app, &ch, &code, "").await.map(|_| ()),
+        Code::Unauthenticated,
+    );
+    let ch = challenge(&app, &user.email).await;
+    assert_code(
+        verify(&app, &ch, &code, "").await.map(|_| ()),
+        Code::Unauthenticated,
+    );
+
+    // One step of skew either way; two is too many.
+    app.clock.advance(chrono::Duration::seconds(120));
+    let t = now(&app);
+    assert_code(
+        verify(&app, &ch, &totp(&user.secret, t - 60), "")
+            .await
+            .map(|_| ()),
+        Code::Unauthenticated,
+    );
+    verify(&app, &ch, &totp(&user.secret, t - 30), "")
+        .await
+        .unwrap();
+    let ch = challenge(&app, &user.email).await;
+    assert_code(
+        verify(&app, &ch, &totp(&user.secret, t + 60), "")
+            .await
+            .map(|_| ()),
+        Code::Unauthenticated,
+    );
+    verify(&app, &ch, &totp(&user.secret, t + 30), "")
+        .await
+        .unwrap();
+
+    // A recovery code works once, whatever its case.
+    let ch = challenge(&app, &user.email).await;
+    let code = user.recovery[0].to_uppercase();
+    let tokens = verify(&app, &ch, "", &code).await.unwrap();
+    assert_eq!(amr(&tokens.access_token), serde_json::json!(["pwd", "otp"]));
+    let ch = challenge(&app, &user.email).await;
+    assert_code(
+        verify(&app, &ch, "", &code).await.map(|_| ()),
+        Code::Unauthenticated,
+    );
+    // Bad shapes are the caller's mistake.
+    assert_code(
+        verify(&app, &ch, "12345", "").await.map(|_| ()),
+        Code::InvalidArgument,
+    );
+    assert_code(
+        verify(&app, &ch, "123456", &code).await.map(|_| ()),
+        Code::InvalidArgument,
+    );
+    assert_code(
+        verify(&app, "", "123456", "").await.map(|_| ()),
+        Code::InvalidArgument,
+    );
+    assert_code(
+        verify(&app, "not-a-challenge", "123456", "")
+            .await
+            .map(|_| ()),
+        Code::Unauthenticated,
+    );
+    assert_eq!(hooks.bad_signatures(), 0);
+}
+
+async fn wrong_codes_are_throttled_and_challenges_die(backend: Backend) {
+    let (app, _hooks) = spawn_notifying(backend, |_| {}).await;
+    let user = enrolled(&app).await;
+    let ch = challenge(&app, &user.email).await;
+    let right = totp(&user.secret, now(&app) + 30);
+    let wrong = if right == "111111" {
+        "222222"
+    } else {
+        "111111"
+    };
+    let mut throttled = false;
+    for _ in 0..8 {
+        match verify(&app, &ch, wrong, "").await {
+            Err(s) if s.code() == Code::ResourceExhausted => {
+                throttled = true;
+                break;
+            }
+            Err(s) => assert_eq!(s.code(), Code::Unauthenticated, "{s:?}"),
+            Ok(_) => panic!("a wrong code was accepted"),
+        }
+    }
+    assert!(
+        throttled,
+        "wrong codes must count against the login throttle"
+    );
+    // Throttled: even the right code waits.
+    assert_code(
+        verify(&app, &ch, &right, "").await.map(|_| ()),
+        Code::ResourceExhausted,
+    );
+
+    // A challenge expires after 5 minutes.
+    app.clock.advance(chrono::Duration::minutes(6));
+    let code = totp(&user.secret, now(&app));
+    assert_code(
+        verify(&app, &ch, &code, "").await.map(|_| ()),
+        Code::Unauthenticated,
+    );
+
+    // A password change between the challenge and its answer ends the challenge.
+    app.clock.advance(chrono::Duration::hours(1));
+    let fresh = app.refresh(&user.session.refresh_token).await.unwrap();
+    let ch = challenge(&app, &user.email).await;
+    app.grpc
+        .clone()
+        .change_password(bearer(
+            pb::ChangePasswordRequest {
+                old_password: PASSWORD.into(),
+                new_password: "another long passphrase".into(),
+            },
+            &fresh.access_token,
+        ))
+        .await
+        .unwrap();
+    let code = totp(&user.secret, now(&app));
+    assert_code(
+        verify(&app, &ch, &code, "").await.map(|_| ()),
+        Code::Unauthenticated,
+    );
+}
+
+async fn disable_and_admin_reset(backend: Backend) {
+    let (app, hooks) = spawn_notifying(backend, |_| {}).await;
+    let user = enrolled(&app).await;
+    let mut grpc = app.grpc.clone();
+    let token = &user.session.access_token;
+    // Already on: enrolling again is refused.
+    assert_code(
+        grpc.enroll_totp(bearer(pb::EnrollTotpRequest {}, token))
+            .await
+            .map(|_| ()),
+        Code::FailedPrecondition,
+    );
+    app.clock.advance(chrono::Duration::seconds(30));
+    let disable = |password: &str, code: String| {
+        let mut grpc = app.grpc.clone();
+        let r = bearer(
+            pb::DisableTotpRequest {
+                password: password.into(),
+                code,
+                recovery_code: String::new(),
+            },
+            token,
+        );
+        async move { grpc.disable_totp(r).await.map(|_| ()) }
+    };
+    assert_code(
+        disable("not the password at all", totp(&user.secret, now(&app))).await,
+        Code::PermissionDenied,
+    );
+    assert_code(
+        disable(PASSWORD, "000001".into()).await,
+        Code::PermissionDenied,
+    );
+    disable(PASSWORD, totp(&user.secret, now(&app)))
+        .await
+        .unwrap();
+    hooks
+        .wait_for("identity.mfa.disabled", &user.email, 1)
+        .await;
+    // Off: the password alone logs in.
+    let plain = app.login(&user.email, PASSWORD).await.unwrap();
+    assert!(!plain.access_token.is_empty() && plain.mfa_challenge.is_empty());
+
+    // An admin resets another user's second factor.
+    let other = enrolled(&app).await;
+    let other_id = app
+        .validate(&other.session.access_token)
+        .await
+        .unwrap()
+        .user_id;
+    let reset = |token: String, user_id: String| {
+        let mut grpc = app.grpc.clone();
+        let r = bearer(pb::ResetUserMfaRequest { user_id }, &token);
+        async move { grpc.reset_user_mfa(r).await.map(|_| ()) }
+    };
+    assert_code(
+        reset(user.session.access_token.clone(), other_id.clone()).await,
+        Code::PermissionDenied,
+    );
+    let admin = app.admin_token().await;
+    assert_code(
+        reset(admin.clone(), uuid::Uuid::new_v4().to_string()).await,
+        Code::NotFound,
+    );
+    assert_code(
+        reset(admin.clone(), "nope".into()).await,
+        Code::InvalidArgument,
+    );
+    reset(admin.clone(), other_id.clone()).await.unwrap();
+    assert_code(reset(admin, other_id).await, Code::FailedPrecondition);
+    hooks
+        .wait_for("identity.mfa.disabled", &other.email, 1)
+        .await;
+    let plain = app.login(&other.email, PASSWORD).await.unwrap();
+    assert!(!plain.access_token.is_empty());
+}
+
+async fn one_code_opens_one_session_under_concurrency(backend: Backend) {
+    let (app, _hooks) = spawn_notifying(backend, |_| {}).await;
+    let user = enrolled(&app).await;
+    app.clock.advance(chrono::Duration::seconds(30));
+    let ch = challenge(&app, &user.email).await;
+    let code = totp(&user.secret, now(&app));
+    let attempts = (0..6).map(|_| verify(&app, &ch, &code, ""));
+    let results = futures::future::join_all(attempts).await;
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "one code, one session: {results:?}"
+    );
+    // Two challenges racing with one recovery code: one wins.
+    let (a, b) = (
+        challenge(&app, &user.email).await,
+        challenge(&app, &user.email).await,
+    );
+    let code = &user.recovery[1];
+    let (x, y) = tokio::join!(verify(&app, &a, "", code), verify(&app, &b, "", code));
+    assert_eq!(u8::from(x.is_ok()) + u8::from(y.is_ok()), 1, "{x:?} {y:?}");
+}
