@@ -4,10 +4,11 @@
 //! twice; the relay calls as the Auth Service's own service account), and
 //! notifications to people to the notification sink.
 
-use crate::service::{USER_REGISTERED, UserRegistered};
+use crate::service::{USER_EMAIL_CHANGED, USER_REGISTERED, UserEmailChanged, UserRegistered};
+use crate::storage::IdentityStore;
 use futures::future::BoxFuture;
 use identity_proto::user::v1::user_service_client::UserServiceClient;
-use identity_proto::user::v1::{CreateUserRequest, User};
+use identity_proto::user::v1::{CreateUserRequest, UpdateUserEmailRequest, User};
 use platform::access::{PeerError, TokenSource, authorization, peer_endpoint};
 use platform::outbox::{Deliver, DeliveryError, OutboxEvent};
 use std::sync::Arc;
@@ -18,6 +19,8 @@ use tonic::transport::{Channel, ClientTlsConfig};
 pub struct ToUserService {
     client: UserServiceClient<Channel>,
     token: Arc<dyn TokenSource>,
+    /// Where the current address of an identity is read at delivery.
+    identities: Arc<dyn IdentityStore>,
 }
 
 impl ToUserService {
@@ -27,11 +30,13 @@ impl ToUserService {
         url: &str,
         token: Arc<dyn TokenSource>,
         tls: Option<ClientTlsConfig>,
+        identities: Arc<dyn IdentityStore>,
     ) -> Result<Self, PeerError> {
         let endpoint = peer_endpoint(url, platform::outbox::DELIVERY_TIMEOUT, tls)?;
         Ok(Self {
             client: UserServiceClient::new(endpoint.connect_lazy()),
             token,
+            identities,
         })
     }
 }
@@ -57,34 +62,79 @@ impl Deliver for Router {
     }
 }
 
+impl ToUserService {
+    /// A request with the relay's credentials and the event's id.
+    async fn request<T>(
+        &self,
+        event: &OutboxEvent,
+        message: T,
+    ) -> Result<tonic::Request<T>, DeliveryError> {
+        let token = self.token.token().await?;
+        let mut request = tonic::Request::new(message);
+        let md = request.metadata_mut();
+        md.insert("authorization", authorization(&token)?);
+        // A UUID is always valid metadata; the id lets the receiver's logs match ours.
+        if let Ok(id) = event.id.to_string().parse() {
+            md.insert("x-request-id", id);
+        }
+        Ok(request)
+    }
+
+    async fn registered(&self, event: &OutboxEvent) -> Result<(), DeliveryError> {
+        let body: UserRegistered = serde_json::from_str(&event.payload)?;
+        let request = self
+            .request(
+                event,
+                CreateUserRequest {
+                    user: Some(User {
+                        id: body.user_id.to_string(),
+                        email: body.email,
+                        display_name: body.display_name,
+                        ..User::default()
+                    }),
+                },
+            )
+            .await?;
+        self.client.clone().create_user(request).await?;
+        Ok(())
+    }
+
+    /// Sends the address the identity has now, whatever the event saw.
+    async fn email_changed(&self, event: &OutboxEvent) -> Result<(), DeliveryError> {
+        let body: UserEmailChanged = serde_json::from_str(&event.payload)?;
+        let Some(identity) = self
+            .identities
+            .identity_by_id(body.user_id)
+            .await
+            .map_err(|e| DeliveryError::Unreachable(e.to_string()))?
+        else {
+            return Ok(());
+        };
+        let request = self
+            .request(
+                event,
+                UpdateUserEmailRequest {
+                    name: format!("users/{}", body.user_id),
+                    email: identity.email,
+                },
+            )
+            .await?;
+        match self.client.clone().update_user_email(request).await {
+            // A profile deleted meanwhile has no address to follow.
+            Err(s) if s.code() == tonic::Code::NotFound => Ok(()),
+            other => other.map(drop).map_err(DeliveryError::from),
+        }
+    }
+}
+
 impl Deliver for ToUserService {
     fn deliver<'a>(&'a self, event: &'a OutboxEvent) -> BoxFuture<'a, Result<(), DeliveryError>> {
         Box::pin(async move {
-            if event.topic != USER_REGISTERED {
-                return Err(DeliveryError::UnknownTopic(event.topic.clone()));
+            match event.topic.as_str() {
+                USER_REGISTERED => self.registered(event).await,
+                USER_EMAIL_CHANGED => self.email_changed(event).await,
+                other => Err(DeliveryError::UnknownTopic(other.to_owned())),
             }
-            let body: UserRegistered = serde_json::from_str(&event.payload)?;
-            let token = self.token.token().await?;
-            let mut request = tonic::Request::new(CreateUserRequest {
-                user: Some(User {
-                    id: body.user_id.to_string(),
-                    email: body.email,
-                    display_name: body.display_name,
-                    ..User::default()
-                }),
-            });
-            let md = request.metadata_mut();
-            md.insert("authorization", authorization(&token)?);
-            // A UUID is always valid metadata; the id lets the receiver's logs match ours.
-            if let Ok(id) = event.id.to_string().parse() {
-                md.insert("x-request-id", id);
-            }
-            self.client
-                .clone()
-                .create_user(request)
-                .await
-                .map(|_| ())
-                .map_err(DeliveryError::from)
         })
     }
 }

@@ -154,9 +154,13 @@ impl Application {
             TrustedProxies::parse(&settings.trusted_proxies).map_err(anyhow::Error::msg)?;
         let tls = tls::Tls::from_files(&settings.tls_files())?;
         let own: Arc<dyn TokenSource> = CachedToken::new(OwnToken(core.authenticator.clone()));
-        let to_users =
-            ToUserService::new(&settings.user_url, own, tls.as_ref().map(tls::Tls::client))
-                .map_err(anyhow::Error::msg)?;
+        let to_users = ToUserService::new(
+            &settings.user_url,
+            own,
+            tls.as_ref().map(tls::Tls::client),
+            core.stores.identities.clone(),
+        )
+        .map_err(anyhow::Error::msg)?;
         let router = Router {
             users: to_users,
             notifications: notification_sink(&settings, &clock)?,

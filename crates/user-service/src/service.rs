@@ -177,18 +177,47 @@ impl Directory {
     ) -> Result<UserRecord, UserError> {
         let expected = version_of(etag_text)?;
         let mask = UpdateMask::parse(mask_paths, input)?;
-        // Without an etag the caller asked for last-writer-wins: a concurrent
-        // change is re-read and the mask applied again, a few times.
+        self.rewrite(id, expected, |current| {
+            let next = mask.apply(&profile_of(current)?, input)?;
+            Ok((current.email.clone(), next))
+        })
+        .await
+    }
+
+    /// Sets the email address the Auth Service holds now (after a verified
+    /// change). Idempotent: the same address again changes nothing.
+    #[tracing::instrument(skip_all, fields(user_id = %id))]
+    pub async fn set_email(&self, id: UserId, email: &str) -> Result<UserRecord, UserError> {
+        let current = self.get(id).await?;
+        if current.email == email {
+            return Ok(current);
+        }
+        self.rewrite(id, None, |current| {
+            Ok((email.to_owned(), profile_of(current)?))
+        })
+        .await
+    }
+
+    /// Writes what `change` makes of the current record (its email and
+    /// profile), if still at version `expected` when given. Without one, a
+    /// concurrent change is re-read and `change` applied again, a few times
+    /// (last writer wins).
+    async fn rewrite(
+        &self,
+        id: UserId,
+        expected: Option<i64>,
+        change: impl Fn(&UserRecord) -> Result<(String, Profile), UserError>,
+    ) -> Result<UserRecord, UserError> {
         let attempts = if expected.is_some() { 1 } else { 16 };
         for _ in 0..attempts {
             let current = self.get(id).await?;
             if expected.is_some_and(|v| v != current.version) {
                 return Err(UserError::StaleEtag);
             }
-            let next = mask.apply(&profile_of(&current)?, input)?;
+            let (email, next) = change(&current)?;
             let candidate = record(
                 id,
-                &current.email,
+                &email,
                 &next,
                 current.version,
                 current.created_at,

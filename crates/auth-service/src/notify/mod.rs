@@ -20,6 +20,10 @@ pub const EMAIL_VERIFICATION_REQUESTED: &str = "identity.email_verification.requ
 pub const PASSWORD_RESET_REQUESTED: &str = "identity.password_reset.requested";
 /// A notice that the password was changed or reset.
 pub const PASSWORD_CHANGED: &str = "identity.password.changed";
+/// Sent to a new address: prove it is yours, and the account moves to it.
+pub const EMAIL_CHANGE_REQUESTED: &str = "identity.email_change.requested";
+/// A notice to the old address that the account moved to another.
+pub const EMAIL_CHANGED: &str = "identity.email.changed";
 /// A notice that two-factor login was turned on.
 pub const MFA_ENABLED: &str = "identity.mfa.enabled";
 /// A notice that two-factor login was turned off (by the user or an admin).
@@ -68,7 +72,7 @@ pub fn is_notification(topic: &str) -> bool {
 /// The front end's page a notification links to, if it has one.
 fn page(topic: &str) -> Option<&'static str> {
     match topic {
-        EMAIL_VERIFICATION_REQUESTED => Some("verify-email"),
+        EMAIL_VERIFICATION_REQUESTED | EMAIL_CHANGE_REQUESTED => Some("verify-email"),
         PASSWORD_RESET_REQUESTED => Some("reset-password"),
         _ => None,
     }

@@ -77,6 +77,17 @@ pub struct UserRegistered {
 /// The outbox topic of [`UserRegistered`].
 pub const USER_REGISTERED: &str = "user.registered";
 
+/// The event the User Service receives when an identity's address changed;
+/// the relay sends the address current at delivery, so a late or repeated
+/// delivery never brings back an old one.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UserEmailChanged {
+    pub user_id: UserId,
+}
+
+/// The outbox topic of [`UserEmailChanged`].
+pub const USER_EMAIL_CHANGED: &str = "user.email_changed";
+
 /// The Auth Service's core, shared by every handler.
 #[derive(Debug)]
 pub struct Authenticator {

@@ -6,14 +6,18 @@ use super::Authenticator;
 use crate::audit::ClientInfo;
 use crate::authz::Principal;
 use crate::crypto::refresh;
+use crate::domain::Password;
 use crate::domain::{Email, NewPassword};
 use crate::error::AuthError;
 use crate::notify::{
-    EMAIL_VERIFICATION_REQUESTED, Notification, PASSWORD_CHANGED, PASSWORD_RESET_REQUESTED,
+    EMAIL_CHANGE_REQUESTED, EMAIL_CHANGED, EMAIL_VERIFICATION_REQUESTED, Notification,
+    PASSWORD_CHANGED, PASSWORD_RESET_REQUESTED,
 };
-use crate::storage::{IdentityRecord, NewOneTimeToken, Purpose, StoreError};
+use crate::service::{USER_EMAIL_CHANGED, UserEmailChanged};
+use crate::storage::{IdentityRecord, NewOneTimeToken, Purpose, StoreError, Verified};
 use crate::throttle::Throttle;
 use chrono::{DateTime, Duration, Utc};
+use platform::ids::UserId;
 use platform::outbox::OutboxEvent;
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
@@ -58,6 +62,7 @@ impl Authenticator {
                 self.recovery.email_verification_ttl,
             ),
             Purpose::ResetPassword => (PASSWORD_RESET_REQUESTED, self.recovery.password_reset_ttl),
+            Purpose::ChangeEmail => (EMAIL_CHANGE_REQUESTED, self.recovery.email_verification_ttl),
         };
         let minted = refresh::mint().map_err(|_| AuthError::Internal("no randomness".into()))?;
         let (user_id, email) = identity;
@@ -170,7 +175,9 @@ impl Authenticator {
             .map_err(AuthError::Throttled)
     }
 
-    /// Marks the address a verification token was sent to verified.
+    /// Marks the address a verification token was sent to verified; for an
+    /// email change, moves the identity to it, and the User Service's profile
+    /// follows through the outbox.
     #[tracing::instrument(skip_all)]
     pub async fn verify_email(
         &self,
@@ -178,15 +185,97 @@ impl Authenticator {
         client: &ClientInfo,
     ) -> Result<(), AuthError> {
         let hash = refresh::parse(token).ok_or(AuthError::InvalidOneTimeToken)?;
-        let user_id = self
+        let now = self.clock.now();
+        let change = |user_id: UserId, old: &str, _new: &str| {
+            let mut events = vec![OutboxEvent::new(
+                USER_EMAIL_CHANGED,
+                user_id.uuid(),
+                serde_json::to_string(&UserEmailChanged { user_id })?,
+                now,
+            )];
+            events.extend(self.notice(EMAIL_CHANGED, (user_id, old), now)?);
+            Ok(events)
+        };
+        let verified = match self.stores.recovery.verify_email(&hash, &change, now).await {
+            Err(StoreError::EmailTaken) => {
+                return Err(AuthError::AlreadyExists(
+                    "another account took this address meanwhile".into(),
+                ));
+            }
+            other => other?.ok_or(AuthError::InvalidOneTimeToken)?,
+        };
+        let (user_id, kind) = match verified {
+            Verified::Address(user_id) => (user_id, "email.verified"),
+            Verified::Changed { user_id, .. } => {
+                self.outbox_wake.notify_one();
+                (user_id, "email.changed")
+            }
+        };
+        tracing::info!(%user_id, kind, "email verified");
+        self.audit(self.event(kind, client).actor(user_id).subject(user_id))
+            .await;
+        Ok(())
+    }
+
+    /// Moves the caller to a new address once they prove it is theirs: a
+    /// verification goes to the new address, and when it is followed the old
+    /// one gets a notice. A wrong password answers as ChangePassword's does.
+    #[tracing::instrument(skip_all, fields(user_id = %caller.subject_id))]
+    pub async fn change_email(
+        &self,
+        caller: &Principal,
+        new_email: Email,
+        password: Password,
+        client: &ClientInfo,
+    ) -> Result<(), AuthError> {
+        self.require_notifications()?;
+        let user_id = caller
+            .user_id()
+            .ok_or_else(|| AuthError::PermissionDenied("only users have email addresses".into()))?;
+        let identity = self
+            .stores
+            .identities
+            .identity_by_id(user_id)
+            .await?
+            .ok_or_else(|| AuthError::Unauthenticated("the identity no longer exists".into()))?;
+        let reserved = self
+            .confirm_own_password(caller, &identity, &password, "email.change_failed", client)
+            .await?;
+        let throttle = Throttle {
+            store: self.stores.throttle.as_ref(),
+        };
+        throttle.succeeded(reserved).await?;
+        if new_email.as_str() == identity.email {
+            return Err(AuthError::FailedPrecondition(
+                "new_email: is already the account's address".into(),
+            ));
+        }
+        if self
+            .stores
+            .identities
+            .identity_by_email(new_email.as_str())
+            .await?
+            .is_some()
+        {
+            return Err(AuthError::EmailTaken);
+        }
+        let now = self.clock.now();
+        let key = format!("change_email:account:{user_id}");
+        throttle
+            .limit(&key, MAILS_PER_ACCOUNT, MAIL_WINDOW, now)
+            .await?
+            .map_err(AuthError::Throttled)?;
+        let issued = self.one_time((&user_id, new_email.as_str()), Purpose::ChangeEmail, now)?;
+        if self
             .stores
             .recovery
-            .verify_email(&hash, self.clock.now())
+            .issue_token(&issued.token, &issued.event)
             .await?
-            .ok_or(AuthError::InvalidOneTimeToken)?;
-        tracing::info!(%user_id, "email verified");
+        {
+            self.outbox_wake.notify_one();
+        }
         self.audit(
-            self.event("email.verified", client)
+            self.event("email_change.requested", client)
                 .actor(user_id)
                 .subject(user_id),
         )

@@ -8,7 +8,7 @@ use platform::ids::{SessionId, UserId};
 use platform::outbox::{OutboxEvent, SqlOutbox};
 use platform::sql::{Timestamp, UniqueKey};
 
-const EMAIL_KEY: UniqueKey = UniqueKey {
+pub(super) const EMAIL_KEY: UniqueKey = UniqueKey {
     name: "identities_email_key",
     columns: "identities.email",
 };

@@ -20,7 +20,9 @@ pub use audit::{AuditQuery, AuditRecord, AuditStore};
 pub use identities::{IdentityRecord, IdentityStore, NewIdentity};
 pub use keys::{KeyStore, SigningKeyRecord};
 pub use mfa::{ChallengeRecord, MfaStore, NewChallenge, TotpRecord};
-pub use recovery::{NewOneTimeToken, Notice, PasswordReset, Purpose, RecoveryStore};
+pub use recovery::{
+    ChangeEvents, NewOneTimeToken, Notice, PasswordReset, Purpose, RecoveryStore, Verified,
+};
 pub use retention::RetentionStore;
 pub use roles::{Outcome, RoleRecord, RoleStore, SubjectChange};
 pub use sessions::{Amr, NewRefreshToken, NewSession, Rotation, SessionRecord, SessionStore};

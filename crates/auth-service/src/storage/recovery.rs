@@ -17,6 +17,8 @@ pub enum Purpose {
     VerifyEmail,
     /// Lets its holder set a new password.
     ResetPassword,
+    /// Proves a new address belongs to the identity, which then moves to it.
+    ChangeEmail,
 }
 
 impl Purpose {
@@ -24,6 +26,7 @@ impl Purpose {
         match self {
             Self::VerifyEmail => "verify_email",
             Self::ResetPassword => "reset_password",
+            Self::ChangeEmail => "change_email",
         }
     }
 }
@@ -39,6 +42,20 @@ pub struct NewOneTimeToken {
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
 }
+
+/// What spending a verification token did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verified {
+    /// The identity's address is now verified.
+    Address(UserId),
+    /// The identity moved from `old` to the (verified) address of the token.
+    Changed { user_id: UserId, old: String },
+}
+
+/// Builds the events a verified email change sends, from the identity, its
+/// old and its new address.
+pub type ChangeEvents<'a> =
+    dyn Fn(UserId, &str, &str) -> Result<Vec<OutboxEvent>, StoreError> + Sync + 'a;
 
 /// What spending a reset token changed.
 #[derive(Debug, Clone)]
@@ -56,20 +73,24 @@ pub type Notice<'a> = dyn Fn(UserId, &str) -> Result<Option<OutboxEvent>, StoreE
 pub trait RecoveryStore: Send + Sync + std::fmt::Debug {
     /// Stores `token` and its notification `event`; every earlier unspent token
     /// of the same identity and purpose is superseded (spent). Nothing is
-    /// written when the identity is disabled or its email is no longer
-    /// `token.email`; returns whether the token was stored.
+    /// written when the identity is disabled or (but for an email change, whose
+    /// token names the new address) its email is no longer `token.email`;
+    /// returns whether the token was stored.
     async fn issue_token(
         &self,
         token: &NewOneTimeToken,
         event: &OutboxEvent,
     ) -> Result<bool, StoreError>;
-    /// Spends a verification token and marks the address it was sent to
-    /// verified, if it is still the identity's; returns the identity.
+    /// Spends a verification token: marks the address it was sent to
+    /// verified, if it is still the identity's, or, for an email change, moves
+    /// the identity to it (`EmailTaken` if another took it meanwhile: nothing
+    /// is spent) and records the `change` events.
     async fn verify_email(
         &self,
         hash: &[u8; 32],
+        change: &ChangeEvents<'_>,
         now: DateTime<Utc>,
-    ) -> Result<Option<UserId>, StoreError>;
+    ) -> Result<Option<Verified>, StoreError>;
     /// Spends a reset token of an enabled identity: sets the password hash,
     /// revokes every session, spends every other reset token and records the
     /// notice event `notice` builds from the identity and its email, if any.
@@ -161,8 +182,13 @@ platform::generic_store! {
             event: &OutboxEvent,
         ) -> Result<bool, StoreError> {
             let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+            let same_address = if token.purpose == Purpose::ChangeEmail {
+                ""
+            } else {
+                " AND email = $2"
+            };
             let current: Option<UserId> = sqlx::query_scalar(&format!(
-                "SELECT id FROM identities WHERE id = $1 AND email = $2 AND disabled_at IS NULL{}",
+                "SELECT id FROM identities WHERE id = $1 AND disabled_at IS NULL{same_address}{}",
                 DB::FOR_UPDATE
             ))
             .bind(token.user_id)
@@ -182,9 +208,47 @@ platform::generic_store! {
         async fn verify_email(
             &self,
             hash: &[u8; 32],
+            change: &ChangeEvents<'_>,
             now: DateTime<Utc>,
-        ) -> Result<Option<UserId>, StoreError> {
+        ) -> Result<Option<Verified>, StoreError> {
             let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+            if let Some((user_id, new)) =
+                Self::spend_token(&mut tx, hash, Purpose::ChangeEmail, now).await?
+            {
+                let old: Option<String> = sqlx::query_scalar(&format!(
+                    "SELECT email FROM identities WHERE id = $1 AND disabled_at IS NULL{}",
+                    DB::FOR_UPDATE
+                ))
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(old) = old else {
+                    return Ok(None);
+                };
+                let moved = sqlx::query(
+                    "UPDATE identities SET email = $2, email_verified = TRUE, updated_at = $3
+                     WHERE id = $1",
+                )
+                .bind(user_id)
+                .bind(&new)
+                .bind(Timestamp(now))
+                .execute(&mut *tx)
+                .await;
+                match moved {
+                    Err(e) if DB::violates(&e, super::identities::EMAIL_KEY) => {
+                        return Err(StoreError::EmailTaken);
+                    }
+                    other => other?,
+                };
+                for purpose in [Purpose::VerifyEmail, Purpose::ChangeEmail] {
+                    Self::supersede(&mut tx, user_id, purpose, now).await?;
+                }
+                for event in change(user_id, &old, &new)? {
+                    SqlOutbox::<DB>::insert(&mut tx, &event).await?;
+                }
+                tx.commit().await?;
+                return Ok(Some(Verified::Changed { user_id, old }));
+            }
             let Some((user_id, email)) =
                 Self::spend_token(&mut tx, hash, Purpose::VerifyEmail, now).await?
             else {
@@ -205,7 +269,7 @@ platform::generic_store! {
                 return Ok(None);
             }
             tx.commit().await?;
-            Ok(Some(user_id))
+            Ok(Some(Verified::Address(user_id)))
         }
 
         async fn reset_password(

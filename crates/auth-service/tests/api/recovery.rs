@@ -23,6 +23,7 @@ both_backends!(
     one_time_tokens_cannot_be_spent_twice_concurrently,
     unverified_logins_can_be_refused,
     delivered_tokens_do_not_stay_in_the_outbox,
+    email_change_waits_for_the_new_address,
 );
 
 /// The claims of a JWT, unverified (the service verified it).
@@ -343,4 +344,72 @@ async fn outbox_payloads(url: &str) -> Vec<String> {
             .await
             .unwrap()
     }
+}
+
+async fn email_change_waits_for_the_new_address(backend: Backend) {
+    let (app, hooks) = spawn_notifying(backend, |_| {}).await;
+    let email = registered(&app).await;
+    let taken = registered(&app).await;
+    let session = app.login(&email, PASSWORD).await.unwrap();
+    let change = |new_email: &str, password: &str| {
+        let mut grpc = app.grpc.clone();
+        let r = bearer(
+            pb::ChangeEmailRequest {
+                new_email: new_email.into(),
+                password: password.into(),
+            },
+            &session.access_token,
+        );
+        async move { grpc.change_email(r).await.map(drop) }
+    };
+    assert_code(change(&taken, PASSWORD).await, Code::AlreadyExists);
+    assert_code(
+        change("not an email", PASSWORD).await,
+        Code::InvalidArgument,
+    );
+    let new = unique_email();
+    assert_code(
+        change(&new, "not the password at all").await,
+        Code::PermissionDenied,
+    );
+    change(&new, PASSWORD).await.unwrap();
+    let first = hooks
+        .token("identity.email_change.requested", &new, 1)
+        .await;
+    change(&new, PASSWORD).await.unwrap();
+    let second = hooks
+        .token("identity.email_change.requested", &new, 2)
+        .await;
+    assert_invalid_token(verify(&app, &first).await);
+    // Nothing changes before the new address is proven.
+    app.login(&email, PASSWORD).await.unwrap();
+    verify(&app, &second).await.unwrap();
+    assert_code(
+        app.login(&email, PASSWORD).await.map(|_| ()),
+        Code::Unauthenticated,
+    );
+    let moved = app.login(&new, PASSWORD).await.unwrap();
+    assert_eq!(claims(&moved.access_token)["email_verified"], true);
+    hooks.wait_for("identity.email.changed", &email, 1).await;
+    assert_invalid_token(verify(&app, &second).await);
+
+    // The address is taken between the request and the verification.
+    let other = unique_email();
+    let session = app.login(&new, PASSWORD).await.unwrap();
+    let mut grpc = app.grpc.clone();
+    grpc.change_email(bearer(
+        pb::ChangeEmailRequest {
+            new_email: other.clone(),
+            password: PASSWORD.into(),
+        },
+        &session.access_token,
+    ))
+    .await
+    .unwrap();
+    let token = hooks
+        .token("identity.email_change.requested", &other, 1)
+        .await;
+    app.register(&other, PASSWORD).await.unwrap();
+    assert_code(verify(&app, &token).await, Code::AlreadyExists);
+    app.login(&new, PASSWORD).await.unwrap();
 }

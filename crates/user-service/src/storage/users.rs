@@ -133,7 +133,8 @@ platform::generic_store! {
             let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
             let updated: Result<Option<UserRecord>, _> = sqlx::query_as(&format!(
                 "UPDATE users SET username = $3, display_name = $4, avatar_url = $5, bio = $6,
-                     locale = $7, time_zone = $8, updated_at = $9, version = version + 1
+                     locale = $7, time_zone = $8, updated_at = $9, email = $10,
+                     version = version + 1
                  WHERE id = $1 AND version = $2 AND deleted_at IS NULL
                  RETURNING {COLUMNS}"
             ))
@@ -146,6 +147,7 @@ platform::generic_store! {
             .bind(&u.locale)
             .bind(&u.time_zone)
             .bind(Timestamp(u.updated_at))
+            .bind(&u.email)
             .fetch_optional(&mut *tx)
             .await;
             let written = match updated {

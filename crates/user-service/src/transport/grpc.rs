@@ -218,6 +218,20 @@ impl UserService for UserGrpc {
         }))
     }
 
+    async fn update_user_email(
+        &self,
+        request: Request<pb::UpdateUserEmailRequest>,
+    ) -> Result<Response<pb::UpdateUserEmailResponse>, Status> {
+        let id = user_id_from_name(&request.get_ref().name, "name")?;
+        let caller = self.require(&request, policy::CREATE, None).await?;
+        let metadata = request.metadata().clone();
+        let email = Email::parse(&request.get_ref().email, "email")?;
+        let updated = self.directory.set_email(id, email.as_str()).await?;
+        Ok(Response::new(pb::UpdateUserEmailResponse {
+            user: self.reply_one(&metadata, &caller, updated).await?,
+        }))
+    }
+
     async fn delete_user(
         &self,
         request: Request<pb::DeleteUserRequest>,

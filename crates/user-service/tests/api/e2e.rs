@@ -1,6 +1,7 @@
-//! End to end, with both services as real processes: registration reaches the
-//! User Service even when it is down or the Auth Service is killed with SIGKILL,
-//! exactly once; deletion reaches the Auth Service.
+//! End to end, with both services as real processes: registration and a
+//! verified email change reach the User Service even when it is down or the
+//! Auth Service is killed with SIGKILL, exactly once; deletion reaches the Auth
+//! Service.
 
 use crate::helpers::{Backend, PASSWORD, assert_code, bearer, both_backends};
 use identity_proto::auth::v1 as auth_pb;
@@ -16,7 +17,48 @@ use tonic::transport::Channel;
 both_backends!(
     profile_appears_after_registration_and_deletion_disables_login,
     registration_survives_a_down_user_service_and_a_sigkill,
+    email_change_survives_a_down_user_service_and_a_sigkill,
 );
+
+/// Collects the notifications the Auth Service posts (signatures are checked
+/// in the Auth Service's own tests).
+#[derive(Clone, Default)]
+struct Inbox(std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>);
+
+impl Inbox {
+    async fn start() -> (Self, String) {
+        let inbox = Self::default();
+        let events = inbox.0.clone();
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::post(move |body: String| async move {
+                if let Ok(event) = serde_json::from_str(&body) {
+                    events.lock().unwrap().push(event);
+                }
+                axum::http::StatusCode::NO_CONTENT
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (inbox, url)
+    }
+
+    /// The token of the first `kind` event to `email`, waiting up to 20 s.
+    async fn token(&self, kind: &str, email: &str) -> String {
+        for _ in 0..200 {
+            let found = self.0.lock().unwrap().iter().find_map(|e| {
+                (e["type"] == kind && e["data"]["email"] == email)
+                    .then(|| e["data"]["token"].as_str().unwrap_or_default().to_owned())
+            });
+            if let Some(token) = found {
+                return token;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no {kind} to {email}");
+    }
+}
 
 struct System {
     auth_db: TestDatabase,
@@ -26,6 +68,8 @@ struct System {
     logs: tempfile::TempDir,
     /// The User Service's service account, made with `auth-service create-service-account`.
     client: (String, String),
+    /// Where notifications go, if anywhere.
+    notify_url: Option<String>,
 }
 
 impl System {
@@ -48,12 +92,13 @@ impl System {
             user_ports: (free_port(), free_port()),
             logs: tempfile::tempdir().unwrap(),
             client,
+            notify_url: None,
         }
     }
 
     fn start_auth(&self) -> ServiceProcess {
         let (grpc, http) = self.auth_ports;
-        let env = [
+        let mut env = vec![
             ("AUTH_GRPC_ADDR", format!("127.0.0.1:{grpc}")),
             ("AUTH_HTTP_ADDR", format!("127.0.0.1:{http}")),
             ("AUTH_DATABASE_URL", self.auth_db.url.clone()),
@@ -63,6 +108,13 @@ impl System {
             ),
             ("AUTH_HASH_WORKERS", "2".to_owned()),
         ];
+        if let Some(url) = &self.notify_url {
+            env.push(("AUTH_NOTIFY_URL", url.clone()));
+            env.push((
+                "AUTH_NOTIFY_SECRET",
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned(),
+            ));
+        }
         ServiceProcess::start(
             &test_support::process::binary("auth-service"),
             &env,
@@ -255,4 +307,86 @@ async fn registration_survives_a_down_user_service_and_a_sigkill(backend: Backen
     tokio::time::sleep(Duration::from_millis(1500)).await;
     sys.profile_appears_once(&token, &first.user_id).await;
     sys.profile_appears_once(&token, &second_id).await;
+}
+
+async fn email_change_survives_a_down_user_service_and_a_sigkill(backend: Backend) {
+    let mut sys = System::new(backend).await;
+    let (inbox, url) = Inbox::start().await;
+    sys.notify_url = Some(url);
+    let auth = sys.start_auth();
+    let users = sys.start_user();
+    let login = sys.register_and_login("before@example.com").await;
+    sys.profile_appears_once(&login.access_token, &login.user_id)
+        .await;
+    // The User Service goes down; the change is asked for and verified.
+    drop(users);
+    let mut client = sys.auth().await;
+    client
+        .change_email(bearer(
+            auth_pb::ChangeEmailRequest {
+                new_email: "after@example.com".into(),
+                password: PASSWORD.into(),
+            },
+            &login.access_token,
+        ))
+        .await
+        .unwrap();
+    let token = inbox
+        .token("identity.email_change.requested", "after@example.com")
+        .await;
+    client
+        .verify_email(auth_pb::VerifyEmailRequest { token })
+        .await
+        .unwrap();
+    // Killed right after VerifyEmail, before anything could be delivered.
+    auth.kill_hard();
+
+    let _users = sys.start_user();
+    let _auth = sys.start_auth();
+    let mut client = sys.auth().await;
+    let old = client
+        .login(auth_pb::LoginRequest {
+            email: "before@example.com".into(),
+            password: PASSWORD.into(),
+        })
+        .await;
+    assert_code(old, Code::Unauthenticated);
+    let session = client
+        .login(auth_pb::LoginRequest {
+            email: "after@example.com".into(),
+            password: PASSWORD.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // The profile follows, once, and the old address is told.
+    let mut profiles = sys.users().await;
+    let name = format!("users/{}", login.user_id);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let user = profiles
+            .get_user(bearer(
+                pb::GetUserRequest { name: name.clone() },
+                &session.access_token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .user
+            .unwrap();
+        if user.email == "after@example.com" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the profile kept {}",
+            user.email
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    sys.profile_appears_once(&session.access_token, &login.user_id)
+        .await;
+    inbox
+        .token("identity.email.changed", "before@example.com")
+        .await;
 }

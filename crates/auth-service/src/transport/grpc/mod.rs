@@ -512,6 +512,20 @@ impl AuthService for AuthGrpc {
         Ok(Response::new(pb::ResetPasswordResponse {}))
     }
 
+    async fn change_email(
+        &self,
+        request: Request<pb::ChangeEmailRequest>,
+    ) -> Reply<pb::ChangeEmailResponse> {
+        let (caller, client) = self.caller(&request)?;
+        let r = request.into_inner();
+        let email = Email::parse(&r.new_email, "new_email")?;
+        let password = Password::parse(r.password, "password")?;
+        self.core
+            .change_email(&caller, email, password, &client)
+            .await?;
+        Ok(Response::new(pb::ChangeEmailResponse {}))
+    }
+
     async fn enroll_totp(
         &self,
         request: Request<pb::EnrollTotpRequest>,
