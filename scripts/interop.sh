@@ -37,8 +37,18 @@ client_secret=$(json_field client_secret)
 AUTH_DATABASE_URL="sqlite:$work/auth.db" "$target_dir/debug/auth-service" create-service-account \
     --name gateway-test-admin --role admin > "$work/admin.json" 2>/dev/null
 
+# Notification sinks: a webhook receiver checking signatures and a real SMTP server.
+hook_port=$(free_port); smtp_port=$(free_port)
+notify_secret="whsec_$("$venv/bin/python" -c 'import base64,os; print(base64.b64encode(os.urandom(32)).decode())')"
+mkdir -p "$work/sinks"
+"$venv/bin/python" tests/interop/sinks.py "$hook_port" "$smtp_port" "$notify_secret" "$work/sinks" \
+    > "$work/sinks.log" 2>&1 &
+pids+=($!)
+
 AUTH_GRPC_ADDR="127.0.0.1:$auth_grpc" AUTH_HTTP_ADDR="127.0.0.1:$auth_http" \
     AUTH_DATABASE_URL="sqlite:$work/auth.db" AUTH_USER_URL="http://127.0.0.1:$user_grpc" \
+    AUTH_NOTIFY_URL="http://127.0.0.1:$hook_port/hooks" AUTH_NOTIFY_SECRET="$notify_secret" \
+    AUTH_SMTP_URL="smtp://127.0.0.1:$smtp_port" AUTH_PUBLIC_URL="https://app.example" \
     "$target_dir/debug/auth-service" > "$work/auth.log" 2>&1 &
 pids+=($!)
 USER_GRPC_ADDR="127.0.0.1:$user_grpc" USER_HTTP_ADDR="127.0.0.1:$user_http" \
@@ -57,6 +67,11 @@ if ! "$venv/bin/python" tests/interop/walkthrough.py "127.0.0.1:$auth_grpc" "htt
     cat "$work/auth.log" "$work/user.log"
     exit 1
 fi
+if ! "$venv/bin/python" tests/interop/recovery.py "127.0.0.1:$auth_grpc" "$stubs" "$work/sinks" "$work/secrets"; then
+    cat "$work/auth.log" "$work/sinks.log"; ls -la "$work/sinks"; cat "$work/sinks/"* 2>/dev/null | head -20
+    exit 1
+fi
+echo "$notify_secret" >> "$work/secrets"
 # A stock grpcurl (1.8.6 speaks only reflection v1alpha) lists and calls both services.
 grpcurl="$venv/bin/grpcurl"
 for addr in "127.0.0.1:$auth_grpc" "127.0.0.1:$user_grpc"; do
@@ -100,4 +115,4 @@ if grep -F -f "$work/secrets" "$work/auth.log" "$work/user.log"; then
     echo "interop: a secret was written to a service's log" >&2
     exit 1
 fi
-echo "interop: no password, token or client secret in the services' logs"
+echo "interop: no password, token, one-time token, TOTP secret, recovery code or client secret in the services' logs"

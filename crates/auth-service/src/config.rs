@@ -140,6 +140,20 @@ pub struct Settings {
     )]
     pub notify_secret: Option<String>,
 
+    /// Send notifications as plain-text mail through this SMTP relay
+    /// (`smtp://[user:pass@]host:port`), besides or instead of the webhook.
+    #[arg(long, env = "AUTH_SMTP_URL", global = true, hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    /// The sender of notification mail.
+    #[arg(
+        long,
+        env = "AUTH_SMTP_FROM",
+        default_value = "no-reply@localhost",
+        global = true
+    )]
+    pub smtp_from: String,
+
     /// The platform's front end, for links in notifications.
     #[arg(long, env = "AUTH_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
@@ -259,6 +273,11 @@ impl Settings {
         }
     }
 
+    /// Whether any notification sink is configured.
+    pub fn sends_notifications(&self) -> bool {
+        self.notify_url.is_some() || self.smtp_url.is_some()
+    }
+
     /// Checks what clap cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let ttl = self.access_token_ttl;
@@ -289,7 +308,7 @@ impl Settings {
         if self.notify_url.is_some() != self.notify_secret.is_some() {
             return Err(ConfigError::NotifySecret);
         }
-        if self.require_verified_email && self.notify_url.is_none() {
+        if self.require_verified_email && !self.sends_notifications() {
             return Err(ConfigError::NoNotifications);
         }
         let minute = Duration::from_secs(60);
@@ -324,7 +343,9 @@ pub enum ConfigError {
     AuditRetention,
     #[error("--notify-url and --notify-secret go together")]
     NotifySecret,
-    #[error("--require-verified-email needs a way to send verifications (--notify-url)")]
+    #[error(
+        "--require-verified-email needs a way to send verifications (--notify-url or --smtp-url)"
+    )]
     NoNotifications,
     #[error("one-time token lifetimes must be at least a minute")]
     OneTimeTtl,

@@ -7,7 +7,7 @@ use crate::crypto::hasher::{HashParams, PasswordHasher};
 use crate::crypto::jwt::TokenAuthority;
 use crate::crypto::keys::{Kek, KeyRing};
 use crate::freshness::{Freshness, Views};
-use crate::notify::{Webhook, WebhookSecret};
+use crate::notify::{Fanout, Smtp, Webhook, WebhookSecret};
 use crate::relay::{Router, ToUserService};
 use crate::retention::{Pruner, Retention};
 use crate::service::Authenticator;
@@ -352,7 +352,7 @@ pub async fn build_core(settings: &Settings, clock: SharedClock) -> anyhow::Resu
         outbox_wake: outbox_wake.clone(),
         freshness: views.freshness.clone(),
         recovery: crate::service::RecoverySettings {
-            notifications: settings.notify_url.is_some(),
+            notifications: settings.sends_notifications(),
             email_verification_ttl: chrono::Duration::from_std(settings.email_verification_ttl)?,
             password_reset_ttl: chrono::Duration::from_std(settings.password_reset_ttl)?,
             mfa_challenge_ttl: chrono::Duration::from_std(settings.mfa_challenge_ttl)?,
@@ -373,22 +373,35 @@ fn notification_sink(
     settings: &Settings,
     clock: &SharedClock,
 ) -> anyhow::Result<Option<Arc<dyn platform::outbox::Deliver>>> {
-    let (Some(url), Some(secret)) = (&settings.notify_url, &settings.notify_secret) else {
-        tracing::warn!(
-            "no notification sink (AUTH_NOTIFY_URL): email verification and password reset are off"
-        );
-        return Ok(None);
-    };
-    let secret = WebhookSecret::parse(secret).map_err(anyhow::Error::msg)?;
-    let webhook = Webhook::new(
-        url,
-        secret,
-        &settings.issuer,
-        settings.public_url.clone(),
-        clock.clone(),
-    )
-    .map_err(anyhow::Error::msg)?;
-    Ok(Some(Arc::new(webhook)))
+    let mut sinks: Vec<Arc<dyn platform::outbox::Deliver>> = Vec::new();
+    if let (Some(url), Some(secret)) = (&settings.notify_url, &settings.notify_secret) {
+        let secret = WebhookSecret::parse(secret).map_err(anyhow::Error::msg)?;
+        let webhook = Webhook::new(
+            url,
+            secret,
+            &settings.issuer,
+            settings.public_url.clone(),
+            clock.clone(),
+        )
+        .map_err(anyhow::Error::msg)?;
+        sinks.push(Arc::new(webhook));
+    }
+    if let Some(url) = &settings.smtp_url {
+        let smtp = Smtp::new(url, &settings.smtp_from, settings.public_url.clone())
+            .map_err(anyhow::Error::msg)?;
+        sinks.push(Arc::new(smtp));
+    }
+    Ok(match sinks.len() {
+        0 => {
+            tracing::warn!(
+                "no notification sink (AUTH_NOTIFY_URL, AUTH_SMTP_URL): email verification, \
+                 password reset and email change are off"
+            );
+            None
+        }
+        1 => sinks.pop(),
+        _ => Some(Arc::new(Fanout(sinks))),
+    })
 }
 
 /// The Auth Service's own tokens, minted in-process for its relay.

@@ -5,8 +5,10 @@
 //! the event's payload (scrubbed once delivered), never in a log line, an
 //! audit record or a response.
 
+mod smtp;
 mod webhook;
 
+pub use smtp::Smtp;
 pub use webhook::{Webhook, WebhookSecret};
 
 use chrono::{DateTime, Utc};
@@ -85,4 +87,22 @@ pub fn link(public_url: Option<&str>, topic: &str, token: Option<&str>) -> Optio
         "{}/{page}?token={token}",
         base.trim_end_matches('/')
     ))
+}
+
+/// Several sinks (a webhook and SMTP): each gets every notification. A failure
+/// of one retries all (delivery is at least once; receivers dedupe).
+pub struct Fanout(pub Vec<std::sync::Arc<dyn platform::outbox::Deliver>>);
+
+impl platform::outbox::Deliver for Fanout {
+    fn deliver<'a>(
+        &'a self,
+        event: &'a OutboxEvent,
+    ) -> futures::future::BoxFuture<'a, Result<(), platform::outbox::DeliveryError>> {
+        Box::pin(async move {
+            for sink in &self.0 {
+                sink.deliver(event).await?;
+            }
+            Ok(())
+        })
+    }
 }

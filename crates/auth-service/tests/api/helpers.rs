@@ -51,6 +51,8 @@ pub fn settings(db_url: &str) -> Settings {
         gateway_strip_authorization: false,
         notify_url: None,
         notify_secret: None,
+        smtp_url: None,
+        smtp_from: "no-reply@localhost".into(),
         public_url: None,
         email_verification_ttl: Duration::from_secs(24 * 3600),
         password_reset_ttl: Duration::from_secs(30 * 60),
