@@ -36,6 +36,8 @@ pub struct Pruned {
     pub throttle_counters: u64,
     pub outbox_events: u64,
     pub audit_events: u64,
+    pub one_time_tokens: u64,
+    pub mfa_challenges: u64,
 }
 
 /// Deletes expired rows.
@@ -75,6 +77,8 @@ impl Pruner {
             outbox_events: platform::outbox::prune_delivered(self.stores.outbox.as_ref(), now)
                 .await?,
             audit_events: in_batches(|n| r.prune_audit(now - k.audit, n)).await?,
+            one_time_tokens: in_batches(|n| r.prune_one_time_tokens(now - MARGIN, n)).await?,
+            mfa_challenges: in_batches(|n| r.prune_mfa_challenges(now - MARGIN, n)).await?,
         };
         if pruned != Pruned::default() {
             tracing::info!(?pruned, "pruned expired rows");

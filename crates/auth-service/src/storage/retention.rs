@@ -30,6 +30,19 @@ pub trait RetentionStore: Send + Sync + std::fmt::Debug {
     async fn prune_throttle(&self, before: DateTime<Utc>, limit: i64) -> Result<u64, StoreError>;
     /// Audit events older than `before`.
     async fn prune_audit(&self, before: DateTime<Utc>, limit: i64) -> Result<u64, StoreError>;
+    /// One-time tokens (verification, reset) that expired before `before`,
+    /// spent or not.
+    async fn prune_one_time_tokens(
+        &self,
+        before: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<u64, StoreError>;
+    /// Second-factor challenges that expired before `before`.
+    async fn prune_mfa_challenges(
+        &self,
+        before: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<u64, StoreError>;
 }
 
 platform::generic_store! {
@@ -78,6 +91,32 @@ platform::generic_store! {
                 column: "updated_at",
             };
             Ok(counters.delete(&self.pool, before, limit).await?)
+        }
+
+        async fn prune_one_time_tokens(
+            &self,
+            before: DateTime<Utc>,
+            limit: i64,
+        ) -> Result<u64, StoreError> {
+            let tokens = Expired {
+                table: "one_time_tokens",
+                key: "token_hash",
+                column: "expires_at",
+            };
+            Ok(tokens.delete(&self.pool, before, limit).await?)
+        }
+
+        async fn prune_mfa_challenges(
+            &self,
+            before: DateTime<Utc>,
+            limit: i64,
+        ) -> Result<u64, StoreError> {
+            let challenges = Expired {
+                table: "mfa_challenges",
+                key: "challenge_hash",
+                column: "expires_at",
+            };
+            Ok(challenges.delete(&self.pool, before, limit).await?)
         }
 
         async fn prune_audit(&self, before: DateTime<Utc>, limit: i64) -> Result<u64, StoreError> {

@@ -16,6 +16,7 @@ both_backends!(
     wrong_codes_are_throttled_and_challenges_die,
     disable_and_admin_reset,
     one_code_opens_one_session_under_concurrency,
+    totp_secrets_are_sealed_with_the_kek,
 );
 
 /// RFC 4648 base32 without padding.
@@ -275,6 +276,10 @@ async fn wrong_codes_are_throttled_and_challenges_die(backend: Backend) {
         verify(&app, &ch, &code, "").await.map(|_| ()),
         Code::Unauthenticated,
     );
+    // Pruned an hour later.
+    app.clock.advance(chrono::Duration::hours(1));
+    let pruned = app.handle.pruner.prune_once().await.unwrap();
+    assert_eq!(pruned.mfa_challenges, 1, "{pruned:?}");
 
     // A password change between the challenge and its answer ends the challenge.
     app.clock.advance(chrono::Duration::hours(1));
@@ -396,4 +401,40 @@ async fn one_code_opens_one_session_under_concurrency(backend: Backend) {
     let code = &user.recovery[1];
     let (x, y) = tokio::join!(verify(&app, &a, "", code), verify(&app, &b, "", code));
     assert_eq!(u8::from(x.is_ok()) + u8::from(y.is_ok()), 1, "{x:?} {y:?}");
+}
+
+async fn totp_secrets_are_sealed_with_the_kek(backend: Backend) {
+    use base64::Engine as _;
+    let kek = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    let (app, _hooks) = spawn_notifying(backend, |s| {
+        s.key_encryption_key = Some(secrecy::SecretString::from(kek));
+    })
+    .await;
+    let user = enrolled(&app).await;
+    let (stored, encrypted): (Vec<u8>, bool) = if app.db_url.starts_with("sqlite") {
+        let pool = sqlx::SqlitePool::connect(&app.db_url).await.unwrap();
+        sqlx::query_as("SELECT secret, encrypted FROM mfa_totp")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    } else {
+        let pool = sqlx::PgPool::connect(&app.db_url).await.unwrap();
+        sqlx::query_as("SELECT secret, encrypted FROM mfa_totp")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    assert!(encrypted);
+    assert!(
+        !stored
+            .windows(user.secret.len())
+            .any(|w| w == user.secret.as_slice()),
+        "the secret is not stored in the clear"
+    );
+    // And it still works.
+    app.clock.advance(chrono::Duration::seconds(30));
+    let ch = challenge(&app, &user.email).await;
+    verify(&app, &ch, &totp(&user.secret, now(&app)), "")
+        .await
+        .unwrap();
 }
