@@ -342,15 +342,8 @@ impl Authenticator {
         new: NewPassword,
         client: &ClientInfo,
     ) -> Result<usize, AuthError> {
-        let user_id = caller
-            .user_id()
-            .ok_or_else(|| AuthError::PermissionDenied("only users have passwords".into()))?;
-        let identity = self
-            .stores
-            .identities
-            .identity_by_id(user_id)
-            .await?
-            .ok_or_else(|| AuthError::Unauthenticated("the identity no longer exists".into()))?;
+        let identity = self.own_identity(caller).await?;
+        let user_id = identity.id;
         let reserved = self
             .confirm_own_password(caller, &identity, &old, "password.change_failed", client)
             .await?;

@@ -142,17 +142,6 @@ impl Authenticator {
         })
     }
 
-    async fn own_identity(&self, caller: &Principal) -> Result<IdentityRecord, AuthError> {
-        let user_id = caller
-            .user_id()
-            .ok_or_else(|| AuthError::PermissionDenied("only users have a second factor".into()))?;
-        self.stores
-            .identities
-            .identity_by_id(user_id)
-            .await?
-            .ok_or_else(|| AuthError::Unauthenticated("the identity no longer exists".into()))
-    }
-
     fn secret_of(
         &self,
         user_id: UserId,

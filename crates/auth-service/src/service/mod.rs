@@ -232,6 +232,24 @@ impl Authenticator {
         self.sign_service(account.id).await
     }
 
+    /// The caller's own identity, for the calls a user makes about themself.
+    pub(crate) async fn own_identity(
+        &self,
+        caller: &Principal,
+    ) -> Result<crate::storage::IdentityRecord, AuthError> {
+        let user_id = caller.user_id().ok_or_else(|| {
+            AuthError::PermissionDenied(
+                "this call is for users: a service account has no password, address or second factor"
+                    .into(),
+            )
+        })?;
+        self.stores
+            .identities
+            .identity_by_id(user_id)
+            .await?
+            .ok_or_else(|| AuthError::Unauthenticated("the identity no longer exists".into()))
+    }
+
     /// Records an audit event.
     pub(crate) async fn audit(&self, event: Event) {
         event.record(self.stores.audit.as_ref()).await;

@@ -103,6 +103,28 @@ impl Authenticator {
         ))
     }
 
+    /// Stores a new one-time token for `purpose`, sent to `to`, with its
+    /// notification, and records `audit`; false when the identity was disabled
+    /// (or, but for an email change, changed address) meanwhile.
+    async fn issue_one_time(
+        &self,
+        (user_id, to): (UserId, &str),
+        purpose: Purpose,
+        (audit, client): (&str, &ClientInfo),
+    ) -> Result<bool, AuthError> {
+        let issued = self.one_time((&user_id, to), purpose, self.clock.now())?;
+        let stored = self
+            .stores
+            .recovery
+            .issue_token(&issued.token, &issued.event)
+            .await?;
+        if stored {
+            self.outbox_wake.notify_one();
+            self.audit(self.event(audit, client).subject(user_id)).await;
+        }
+        Ok(stored)
+    }
+
     fn require_notifications(&self) -> Result<(), AuthError> {
         if self.recovery.notifications {
             Ok(())
@@ -131,20 +153,12 @@ impl Authenticator {
         {
             return Ok(Err(wait));
         }
-        let issued = self.one_time((&identity.id, &identity.email), Purpose::VerifyEmail, now)?;
-        if self
-            .stores
-            .recovery
-            .issue_token(&issued.token, &issued.event)
-            .await?
-        {
-            self.outbox_wake.notify_one();
-            self.audit(
-                self.event("email_verification.requested", client)
-                    .subject(identity.id),
-            )
-            .await;
-        }
+        self.issue_one_time(
+            (identity.id, &identity.email),
+            Purpose::VerifyEmail,
+            ("email_verification.requested", client),
+        )
+        .await?;
         Ok(Ok(()))
     }
 
@@ -156,15 +170,7 @@ impl Authenticator {
         client: &ClientInfo,
     ) -> Result<(), AuthError> {
         self.require_notifications()?;
-        let user_id = caller
-            .user_id()
-            .ok_or_else(|| AuthError::PermissionDenied("only users have email addresses".into()))?;
-        let identity = self
-            .stores
-            .identities
-            .identity_by_id(user_id)
-            .await?
-            .ok_or_else(|| AuthError::Unauthenticated("the identity no longer exists".into()))?;
+        let identity = self.own_identity(caller).await?;
         if identity.email_verified {
             return Err(AuthError::FailedPrecondition(
                 "the email address is already verified".into(),
@@ -229,15 +235,8 @@ impl Authenticator {
         client: &ClientInfo,
     ) -> Result<(), AuthError> {
         self.require_notifications()?;
-        let user_id = caller
-            .user_id()
-            .ok_or_else(|| AuthError::PermissionDenied("only users have email addresses".into()))?;
-        let identity = self
-            .stores
-            .identities
-            .identity_by_id(user_id)
-            .await?
-            .ok_or_else(|| AuthError::Unauthenticated("the identity no longer exists".into()))?;
+        let identity = self.own_identity(caller).await?;
+        let user_id = identity.id;
         let reserved = self
             .confirm_own_password(caller, &identity, &password, "email.change_failed", client)
             .await?;
@@ -265,22 +264,13 @@ impl Authenticator {
             .limit(&key, MAILS_PER_ACCOUNT, MAIL_WINDOW, now)
             .await?
             .map_err(AuthError::Throttled)?;
-        let issued = self.one_time((&user_id, new_email.as_str()), Purpose::ChangeEmail, now)?;
-        if self
-            .stores
-            .recovery
-            .issue_token(&issued.token, &issued.event)
-            .await?
-        {
-            self.outbox_wake.notify_one();
-        }
-        self.audit(
-            self.event("email_change.requested", client)
-                .actor(user_id)
-                .subject(user_id),
+        self.issue_one_time(
+            (user_id, new_email.as_str()),
+            Purpose::ChangeEmail,
+            ("email_change.requested", client),
         )
-        .await;
-        Ok(())
+        .await
+        .map(drop)
     }
 
     /// Queues a reset for the identity with `email`, if there is an enabled
@@ -351,21 +341,13 @@ impl Authenticator {
             .await;
             return Ok(());
         }
-        let issued = self.one_time((&identity.id, &identity.email), Purpose::ResetPassword, now)?;
-        if self
-            .stores
-            .recovery
-            .issue_token(&issued.token, &issued.event)
-            .await?
-        {
-            self.outbox_wake.notify_one();
-            self.audit(
-                self.event("password_reset.requested", client)
-                    .subject(identity.id),
-            )
-            .await;
-        }
-        Ok(())
+        self.issue_one_time(
+            (identity.id, &identity.email),
+            Purpose::ResetPassword,
+            ("password_reset.requested", client),
+        )
+        .await
+        .map(drop)
     }
 
     /// Sets a new password with a reset token: every session of the account
