@@ -227,6 +227,8 @@ async fn introspect(
             "iss": s.issuer,
             "roles": p.roles,
             "scope": p.permissions.join(" "),
+            "email_verified": p.email_verified,
+            "amr": p.amr,
             "kind": match p.kind {
                 SubjectKind::User => "user",
                 SubjectKind::Service => "service",

@@ -247,6 +247,8 @@ async fn discovery_jwks_caching_and_introspection(backend: Backend) {
     assert_eq!(active["active"], true);
     assert_eq!(active["sub"], ada.user_id.as_str());
     assert_eq!(active["roles"], serde_json::json!(["user"]));
+    assert_eq!(active["email_verified"], false);
+    assert_eq!(active["amr"], serde_json::json!(["pwd"]));
     let bad_client = introspect(&client_id, "wrong", &ada.access_token)
         .await
         .unwrap();
