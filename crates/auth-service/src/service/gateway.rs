@@ -1,7 +1,9 @@
 //! The gateway contract, one for Envoy's ext_authz and for HTTP forward auth
 //! (nginx, Traefik, Caddy): the bearer token of the original request, an
-//! optional permission and resource per route, and the identity forwarded to
-//! the upstream when allowed. Same semantics as ValidateToken/CheckPermission.
+//! optional permission and resource per route, an optional authentication
+//! method the route demands (`amr`, e.g. `otp`: RFC 9470 step-up), and the
+//! identity forwarded to the upstream when allowed. Same semantics as
+//! ValidateToken/CheckPermission.
 
 use super::Authenticator;
 use crate::authz;
@@ -23,6 +25,20 @@ pub struct Access<'a> {
     pub permission: Option<&'a str>,
     /// The resource, possibly with `{path.N}` placeholders.
     pub resource: Option<&'a str>,
+    /// An authentication method the session must have used (`otp`).
+    pub amr: Option<&'a str>,
+}
+
+/// Why a request is unauthenticated, as RFC 6750 / RFC 9470 name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    /// No token at all.
+    Token,
+    /// A token that is malformed, expired, revoked or forged.
+    ValidToken,
+    /// A valid token of a session that lacks the authentication method the
+    /// route demands: log in again with it.
+    Method,
 }
 
 /// The answer.
@@ -30,8 +46,8 @@ pub struct Access<'a> {
 pub enum Verdict {
     /// Forward the request with these headers.
     Allow(Forwarded),
-    /// HTTP 401; `invalid_token` when a token was presented (RFC 6750).
-    Unauthenticated { invalid_token: bool, reason: String },
+    /// HTTP 401, with the challenge `missing` calls for.
+    Unauthenticated { missing: Missing, reason: String },
     /// HTTP 403.
     Forbidden(String),
 }
@@ -59,11 +75,11 @@ impl Verdict {
     /// The `WWW-Authenticate` value of a 401 or 403 (RFC 6750).
     pub fn challenge(&self) -> Option<&'static str> {
         match self {
-            Verdict::Unauthenticated {
-                invalid_token: true,
-                ..
-            } => Some(r#"Bearer error="invalid_token""#),
-            Verdict::Unauthenticated { .. } => Some("Bearer"),
+            Verdict::Unauthenticated { missing, .. } => Some(match missing {
+                Missing::Token => "Bearer",
+                Missing::ValidToken => r#"Bearer error="invalid_token""#,
+                Missing::Method => r#"Bearer error="insufficient_user_authentication""#,
+            }),
             Verdict::Forbidden(_) => Some(r#"Bearer error="insufficient_scope""#),
             Verdict::Allow(_) => None,
         }
@@ -101,7 +117,7 @@ impl Authenticator {
     pub fn gateway(&self, access: &Access<'_>) -> Result<Verdict, AuthError> {
         let Some(token) = access.authorization.and_then(bearer) else {
             return Ok(Verdict::Unauthenticated {
-                invalid_token: false,
+                missing: Missing::Token,
                 reason: "missing `Authorization: Bearer <token>`".into(),
             });
         };
@@ -110,11 +126,19 @@ impl Authenticator {
             Err(e) if e.is_service_fault() => return Err(e),
             Err(e) => {
                 return Ok(Verdict::Unauthenticated {
-                    invalid_token: true,
+                    missing: Missing::ValidToken,
                     reason: e.to_string(),
                 });
             }
         };
+        if let Some(method) = access.amr
+            && !principal.amr.iter().any(|m| m == method)
+        {
+            return Ok(Verdict::Unauthenticated {
+                missing: Missing::Method,
+                reason: format!("this route needs a login with `{method}` (a second factor)"),
+            });
+        }
         if let Some(permission) = access.permission {
             let resource = match access.resource {
                 None => None,

@@ -55,6 +55,7 @@ impl Authorization for ExtAuthz {
             path: http.map_or("", |h| h.path.as_str()),
             permission: extension("permission"),
             resource: extension("resource"),
+            amr: extension("amr"),
         };
         // Our own trouble is a gRPC error: Envoy's `failure_mode_allow` decides.
         let verdict = self.core.gateway(&access)?;

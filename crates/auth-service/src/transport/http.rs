@@ -95,6 +95,7 @@ async fn discovery(State(s): State<Arc<HttpState>>) -> Response {
 struct RouteRequirement {
     permission: Option<String>,
     resource: Option<String>,
+    amr: Option<String>,
 }
 
 /// nginx's subrequest carries the original URI only in a configured header
@@ -113,6 +114,7 @@ async fn forward_auth(
         path,
         permission: route.permission.as_deref().filter(|p| !p.is_empty()),
         resource: route.resource.as_deref().filter(|r| !r.is_empty()),
+        amr: route.amr.as_deref().filter(|r| !r.is_empty()),
     };
     let verdict = match s.core.gateway(&access) {
         Ok(v) => v,

@@ -172,6 +172,26 @@ async fn totp_login_replay_skew_and_recovery_codes(backend: Backend) {
         amr(&refreshed.access_token),
         serde_json::json!(["pwd", "otp"])
     );
+    // A gateway route can demand the second factor (RFC 9470 step-up).
+    let forward = |token: String| {
+        let url = format!("{}/forward-auth?amr=otp", app.http);
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let stepped = forward(refreshed.access_token.clone()).await;
+    assert_eq!(stepped.status(), 200);
+    let password_only = forward(user.session.access_token.clone()).await;
+    assert_eq!(password_only.status(), 401);
+    assert_eq!(
+        password_only.headers()["www-authenticate"],
+        r#"Bearer error="insufficient_user_authentication""#
+    );
     // The challenge is spent, and the code with it.
     assert_code(
         verify(&app, &ch, &code, "").await.map(|_| ()),
