@@ -106,6 +106,13 @@ fn wrong_code() -> AuthError {
     AuthError::Unauthenticated("the code is wrong or was already used".into())
 }
 
+/// A wrong code from an authenticated caller: their session is fine, so not
+/// UNAUTHENTICATED (which clients take for "log in again"); as ChangePassword's
+/// wrong old password.
+fn wrong_own_code() -> AuthError {
+    AuthError::PermissionDenied("code: is wrong or was already used".into())
+}
+
 fn dead_challenge() -> AuthError {
     AuthError::Unauthenticated("the MFA challenge is invalid or expired; log in again".into())
 }
@@ -235,7 +242,7 @@ impl Authenticator {
         let Some(step) = self.matching_step(&totp, &code, now) else {
             self.audit(self.event("mfa.failed", client).actor(identity.id))
                 .await;
-            return Err(wrong_code());
+            return Err(wrong_own_code());
         };
         let codes = recovery_codes()?;
         let hashes: Vec<[u8; 32]> = codes
@@ -249,7 +256,7 @@ impl Authenticator {
             .confirm(identity.id, step, &hashes, notice.as_ref(), now)
             .await?
         {
-            return Err(wrong_code());
+            return Err(wrong_own_code());
         }
         throttle.succeeded(reserved).await?;
         self.outbox_wake.notify_one();
@@ -426,9 +433,7 @@ impl Authenticator {
         if self.accept_code(&identity, &code, now).await?.is_none() {
             self.audit(self.event("mfa.failed", client).actor(identity.id))
                 .await;
-            return Err(AuthError::PermissionDenied(
-                "code: is wrong or was already used".into(),
-            ));
+            return Err(wrong_own_code());
         }
         Throttle {
             store: self.stores.throttle.as_ref(),

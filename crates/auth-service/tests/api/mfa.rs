@@ -88,7 +88,7 @@ async fn enrolled(app: &TestApp) -> Enrolled {
         ))
         .await;
     if totp(&secret, now(app)) != "000000" {
-        assert_code(wrong.map(|_| ()), Code::Unauthenticated);
+        assert_code(wrong.map(|_| ()), Code::PermissionDenied);
     }
     let confirmed = grpc
         .confirm_totp(bearer(
