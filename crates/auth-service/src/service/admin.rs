@@ -47,7 +47,7 @@ impl Authenticator {
         let revoked = self
             .stores
             .identities
-            .change_password(existing.id, &existing.password_hash, &hash, None, None, now)
+            .change_password(existing.id, &existing.password_hash, &hash, None, &[], now)
             .await?
             .ok_or_else(|| {
                 anyhow::anyhow!("the account's password changed meanwhile; run again")

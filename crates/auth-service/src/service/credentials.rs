@@ -13,7 +13,7 @@ use crate::notify::PASSWORD_CHANGED;
 use crate::storage::{
     Amr, IdentityRecord, NewIdentity, NewRefreshToken, NewSession, Purpose, Rotation, StoreError,
 };
-use crate::throttle::{Reserved, Throttle};
+use crate::throttle::Reserved;
 use chrono::{DateTime, Utc};
 use platform::ids::{SessionId, UserId};
 use platform::outbox::OutboxEvent;
@@ -34,9 +34,7 @@ impl Authenticator {
         display_name: DisplayName,
         client: &ClientInfo,
     ) -> Result<UserId, AuthError> {
-        let throttle = Throttle {
-            store: self.stores.throttle.as_ref(),
-        };
+        let throttle = self.throttle();
         if let Err(wait) = throttle
             .per_address(
                 "register",
@@ -127,9 +125,7 @@ impl Authenticator {
         password: Password,
         client: &ClientInfo,
     ) -> Result<LoginOutcome, AuthError> {
-        let throttle = Throttle {
-            store: self.stores.throttle.as_ref(),
-        };
+        let throttle = self.throttle();
         let address = client.address.as_deref();
         let reserved = match throttle
             .reserve(email.as_str(), address, self.clock.now())
@@ -347,11 +343,7 @@ impl Authenticator {
         let reserved = self
             .confirm_own_password(caller, &identity, &old, "password.change_failed", client)
             .await?;
-        Throttle {
-            store: self.stores.throttle.as_ref(),
-        }
-        .succeeded(reserved)
-        .await?;
+        self.throttle().succeeded(reserved).await?;
         let hash = self.hasher.hash(new.secret()).await?;
         let now = self.clock.now();
         let notice = self.notice(PASSWORD_CHANGED, (user_id, &identity.email), now)?;
@@ -363,7 +355,7 @@ impl Authenticator {
                 &identity.password_hash,
                 &hash,
                 Some(caller.session_id),
-                notice.as_ref(),
+                notice.as_slice(),
                 now,
             )
             .await?
@@ -397,9 +389,7 @@ impl Authenticator {
         failure: &str,
         client: &ClientInfo,
     ) -> Result<Reserved, AuthError> {
-        let throttle = Throttle {
-            store: self.stores.throttle.as_ref(),
-        };
+        let throttle = self.throttle();
         let reserved = throttle
             .reserve(&identity.email, client.address.as_deref(), self.clock.now())
             .await?

@@ -12,7 +12,6 @@ use crate::domain::Password;
 use crate::error::AuthError;
 use crate::notify::{MFA_DISABLED, MFA_ENABLED};
 use crate::storage::{Amr, IdentityRecord, NewChallenge};
-use crate::throttle::Throttle;
 use aws_lc_rs::digest::{SHA256, digest};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use chrono::{DateTime, Utc};
@@ -227,9 +226,7 @@ impl Authenticator {
                     "no enrolment in progress: call EnrollTotp first".into(),
                 )
             })?;
-        let throttle = Throttle {
-            store: self.stores.throttle.as_ref(),
-        };
+        let throttle = self.throttle();
         let now = self.clock.now();
         let reserved = throttle
             .reserve(&identity.email, client.address.as_deref(), now)
@@ -253,7 +250,7 @@ impl Authenticator {
         if !self
             .stores
             .mfa
-            .confirm(identity.id, step, &hashes, notice.as_ref(), now)
+            .confirm(identity.id, step, &hashes, notice.as_slice(), now)
             .await?
         {
             return Err(wrong_own_code());
@@ -375,9 +372,7 @@ impl Authenticator {
             .await?
             .filter(|i| !i.disabled)
             .ok_or_else(dead_challenge)?;
-        let throttle = Throttle {
-            store: self.stores.throttle.as_ref(),
-        };
+        let throttle = self.throttle();
         let reserved = throttle
             .reserve(&identity.email, client.address.as_deref(), now)
             .await?
@@ -435,13 +430,14 @@ impl Authenticator {
                 .await;
             return Err(wrong_own_code());
         }
-        Throttle {
-            store: self.stores.throttle.as_ref(),
-        }
-        .succeeded(reserved)
-        .await?;
+        self.throttle().succeeded(reserved).await?;
         let notice = self.notice(MFA_DISABLED, (identity.id, &identity.email), now)?;
-        if !self.stores.mfa.remove(identity.id, notice.as_ref()).await? {
+        if !self
+            .stores
+            .mfa
+            .remove(identity.id, notice.as_slice())
+            .await?
+        {
             return Err(AuthError::FailedPrecondition(
                 "two-factor login is not on".into(),
             ));
@@ -477,7 +473,12 @@ impl Authenticator {
             (identity.id, &identity.email),
             self.clock.now(),
         )?;
-        if !self.stores.mfa.remove(identity.id, notice.as_ref()).await? {
+        if !self
+            .stores
+            .mfa
+            .remove(identity.id, notice.as_slice())
+            .await?
+        {
             return Err(AuthError::FailedPrecondition(
                 "the user has no second factor".into(),
             ));

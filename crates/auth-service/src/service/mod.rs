@@ -250,6 +250,13 @@ impl Authenticator {
             .ok_or_else(|| AuthError::Unauthenticated("the identity no longer exists".into()))
     }
 
+    /// The login and rate limits, over this service's counters.
+    pub(crate) fn throttle(&self) -> crate::throttle::Throttle<'_> {
+        crate::throttle::Throttle {
+            store: self.stores.throttle.as_ref(),
+        }
+    }
+
     /// Records an audit event.
     pub(crate) async fn audit(&self, event: Event) {
         event.record(self.stores.audit.as_ref()).await;

@@ -15,7 +15,6 @@ use crate::notify::{
 };
 use crate::service::{USER_EMAIL_CHANGED, UserEmailChanged};
 use crate::storage::{IdentityRecord, NewOneTimeToken, Purpose, StoreError, Verified};
-use crate::throttle::Throttle;
 use chrono::{DateTime, Duration, Utc};
 use platform::ids::UserId;
 use platform::outbox::OutboxEvent;
@@ -143,9 +142,7 @@ impl Authenticator {
         client: &ClientInfo,
     ) -> Result<Result<(), Duration>, AuthError> {
         let now = self.clock.now();
-        let throttle = Throttle {
-            store: self.stores.throttle.as_ref(),
-        };
+        let throttle = self.throttle();
         let key = format!("verify:account:{}", identity.id);
         if let Err(wait) = throttle
             .limit(&key, MAILS_PER_ACCOUNT, MAIL_WINDOW, now)
@@ -240,9 +237,7 @@ impl Authenticator {
         let reserved = self
             .confirm_own_password(caller, &identity, &password, "email.change_failed", client)
             .await?;
-        let throttle = Throttle {
-            store: self.stores.throttle.as_ref(),
-        };
+        let throttle = self.throttle();
         throttle.succeeded(reserved).await?;
         if new_email.as_str() == identity.email {
             return Err(AuthError::FailedPrecondition(
@@ -283,9 +278,7 @@ impl Authenticator {
         client: &ClientInfo,
     ) -> Result<(), AuthError> {
         self.require_notifications()?;
-        let throttle = Throttle {
-            store: self.stores.throttle.as_ref(),
-        };
+        let throttle = self.throttle();
         if let Err(wait) = throttle
             .per_address(
                 "reset",
@@ -325,9 +318,7 @@ impl Authenticator {
             return Ok(());
         };
         let now = self.clock.now();
-        let throttle = Throttle {
-            store: self.stores.throttle.as_ref(),
-        };
+        let throttle = self.throttle();
         let key = format!("reset:account:{}", identity.id);
         if throttle
             .limit(&key, MAILS_PER_ACCOUNT, MAIL_WINDOW, now)
@@ -383,11 +374,7 @@ impl Authenticator {
             self.revoked.insert(*s, now);
         }
         // Whoever was guessing the old password has nothing left to guess.
-        Throttle {
-            store: self.stores.throttle.as_ref(),
-        }
-        .forgive(&reset.email)
-        .await?;
+        self.throttle().forgive(&reset.email).await?;
         self.outbox_wake.notify_one();
         tracing::info!(user_id = %reset.user_id, "password reset");
         self.audit(

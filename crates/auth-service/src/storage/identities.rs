@@ -64,7 +64,7 @@ pub trait IdentityStore: Send + Sync + std::fmt::Debug {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
     /// Sets a new password hash if the current one is still `expected`, and
-    /// revokes every session of the identity but `keep`, recording `notice`;
+    /// revokes every session of the identity but `keep`, recording the `notice` events;
     /// returns the sessions revoked, or `None` when the password changed
     /// meanwhile (nothing written).
     async fn change_password(
@@ -73,7 +73,7 @@ pub trait IdentityStore: Send + Sync + std::fmt::Debug {
         expected: &str,
         hash: &str,
         keep: Option<SessionId>,
-        notice: Option<&OutboxEvent>,
+        notice: &[OutboxEvent],
         now: DateTime<Utc>,
     ) -> Result<Option<Vec<SessionId>>, StoreError>;
     /// Disables an identity and revokes all its sessions; returns the sessions
@@ -145,9 +145,7 @@ platform::generic_store! {
             if let Some(token) = &identity.verification {
                 Self::insert_token(&mut tx, token).await?;
             }
-            for event in events {
-                SqlOutbox::<DB>::insert(&mut tx, event).await?;
-            }
+            SqlOutbox::<DB>::insert_all(&mut tx, events).await?;
             tx.commit().await?;
             Ok(())
         }
@@ -186,7 +184,7 @@ platform::generic_store! {
             expected: &str,
             hash: &str,
             keep: Option<SessionId>,
-            notice: Option<&OutboxEvent>,
+            notice: &[OutboxEvent],
             now: DateTime<Utc>,
         ) -> Result<Option<Vec<SessionId>>, StoreError> {
             let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
@@ -195,9 +193,7 @@ platform::generic_store! {
             }
             let revoked =
                 Self::revoke_user_sessions(&mut tx, user_id, keep, now, "password_changed").await?;
-            if let Some(event) = notice {
-                SqlOutbox::<DB>::insert(&mut tx, event).await?;
-            }
+            SqlOutbox::<DB>::insert_all(&mut tx, notice).await?;
             tx.commit().await?;
             Ok(Some(revoked))
         }

@@ -54,14 +54,14 @@ pub trait MfaStore: Send + Sync + std::fmt::Debug {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
     /// Confirms the unconfirmed secret with the code of time step `step`,
-    /// replaces the recovery codes and records `notice`; false when there is
+    /// replaces the recovery codes and records the `notice` events; false when there is
     /// nothing to confirm or the step was already used.
     async fn confirm(
         &self,
         user_id: UserId,
         step: i64,
         codes: &[[u8; 32]],
-        notice: Option<&OutboxEvent>,
+        notice: &[OutboxEvent],
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
     /// Accepts time step `step` if it is later than every accepted one.
@@ -77,11 +77,7 @@ pub trait MfaStore: Send + Sync + std::fmt::Debug {
     async fn recovery_codes_left(&self, user_id: UserId) -> Result<i64, StoreError>;
     /// Removes the second factor (secret, codes, challenges) and records
     /// `notice`; false when there was none.
-    async fn remove(
-        &self,
-        user_id: UserId,
-        notice: Option<&OutboxEvent>,
-    ) -> Result<bool, StoreError>;
+    async fn remove(&self, user_id: UserId, notice: &[OutboxEvent]) -> Result<bool, StoreError>;
     async fn insert_challenge(&self, challenge: &NewChallenge) -> Result<(), StoreError>;
     /// The live (unspent, unexpired) challenge with `hash`.
     async fn challenge(
@@ -139,7 +135,7 @@ platform::generic_store! {
             user_id: UserId,
             step: i64,
             codes: &[[u8; 32]],
-            notice: Option<&OutboxEvent>,
+            notice: &[OutboxEvent],
             now: DateTime<Utc>,
         ) -> Result<bool, StoreError> {
             let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
@@ -167,9 +163,7 @@ platform::generic_store! {
                     .execute(&mut *tx)
                     .await?;
             }
-            if let Some(event) = notice {
-                SqlOutbox::<DB>::insert(&mut tx, event).await?;
-            }
+            SqlOutbox::<DB>::insert_all(&mut tx, notice).await?;
             tx.commit().await?;
             Ok(true)
         }
@@ -217,7 +211,7 @@ platform::generic_store! {
         async fn remove(
             &self,
             user_id: UserId,
-            notice: Option<&OutboxEvent>,
+            notice: &[OutboxEvent],
         ) -> Result<bool, StoreError> {
             let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
             let done = sqlx::query(
@@ -235,9 +229,7 @@ platform::generic_store! {
                     .execute(&mut *tx)
                     .await?;
             }
-            if let Some(event) = notice {
-                SqlOutbox::<DB>::insert(&mut tx, event).await?;
-            }
+            SqlOutbox::<DB>::insert_all(&mut tx, notice).await?;
             tx.commit().await?;
             Ok(true)
         }

@@ -243,9 +243,7 @@ platform::generic_store! {
                 for purpose in [Purpose::VerifyEmail, Purpose::ChangeEmail] {
                     Self::supersede(&mut tx, user_id, purpose, now).await?;
                 }
-                for event in change(user_id, &old, &new)? {
-                    SqlOutbox::<DB>::insert(&mut tx, &event).await?;
-                }
+                SqlOutbox::<DB>::insert_all(&mut tx, &change(user_id, &old, &new)?).await?;
                 tx.commit().await?;
                 return Ok(Some(Verified::Changed { user_id, old }));
             }
@@ -300,9 +298,7 @@ platform::generic_store! {
             Self::supersede(&mut tx, user_id, Purpose::ResetPassword, now).await?;
             let revoked =
                 Self::revoke_user_sessions(&mut tx, user_id, None, now, "password_reset").await?;
-            if let Some(event) = notice(user_id, &email)? {
-                SqlOutbox::<DB>::insert(&mut tx, &event).await?;
-            }
+            SqlOutbox::<DB>::insert_all(&mut tx, notice(user_id, &email)?.as_slice()).await?;
             tx.commit().await?;
             Ok(Some(PasswordReset {
                 user_id,

@@ -146,7 +146,7 @@ async fn identities(backend: Backend) {
                 "$argon2id$fake",
                 "$argon2id$x",
                 Some(kept.id),
-                None,
+                &[],
                 Utc::now()
             )
             .await
@@ -161,7 +161,7 @@ async fn identities(backend: Backend) {
                 "$argon2id$new",
                 "$argon2id$x",
                 Some(kept.id),
-                None,
+                &[],
                 Utc::now()
             )
             .await
@@ -515,7 +515,7 @@ async fn logins_racing_a_credential_change(backend: Backend) {
                     "$argon2id$fake",
                     "$argon2id$new",
                     None,
-                    None,
+                    &[],
                     Utc::now(),
                 )
                 .await

@@ -49,6 +49,17 @@ crate::generic_store! {
             .await?;
             Ok(())
         }
+
+        /// Records every one of `events` inside the caller's transaction.
+        pub async fn insert_all(
+            conn: &mut DB::Connection,
+            events: &[OutboxEvent],
+        ) -> Result<(), sqlx::Error> {
+            for event in events {
+                Self::insert(&mut *conn, event).await?;
+            }
+            Ok(())
+        }
     }
 }
 
