@@ -74,7 +74,7 @@ impl Authenticator {
         let password_hash = self.hasher.hash(password.secret()).await?;
         let id = UserId::generate();
         let now = self.clock.now();
-        let identity = NewIdentity {
+        let mut identity = NewIdentity {
             id,
             email: email.as_str().to_owned(),
             display_name: display_name.as_str().to_owned(),
@@ -90,10 +90,9 @@ impl Authenticator {
         })
         .map_err(|e| AuthError::Internal(e.to_string()))?;
         let mut events = vec![OutboxEvent::new(USER_REGISTERED, id.uuid(), payload, now)];
-        let mut identity = identity;
         // The first verification goes out with the registration, atomically.
         if self.recovery.notifications {
-            let issued = self.one_time((&id, &identity.email), Purpose::VerifyEmail, now)?;
+            let issued = self.one_time((id, &identity.email), Purpose::VerifyEmail, now)?;
             identity.verification = Some(issued.token);
             events.push(issued.event);
         }

@@ -11,7 +11,7 @@ use crate::crypto::refresh;
 use crate::domain::Password;
 use crate::error::AuthError;
 use crate::notify::{MFA_DISABLED, MFA_ENABLED};
-use crate::storage::{Amr, IdentityRecord, NewChallenge};
+use crate::storage::{Amr, IdentityRecord, NewChallenge, TotpRecord};
 use aws_lc_rs::digest::{SHA256, digest};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use chrono::{DateTime, Utc};
@@ -148,15 +148,17 @@ impl Authenticator {
         })
     }
 
-    fn secret_of(
+    /// The generator of `identity`'s stored secret (unsealed if it is sealed).
+    fn stored_totp(
         &self,
-        user_id: UserId,
-        stored: &[u8],
-        sealed: bool,
-    ) -> Result<Vec<u8>, AuthError> {
-        self.keys
-            .open_secret(&aad(user_id), stored, sealed)
-            .map_err(|e| AuthError::Internal(e.to_string()))
+        identity: &IdentityRecord,
+        record: &TotpRecord,
+    ) -> Result<TOTP, AuthError> {
+        let secret = self
+            .keys
+            .open_secret(&aad(identity.id), &record.secret, record.encrypted)
+            .map_err(|e| AuthError::Internal(e.to_string()))?;
+        Ok(self.totp(secret, &identity.email))
     }
 
     /// Starts (or restarts) an enrolment: a new secret, not yet in force.
@@ -232,10 +234,7 @@ impl Authenticator {
             .reserve(&identity.email, client.address.as_deref(), now)
             .await?
             .map_err(AuthError::Throttled)?;
-        let totp = self.totp(
-            self.secret_of(identity.id, &record.secret, record.encrypted)?,
-            &identity.email,
-        );
+        let totp = self.stored_totp(&identity, &record)?;
         let Some(step) = self.matching_step(&totp, &code, now) else {
             self.audit(self.event("mfa.failed", client).actor(identity.id))
                 .await;
@@ -323,10 +322,7 @@ impl Authenticator {
                 let Some(record) = self.stores.mfa.totp(identity.id).await? else {
                     return Ok(None);
                 };
-                let totp = self.totp(
-                    self.secret_of(identity.id, &record.secret, record.encrypted)?,
-                    &identity.email,
-                );
+                let totp = self.stored_totp(identity, &record)?;
                 let Some(step) = self.matching_step(&totp, code, now) else {
                     return Ok(None);
                 };
@@ -398,10 +394,6 @@ impl Authenticator {
                 .detail("method", method),
         )
         .await;
-        if method == "recovery_code" {
-            let left = self.stores.mfa.recovery_codes_left(identity.id).await?;
-            tracing::info!(user_id = %identity.id, left, "recovery code used");
-        }
         self.open_session(
             (identity.id, identity.email_verified),
             &identity.password_hash,

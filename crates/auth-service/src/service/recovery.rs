@@ -51,7 +51,7 @@ impl Authenticator {
     /// A new one-time token for `identity`'s address and the event sending it.
     pub(crate) fn one_time(
         &self,
-        identity: (&platform::ids::UserId, &str),
+        (user_id, email): (UserId, &str),
         purpose: Purpose,
         now: DateTime<Utc>,
     ) -> Result<Issued, AuthError> {
@@ -64,10 +64,9 @@ impl Authenticator {
             Purpose::ChangeEmail => (EMAIL_CHANGE_REQUESTED, self.recovery.email_verification_ttl),
         };
         let minted = refresh::mint().map_err(|_| AuthError::Internal("no randomness".into()))?;
-        let (user_id, email) = identity;
         let expires_at = now + ttl;
         let event = Notification {
-            user_id: *user_id,
+            user_id,
             email: email.to_owned(),
             token: Some(minted.token.expose_secret().to_owned()),
             expires_at: Some(expires_at),
@@ -78,7 +77,7 @@ impl Authenticator {
             token: NewOneTimeToken {
                 hash: minted.hash,
                 purpose,
-                user_id: *user_id,
+                user_id,
                 email: email.to_owned(),
                 created_at: now,
                 expires_at,
@@ -91,7 +90,7 @@ impl Authenticator {
     pub(crate) fn notice(
         &self,
         topic: &str,
-        (user_id, email): (platform::ids::UserId, &str),
+        (user_id, email): (UserId, &str),
         now: DateTime<Utc>,
     ) -> Result<Option<OutboxEvent>, StoreError> {
         if !self.recovery.notifications {
@@ -111,7 +110,7 @@ impl Authenticator {
         purpose: Purpose,
         (audit, client): (&str, &ClientInfo),
     ) -> Result<bool, AuthError> {
-        let issued = self.one_time((&user_id, to), purpose, self.clock.now())?;
+        let issued = self.one_time((user_id, to), purpose, self.clock.now())?;
         let stored = self
             .stores
             .recovery

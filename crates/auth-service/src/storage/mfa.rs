@@ -73,8 +73,6 @@ pub trait MfaStore: Send + Sync + std::fmt::Debug {
         hash: &[u8; 32],
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
-    /// Unused recovery codes left.
-    async fn recovery_codes_left(&self, user_id: UserId) -> Result<i64, StoreError>;
     /// Removes the second factor (secret, codes, challenges) and records
     /// `notice`; false when there was none.
     async fn remove(&self, user_id: UserId, notice: &[OutboxEvent]) -> Result<bool, StoreError>;
@@ -197,15 +195,6 @@ platform::generic_store! {
             .execute(&self.pool)
             .await?;
             Ok(DB::rows_affected(&done) == 1)
-        }
-
-        async fn recovery_codes_left(&self, user_id: UserId) -> Result<i64, StoreError> {
-            Ok(sqlx::query_scalar(
-                "SELECT COUNT(*) FROM mfa_recovery_codes WHERE user_id = $1 AND used_at IS NULL",
-            )
-            .bind(user_id)
-            .fetch_one(&self.pool)
-            .await?)
         }
 
         async fn remove(
