@@ -283,38 +283,41 @@ async fn through_envoy(
         token: m.fixtures.tokens[0].clone(),
         authority: authz.url.trim_start_matches("http://").to_owned(),
     });
-    let mut rows: Vec<Row> = Vec::new();
-    let mut alone = None;
-    let mut noop_rate = None;
-    for (envoy, name) in [
-        (&plain, "Envoy alone"),
-        (&noop, "Envoy + no-op ext_authz"),
-        (&authz, "gateway"),
-    ] {
+    let mut measured = Vec::new();
+    for envoy in [&plain, &noop, &authz] {
         let chans = channels(&envoy.url, cli.connections).await?;
-        let stats = drive(
-            &chans,
-            cli.concurrency,
-            cli.warmup,
-            cli.duration,
-            op.clone(),
-        )
-        .await;
-        let ceiling = alone;
-        alone.get_or_insert(stats.throughput());
-        let mut row = Row::new(&m.label, name, &stats, ceiling, None, None);
-        match noop_rate {
-            None if ceiling.is_some() => noop_rate = Some(stats.throughput()),
-            Some(noop) => {
-                row.note = format!(
-                    "{:.0} % of Envoy + no-op ext_authz",
-                    100.0 * stats.throughput() / f64::max(noop, 1e-9)
-                );
-            }
-            None => {}
-        }
-        rows.push(row);
+        measured.push(
+            drive(
+                &chans,
+                cli.concurrency,
+                cli.warmup,
+                cli.duration,
+                op.clone(),
+            )
+            .await,
+        );
     }
+    let [alone, with_noop, gateway] = &measured[..] else {
+        unreachable!("three Envoys were measured");
+    };
+    let ceiling = Some(alone.throughput());
+    let mut gateway_row = Row::new(&m.label, "gateway", gateway, ceiling, None, None);
+    gateway_row.note = format!(
+        "{:.0} % of Envoy + no-op ext_authz",
+        100.0 * gateway.throughput() / with_noop.throughput().max(1e-9)
+    );
+    let rows = vec![
+        Row::new(&m.label, "Envoy alone", alone, None, None, None),
+        Row::new(
+            &m.label,
+            "Envoy + no-op ext_authz",
+            with_noop,
+            ceiling,
+            None,
+            None,
+        ),
+        gateway_row,
+    ];
     Ok(rows)
 }
 

@@ -21,22 +21,27 @@ pub fn kind(k: SubjectKind) -> i32 {
     }
 }
 
-pub fn login(t: IssuedTokens) -> pb::LoginResponse {
-    pb::LoginResponse {
-        access_token: t.access_token,
-        refresh_token: t.refresh_token.expose_secret().to_owned(),
-        token_type: "Bearer".to_owned(),
-        expires_in: t.expires_in,
-        session_id: t.session_id.to_string(),
-        user_id: t.user_id.to_string(),
-        refresh_expires_at: Some(timestamp(t.refresh_expires_at)),
-        ..Default::default()
-    }
+/// A session's tokens as one of the three responses that carry them
+/// (LoginResponse, RefreshTokenResponse, VerifyMfaResponse: the same fields).
+macro_rules! tokens {
+    ($response:path, $t:expr $(, ..$base:expr)?) => {{
+        let t: IssuedTokens = $t;
+        $response {
+            access_token: t.access_token,
+            refresh_token: t.refresh_token.expose_secret().to_owned(),
+            token_type: "Bearer".to_owned(),
+            expires_in: t.expires_in,
+            session_id: t.session_id.to_string(),
+            user_id: t.user_id.to_string(),
+            refresh_expires_at: Some(timestamp(t.refresh_expires_at)),
+            $(..$base)?
+        }
+    }};
 }
 
 pub fn login_outcome(o: LoginOutcome) -> pb::LoginResponse {
     match o {
-        LoginOutcome::Tokens(t) => login(t),
+        LoginOutcome::Tokens(t) => tokens!(pb::LoginResponse, t, ..Default::default()),
         LoginOutcome::MfaRequired(c) => pb::LoginResponse {
             mfa_challenge: c.challenge.expose_secret().to_owned(),
             mfa_challenge_expires_at: Some(timestamp(c.expires_at)),
@@ -46,29 +51,11 @@ pub fn login_outcome(o: LoginOutcome) -> pb::LoginResponse {
 }
 
 pub fn verified_mfa(t: IssuedTokens) -> pb::VerifyMfaResponse {
-    let l = login(t);
-    pb::VerifyMfaResponse {
-        access_token: l.access_token,
-        refresh_token: l.refresh_token,
-        token_type: l.token_type,
-        expires_in: l.expires_in,
-        session_id: l.session_id,
-        user_id: l.user_id,
-        refresh_expires_at: l.refresh_expires_at,
-    }
+    tokens!(pb::VerifyMfaResponse, t)
 }
 
 pub fn refreshed(t: IssuedTokens) -> pb::RefreshTokenResponse {
-    let l = login(t);
-    pb::RefreshTokenResponse {
-        access_token: l.access_token,
-        refresh_token: l.refresh_token,
-        token_type: l.token_type,
-        expires_in: l.expires_in,
-        session_id: l.session_id,
-        user_id: l.user_id,
-        refresh_expires_at: l.refresh_expires_at,
-    }
+    tokens!(pb::RefreshTokenResponse, t)
 }
 
 pub fn validated(p: Principal) -> pb::ValidateTokenResponse {
