@@ -249,7 +249,13 @@ impl Authenticator {
         if !self
             .stores
             .mfa
-            .confirm(identity.id, step, &hashes, notice.as_slice(), now)
+            .confirm(
+                (identity.id, &record.secret),
+                step,
+                &hashes,
+                notice.as_slice(),
+                now,
+            )
             .await?
         {
             return Err(wrong_own_code());

@@ -54,11 +54,13 @@ pub trait MfaStore: Send + Sync + std::fmt::Debug {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
     /// Confirms the unconfirmed secret with the code of time step `step`,
-    /// replaces the recovery codes and records the `notice` events; false when there is
-    /// nothing to confirm or the step was already used.
+    /// replaces the recovery codes and records the `notice` events; false when
+    /// there is nothing to confirm, the step was already used, or the stored
+    /// secret is no longer `checked` (the one the code was checked against: an
+    /// EnrollTotp raced this confirmation).
     async fn confirm(
         &self,
-        user_id: UserId,
+        (user_id, checked): (UserId, &[u8]),
         step: i64,
         codes: &[[u8; 32]],
         notice: &[OutboxEvent],
@@ -130,7 +132,7 @@ platform::generic_store! {
 
         async fn confirm(
             &self,
-            user_id: UserId,
+            (user_id, checked): (UserId, &[u8]),
             step: i64,
             codes: &[[u8; 32]],
             notice: &[OutboxEvent],
@@ -139,12 +141,13 @@ platform::generic_store! {
             let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
             let done = sqlx::query(
                 "UPDATE mfa_totp SET confirmed_at = $3, last_step = $2
-                 WHERE user_id = $1 AND confirmed_at IS NULL
+                 WHERE user_id = $1 AND confirmed_at IS NULL AND secret = $4
                    AND (last_step IS NULL OR last_step < $2)",
             )
             .bind(user_id)
             .bind(step)
             .bind(Timestamp(now))
+            .bind(checked)
             .execute(&mut *tx)
             .await?;
             if DB::rows_affected(&done) != 1 {

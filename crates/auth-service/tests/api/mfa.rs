@@ -17,6 +17,7 @@ both_backends!(
     disable_and_admin_reset,
     one_code_opens_one_session_under_concurrency,
     totp_secrets_are_sealed_with_the_kek,
+    an_enrolment_racing_its_confirmation_confirms_only_the_checked_secret,
 );
 
 /// RFC 4648 base32 without padding.
@@ -459,4 +460,48 @@ async fn totp_secrets_are_sealed_with_the_kek(backend: Backend) {
     verify(&app, &ch, &totp(&user.secret, now(&app)), "")
         .await
         .unwrap();
+}
+
+async fn an_enrolment_racing_its_confirmation_confirms_only_the_checked_secret(backend: Backend) {
+    let (app, _hooks) = spawn_notifying(backend, |_| {}).await;
+    for _ in 0..6 {
+        let email = unique_email();
+        app.register(&email, PASSWORD).await.unwrap();
+        let token = app.login(&email, PASSWORD).await.unwrap().access_token;
+        let first = app
+            .grpc
+            .clone()
+            .enroll_totp(bearer(pb::EnrollTotpRequest {}, &token))
+            .await
+            .unwrap()
+            .into_inner();
+        let secret = base32(&first.secret);
+        // The confirmation checks a code of the first secret while a second
+        // enrolment replaces it.
+        let (mut a, mut b) = (app.grpc.clone(), app.grpc.clone());
+        let confirm = a.confirm_totp(bearer(
+            pb::ConfirmTotpRequest {
+                code: totp(&secret, now(&app)),
+            },
+            &token,
+        ));
+        let enroll = b.enroll_totp(bearer(pb::EnrollTotpRequest {}, &token));
+        let (confirmed, replaced) = tokio::join!(confirm, enroll);
+        assert_eq!(
+            u8::from(confirmed.is_ok()) + u8::from(replaced.is_ok()),
+            1,
+            "either the confirmation or the new enrolment wins: {confirmed:?} {replaced:?}"
+        );
+        if confirmed.is_ok() {
+            // What is in force is the secret the code was checked against.
+            app.clock.advance(chrono::Duration::seconds(30));
+            let ch = challenge(&app, &email).await;
+            verify(&app, &ch, &totp(&secret, now(&app)), "")
+                .await
+                .unwrap();
+        } else {
+            let plain = app.login(&email, PASSWORD).await.unwrap();
+            assert!(!plain.access_token.is_empty(), "nothing was turned on");
+        }
+    }
 }
