@@ -24,6 +24,9 @@ pub const PASSWORD_RESET_REQUESTED: &str = "identity.password_reset.requested";
 pub const PASSWORD_CHANGED: &str = "identity.password.changed";
 /// Sent to a new address: prove it is yours, and the account moves to it.
 pub const EMAIL_CHANGE_REQUESTED: &str = "identity.email_change.requested";
+/// Sent to the current address when a change to another is requested: a
+/// link to stop it.
+pub const EMAIL_CHANGE_PENDING: &str = "identity.email_change.pending";
 /// A notice to the old address that the account moved to another.
 pub const EMAIL_CHANGED: &str = "identity.email.changed";
 /// A notice that two-factor login was turned on.
@@ -76,6 +79,7 @@ fn page(topic: &str) -> Option<&'static str> {
     match topic {
         EMAIL_VERIFICATION_REQUESTED | EMAIL_CHANGE_REQUESTED => Some("verify-email"),
         PASSWORD_RESET_REQUESTED => Some("reset-password"),
+        EMAIL_CHANGE_PENDING => Some("cancel-email-change"),
         _ => None,
     }
 }

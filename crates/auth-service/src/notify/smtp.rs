@@ -4,8 +4,8 @@
 //! for a relay on the same host or network, which does TLS onwards.
 
 use super::{
-    EMAIL_CHANGE_REQUESTED, EMAIL_CHANGED, EMAIL_VERIFICATION_REQUESTED, MFA_DISABLED, MFA_ENABLED,
-    Notification, PASSWORD_CHANGED, PASSWORD_RESET_REQUESTED, link,
+    EMAIL_CHANGE_PENDING, EMAIL_CHANGE_REQUESTED, EMAIL_CHANGED, EMAIL_VERIFICATION_REQUESTED,
+    MFA_DISABLED, MFA_ENABLED, Notification, PASSWORD_CHANGED, PASSWORD_RESET_REQUESTED, link,
 };
 use futures::future::BoxFuture;
 use lettre::message::{Mailbox, header::ContentType};
@@ -87,6 +87,16 @@ impl Smtp {
                 format!(
                     "{}\n{ignore}\n",
                     action("To move your account to this address")
+                ),
+            ),
+            EMAIL_CHANGE_PENDING => (
+                "Your email address is about to change",
+                format!(
+                    "Someone signed in to your account asked to move it to another \
+                     email address. Nothing has changed yet.\n\n\
+                     If this was you, there is nothing to do.\n\n{}\n\
+                     Then reset your password: whoever asked knows it.\n",
+                    action("If this was not you, stop the change and sign every session out")
                 ),
             ),
             PASSWORD_RESET_REQUESTED => (

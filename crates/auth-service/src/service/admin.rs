@@ -1,6 +1,7 @@
 //! Administering identities: the first administrator, and disabling a deleted
 //! user everywhere.
 
+use super::changes::CredentialChange;
 use super::{ADMIN_ROLE, Authenticator, DEFAULT_ROLE};
 use crate::audit::ClientInfo;
 use crate::authz::Principal;
@@ -47,7 +48,14 @@ impl Authenticator {
         let revoked = self
             .stores
             .identities
-            .change_password(existing.id, &existing.password_hash, &hash, None, &[], now)
+            .change_password(
+                (existing.id, None),
+                &existing.password_hash,
+                &hash,
+                &CredentialChange::PasswordReset.ends(),
+                &[],
+                now,
+            )
             .await?
             .ok_or_else(|| {
                 anyhow::anyhow!("the account's password changed meanwhile; run again")
@@ -84,7 +92,7 @@ impl Authenticator {
         let revoked = self
             .stores
             .identities
-            .disable_identity(user_id, now, reason)
+            .disable_identity(user_id, &CredentialChange::AccountDisabled.ends(), now)
             .await?;
         for session_id in &revoked {
             self.revoked.insert(*session_id, now);

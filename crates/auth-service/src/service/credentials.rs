@@ -1,5 +1,6 @@
 //! Registration, login (throttled), refresh, logout and password change.
 
+use super::changes::CredentialChange;
 use super::{
     Authenticator, DEFAULT_ROLE, IssuedTokens, LoginOutcome, USER_REGISTERED, UserRegistered,
 };
@@ -350,10 +351,10 @@ impl Authenticator {
             .stores
             .identities
             .change_password(
-                user_id,
+                (user_id, Some(caller.session_id)),
                 &identity.password_hash,
                 &hash,
-                Some(caller.session_id),
+                &CredentialChange::PasswordChanged.ends(),
                 notice.as_slice(),
                 now,
             )

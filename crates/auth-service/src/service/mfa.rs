@@ -2,8 +2,10 @@
 //! steps, one step of clock skew either way). A code is accepted once: the
 //! last accepted step is stored, so a replay is refused across restarts and
 //! replicas. Ten recovery codes, stored hashed, each work once. Wrong codes
-//! count against the account's login throttle.
+//! count against the factor's own counter (`throttle::reserve_code`), which
+//! a right password never resets.
 
+use super::changes::CredentialChange;
 use super::{Authenticator, IssuedTokens, MfaChallenge};
 use crate::audit::ClientInfo;
 use crate::authz::Principal;
@@ -12,6 +14,7 @@ use crate::domain::Password;
 use crate::error::AuthError;
 use crate::notify::{MFA_DISABLED, MFA_ENABLED};
 use crate::storage::{Amr, IdentityRecord, NewChallenge, TotpRecord};
+use crate::throttle::{Reserved, codes_locked};
 use aws_lc_rs::digest::{SHA256, digest};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use chrono::{DateTime, Utc};
@@ -112,6 +115,14 @@ fn wrong_own_code() -> AuthError {
     AuthError::PermissionDenied("code: is wrong or was already used".into())
 }
 
+fn codes_locked_out() -> AuthError {
+    AuthError::FailedPrecondition(
+        "too many wrong codes: authenticator codes are locked for this account; use a \
+         recovery code, or ask an administrator to reset the second factor"
+            .into(),
+    )
+}
+
 fn dead_challenge() -> AuthError {
     AuthError::Unauthenticated("the MFA challenge is invalid or expired; log in again".into())
 }
@@ -166,9 +177,16 @@ impl Authenticator {
     pub async fn enroll_totp(
         &self,
         caller: &Principal,
+        password: Password,
         client: &ClientInfo,
     ) -> Result<TotpEnrolment, AuthError> {
         let identity = self.own_identity(caller).await?;
+        // Binding a factor is changing an authenticator: a stolen access
+        // token alone must not do it (ASVS 3.7.1).
+        let reserved = self
+            .confirm_own_password(caller, &identity, &password, "mfa.enrolment_failed", client)
+            .await?;
+        self.throttle().succeeded(reserved).await?;
         let mut secret = vec![0u8; SECRET_BYTES];
         SystemRandom::new()
             .fill(&mut secret)
@@ -228,12 +246,10 @@ impl Authenticator {
                     "no enrolment in progress: call EnrollTotp first".into(),
                 )
             })?;
-        let throttle = self.throttle();
         let now = self.clock.now();
-        let reserved = throttle
-            .reserve(&identity.email, client.address.as_deref(), now)
-            .await?
-            .map_err(AuthError::Throttled)?;
+        let reserved = self
+            .reserve_code(&identity, &record, true, client, now)
+            .await?;
         let totp = self.stored_totp(&identity, &record)?;
         let Some(step) = self.matching_step(&totp, &code, now) else {
             self.audit(self.event("mfa.failed", client).actor(identity.id))
@@ -253,14 +269,14 @@ impl Authenticator {
                 (identity.id, &record.secret),
                 step,
                 &hashes,
-                notice.as_slice(),
+                (&CredentialChange::MfaEnabled.ends(), notice.as_slice()),
                 now,
             )
             .await?
         {
             return Err(wrong_own_code());
         }
-        throttle.succeeded(reserved).await?;
+        self.throttle().succeeded(reserved).await?;
         self.outbox_wake.notify_one();
         self.audit(
             self.event("mfa.enabled", client)
@@ -315,40 +331,78 @@ impl Authenticator {
         }))
     }
 
-    /// Checks `code` for `identity` (a TOTP step not used before, or an unused
-    /// recovery code), spending it; the method that matched.
-    async fn accept_code(
+    /// Reserves one code attempt against the factor's own counter: refused
+    /// while it must wait, and for authenticator codes once they are locked
+    /// out. The one gate every code check passes.
+    async fn reserve_code(
+        &self,
+        identity: &IdentityRecord,
+        factor: &TotpRecord,
+        totp: bool,
+        client: &ClientInfo,
+        now: DateTime<Utc>,
+    ) -> Result<Reserved, AuthError> {
+        if totp && codes_locked(factor.failures) {
+            self.audit(self.event("mfa.locked", client).subject(identity.id))
+                .await;
+            return Err(codes_locked_out());
+        }
+        self.throttle()
+            .reserve_code(identity.id, factor, client.address.as_deref(), now)
+            .await?
+            .map_err(AuthError::Throttled)
+    }
+
+    /// Checks `code` for `identity`'s confirmed factor (a TOTP step not used
+    /// before, or an unused recovery code), throttled by the factor's
+    /// counter, spending it; the method that matched. A wrong code keeps its
+    /// reservation (a failure); a right one clears the factor's failures.
+    async fn check_code(
         &self,
         identity: &IdentityRecord,
         code: &MfaCode,
+        client: &ClientInfo,
         now: DateTime<Utc>,
     ) -> Result<Option<&'static str>, AuthError> {
-        match code {
+        let Some(factor) = self
+            .stores
+            .mfa
+            .totp(identity.id)
+            .await?
+            .filter(|f| f.confirmed)
+        else {
+            return Ok(None);
+        };
+        let is_totp = matches!(code, MfaCode::Totp(_));
+        let reserved = self
+            .reserve_code(identity, &factor, is_totp, client, now)
+            .await?;
+        let accepted = match code {
             MfaCode::Totp(code) => {
-                let Some(record) = self.stores.mfa.totp(identity.id).await? else {
-                    return Ok(None);
-                };
-                let totp = self.stored_totp(identity, &record)?;
-                let Some(step) = self.matching_step(&totp, code, now) else {
-                    return Ok(None);
-                };
-                Ok(self
-                    .stores
-                    .mfa
-                    .use_step(identity.id, step)
-                    .await?
-                    .then_some("totp"))
+                let totp = self.stored_totp(identity, &factor)?;
+                match self.matching_step(&totp, code, now) {
+                    Some(step) => self.stores.mfa.use_step(identity.id, step).await?,
+                    None => false,
+                }
+                .then_some("totp")
             }
             MfaCode::Recovery(code) => {
                 let hash = sha256(code.expose_secret().as_bytes());
-                Ok(self
-                    .stores
+                self.stores
                     .mfa
                     .use_recovery_code(identity.id, &hash, now)
                     .await?
-                    .then_some("recovery_code"))
+                    .then_some("recovery_code")
+            }
+        };
+        match accepted {
+            Some(_) => self.throttle().succeeded(reserved).await?,
+            None => {
+                self.audit(self.event("mfa.failed", client).actor(identity.id))
+                    .await;
             }
         }
+        Ok(accepted)
     }
 
     /// Answers a login's challenge with a second factor: the session's tokens.
@@ -374,18 +428,9 @@ impl Authenticator {
             .await?
             .filter(|i| !i.disabled)
             .ok_or_else(dead_challenge)?;
-        let throttle = self.throttle();
-        let reserved = throttle
-            .reserve(&identity.email, client.address.as_deref(), now)
-            .await?
-            .map_err(AuthError::Throttled)?;
-        let Some(method) = self.accept_code(&identity, &code, now).await? else {
-            // The reservation stays: a wrong code is a failed login.
-            self.audit(self.event("mfa.failed", client).actor(identity.id))
-                .await;
+        let Some(method) = self.check_code(&identity, &code, client, now).await? else {
             return Err(wrong_code());
         };
-        throttle.succeeded(reserved).await?;
         // The password changed since the challenge was issued: start over.
         let current = sha256(identity.password_hash.as_bytes());
         if !bool::from(current.ct_eq(&pending.credential[..])) {
@@ -422,18 +467,24 @@ impl Authenticator {
         let reserved = self
             .confirm_own_password(caller, &identity, &password, "mfa.disable_failed", client)
             .await?;
+        self.throttle().succeeded(reserved).await?;
         let now = self.clock.now();
-        if self.accept_code(&identity, &code, now).await?.is_none() {
-            self.audit(self.event("mfa.failed", client).actor(identity.id))
-                .await;
+        if self
+            .check_code(&identity, &code, client, now)
+            .await?
+            .is_none()
+        {
             return Err(wrong_own_code());
         }
-        self.throttle().succeeded(reserved).await?;
         let notice = self.notice(MFA_DISABLED, (identity.id, &identity.email), now)?;
         if !self
             .stores
             .mfa
-            .remove(identity.id, notice.as_slice())
+            .remove(
+                identity.id,
+                (&CredentialChange::MfaDisabled.ends(), notice.as_slice()),
+                now,
+            )
             .await?
         {
             return Err(AuthError::FailedPrecondition(
@@ -466,15 +517,16 @@ impl Authenticator {
             .identity_by_id(user_id)
             .await?
             .ok_or_else(|| AuthError::NotFound(format!("no user {user_id}")))?;
-        let notice = self.notice(
-            MFA_DISABLED,
-            (identity.id, &identity.email),
-            self.clock.now(),
-        )?;
+        let now = self.clock.now();
+        let notice = self.notice(MFA_DISABLED, (identity.id, &identity.email), now)?;
         if !self
             .stores
             .mfa
-            .remove(identity.id, notice.as_slice())
+            .remove(
+                identity.id,
+                (&CredentialChange::MfaReset.ends(), notice.as_slice()),
+                now,
+            )
             .await?
         {
             return Err(AuthError::FailedPrecondition(

@@ -5,6 +5,7 @@
 
 mod accounts;
 mod admin;
+pub mod changes;
 mod credentials;
 pub mod gateway;
 mod mfa;
@@ -254,6 +255,7 @@ impl Authenticator {
     pub(crate) fn throttle(&self) -> crate::throttle::Throttle<'_> {
         crate::throttle::Throttle {
             store: self.stores.throttle.as_ref(),
+            factors: self.stores.mfa.as_ref(),
         }
     }
 

@@ -3,6 +3,7 @@
 //! reach their owner only through a notification.
 
 use super::Authenticator;
+use super::changes::CredentialChange;
 use crate::audit::ClientInfo;
 use crate::authz::Principal;
 use crate::crypto::refresh;
@@ -10,8 +11,8 @@ use crate::domain::Password;
 use crate::domain::{Email, NewPassword};
 use crate::error::AuthError;
 use crate::notify::{
-    EMAIL_CHANGE_REQUESTED, EMAIL_CHANGED, EMAIL_VERIFICATION_REQUESTED, Notification,
-    PASSWORD_CHANGED, PASSWORD_RESET_REQUESTED,
+    EMAIL_CHANGE_PENDING, EMAIL_CHANGE_REQUESTED, EMAIL_CHANGED, EMAIL_VERIFICATION_REQUESTED,
+    Notification, PASSWORD_CHANGED, PASSWORD_RESET_REQUESTED,
 };
 use crate::service::{USER_EMAIL_CHANGED, UserEmailChanged};
 use crate::storage::{IdentityRecord, NewOneTimeToken, Purpose, StoreError, Verified};
@@ -62,6 +63,10 @@ impl Authenticator {
             ),
             Purpose::ResetPassword => (PASSWORD_RESET_REQUESTED, self.recovery.password_reset_ttl),
             Purpose::ChangeEmail => (EMAIL_CHANGE_REQUESTED, self.recovery.email_verification_ttl),
+            // The cancel link lives as long as the change it stops.
+            Purpose::CancelEmailChange => {
+                (EMAIL_CHANGE_PENDING, self.recovery.email_verification_ttl)
+            }
         };
         let minted = refresh::mint().map_err(|_| AuthError::Internal("no randomness".into()))?;
         let expires_at = now + ttl;
@@ -101,21 +106,24 @@ impl Authenticator {
         ))
     }
 
-    /// Stores a new one-time token for `purpose`, sent to `to`, with its
-    /// notification, and records `audit`; false when the identity was disabled
-    /// (or, but for an email change, changed address) meanwhile.
+    /// Stores new one-time tokens, each for a purpose and sent to an address,
+    /// with their notifications in one transaction, and records `audit`;
+    /// false when the identity was disabled (or, but for an email change,
+    /// changed address) meanwhile.
     async fn issue_one_time(
         &self,
-        (user_id, to): (UserId, &str),
-        purpose: Purpose,
+        user_id: UserId,
+        sends: &[(Purpose, &str)],
         (audit, client): (&str, &ClientInfo),
     ) -> Result<bool, AuthError> {
-        let issued = self.one_time((user_id, to), purpose, self.clock.now())?;
-        let stored = self
-            .stores
-            .recovery
-            .issue_token(&issued.token, &issued.event)
-            .await?;
+        let now = self.clock.now();
+        let (mut tokens, mut events) = (Vec::new(), Vec::new());
+        for (purpose, to) in sends {
+            let issued = self.one_time((user_id, to), *purpose, now)?;
+            tokens.push(issued.token);
+            events.push(issued.event);
+        }
+        let stored = self.stores.recovery.issue_tokens(&tokens, &events).await?;
         if stored {
             self.outbox_wake.notify_one();
             self.audit(self.event(audit, client).subject(user_id)).await;
@@ -150,8 +158,8 @@ impl Authenticator {
             return Ok(Err(wait));
         }
         self.issue_one_time(
-            (identity.id, &identity.email),
-            Purpose::VerifyEmail,
+            identity.id,
+            &[(Purpose::VerifyEmail, &identity.email)],
             ("email_verification.requested", client),
         )
         .await?;
@@ -198,7 +206,13 @@ impl Authenticator {
             events.extend(self.notice(EMAIL_CHANGED, (user_id, old), now)?);
             Ok(events)
         };
-        let verified = match self.stores.recovery.verify_email(&hash, &change, now).await {
+        let ends = CredentialChange::EmailChanged.ends();
+        let verified = match self
+            .stores
+            .recovery
+            .verify_email(&hash, &ends, &change, now)
+            .await
+        {
             Err(StoreError::EmailTaken) => {
                 return Err(AuthError::AlreadyExists(
                     "another account took this address meanwhile".into(),
@@ -220,8 +234,10 @@ impl Authenticator {
     }
 
     /// Moves the caller to a new address once they prove it is theirs: a
-    /// verification goes to the new address, and when it is followed the old
-    /// one gets a notice. A wrong password answers as ChangePassword's does.
+    /// verification goes to the new address and, at once, a notice with a
+    /// cancel link to the current one, so a hijacked session's owner hears of
+    /// it before it happens; when the verification is followed the old
+    /// address is told again. A wrong password answers as ChangePassword's does.
     #[tracing::instrument(skip_all, fields(user_id = %caller.subject_id))]
     pub async fn change_email(
         &self,
@@ -259,12 +275,46 @@ impl Authenticator {
             .await?
             .map_err(AuthError::Throttled)?;
         self.issue_one_time(
-            (user_id, new_email.as_str()),
-            Purpose::ChangeEmail,
+            user_id,
+            &[
+                (Purpose::ChangeEmail, new_email.as_str()),
+                (Purpose::CancelEmailChange, &identity.email),
+            ],
             ("email_change.requested", client),
         )
         .await
         .map(drop)
+    }
+
+    /// Stops a pending email change with the token mailed to the current
+    /// address: the change can no longer be verified, and every session and
+    /// outstanding token of the account ends (whoever started it had one).
+    #[tracing::instrument(skip_all)]
+    pub async fn cancel_email_change(
+        &self,
+        token: &SecretString,
+        client: &ClientInfo,
+    ) -> Result<(), AuthError> {
+        let hash = refresh::parse(token).ok_or(AuthError::InvalidOneTimeToken)?;
+        let now = self.clock.now();
+        let (user_id, revoked) = self
+            .stores
+            .recovery
+            .cancel_email_change(&hash, &CredentialChange::EmailChangeCancelled.ends(), now)
+            .await?
+            .ok_or(AuthError::InvalidOneTimeToken)?;
+        for s in &revoked {
+            self.revoked.insert(*s, now);
+        }
+        tracing::info!(%user_id, "email change cancelled");
+        self.audit(
+            self.event("email_change.cancelled", client)
+                .actor(user_id)
+                .subject(user_id)
+                .detail("sessions_revoked", revoked.len()),
+        )
+        .await;
+        Ok(())
     }
 
     /// Queues a reset for the identity with `email`, if there is an enabled
@@ -332,8 +382,8 @@ impl Authenticator {
             return Ok(());
         }
         self.issue_one_time(
-            (identity.id, &identity.email),
-            Purpose::ResetPassword,
+            identity.id,
+            &[(Purpose::ResetPassword, &identity.email)],
             ("password_reset.requested", client),
         )
         .await
@@ -341,7 +391,7 @@ impl Authenticator {
     }
 
     /// Sets a new password with a reset token: every session of the account
-    /// ends, every other reset token dies, and the owner is told.
+    /// ends, every outstanding token and challenge dies, and the owner is told.
     #[tracing::instrument(skip_all)]
     pub async fn reset_password(
         &self,
@@ -366,7 +416,13 @@ impl Authenticator {
         let reset = self
             .stores
             .recovery
-            .reset_password(&hash, &password_hash, &notice, now)
+            .reset_password(
+                &hash,
+                &password_hash,
+                &CredentialChange::PasswordReset.ends(),
+                &notice,
+                now,
+            )
             .await?
             .ok_or(AuthError::InvalidOneTimeToken)?;
         for s in &reset.revoked {

@@ -1,7 +1,7 @@
 //! Identities and their credentials: registration, lookups, password changes and
 //! disabling, each with its effect on sessions in the same transaction.
 
-use super::{NewOneTimeToken, Sql, StoreError};
+use super::{Ends, NewOneTimeToken, Sql, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use platform::ids::{SessionId, UserId};
@@ -63,26 +63,26 @@ pub trait IdentityStore: Send + Sync + std::fmt::Debug {
         hash: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
-    /// Sets a new password hash if the current one is still `expected`, and
-    /// revokes every session of the identity but `keep`, recording the `notice` events;
-    /// returns the sessions revoked, or `None` when the password changed
-    /// meanwhile (nothing written).
+    /// Sets a new password hash if the current one is still `expected`, ends
+    /// what `ends` names (`current` is the session that asked) and records the
+    /// `notice` events; returns the sessions revoked, or `None` when the
+    /// password changed meanwhile (nothing written).
     async fn change_password(
         &self,
-        user_id: UserId,
+        (user_id, current): (UserId, Option<SessionId>),
         expected: &str,
         hash: &str,
-        keep: Option<SessionId>,
+        ends: &Ends,
         notice: &[OutboxEvent],
         now: DateTime<Utc>,
     ) -> Result<Option<Vec<SessionId>>, StoreError>;
-    /// Disables an identity and revokes all its sessions; returns the sessions
+    /// Disables an identity and ends what `ends` names; returns the sessions
     /// revoked now. Disabling twice changes nothing.
     async fn disable_identity(
         &self,
         user_id: UserId,
+        ends: &Ends,
         now: DateTime<Utc>,
-        reason: &str,
     ) -> Result<Vec<SessionId>, StoreError>;
 }
 
@@ -180,10 +180,10 @@ platform::generic_store! {
 
         async fn change_password(
             &self,
-            user_id: UserId,
+            (user_id, current): (UserId, Option<SessionId>),
             expected: &str,
             hash: &str,
-            keep: Option<SessionId>,
+            ends: &Ends,
             notice: &[OutboxEvent],
             now: DateTime<Utc>,
         ) -> Result<Option<Vec<SessionId>>, StoreError> {
@@ -191,8 +191,7 @@ platform::generic_store! {
             if !Self::replace_hash(&mut tx, user_id, expected, hash, now).await? {
                 return Ok(None);
             }
-            let revoked =
-                Self::revoke_user_sessions(&mut tx, user_id, keep, now, "password_changed").await?;
+            let revoked = Self::end_artefacts(&mut tx, user_id, ends, current, now).await?;
             SqlOutbox::<DB>::insert_all(&mut tx, notice).await?;
             tx.commit().await?;
             Ok(Some(revoked))
@@ -201,8 +200,8 @@ platform::generic_store! {
         async fn disable_identity(
             &self,
             user_id: UserId,
+            ends: &Ends,
             now: DateTime<Utc>,
-            reason: &str,
         ) -> Result<Vec<SessionId>, StoreError> {
             let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
             sqlx::query(
@@ -213,7 +212,7 @@ platform::generic_store! {
             .bind(Timestamp(now))
             .execute(&mut *tx)
             .await?;
-            let revoked = Self::revoke_user_sessions(&mut tx, user_id, None, now, reason).await?;
+            let revoked = Self::end_artefacts(&mut tx, user_id, ends, None, now).await?;
             tx.commit().await?;
             Ok(revoked)
         }

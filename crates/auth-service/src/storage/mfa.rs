@@ -2,7 +2,7 @@
 //! key is configured), its last accepted time step, hashed recovery codes and
 //! pending login challenges. Every "accept once" is one conditional UPDATE.
 
-use super::{Sql, StoreError};
+use super::{Counter, Ends, Sql, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use platform::ids::UserId;
@@ -15,6 +15,9 @@ pub struct TotpRecord {
     pub secret: Vec<u8>,
     pub encrypted: bool,
     pub confirmed: bool,
+    /// Wrong codes since the last right one (the factor's own counter).
+    pub failures: i64,
+    pub failed_at: Option<Timestamp>,
 }
 
 /// A login waiting for its second factor.
@@ -54,7 +57,8 @@ pub trait MfaStore: Send + Sync + std::fmt::Debug {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
     /// Confirms the unconfirmed secret with the code of time step `step`,
-    /// replaces the recovery codes and records the `notice` events; false when
+    /// replaces the recovery codes, ends what `ends` names and records the
+    /// `notice` events; false when
     /// there is nothing to confirm, the step was already used, or the stored
     /// secret is no longer `checked` (the one the code was checked against: an
     /// EnrollTotp raced this confirmation).
@@ -63,9 +67,19 @@ pub trait MfaStore: Send + Sync + std::fmt::Debug {
         (user_id, checked): (UserId, &[u8]),
         step: i64,
         codes: &[[u8; 32]],
-        notice: &[OutboxEvent],
+        (ends, notice): (&Ends, &[OutboxEvent]),
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
+    /// Counts one more wrong code against the identity's factor (reserved
+    /// before the code is checked); the counter after it, `None` without a
+    /// factor.
+    async fn reserve_failure(
+        &self,
+        user_id: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Counter>, StoreError>;
+    /// A right code: the factor's failures are forgotten.
+    async fn clear_failures(&self, user_id: UserId) -> Result<(), StoreError>;
     /// Accepts time step `step` if it is later than every accepted one.
     async fn use_step(&self, user_id: UserId, step: i64) -> Result<bool, StoreError>;
     /// Spends an unused recovery code.
@@ -75,9 +89,14 @@ pub trait MfaStore: Send + Sync + std::fmt::Debug {
         hash: &[u8; 32],
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
-    /// Removes the second factor (secret, codes, challenges) and records
-    /// `notice`; false when there was none.
-    async fn remove(&self, user_id: UserId, notice: &[OutboxEvent]) -> Result<bool, StoreError>;
+    /// Removes the second factor (secret, codes), ends what `ends` names and
+    /// records `notice`; false when there was none.
+    async fn remove(
+        &self,
+        user_id: UserId,
+        (ends, notice): (&Ends, &[OutboxEvent]),
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
     async fn insert_challenge(&self, challenge: &NewChallenge) -> Result<(), StoreError>;
     /// The live (unspent, unexpired) challenge with `hash`.
     async fn challenge(
@@ -98,7 +117,7 @@ platform::generic_store! {
     impl<DB> MfaStore for Sql<DB> {
         async fn totp(&self, user_id: UserId) -> Result<Option<TotpRecord>, StoreError> {
             Ok(sqlx::query_as(
-                "SELECT secret, encrypted, confirmed_at IS NOT NULL AS confirmed
+                "SELECT secret, encrypted, confirmed_at IS NOT NULL AS confirmed, failures, failed_at
                  FROM mfa_totp WHERE user_id = $1",
             )
             .bind(user_id)
@@ -118,7 +137,8 @@ platform::generic_store! {
                  VALUES ($1, $2, $3, $4)
                  ON CONFLICT (user_id) DO UPDATE SET
                      secret = excluded.secret, encrypted = excluded.encrypted,
-                     created_at = excluded.created_at, last_step = NULL
+                     created_at = excluded.created_at, last_step = NULL,
+                     failures = 0, failed_at = NULL
                  WHERE mfa_totp.confirmed_at IS NULL",
             )
             .bind(user_id)
@@ -135,12 +155,12 @@ platform::generic_store! {
             (user_id, checked): (UserId, &[u8]),
             step: i64,
             codes: &[[u8; 32]],
-            notice: &[OutboxEvent],
+            (ends, notice): (&Ends, &[OutboxEvent]),
             now: DateTime<Utc>,
         ) -> Result<bool, StoreError> {
             let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
             let done = sqlx::query(
-                "UPDATE mfa_totp SET confirmed_at = $3, last_step = $2
+                "UPDATE mfa_totp SET confirmed_at = $3, last_step = $2, failures = 0, failed_at = NULL
                  WHERE user_id = $1 AND confirmed_at IS NULL AND secret = $4
                    AND (last_step IS NULL OR last_step < $2)",
             )
@@ -164,9 +184,36 @@ platform::generic_store! {
                     .execute(&mut *tx)
                     .await?;
             }
+            Self::end_artefacts(&mut tx, user_id, ends, None, now).await?;
             SqlOutbox::<DB>::insert_all(&mut tx, notice).await?;
             tx.commit().await?;
             Ok(true)
+        }
+
+        async fn reserve_failure(
+            &self,
+            user_id: UserId,
+            now: DateTime<Utc>,
+        ) -> Result<Option<Counter>, StoreError> {
+            // One statement: concurrent wrong codes are serialised by the row,
+            // so each sees a distinct count.
+            Ok(sqlx::query_as(
+                "UPDATE mfa_totp SET failures = failures + 1, failed_at = $2
+                 WHERE user_id = $1
+                 RETURNING failures AS count, created_at AS window_start, failed_at AS updated_at",
+            )
+            .bind(user_id)
+            .bind(Timestamp(now))
+            .fetch_optional(&self.pool)
+            .await?)
+        }
+
+        async fn clear_failures(&self, user_id: UserId) -> Result<(), StoreError> {
+            sqlx::query("UPDATE mfa_totp SET failures = 0, failed_at = NULL WHERE user_id = $1")
+                .bind(user_id)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
         }
 
         async fn use_step(&self, user_id: UserId, step: i64) -> Result<bool, StoreError> {
@@ -203,7 +250,8 @@ platform::generic_store! {
         async fn remove(
             &self,
             user_id: UserId,
-            notice: &[OutboxEvent],
+            (ends, notice): (&Ends, &[OutboxEvent]),
+            now: DateTime<Utc>,
         ) -> Result<bool, StoreError> {
             let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
             let done = sqlx::query(
@@ -215,12 +263,11 @@ platform::generic_store! {
             if DB::rows_affected(&done) != 1 {
                 return Ok(false);
             }
-            for table in ["mfa_recovery_codes", "mfa_challenges"] {
-                sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1"))
-                    .bind(user_id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            sqlx::query("DELETE FROM mfa_recovery_codes WHERE user_id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+            Self::end_artefacts(&mut tx, user_id, ends, None, now).await?;
             SqlOutbox::<DB>::insert_all(&mut tx, notice).await?;
             tx.commit().await?;
             Ok(true)

@@ -6,6 +6,7 @@
 
 mod accounts;
 mod audit;
+mod ends;
 mod identities;
 mod keys;
 mod mfa;
@@ -17,6 +18,7 @@ mod throttle;
 
 pub use accounts::{ServiceAccountRecord, ServiceAccountStore};
 pub use audit::{AuditQuery, AuditRecord, AuditStore};
+pub use ends::{Ends, SessionsEnded};
 pub use identities::{IdentityRecord, IdentityStore, NewIdentity};
 pub use keys::{KeyStore, SigningKeyRecord};
 pub use mfa::{ChallengeRecord, MfaStore, NewChallenge, TotpRecord};

@@ -3,7 +3,7 @@
 //! Spending is one conditional UPDATE, so two concurrent uses of a token cannot
 //! both succeed.
 
-use super::{Sql, StoreError};
+use super::{Ends, Sql, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use platform::ids::{SessionId, UserId};
@@ -19,6 +19,8 @@ pub enum Purpose {
     ResetPassword,
     /// Proves a new address belongs to the identity, which then moves to it.
     ChangeEmail,
+    /// Sent to the old address with an email change: stops the change.
+    CancelEmailChange,
 }
 
 impl Purpose {
@@ -27,6 +29,7 @@ impl Purpose {
             Self::VerifyEmail => "verify_email",
             Self::ResetPassword => "reset_password",
             Self::ChangeEmail => "change_email",
+            Self::CancelEmailChange => "cancel_email_change",
         }
     }
 }
@@ -71,36 +74,47 @@ pub type Notice<'a> = dyn Fn(UserId, &str) -> Result<Option<OutboxEvent>, StoreE
 /// One-time tokens.
 #[async_trait]
 pub trait RecoveryStore: Send + Sync + std::fmt::Debug {
-    /// Stores `token` and its notification `event`; every earlier unspent token
-    /// of the same identity and purpose is superseded (spent). Nothing is
-    /// written when the identity is disabled or (but for an email change, whose
-    /// token names the new address) its email is no longer `token.email`;
-    /// returns whether the token was stored.
-    async fn issue_token(
+    /// Stores `tokens` (of one identity) and their notification `events`;
+    /// every earlier unspent token of the same identity and purpose is
+    /// superseded (spent). Nothing is written when the identity is disabled
+    /// or (but for an email change, whose token names the new address) its
+    /// email is no longer the token's; returns whether the tokens were stored.
+    async fn issue_tokens(
         &self,
-        token: &NewOneTimeToken,
-        event: &OutboxEvent,
+        tokens: &[NewOneTimeToken],
+        events: &[OutboxEvent],
     ) -> Result<bool, StoreError>;
     /// Spends a verification token: marks the address it was sent to
     /// verified, if it is still the identity's, or, for an email change, moves
     /// the identity to it (`EmailTaken` if another took it meanwhile: nothing
-    /// is spent) and records the `change` events.
+    /// is spent), ends what `ends` names and records the `change` events.
     async fn verify_email(
         &self,
         hash: &[u8; 32],
+        ends: &Ends,
         change: &ChangeEvents<'_>,
         now: DateTime<Utc>,
     ) -> Result<Option<Verified>, StoreError>;
     /// Spends a reset token of an enabled identity: sets the password hash,
-    /// revokes every session, spends every other reset token and records the
-    /// notice event `notice` builds from the identity and its email, if any.
+    /// ends what `ends` names and records the notice event `notice` builds
+    /// from the identity and its email, if any.
     async fn reset_password(
         &self,
         hash: &[u8; 32],
         password_hash: &str,
+        ends: &Ends,
         notice: &Notice<'_>,
         now: DateTime<Utc>,
     ) -> Result<Option<PasswordReset>, StoreError>;
+    /// Spends a cancellation token sent to the old address with an email
+    /// change, and ends what `ends` names (the pending change among it);
+    /// returns the identity and the sessions revoked.
+    async fn cancel_email_change(
+        &self,
+        hash: &[u8; 32],
+        ends: &Ends,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(UserId, Vec<SessionId>)>, StoreError>;
     /// Whether a token with `hash` for `purpose` could be spent now.
     async fn is_live(
         &self,
@@ -176,31 +190,37 @@ platform::generic_store! {
 platform::generic_store! {
     #[async_trait]
     impl<DB> RecoveryStore for Sql<DB> {
-        async fn issue_token(
+        async fn issue_tokens(
             &self,
-            token: &NewOneTimeToken,
-            event: &OutboxEvent,
+            tokens: &[NewOneTimeToken],
+            events: &[OutboxEvent],
         ) -> Result<bool, StoreError> {
-            let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
-            let same_address = if token.purpose == Purpose::ChangeEmail {
-                ""
-            } else {
-                " AND email = $2"
+            let Some(first) = tokens.first() else {
+                return Ok(false);
             };
-            let current: Option<UserId> = sqlx::query_scalar(&format!(
-                "SELECT id FROM identities WHERE id = $1 AND disabled_at IS NULL{same_address}{}",
+            let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+            let current: Option<String> = sqlx::query_scalar(&format!(
+                "SELECT email FROM identities WHERE id = $1 AND disabled_at IS NULL{}",
                 DB::FOR_UPDATE
             ))
-            .bind(token.user_id)
-            .bind(&token.email)
+            .bind(first.user_id)
             .fetch_optional(&mut *tx)
             .await?;
-            if current.is_none() {
+            let Some(current) = current else {
+                return Ok(false);
+            };
+            let sent_where_expected = |t: &NewOneTimeToken| {
+                t.user_id == first.user_id
+                    && (t.purpose == Purpose::ChangeEmail || t.email == current)
+            };
+            if !tokens.iter().all(sent_where_expected) {
                 return Ok(false);
             }
-            Self::supersede(&mut tx, token.user_id, token.purpose, token.created_at).await?;
-            Self::insert_token(&mut tx, token).await?;
-            SqlOutbox::<DB>::insert(&mut tx, event).await?;
+            for token in tokens {
+                Self::supersede(&mut tx, token.user_id, token.purpose, token.created_at).await?;
+                Self::insert_token(&mut tx, token).await?;
+            }
+            SqlOutbox::<DB>::insert_all(&mut tx, events).await?;
             tx.commit().await?;
             Ok(true)
         }
@@ -208,6 +228,7 @@ platform::generic_store! {
         async fn verify_email(
             &self,
             hash: &[u8; 32],
+            ends: &Ends,
             change: &ChangeEvents<'_>,
             now: DateTime<Utc>,
         ) -> Result<Option<Verified>, StoreError> {
@@ -240,9 +261,7 @@ platform::generic_store! {
                     }
                     other => other?,
                 };
-                for purpose in [Purpose::VerifyEmail, Purpose::ChangeEmail] {
-                    Self::supersede(&mut tx, user_id, purpose, now).await?;
-                }
+                Self::end_artefacts(&mut tx, user_id, ends, None, now).await?;
                 SqlOutbox::<DB>::insert_all(&mut tx, &change(user_id, &old, &new)?).await?;
                 tx.commit().await?;
                 return Ok(Some(Verified::Changed { user_id, old }));
@@ -274,6 +293,7 @@ platform::generic_store! {
             &self,
             hash: &[u8; 32],
             password_hash: &str,
+            ends: &Ends,
             notice: &Notice<'_>,
             now: DateTime<Utc>,
         ) -> Result<Option<PasswordReset>, StoreError> {
@@ -295,9 +315,7 @@ platform::generic_store! {
             let Some(email) = email else {
                 return Ok(None);
             };
-            Self::supersede(&mut tx, user_id, Purpose::ResetPassword, now).await?;
-            let revoked =
-                Self::revoke_user_sessions(&mut tx, user_id, None, now, "password_reset").await?;
+            let revoked = Self::end_artefacts(&mut tx, user_id, ends, None, now).await?;
             SqlOutbox::<DB>::insert_all(&mut tx, notice(user_id, &email)?.as_slice()).await?;
             tx.commit().await?;
             Ok(Some(PasswordReset {
@@ -305,6 +323,23 @@ platform::generic_store! {
                 email,
                 revoked,
             }))
+        }
+
+        async fn cancel_email_change(
+            &self,
+            hash: &[u8; 32],
+            ends: &Ends,
+            now: DateTime<Utc>,
+        ) -> Result<Option<(UserId, Vec<SessionId>)>, StoreError> {
+            let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+            let Some((user_id, _)) =
+                Self::spend_token(&mut tx, hash, Purpose::CancelEmailChange, now).await?
+            else {
+                return Ok(None);
+            };
+            let revoked = Self::end_artefacts(&mut tx, user_id, ends, None, now).await?;
+            tx.commit().await?;
+            Ok(Some((user_id, revoked)))
         }
 
         async fn is_live(

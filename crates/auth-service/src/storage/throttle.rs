@@ -28,7 +28,8 @@ pub trait ThrottleStore: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<Counter>, StoreError>;
     /// Gives back a reservation that turned out a success: `clear` is deleted,
     /// `decrement` counts one less.
-    async fn release(&self, clear: &str, decrement: Option<&str>) -> Result<(), StoreError>;
+    async fn release(&self, clear: Option<&str>, decrement: Option<&str>)
+    -> Result<(), StoreError>;
     async fn counter(&self, key: &str) -> Result<Option<Counter>, StoreError>;
 }
 
@@ -67,12 +68,18 @@ platform::generic_store! {
             Ok(counters)
         }
 
-        async fn release(&self, clear: &str, decrement: Option<&str>) -> Result<(), StoreError> {
+        async fn release(
+            &self,
+            clear: Option<&str>,
+            decrement: Option<&str>,
+        ) -> Result<(), StoreError> {
             let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
-            sqlx::query("DELETE FROM throttle_counters WHERE key = $1")
-                .bind(clear)
-                .execute(&mut *tx)
-                .await?;
+            if let Some(key) = clear {
+                sqlx::query("DELETE FROM throttle_counters WHERE key = $1")
+                    .bind(key)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             if let Some(key) = decrement {
                 sqlx::query(
                     "UPDATE throttle_counters SET count = count - 1 WHERE key = $1 AND count > 0",

@@ -67,7 +67,12 @@ async fn enrolled(app: &TestApp) -> Enrolled {
     let session = app.login(&email, PASSWORD).await.unwrap();
     let mut grpc = app.grpc.clone();
     let e = grpc
-        .enroll_totp(bearer(pb::EnrollTotpRequest {}, &session.access_token))
+        .enroll_totp(bearer(
+            pb::EnrollTotpRequest {
+                password: PASSWORD.into(),
+            },
+            &session.access_token,
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -331,9 +336,14 @@ async fn disable_and_admin_reset(backend: Backend) {
     let token = &user.session.access_token;
     // Already on: enrolling again is refused.
     assert_code(
-        grpc.enroll_totp(bearer(pb::EnrollTotpRequest {}, token))
-            .await
-            .map(|_| ()),
+        grpc.enroll_totp(bearer(
+            pb::EnrollTotpRequest {
+                password: PASSWORD.into(),
+            },
+            token,
+        ))
+        .await
+        .map(|_| ()),
         Code::FailedPrecondition,
     );
     app.clock.advance(chrono::Duration::seconds(30));
@@ -471,7 +481,12 @@ async fn an_enrolment_racing_its_confirmation_confirms_only_the_checked_secret(b
         let first = app
             .grpc
             .clone()
-            .enroll_totp(bearer(pb::EnrollTotpRequest {}, &token))
+            .enroll_totp(bearer(
+                pb::EnrollTotpRequest {
+                    password: PASSWORD.into(),
+                },
+                &token,
+            ))
             .await
             .unwrap()
             .into_inner();
@@ -485,7 +500,12 @@ async fn an_enrolment_racing_its_confirmation_confirms_only_the_checked_secret(b
             },
             &token,
         ));
-        let enroll = b.enroll_totp(bearer(pb::EnrollTotpRequest {}, &token));
+        let enroll = b.enroll_totp(bearer(
+            pb::EnrollTotpRequest {
+                password: PASSWORD.into(),
+            },
+            &token,
+        ));
         let (confirmed, replaced) = tokio::join!(confirm, enroll);
         assert_eq!(
             u8::from(confirmed.is_ok()) + u8::from(replaced.is_ok()),

@@ -1,6 +1,7 @@
 //! The storage conformance suite: the same expectations of both backends.
 
 use crate::helpers::{Backend, both_backends};
+use auth_service::service::changes::CredentialChange;
 use auth_service::storage::{
     Amr, NewIdentity, NewRefreshToken, NewSession, Rotation, SigningKeyRecord, StoreError, Stores,
 };
@@ -142,10 +143,10 @@ async fn identities(backend: Backend) {
     assert_eq!(
         s.identities
             .change_password(
-                ada.id,
+                (ada.id, Some(kept.id)),
                 "$argon2id$fake",
                 "$argon2id$x",
-                Some(kept.id),
+                &CredentialChange::PasswordChanged.ends(),
                 &[],
                 Utc::now()
             )
@@ -157,10 +158,10 @@ async fn identities(backend: Backend) {
     assert_eq!(
         s.identities
             .change_password(
-                ada.id,
+                (ada.id, Some(kept.id)),
                 "$argon2id$new",
                 "$argon2id$x",
-                Some(kept.id),
+                &CredentialChange::PasswordChanged.ends(),
                 &[],
                 Utc::now()
             )
@@ -429,14 +430,22 @@ async fn revocations_and_keys(backend: Backend) {
     );
     assert_eq!(
         s.identities
-            .disable_identity(ada.id, Utc::now(), "deleted")
+            .disable_identity(
+                ada.id,
+                &CredentialChange::AccountDisabled.ends(),
+                Utc::now()
+            )
             .await
             .unwrap(),
         vec![other.id]
     );
     assert!(
         s.identities
-            .disable_identity(ada.id, Utc::now(), "deleted")
+            .disable_identity(
+                ada.id,
+                &CredentialChange::AccountDisabled.ends(),
+                Utc::now()
+            )
             .await
             .unwrap()
             .is_empty()
@@ -511,10 +520,10 @@ async fn logins_racing_a_credential_change(backend: Backend) {
         let revoked = if change == "password" {
             s.identities
                 .change_password(
-                    ada.id,
+                    (ada.id, None),
                     "$argon2id$fake",
                     "$argon2id$new",
-                    None,
+                    &CredentialChange::PasswordChanged.ends(),
                     &[],
                     Utc::now(),
                 )
@@ -523,7 +532,11 @@ async fn logins_racing_a_credential_change(backend: Backend) {
                 .expect("the hash checked is current")
         } else {
             s.identities
-                .disable_identity(ada.id, Utc::now(), "deleted")
+                .disable_identity(
+                    ada.id,
+                    &CredentialChange::AccountDisabled.ends(),
+                    Utc::now(),
+                )
                 .await
                 .unwrap()
         };

@@ -526,12 +526,23 @@ impl AuthService for AuthGrpc {
         Ok(Response::new(pb::ChangeEmailResponse {}))
     }
 
+    async fn cancel_email_change(
+        &self,
+        request: Request<pb::CancelEmailChangeRequest>,
+    ) -> Reply<pb::CancelEmailChangeResponse> {
+        let client = self.client(&request);
+        let token = required_secret(request.into_inner().token, "token")?;
+        self.core.cancel_email_change(&token, &client).await?;
+        Ok(Response::new(pb::CancelEmailChangeResponse {}))
+    }
+
     async fn enroll_totp(
         &self,
         request: Request<pb::EnrollTotpRequest>,
     ) -> Reply<pb::EnrollTotpResponse> {
         let (caller, client) = self.caller(&request)?;
-        let e = self.core.enroll_totp(&caller, &client).await?;
+        let password = Password::parse(request.into_inner().password, "password")?;
+        let e = self.core.enroll_totp(&caller, password, &client).await?;
         Ok(Response::new(pb::EnrollTotpResponse {
             secret: e.secret_base32.expose_secret().to_owned(),
             otpauth_uri: e.otpauth_uri.expose_secret().to_owned(),

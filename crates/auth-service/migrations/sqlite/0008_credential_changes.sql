@@ -1,0 +1,9 @@
+-- The second factor keeps its own failure counter, on the factor itself: a
+-- right password never resets it, only a right code does, and it lives as long
+-- as the factor (no time window or pruning forgets it).
+ALTER TABLE mfa_totp ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE mfa_totp ADD COLUMN failed_at INTEGER;
+
+-- A credential change ends the identity's pending challenges in its own
+-- transaction: found by user, not by scanning the table.
+CREATE INDEX mfa_challenges_user_idx ON mfa_challenges (user_id);
