@@ -12,6 +12,7 @@ mod helpers;
 
 mod access;
 mod bad_input;
+mod credential_changes;
 mod flow;
 mod gateway;
 mod hardening;

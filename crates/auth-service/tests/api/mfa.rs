@@ -18,10 +18,12 @@ both_backends!(
     one_code_opens_one_session_under_concurrency,
     totp_secrets_are_sealed_with_the_kek,
     an_enrolment_racing_its_confirmation_confirms_only_the_checked_secret,
+    code_guesses_gain_nothing_from_logging_in_again,
+    enrolling_a_factor_needs_the_password,
 );
 
 /// RFC 4648 base32 without padding.
-fn base32(s: &str) -> Vec<u8> {
+pub(crate) fn base32(s: &str) -> Vec<u8> {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     let (mut bits, mut value, mut out) = (0u32, 0u32, Vec::new());
     for c in s.trim_end_matches('=').bytes() {
@@ -38,7 +40,7 @@ fn base32(s: &str) -> Vec<u8> {
 }
 
 /// RFC 6238 with HMAC-SHA-1, 6 digits, 30-second steps, at unix time `t`.
-fn totp(secret: &[u8], t: i64) -> String {
+pub(crate) fn totp(secret: &[u8], t: i64) -> String {
     let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret).unwrap();
     mac.update(&((t / 30) as u64).to_be_bytes());
     let h = mac.finalize().into_bytes();
@@ -50,18 +52,18 @@ fn totp(secret: &[u8], t: i64) -> String {
     format!("{:06}", bin % 1_000_000)
 }
 
-struct Enrolled {
-    email: String,
-    secret: Vec<u8>,
-    recovery: Vec<String>,
-    session: pb::LoginResponse,
+pub(crate) struct Enrolled {
+    pub email: String,
+    pub secret: Vec<u8>,
+    pub recovery: Vec<String>,
+    pub session: pb::LoginResponse,
 }
 
-fn now(app: &TestApp) -> i64 {
+pub(crate) fn now(app: &TestApp) -> i64 {
     app.clock.now().timestamp()
 }
 
-async fn enrolled(app: &TestApp) -> Enrolled {
+pub(crate) async fn enrolled(app: &TestApp) -> Enrolled {
     let email = unique_email();
     app.register(&email, PASSWORD).await.unwrap();
     let session = app.login(&email, PASSWORD).await.unwrap();
@@ -115,7 +117,7 @@ async fn enrolled(app: &TestApp) -> Enrolled {
     }
 }
 
-async fn challenge(app: &TestApp, email: &str) -> String {
+pub(crate) async fn challenge(app: &TestApp, email: &str) -> String {
     let r = app.login(email, PASSWORD).await.unwrap();
     assert!(
         r.access_token.is_empty() && r.refresh_token.is_empty(),
@@ -126,7 +128,7 @@ async fn challenge(app: &TestApp, email: &str) -> String {
     r.mfa_challenge
 }
 
-async fn verify(
+pub(crate) async fn verify(
     app: &TestApp,
     challenge: &str,
     code: &str,
@@ -524,4 +526,140 @@ async fn an_enrolment_racing_its_confirmation_confirms_only_the_checked_secret(b
             assert!(!plain.access_token.is_empty(), "nothing was turned on");
         }
     }
+}
+
+/// A request as a gateway forwards it for the client at `address`.
+fn from<T>(message: T, address: &str) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(message);
+    r.metadata_mut()
+        .insert("x-forwarded-for", address.parse().unwrap());
+    r
+}
+
+/// A code none of the accepted steps (now, ±30 s) produces.
+fn wrong_code(secret: &[u8], t: i64) -> String {
+    let taken = [totp(secret, t - 30), totp(secret, t), totp(secret, t + 30)];
+    (0..)
+        .map(|n| format!("{:06}", 123_457 + n))
+        .find(|c| !taken.contains(c))
+        .unwrap()
+}
+
+/// The attack of Hardening II, item 1: with the password, log in again from
+/// a new address between every few code guesses. A right password must not
+/// clear the second factor's failures: the guesses run into the backoff and
+/// then the lockout, however they are spread.
+async fn code_guesses_gain_nothing_from_logging_in_again(backend: Backend) {
+    let (app, _hooks) =
+        spawn_notifying(backend, |s| s.trusted_proxies = "127.0.0.0/8".into()).await;
+    let user = enrolled(&app).await;
+    let mut grpc = app.grpc.clone();
+    let (mut checked, mut throttled, mut locked) = (0, 0, 0);
+    for round in 0..26 {
+        let address = format!("198.51.100.{round}");
+        let login = grpc
+            .login(from(
+                pb::LoginRequest {
+                    email: user.email.clone(),
+                    password: PASSWORD.into(),
+                },
+                &address,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!login.mfa_challenge.is_empty(), "round {round}");
+        for _ in 0..4 {
+            let wrong = wrong_code(&user.secret, now(&app));
+            let answer = grpc
+                .verify_mfa(from(
+                    pb::VerifyMfaRequest {
+                        mfa_challenge: login.mfa_challenge.clone(),
+                        code: wrong,
+                        recovery_code: String::new(),
+                    },
+                    &address,
+                ))
+                .await;
+            match answer.map_err(|s| s.code()) {
+                Err(Code::Unauthenticated) => checked += 1,
+                Err(Code::ResourceExhausted) => throttled += 1,
+                Err(Code::FailedPrecondition) => locked += 1,
+                other => panic!("round {round}: {other:?}"),
+            }
+        }
+        // A patient attacker waits out every backoff.
+        app.clock.advance(chrono::Duration::minutes(16));
+    }
+    assert_eq!(
+        checked, 20,
+        "codes checked before the lockout (throttled {throttled}, locked {locked})"
+    );
+    assert!(throttled > 0, "the backoff slowed the guesses down");
+    assert!(locked > 0, "the authenticator codes locked");
+
+    // Locked: even the right code is refused, from anywhere.
+    let ch = challenge(&app, &user.email).await;
+    app.clock.advance(chrono::Duration::seconds(30));
+    assert_code(
+        verify(&app, &ch, &totp(&user.secret, now(&app)), "")
+            .await
+            .map(|_| ()),
+        Code::FailedPrecondition,
+    );
+    // A recovery code (not guessable) still works, and unlocks the codes.
+    verify(&app, &ch, "", &user.recovery[0]).await.unwrap();
+    let ch = challenge(&app, &user.email).await;
+    app.clock.advance(chrono::Duration::seconds(30));
+    verify(&app, &ch, &totp(&user.secret, now(&app)), "")
+        .await
+        .unwrap();
+}
+
+/// Hardening II, item 3: a stolen access token alone cannot bind the
+/// thief's authenticator; a wrong password counts as ChangePassword's does.
+async fn enrolling_a_factor_needs_the_password(backend: Backend) {
+    let (app, _hooks) = spawn_notifying(backend, |_| {}).await;
+    let email = unique_email();
+    app.register(&email, PASSWORD).await.unwrap();
+    let session = app.login(&email, PASSWORD).await.unwrap();
+    let mut grpc = app.grpc.clone();
+    let enroll = |password: &str| {
+        bearer(
+            pb::EnrollTotpRequest {
+                password: password.into(),
+            },
+            &session.access_token,
+        )
+    };
+    assert_code(
+        grpc.enroll_totp(enroll("")).await.map(|_| ()),
+        Code::InvalidArgument,
+    );
+    assert_code(
+        grpc.enroll_totp(enroll("not the password at all"))
+            .await
+            .map(|_| ()),
+        Code::PermissionDenied,
+    );
+    grpc.enroll_totp(enroll(PASSWORD)).await.unwrap();
+    // Guessing the password through this call ends the session.
+    for _ in 0..2 {
+        assert_code(
+            grpc.enroll_totp(enroll("still not the password"))
+                .await
+                .map(|_| ()),
+            Code::PermissionDenied,
+        );
+    }
+    assert_code(
+        grpc.enroll_totp(enroll("still not the password"))
+            .await
+            .map(|_| ()),
+        Code::Unauthenticated,
+    );
+    assert_code(
+        app.validate(&session.access_token).await.map(|_| ()),
+        Code::Unauthenticated,
+    );
 }
