@@ -105,7 +105,8 @@ print("recovery: password reset from the mailed link; old sessions ended, owner 
 
 # 3. Two-factor login, with codes from pyotp.
 md = [("authorization", f"Bearer {session.access_token}")]
-enrolment = auth.EnrollTotp(auth_pb2.EnrollTotpRequest(), metadata=md)
+refused(lambda: auth.EnrollTotp(auth_pb2.EnrollTotpRequest(), metadata=md), grpc.StatusCode.INVALID_ARGUMENT)
+enrolment = auth.EnrollTotp(auth_pb2.EnrollTotpRequest(password=new_password), metadata=md)
 seen.append(enrolment.secret)
 parsed = pyotp.parse_uri(enrolment.otpauth_uri)
 assert parsed.secret == enrolment.secret and parsed.name == email, enrolment.otpauth_uri
