@@ -298,18 +298,21 @@ platform::generic_store! {
             now: DateTime<Utc>,
         ) -> Result<Option<PasswordReset>, StoreError> {
             let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
-            let Some((user_id, _)) =
+            let Some((user_id, sent_to)) =
                 Self::spend_token(&mut tx, hash, Purpose::ResetPassword, now).await?
             else {
                 return Ok(None);
             };
+            // A move ends the reset tokens anyway; the address is checked too,
+            // so a link mailed to an address the account has left never works.
             let email: Option<String> = sqlx::query_scalar(
                 "UPDATE identities SET password_hash = $2, updated_at = $3
-                 WHERE id = $1 AND disabled_at IS NULL RETURNING email",
+                 WHERE id = $1 AND email = $4 AND disabled_at IS NULL RETURNING email",
             )
             .bind(user_id)
             .bind(password_hash)
             .bind(Timestamp(now))
+            .bind(&sent_to)
             .fetch_optional(&mut *tx)
             .await?;
             let Some(email) = email else {
@@ -332,11 +335,23 @@ platform::generic_store! {
             now: DateTime<Utc>,
         ) -> Result<Option<(UserId, Vec<SessionId>)>, StoreError> {
             let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
-            let Some((user_id, _)) =
+            let Some((user_id, sent_to)) =
                 Self::spend_token(&mut tx, hash, Purpose::CancelEmailChange, now).await?
             else {
                 return Ok(None);
             };
+            // Only from the address the account still has.
+            let current: Option<UserId> = sqlx::query_scalar(&format!(
+                "SELECT id FROM identities WHERE id = $1 AND email = $2{}",
+                DB::FOR_UPDATE
+            ))
+            .bind(user_id)
+            .bind(&sent_to)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if current.is_none() {
+                return Ok(None);
+            }
             let revoked = Self::end_artefacts(&mut tx, user_id, ends, None, now).await?;
             tx.commit().await?;
             Ok(Some((user_id, revoked)))
