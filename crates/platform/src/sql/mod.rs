@@ -8,10 +8,12 @@
 mod dialect;
 mod prune;
 mod time;
+mod tx;
 
 pub use dialect::{Dialect, SqlType, UniqueKey};
 pub use prune::Expired;
 pub use time::Timestamp;
+pub use tx::Tx;
 
 /// Implements a store trait (or inherent methods) for a store generic over the
 /// backend, with the bounds sqlx needs spelled out once here: executing on a
