@@ -14,6 +14,7 @@ mod access;
 mod bad_input;
 mod flow;
 mod gateway;
+mod gateway_paths;
 mod hardening;
 mod mfa;
 mod operations;
