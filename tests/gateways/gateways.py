@@ -42,10 +42,13 @@ def free_port():
 
 
 class Echo(http.server.BaseHTTPRequestHandler):
-    """Answers every request with the headers it received, as JSON."""
+    """Answers every request with the headers it received, and its request
+    target as `:path`, as JSON."""
 
     def _echo(self):
-        body = json.dumps({k.lower(): v for k, v in self.headers.items()}).encode()
+        seen = {k.lower(): v for k, v in self.headers.items()}
+        seen[":path"] = self.path
+        body = json.dumps(seen).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(body)))
@@ -109,6 +112,10 @@ envoy_config = {
                     "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                     "stat_prefix": "gateway",
                     "codec_type": "AUTO",
+                    # As deploy/envoy/envoy.yaml: decide on, and forward, the normalised path.
+                    "normalize_path": True,
+                    "merge_slashes": True,
+                    "path_with_escaped_slashes_action": "REJECT_REQUEST",
                     "route_config": {"virtual_hosts": [{
                         "name": "all",
                         "domains": ["*"],
@@ -168,7 +175,8 @@ http {{
             proxy_pass http://127.0.0.1:{auth_http_port}/forward-auth$auth_query;
             proxy_pass_request_body off;
             proxy_set_header Content-Length "";
-            proxy_set_header X-Original-URI $request_uri;
+            # As deploy/nginx/nginx.conf: the target as sent, in the one header read.
+            proxy_set_header X-Forwarded-Uri $request_uri;
             proxy_set_header X-Original-Method $request_method;
         }}
         location /users/ {{
@@ -233,6 +241,30 @@ def request(port, method, path, token=None, headers=None):
         return 0, {}, None
 
 
+def raw_request(port, method, target, token, headers=()):
+    """One HTTP/1.1 request written byte for byte (no client normalises or
+    refuses the target): the status and, on 200, the upstream's echo."""
+    lines = [method.encode() + b" " + target + b" HTTP/1.1", b"Host: gateway",
+             f"Authorization: Bearer {token}".encode(), b"Content-Length: 0", b"Connection: close"]
+    lines += [f"{k}: {v}".encode() for k, v in headers]
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"\r\n".join(lines) + b"\r\n\r\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/1.1 ") else 0
+    if b"transfer-encoding: chunked" in head.lower():
+        chunks = b""
+        while True:
+            size, _, body = body.partition(b"\r\n")
+            if int(size, 16) == 0:
+                break
+            chunks, body = chunks + body[:int(size, 16)], body[int(size, 16) + 2:]
+        body = chunks
+    return status, (json.loads(body) if status == 200 else None)
+
+
 def _get(users, name, metadata):
     try:
         users.GetUser(user_pb2.GetUserRequest(name=name), metadata=metadata)
@@ -291,6 +323,48 @@ try:
         status, _, _ = request(port, "PATCH", f"/users/{ada.user_id}", token=bob.access_token)
         assert status == 403, (name, status)
     print("gateways: envoy and nginx allow, deny and forward identities as specified")
+
+    # Forward auth reads only the header nginx sets: a client's own X-Original-URI
+    # or X-Forwarded-Uri naming its own profile changes nothing, nor do raw bytes
+    # (which nginx passes in $request_uri) make the Auth Service look elsewhere.
+    mine = f"/users/{ada.user_id}"
+    spoof = [("X-Original-URI", mine), ("X-Forwarded-Uri", mine)]
+    for name, port in (("envoy", envoy_port), ("nginx", nginx_port)):
+        for target in (f"/users/{bob.user_id}".encode(), f"/users/{bob.user_id}?note=".encode() + b"\xff\xfe"):
+            status, seen = raw_request(port, "PATCH", target, ada.access_token, spoof)
+            assert status in (400, 403), (name, target, status, seen)
+    print("gateways: a client's own URI headers and raw bytes never decide (Envoy, nginx)")
+
+    # Paths a server may read as another user's: refused, or normalised by the
+    # gateway before the decision, so that what is allowed is what the upstream
+    # receives, and it is never Bob's profile.
+    a, b = ada.user_id, bob.user_id
+    traversals = [
+        f"/users/{a}/../{b}", f"/users/{a}/%2e%2e/{b}", f"/users/{a}/%2E%2E/{b}",
+        f"/users/{a}/.%2e/{b}", f"/users/{a}/./../{b}", f"/users/{a}/..;/{b}",
+        f"/users/{a};/../{b}", f"/users/{a}/..%2f{b}", f"/users/{a}/..%2F{b}",
+        f"/users/{a}%2f..%2f{b}", f"/users/{a}/..%5c{b}", f"/users/{a}/..\\{b}",
+        f"/users/{a}\\..\\{b}", f"/users/{a}//../{b}", f"/users/{a}/%2e%2e%2f{b}",
+        f"/users/{a}/%2e%2e;/{b}", f"/users/%2e/{b}", f"/public/../users/{b}",
+        # Ada's own, once normalised: Envoy normalises it, nginx's is refused.
+        f"/users/{b}/../{a}",
+    ]
+    outcomes = {}
+    for name, port in (("envoy", envoy_port), ("nginx", nginx_port)):
+        for target in traversals:
+            status, seen = raw_request(port, "PATCH", target.encode(), ada.access_token)
+            if status == 200:
+                # Allowed only on Ada's own, as the upstream receives it (Envoy
+                # makes `/users/a//../b` `/users/a/b`, a path under Ada's).
+                path = seen[":path"]
+                assert path.split("/")[:3] == ["", "users", a], (name, target, path)
+                assert not {".", "..", ""} & set(path.split("/")[1:]), (name, target, path)
+                assert seen["x-user-id"] == a, (name, target, seen)
+            else:
+                assert status in (400, 403), (name, target, status)
+            outcomes[(name, status)] = outcomes.get((name, status), 0) + 1
+    assert outcomes.get(("nginx", 200)) is None, outcomes
+    print(f"gateways: no traversal reaches another user's resource (status counts: {outcomes})")
 
     # Roles: granted and taken away take effect at the gateway within a second.
     try:

@@ -1,11 +1,13 @@
 //! The Auth Service's configuration: every flag is also an environment variable,
 //! validated once at start.
 
+use axum::http::HeaderName;
 use clap::{Args, Parser, Subcommand};
 use platform::telemetry::LogFormat;
 use secrecy::SecretString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 /// The platform's Auth Service: registration, login, JWT issue and validation.
@@ -178,6 +180,19 @@ pub struct Settings {
     /// after Envoy ext_authz allowed them (kept by default).
     #[arg(long, env = "AUTH_GATEWAY_STRIP_AUTHORIZATION", global = true)]
     pub gateway_strip_authorization: bool,
+
+    /// The one header forward auth reads the original request target
+    /// (`/path?query`) from; no other is ever read, and a request without it
+    /// (or with it twice, or holding a target that is not in normal form) is
+    /// refused. Traefik and Caddy send `X-Forwarded-Uri`; deploy/nginx sets it.
+    #[arg(
+        long,
+        env = "AUTH_FORWARD_URI_HEADER",
+        default_value = "x-forwarded-uri",
+        value_parser = HeaderName::from_str,
+        global = true
+    )]
+    pub forward_uri_header: HeaderName,
 
     /// The public base URL of the HTTP port, for the absolute URLs of OpenID
     /// discovery (default: the address it listens on).

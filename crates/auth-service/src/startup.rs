@@ -292,6 +292,7 @@ impl Application {
             jwks_max_age: crate::crypto::keys::jwks_max_age(chrono::Duration::from_std(
                 self.settings.key_rotation_interval,
             )?),
+            forward_uri_header: self.settings.forward_uri_header.clone(),
         }));
         let http = http_aux::serve(self.http, router, shutdown.clone());
 

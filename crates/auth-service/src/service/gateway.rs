@@ -3,7 +3,13 @@
 //! optional permission and resource per route, an optional authentication
 //! method the route demands (`amr`, e.g. `otp`: RFC 9470 step-up), and the
 //! identity forwarded to the upstream when allowed. Same semantics as
-//! ValidateToken/CheckPermission.
+//! ValidateToken/CheckPermission. Every decision is on the request path as
+//! [`RequestPath`] accepts it (RFC 3986 normal form, nothing a server reads
+//! differently), or the request is refused.
+
+mod path;
+
+pub use path::{PathRejection, RequestPath};
 
 use super::Authenticator;
 use crate::authz;
@@ -19,8 +25,9 @@ pub const USER_ROLES: &str = "x-user-roles";
 pub struct Access<'a> {
     /// The original request's `authorization` header.
     pub authorization: Option<&'a str>,
-    /// The original request's path (a query string is ignored).
-    pub path: &'a str,
+    /// The original request target (`/path?query`) as the gateway sent it:
+    /// bytes, since a header may hold anything. Parsed by [`RequestPath`].
+    pub target: &'a [u8],
     /// The permission the route requires, if any.
     pub permission: Option<&'a str>,
     /// The resource, possibly with `{path.N}` placeholders.
@@ -50,6 +57,10 @@ pub enum Verdict {
     Unauthenticated { missing: Missing, reason: String },
     /// HTTP 403.
     Forbidden(String),
+    /// The request target is not one a decision can be made on (see
+    /// [`RequestPath`]): ext_authz answers 400, forward auth 403 (nginx's
+    /// `auth_request` understands no other refusal).
+    Malformed(String),
 }
 
 /// The identity an upstream receives.
@@ -81,7 +92,7 @@ impl Verdict {
                 Missing::Method => r#"Bearer error="insufficient_user_authentication""#,
             }),
             Verdict::Forbidden(_) => Some(r#"Bearer error="insufficient_scope""#),
-            Verdict::Allow(_) => None,
+            Verdict::Allow(_) | Verdict::Malformed(_) => None,
         }
     }
 }
@@ -92,11 +103,10 @@ pub fn bearer(authorization: &str) -> Option<&str> {
 }
 
 /// `template` with every `{path.N}` replaced by the N-th segment of `path`
-/// (from 1); `None` when a placeholder names a segment the path lacks or is
-/// malformed, so that a route never checks a resource other than the one meant.
-pub fn expand(template: &str, path: &str) -> Option<String> {
-    let path = path.split(['?', '#']).next().unwrap_or_default();
-    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+/// (from 1); `None` when a placeholder names a segment the path lacks, one that
+/// is not a plain name (see [`RequestPath::plain_segment`]), or is malformed,
+/// so that a route never checks a resource other than the one meant.
+pub fn expand(template: &str, path: &RequestPath) -> Option<String> {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(start) = rest.find("{path.") {
@@ -104,7 +114,7 @@ pub fn expand(template: &str, path: &str) -> Option<String> {
         let after = &rest[start + "{path.".len()..];
         let end = after.find('}')?;
         let n: usize = after[..end].parse().ok()?;
-        out.push_str(segments.get(n.checked_sub(1)?)?);
+        out.push_str(path.plain_segment(n)?);
         rest = &after[end + 1..];
     }
     out.push_str(rest);
@@ -115,6 +125,12 @@ impl Authenticator {
     /// Decides a gateway's request. Trouble of our own (a stale view, keys not
     /// loaded) is an error, so that the gateway's failure mode decides.
     pub fn gateway(&self, access: &Access<'_>) -> Result<Verdict, AuthError> {
+        // First, whatever the route: a request on a path the upstream may read
+        // differently is refused, never decided on.
+        let path = match RequestPath::parse(access.target) {
+            Ok(p) => p,
+            Err(e) => return Ok(Verdict::Malformed(e.to_string())),
+        };
         let Some(token) = access.authorization.and_then(bearer) else {
             return Ok(Verdict::Unauthenticated {
                 missing: Missing::Token,
@@ -142,11 +158,12 @@ impl Authenticator {
         if let Some(permission) = access.permission {
             let resource = match access.resource {
                 None => None,
-                Some(t) => match expand(t, access.path) {
+                Some(t) => match expand(t, &path) {
                     Some(r) => Some(r),
                     None => {
                         return Ok(Verdict::Forbidden(format!(
-                            "the route's resource {t:?} names a path segment this request lacks"
+                            "the route's resource {t:?} names a path segment this request lacks, \
+                             or one that is not a plain name"
                         )));
                     }
                 },
@@ -170,20 +187,31 @@ mod tests {
 
     #[test]
     fn path_placeholders() {
-        let p = "/users/0193-abc/avatar?size=2";
+        let p = RequestPath::parse(b"/users/0193-abc/avatar?size=2").unwrap();
         assert_eq!(
-            expand("users/{path.2}", p).as_deref(),
+            expand("users/{path.2}", &p).as_deref(),
             Some("users/0193-abc")
         );
         assert_eq!(
-            expand("{path.1}/{path.3}", p).as_deref(),
+            expand("{path.1}/{path.3}", &p).as_deref(),
             Some("users/avatar")
         );
-        assert_eq!(expand("static", p).as_deref(), Some("static"));
-        assert_eq!(expand("users/{path.4}", p), None);
-        assert_eq!(expand("users/{path.0}", p), None);
-        assert_eq!(expand("users/{path.x}", p), None);
-        assert_eq!(expand("users/{path.2", p), None);
+        assert_eq!(expand("static", &p).as_deref(), Some("static"));
+        assert_eq!(expand("users/{path.4}", &p), None);
+        assert_eq!(expand("users/{path.0}", &p), None);
+        assert_eq!(expand("users/{path.x}", &p), None);
+        assert_eq!(expand("users/{path.2", &p), None);
+        // Never a value holding an escape, a sub-delimiter or `@`.
+        for raw in [
+            "/users/a%2Cb",
+            "/users/a,b",
+            "/users/a@b",
+            "/users/a:b",
+            "/users/*",
+        ] {
+            let p = RequestPath::parse(raw.as_bytes()).unwrap();
+            assert_eq!(expand("users/{path.2}", &p), None, "{raw}");
+        }
     }
 
     #[test]

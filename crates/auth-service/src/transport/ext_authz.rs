@@ -1,6 +1,9 @@
 //! Envoy external authorization (`envoy.service.auth.v3.Authorization/Check`) on
 //! the gRPC port: Envoy, Istio, Envoy Gateway, Contour and Gloo speak it. Route
 //! requirements come from `context_extensions` (`permission`, `resource`).
+//! The path decided on is the one Envoy forwards (after its own
+//! `normalize_path`, when configured); one the upstream could read differently
+//! is refused with 400.
 
 use crate::service::Authenticator;
 use crate::service::gateway::{Access, Verdict};
@@ -52,7 +55,7 @@ impl Authorization for ExtAuthz {
         };
         let access = Access {
             authorization: http.and_then(|h| h.headers.get("authorization").map(String::as_str)),
-            path: http.map_or("", |h| h.path.as_str()),
+            target: http.map_or(&[][..], |h| h.path.as_bytes()),
             permission: extension("permission"),
             resource: extension("resource"),
             amr: extension("amr"),
@@ -93,6 +96,11 @@ impl ExtAuthz {
             Verdict::Forbidden(reason) => (
                 Status::permission_denied(reason.clone()),
                 HttpStatusCode::Forbidden,
+                reason,
+            ),
+            Verdict::Malformed(reason) => (
+                Status::invalid_argument(reason.clone()),
+                HttpStatusCode::BadRequest,
                 reason,
             ),
         };

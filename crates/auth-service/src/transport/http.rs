@@ -9,7 +9,7 @@ use crate::error::AuthError;
 use crate::service::Authenticator;
 use crate::service::gateway::{Access, Verdict};
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Form, Json, Router};
@@ -30,6 +30,9 @@ pub struct HttpState {
     /// How long a gateway may cache the JWKS: less than the time between a
     /// key's publication and its first signature.
     pub jwks_max_age: std::time::Duration,
+    /// The one header forward auth reads the original request target from
+    /// (`AUTH_FORWARD_URI_HEADER`).
+    pub forward_uri_header: HeaderName,
 }
 
 /// Every route of the HTTP port that is the Auth Service's own.
@@ -98,9 +101,24 @@ struct RouteRequirement {
     amr: Option<String>,
 }
 
-/// nginx's subrequest carries the original URI only in a configured header
-/// (`X-Original-URI`); Traefik and Caddy send `X-Forwarded-Uri`.
-const ORIGINAL_URI: [&str; 2] = ["x-original-uri", "x-forwarded-uri"];
+/// The original request target, from the one header configured for it
+/// (`AUTH_FORWARD_URI_HEADER`) and never another: behind Traefik or Caddy a
+/// client can write every header the proxy does not set, so a second candidate
+/// would let the client choose the path decided on. Fail closed: missing or
+/// repeated is refused, as is a value [`RequestPath`] refuses (raw non-ASCII
+/// bytes included), never replaced by anything else.
+///
+/// [`RequestPath`]: crate::service::gateway::RequestPath
+fn original_target<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Result<&'h [u8], String> {
+    let mut values = headers.get_all(name).iter();
+    match (values.next(), values.next()) {
+        (Some(value), None) => Ok(value.as_bytes()),
+        (None, _) => Err(format!(
+            "no `{name}` header: the gateway must send the original request target in it"
+        )),
+        (Some(_), Some(_)) => Err(format!("more than one `{name}` header")),
+    }
+}
 
 async fn forward_auth(
     State(s): State<Arc<HttpState>>,
@@ -108,17 +126,21 @@ async fn forward_auth(
     headers: HeaderMap,
 ) -> Response {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let path = ORIGINAL_URI.iter().find_map(|h| text(h)).unwrap_or("/");
-    let access = Access {
-        authorization: text("authorization"),
-        path,
-        permission: route.permission.as_deref().filter(|p| !p.is_empty()),
-        resource: route.resource.as_deref().filter(|r| !r.is_empty()),
-        amr: route.amr.as_deref().filter(|r| !r.is_empty()),
-    };
-    let verdict = match s.core.gateway(&access) {
-        Ok(v) => v,
-        Err(e) => return service_fault(e),
+    let verdict = match original_target(&headers, &s.forward_uri_header) {
+        Err(reason) => Verdict::Malformed(reason),
+        Ok(target) => {
+            let access = Access {
+                authorization: text("authorization"),
+                target,
+                permission: route.permission.as_deref().filter(|p| !p.is_empty()),
+                resource: route.resource.as_deref().filter(|r| !r.is_empty()),
+                amr: route.amr.as_deref().filter(|r| !r.is_empty()),
+            };
+            match s.core.gateway(&access) {
+                Ok(v) => v,
+                Err(e) => return service_fault(e),
+            }
+        }
     };
     let mut response = match &verdict {
         Verdict::Allow(forwarded) => {
@@ -133,7 +155,9 @@ async fn forward_auth(
         Verdict::Unauthenticated { reason, .. } => {
             (StatusCode::UNAUTHORIZED, format!("{reason}\n")).into_response()
         }
-        Verdict::Forbidden(reason) => {
+        // 403 for a target we refuse too: nginx's `auth_request` turns any
+        // status but 2xx, 401 and 403 into a 500.
+        Verdict::Forbidden(reason) | Verdict::Malformed(reason) => {
             (StatusCode::FORBIDDEN, format!("{reason}\n")).into_response()
         }
     };

@@ -49,6 +49,7 @@ pub fn settings(db_url: &str) -> Settings {
         audit_retention: Duration::from_secs(365 * 24 * 3600),
         registrations_per_minute: 20,
         gateway_strip_authorization: false,
+        forward_uri_header: "x-forwarded-uri".parse().unwrap(),
         notify_url: None,
         notify_secret: None,
         smtp_url: None,

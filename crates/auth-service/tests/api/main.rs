@@ -15,6 +15,7 @@ mod bad_input;
 mod credential_changes;
 mod flow;
 mod gateway;
+mod gateway_paths;
 mod hardening;
 mod mfa;
 mod operations;

@@ -187,6 +187,7 @@ async fn totp_login_replay_skew_and_recovery_codes(backend: Backend) {
             reqwest::Client::new()
                 .get(url)
                 .bearer_auth(token)
+                .header("x-forwarded-uri", "/")
                 .send()
                 .await
                 .unwrap()

@@ -65,6 +65,7 @@ pub fn auth_settings(db: &str, user_url: String) -> auth_service::config::Settin
         audit_retention: Duration::from_secs(365 * 24 * 3600),
         registrations_per_minute: 20,
         gateway_strip_authorization: false,
+        forward_uri_header: "x-forwarded-uri".parse().unwrap(),
         notify_url: None,
         notify_secret: None,
         smtp_url: None,
