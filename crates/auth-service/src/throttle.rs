@@ -226,6 +226,33 @@ impl Throttle<'_> {
         }))
     }
 
+    /// A recovery-code attempt for `user_id`'s second factor: counted against
+    /// the client address only (80-bit codes are not guessable, and a
+    /// password holder must not be able to keep the owner's code out); a
+    /// right one still clears the factor's failures.
+    pub async fn reserve_address(
+        &self,
+        user_id: UserId,
+        address: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Result<Reserved, Duration>, StoreError> {
+        let address = address.map(address_key);
+        if let Some(wait) = self.address_wait(address.as_deref(), now).await? {
+            return Ok(Err(wait));
+        }
+        if let Some(key) = &address {
+            let counted = self.store.reserve(&[(key, ADDRESS_WINDOW)], now).await?;
+            if let Some(wait) = counted.first().and_then(|c| address_admits(c, now)) {
+                return Ok(Err(wait));
+            }
+        }
+        Ok(Ok(Reserved {
+            guessed: Guessed::SecondFactor(user_id),
+            address,
+            failures: 0,
+        }))
+    }
+
     /// How long the client address must still wait, if it must.
     async fn address_wait(
         &self,
@@ -378,7 +405,7 @@ mod tests {
     fn second_factor_codes_lock_well_before_nist_limit() {
         assert!(!codes_locked(SECOND_FACTOR_LOCKOUT - 1));
         assert!(codes_locked(SECOND_FACTOR_LOCKOUT));
-        assert!(SECOND_FACTOR_LOCKOUT < 100);
+        const { assert!(SECOND_FACTOR_LOCKOUT < 100) };
         // Until the lock, the backoff alone spaces the guesses out.
         let t = Utc::now();
         assert_eq!(

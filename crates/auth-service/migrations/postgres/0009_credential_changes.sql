@@ -7,3 +7,9 @@ ALTER TABLE mfa_totp ADD COLUMN failed_at TIMESTAMPTZ;
 -- A credential change ends the identity's pending challenges in its own
 -- transaction: found by user, not by scanning the table.
 CREATE INDEX mfa_challenges_user_idx ON mfa_challenges (user_id);
+
+-- Bumped by every credential or address change, in its transaction: what was
+-- issued or checked under an older version (a one-time token, a challenge, an
+-- enrolment, a login) is refused, however the requests interleave.
+ALTER TABLE identities ADD COLUMN credential_version BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE mfa_challenges ADD COLUMN credential_version BIGINT NOT NULL DEFAULT 0;

@@ -18,6 +18,11 @@ use std::time::Duration;
 use subtle::ConstantTimeEq;
 use tokio::sync::oneshot;
 
+/// The stored "hash" of an identity without a usable password (its email
+/// change was cancelled as not its owner's): nothing verifies against it, and
+/// only a reset sets a new one.
+pub const NO_PASSWORD: &str = "!";
+
 /// A worker idle this long frees its buffer.
 const IDLE_RELEASE: Duration = Duration::from_secs(5);
 const OUTPUT_LEN: usize = 32;
@@ -223,6 +228,8 @@ impl PasswordHasher {
         password: &SecretString,
         stored: Option<&str>,
     ) -> Result<Verified, HashError> {
+        // No password at all verifies nothing, after the same work.
+        let stored = stored.filter(|s| *s != NO_PASSWORD);
         let known = stored.is_some();
         let stored = stored.map_or_else(|| self.dummy_hash.to_string(), str::to_owned);
         let params = self.params.clone();

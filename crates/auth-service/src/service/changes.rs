@@ -4,7 +4,13 @@
 //! outlive it (a reset link mailed before a password change, a thief's pending
 //! email change after the owner's recovery, a reset link mailed to an address
 //! the account has left), so every change ends every outstanding one-time token
-//! and challenge; they differ only in the sessions they end.
+//! and challenge; they differ only in the sessions they end. The exception
+//! is the link that stops or undoes an email change, mailed to the address
+//! the change leaves: it must survive what a thief does next (move the account
+//! again, change the password), so only disabling the account ends it. Every
+//! change also bumps the identity's credential version, so what was checked or
+//! issued under the old state and lands after it (a token, a challenge, an
+//! enrolment, a session) is refused.
 
 use crate::storage::{Ends, SessionsEnded};
 
@@ -52,16 +58,22 @@ impl CredentialChange {
             Self::PasswordReset => (All, "password_reset"),
             Self::EmailChangeCancelled => (All, "email_change_cancelled"),
             Self::AccountDisabled => (All, "account_disabled"),
+            // An admin removes a factor someone may have bound with a stolen
+            // session: that session must not go on.
+            Self::MfaReset => (All, "mfa_reset"),
             // These change where the account is reached or how a login is
             // completed, not who is signed in now.
             Self::EmailChanged => (Keep, "email_changed"),
             Self::MfaEnabled => (Keep, "mfa_enabled"),
             Self::MfaDisabled => (Keep, "mfa_disabled"),
-            Self::MfaReset => (Keep, "mfa_reset"),
         };
         Ends {
             sessions,
             one_time_tokens: true,
+            // The links that stop or undo an email change reach the address it
+            // leaves: they outlive whatever the change's author does next, and
+            // only their own use, their expiry or the account's end ends them.
+            revert_links: matches!(self, Self::AccountDisabled),
             mfa_challenges: true,
             // Enabling confirms the enrolment; every other change ends one in
             // progress (a thief's authenticator must not survive a recovery).
@@ -80,6 +92,11 @@ mod tests {
         for change in CredentialChange::ALL {
             let ends = change.ends();
             assert!(ends.one_time_tokens, "{change:?}");
+            assert_eq!(
+                ends.revert_links,
+                change == CredentialChange::AccountDisabled,
+                "{change:?}"
+            );
             assert!(ends.mfa_challenges, "{change:?}");
             assert_eq!(
                 ends.totp_enrolment,
@@ -99,7 +116,7 @@ mod tests {
             (CredentialChange::EmailChangeCancelled, All),
             (CredentialChange::MfaEnabled, Keep),
             (CredentialChange::MfaDisabled, Keep),
-            (CredentialChange::MfaReset, Keep),
+            (CredentialChange::MfaReset, All),
             (CredentialChange::AccountDisabled, All),
         ];
         assert_eq!(table.len(), CredentialChange::ALL.len());

@@ -187,7 +187,7 @@ impl Authenticator {
         }
         self.open_session(
             (identity.id, identity.email_verified),
-            &credential,
+            (&credential, identity.credential_version),
             Amr::Password,
             client,
         )
@@ -196,11 +196,12 @@ impl Authenticator {
     }
 
     /// Opens a session for a login that passed every check, if `credential`
-    /// (the password hash it checked) is still current and the identity enabled.
+    /// (the password hash and credential version it checked) is still current
+    /// and the identity enabled.
     pub(crate) async fn open_session(
         &self,
         (user_id, email_verified): (UserId, bool),
-        credential: &str,
+        credential: (&str, i64),
         amr: Amr,
         client: &ClientInfo,
     ) -> Result<IssuedTokens, AuthError> {

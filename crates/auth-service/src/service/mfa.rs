@@ -115,6 +115,17 @@ fn wrong_own_code() -> AuthError {
     AuthError::PermissionDenied("code: is wrong or was already used".into())
 }
 
+/// What a code is offered for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    /// An authenticator code for a factor in force.
+    Totp,
+    /// A recovery code.
+    Recovery,
+    /// The first code of an enrolment.
+    Enrolment,
+}
+
 fn codes_locked_out() -> AuthError {
     AuthError::FailedPrecondition(
         "too many wrong codes: authenticator codes are locked for this account; use a \
@@ -195,15 +206,20 @@ impl Authenticator {
             .keys
             .seal_secret(&aad(identity.id), &secret)
             .map_err(|e| AuthError::Internal(e.to_string()))?;
+        let version = (identity.id, identity.credential_version);
         if !self
             .stores
             .mfa
-            .begin_enrolment(identity.id, &stored, sealed, self.clock.now())
+            .begin_enrolment(version, &stored, sealed, self.clock.now())
             .await?
         {
-            return Err(AuthError::FailedPrecondition(
-                "two-factor login is already on; disable it first".into(),
-            ));
+            let on = self.stores.mfa.totp(identity.id).await?;
+            return Err(match on {
+                Some(factor) if factor.confirmed => AuthError::FailedPrecondition(
+                    "two-factor login is already on; disable it first".into(),
+                ),
+                _ => AuthError::Changed,
+            });
         }
         let totp = self.totp(secret, &identity.email);
         self.audit(
@@ -247,8 +263,10 @@ impl Authenticator {
                 )
             })?;
         let now = self.clock.now();
+        // Codes for a secret the caller was just given guess nothing: the
+        // backoff applies, the lockout (for codes of a factor in force) does not.
         let reserved = self
-            .reserve_code(&identity, &record, true, client, now)
+            .reserve_code(&identity, &record, Attempt::Enrolment, client, now)
             .await?;
         let totp = self.stored_totp(&identity, &record)?;
         let Some(step) = self.matching_step(&totp, &code, now) else {
@@ -313,6 +331,7 @@ impl Authenticator {
                 hash: minted.hash,
                 user_id: identity.id,
                 credential: sha256(credential.as_bytes()),
+                credential_version: identity.credential_version,
                 client_address: client.address.clone(),
                 user_agent: client.user_agent.clone(),
                 created_at: now,
@@ -331,26 +350,35 @@ impl Authenticator {
         }))
     }
 
-    /// Reserves one code attempt against the factor's own counter: refused
-    /// while it must wait, and for authenticator codes once they are locked
-    /// out. The one gate every code check passes.
+    /// Reserves one code attempt: the one gate every code check passes.
+    /// Authenticator codes count against the factor's own counter (refused
+    /// while it must wait, and once locked out); recovery codes (80 bits, not
+    /// guessable) only against the client address, so a password holder's
+    /// wrong guesses can never keep the owner's recovery code out.
     async fn reserve_code(
         &self,
         identity: &IdentityRecord,
         factor: &TotpRecord,
-        totp: bool,
+        attempt: Attempt,
         client: &ClientInfo,
         now: DateTime<Utc>,
     ) -> Result<Reserved, AuthError> {
-        if totp && codes_locked(factor.failures) {
+        if attempt == Attempt::Totp && codes_locked(factor.failures) {
             self.audit(self.event("mfa.locked", client).subject(identity.id))
                 .await;
             return Err(codes_locked_out());
         }
-        self.throttle()
-            .reserve_code(identity.id, factor, client.address.as_deref(), now)
-            .await?
-            .map_err(AuthError::Throttled)
+        let throttle = self.throttle();
+        let address = client.address.as_deref();
+        match attempt {
+            Attempt::Recovery => throttle.reserve_address(identity.id, address, now).await,
+            Attempt::Totp | Attempt::Enrolment => {
+                throttle
+                    .reserve_code(identity.id, factor, address, now)
+                    .await
+            }
+        }?
+        .map_err(AuthError::Throttled)
     }
 
     /// Checks `code` for `identity`'s confirmed factor (a TOTP step not used
@@ -373,9 +401,12 @@ impl Authenticator {
         else {
             return Ok(None);
         };
-        let is_totp = matches!(code, MfaCode::Totp(_));
+        let attempt = match code {
+            MfaCode::Totp(_) => Attempt::Totp,
+            MfaCode::Recovery(_) => Attempt::Recovery,
+        };
         let reserved = self
-            .reserve_code(identity, &factor, is_totp, client, now)
+            .reserve_code(identity, &factor, attempt, client, now)
             .await?;
         let accepted = match code {
             MfaCode::Totp(code) => {
@@ -431,9 +462,11 @@ impl Authenticator {
         let Some(method) = self.check_code(&identity, &code, client, now).await? else {
             return Err(wrong_code());
         };
-        // The password changed since the challenge was issued: start over.
+        // A credential changed since the challenge was issued: start over.
         let current = sha256(identity.password_hash.as_bytes());
-        if !bool::from(current.ct_eq(&pending.credential[..])) {
+        if !bool::from(current.ct_eq(&pending.credential[..]))
+            || pending.credential_version != identity.credential_version
+        {
             return Err(dead_challenge());
         }
         if !self.stores.mfa.spend_challenge(&hash, now).await? {
@@ -447,7 +480,7 @@ impl Authenticator {
         .await;
         self.open_session(
             (identity.id, identity.email_verified),
-            &identity.password_hash,
+            (&identity.password_hash, identity.credential_version),
             Amr::PasswordAndOtp,
             client,
         )
@@ -477,7 +510,7 @@ impl Authenticator {
             return Err(wrong_own_code());
         }
         let notice = self.notice(MFA_DISABLED, (identity.id, &identity.email), now)?;
-        if !self
+        let revoked = self
             .stores
             .mfa
             .remove(
@@ -486,10 +519,9 @@ impl Authenticator {
                 now,
             )
             .await?
-        {
-            return Err(AuthError::FailedPrecondition(
-                "two-factor login is not on".into(),
-            ));
+            .ok_or_else(|| AuthError::FailedPrecondition("two-factor login is not on".into()))?;
+        for session in &revoked {
+            self.revoked.insert(*session, now);
         }
         self.outbox_wake.notify_one();
         self.audit(
@@ -519,7 +551,7 @@ impl Authenticator {
             .ok_or_else(|| AuthError::NotFound(format!("no user {user_id}")))?;
         let now = self.clock.now();
         let notice = self.notice(MFA_DISABLED, (identity.id, &identity.email), now)?;
-        if !self
+        let revoked = self
             .stores
             .mfa
             .remove(
@@ -528,10 +560,9 @@ impl Authenticator {
                 now,
             )
             .await?
-        {
-            return Err(AuthError::FailedPrecondition(
-                "the user has no second factor".into(),
-            ));
+            .ok_or_else(|| AuthError::FailedPrecondition("the user has no second factor".into()))?;
+        for session in &revoked {
+            self.revoked.insert(*session, now);
         }
         self.outbox_wake.notify_one();
         self.audit(

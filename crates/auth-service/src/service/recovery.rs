@@ -15,7 +15,9 @@ use crate::notify::{
     Notification, PASSWORD_CHANGED, PASSWORD_RESET_REQUESTED,
 };
 use crate::service::{USER_EMAIL_CHANGED, UserEmailChanged};
-use crate::storage::{IdentityRecord, NewOneTimeToken, Purpose, StoreError, Verified};
+use crate::storage::{
+    CancelPlan, Cancelled, IdentityRecord, NewOneTimeToken, Purpose, StoreError, Verified,
+};
 use chrono::{DateTime, Duration, Utc};
 use platform::ids::UserId;
 use platform::outbox::OutboxEvent;
@@ -27,6 +29,8 @@ const RESETS_PER_ADDRESS: u32 = 10;
 /// Mails of one kind one account may be sent per [`MAIL_WINDOW`].
 const MAILS_PER_ACCOUNT: u32 = 3;
 const MAIL_WINDOW: Duration = Duration::minutes(15);
+/// How long the address an email change leaves can stop or undo it.
+pub const EMAIL_REVERT_WINDOW: Duration = Duration::days(7);
 
 /// How one-time tokens behave in this deployment.
 #[derive(Debug, Clone)]
@@ -63,10 +67,10 @@ impl Authenticator {
             ),
             Purpose::ResetPassword => (PASSWORD_RESET_REQUESTED, self.recovery.password_reset_ttl),
             Purpose::ChangeEmail => (EMAIL_CHANGE_REQUESTED, self.recovery.email_verification_ttl),
-            // The cancel link lives as long as the change it stops.
-            Purpose::CancelEmailChange => {
-                (EMAIL_CHANGE_PENDING, self.recovery.email_verification_ttl)
-            }
+            // The link stops the change, or undoes it once made: it must
+            // outlive a thief's instant verification by the days an owner
+            // may take to read mail.
+            Purpose::CancelEmailChange => (EMAIL_CHANGE_PENDING, EMAIL_REVERT_WINDOW),
         };
         let minted = refresh::mint().map_err(|_| AuthError::Internal("no randomness".into()))?;
         let expires_at = now + ttl;
@@ -106,16 +110,18 @@ impl Authenticator {
         ))
     }
 
-    /// Stores new one-time tokens, each for a purpose and sent to an address,
-    /// with their notifications in one transaction, and records `audit`;
-    /// false when the identity was disabled (or, but for an email change,
-    /// changed address) meanwhile.
+    /// Stores new one-time tokens for `identity`, each for a purpose and sent
+    /// to an address, with their notifications in one transaction, and
+    /// records `audit`. `Changed` when the identity was disabled, changed
+    /// address or had any credential change since it was read: a token must
+    /// not outlive the state it was asked for under.
     async fn issue_one_time(
         &self,
-        user_id: UserId,
+        identity: &IdentityRecord,
         sends: &[(Purpose, &str)],
         (audit, client): (&str, &ClientInfo),
-    ) -> Result<bool, AuthError> {
+    ) -> Result<(), AuthError> {
+        let user_id = identity.id;
         let now = self.clock.now();
         let (mut tokens, mut events) = (Vec::new(), Vec::new());
         for (purpose, to) in sends {
@@ -123,12 +129,17 @@ impl Authenticator {
             tokens.push(issued.token);
             events.push(issued.event);
         }
-        let stored = self.stores.recovery.issue_tokens(&tokens, &events).await?;
-        if stored {
-            self.outbox_wake.notify_one();
-            self.audit(self.event(audit, client).subject(user_id)).await;
+        let stored = self
+            .stores
+            .recovery
+            .issue_tokens(&tokens, &events, identity.credential_version)
+            .await?;
+        if !stored {
+            return Err(AuthError::Changed);
         }
-        Ok(stored)
+        self.outbox_wake.notify_one();
+        self.audit(self.event(audit, client).subject(user_id)).await;
+        Ok(())
     }
 
     fn require_notifications(&self) -> Result<(), AuthError> {
@@ -158,7 +169,7 @@ impl Authenticator {
             return Ok(Err(wait));
         }
         self.issue_one_time(
-            identity.id,
+            identity,
             &[(Purpose::VerifyEmail, &identity.email)],
             ("email_verification.requested", client),
         )
@@ -196,21 +207,33 @@ impl Authenticator {
     ) -> Result<(), AuthError> {
         let hash = refresh::parse(token).ok_or(AuthError::InvalidOneTimeToken)?;
         let now = self.clock.now();
-        let change = |user_id: UserId, old: &str, _new: &str| {
-            let mut events = vec![OutboxEvent::new(
-                USER_EMAIL_CHANGED,
-                user_id.uuid(),
-                serde_json::to_string(&UserEmailChanged { user_id })?,
-                now,
-            )];
-            events.extend(self.notice(EMAIL_CHANGED, (user_id, old), now)?);
-            Ok(events)
-        };
-        let ends = CredentialChange::EmailChanged.ends();
+        let purposes = [Purpose::VerifyEmail, Purpose::ChangeEmail];
+        let live = self
+            .stores
+            .recovery
+            .live_token(&hash, &purposes, now)
+            .await?
+            .ok_or(AuthError::InvalidOneTimeToken)?;
+        let identity = self
+            .stores
+            .identities
+            .identity_by_id(live.user_id)
+            .await?
+            .ok_or(AuthError::InvalidOneTimeToken)?;
+        let user_id = identity.id;
+        // A move tells the User Service and the address it leaves.
+        let mut events = vec![OutboxEvent::new(
+            USER_EMAIL_CHANGED,
+            user_id.uuid(),
+            serde_json::to_string(&UserEmailChanged { user_id }).map_err(StoreError::from)?,
+            now,
+        )];
+        events.extend(self.notice(EMAIL_CHANGED, (user_id, &identity.email), now)?);
+        let change = (&CredentialChange::EmailChanged.ends(), events.as_slice());
         let verified = match self
             .stores
             .recovery
-            .verify_email(&hash, &ends, &change, now)
+            .verify_email(&hash, &identity.email, change, now)
             .await
         {
             Err(StoreError::EmailTaken) => {
@@ -220,11 +243,11 @@ impl Authenticator {
             }
             other => other?.ok_or(AuthError::InvalidOneTimeToken)?,
         };
-        let (user_id, kind) = match verified {
-            Verified::Address(user_id) => (user_id, "email.verified"),
-            Verified::Changed { user_id, .. } => {
+        let kind = match verified {
+            Verified::Address(_) => "email.verified",
+            Verified::Changed(_) => {
                 self.outbox_wake.notify_one();
-                (user_id, "email.changed")
+                "email.changed"
             }
         };
         tracing::info!(%user_id, kind, "email verified");
@@ -275,7 +298,7 @@ impl Authenticator {
             .await?
             .map_err(AuthError::Throttled)?;
         self.issue_one_time(
-            user_id,
+            &identity,
             &[
                 (Purpose::ChangeEmail, new_email.as_str()),
                 (Purpose::CancelEmailChange, &identity.email),
@@ -283,12 +306,13 @@ impl Authenticator {
             ("email_change.requested", client),
         )
         .await
-        .map(drop)
     }
 
-    /// Stops a pending email change with the token mailed to the current
-    /// address: the change can no longer be verified, and every session and
-    /// outstanding token of the account ends (whoever started it had one).
+    /// Stops a pending email change, or undoes one already made, with the
+    /// link mailed to the address it leaves ("this wasn't me"): the account is
+    /// (back) at that address, its password no longer works (whoever started
+    /// the change knows it), every session and outstanding token ends, and a
+    /// reset link goes to the address, all in one transaction.
     #[tracing::instrument(skip_all)]
     pub async fn cancel_email_change(
         &self,
@@ -296,25 +320,109 @@ impl Authenticator {
         client: &ClientInfo,
     ) -> Result<(), AuthError> {
         let hash = refresh::parse(token).ok_or(AuthError::InvalidOneTimeToken)?;
-        let now = self.clock.now();
-        let (user_id, revoked) = self
+        // The plan is made from the identity as read; if a racing change (the
+        // thief verifying at that moment) moved it first, plan again, so the
+        // owner's link is never refused for having raced.
+        for _ in 0..3 {
+            let now = self.clock.now();
+            let (user_id, plan_events, reset, current, restore) =
+                match self.plan_cancel(&hash, now).await? {
+                    Some(plan) => plan,
+                    None => return Err(AuthError::InvalidOneTimeToken),
+                };
+            let reverted = current != restore;
+            let plan = CancelPlan {
+                user_id,
+                current: &current,
+                restore: &restore,
+                no_password: crate::crypto::hasher::NO_PASSWORD,
+                ends: CredentialChange::EmailChangeCancelled.ends(),
+                reset: &reset,
+                events: &plan_events,
+            };
+            let revoked = match self
+                .stores
+                .recovery
+                .cancel_email_change(&hash, &plan, now)
+                .await
+            {
+                Err(StoreError::EmailTaken) => {
+                    return Err(AuthError::FailedPrecondition(
+                        "the address this link was sent to now belongs to another account; \
+                         ask an administrator"
+                            .into(),
+                    ));
+                }
+                Ok(Cancelled::Stale) => continue,
+                Ok(Cancelled::Invalid) => return Err(AuthError::InvalidOneTimeToken),
+                Ok(Cancelled::Done(revoked)) => revoked,
+                Err(e) => return Err(e.into()),
+            };
+            for s in &revoked {
+                self.revoked.insert(*s, now);
+            }
+            self.outbox_wake.notify_one();
+            tracing::info!(%user_id, reverted, "email change cancelled");
+            self.audit(
+                self.event("email_change.cancelled", client)
+                    .actor(user_id)
+                    .subject(user_id)
+                    .detail("reverted", reverted)
+                    .detail("sessions_revoked", revoked.len()),
+            )
+            .await;
+            return Ok(());
+        }
+        Err(AuthError::Changed)
+    }
+
+    /// What a cancel link would do now: its identity, the events (a reset
+    /// link to the address it was sent to; if the account has left that
+    /// address, the User Service's update and a notice to the address it
+    /// leaves), the reset token, the identity's address and the one restored.
+    #[allow(clippy::type_complexity)]
+    async fn plan_cancel(
+        &self,
+        hash: &[u8; 32],
+        now: DateTime<Utc>,
+    ) -> Result<Option<(UserId, Vec<OutboxEvent>, NewOneTimeToken, String, String)>, AuthError>
+    {
+        let Some(live) = self
             .stores
             .recovery
-            .cancel_email_change(&hash, &CredentialChange::EmailChangeCancelled.ends(), now)
+            .live_token(hash, &[Purpose::CancelEmailChange], now)
             .await?
-            .ok_or(AuthError::InvalidOneTimeToken)?;
-        for s in &revoked {
-            self.revoked.insert(*s, now);
+        else {
+            return Ok(None);
+        };
+        let Some(identity) = self
+            .stores
+            .identities
+            .identity_by_id(live.user_id)
+            .await?
+            .filter(|i| !i.disabled)
+        else {
+            return Ok(None);
+        };
+        let user_id = identity.id;
+        let reset = self.one_time((user_id, &live.email), Purpose::ResetPassword, now)?;
+        let mut events = vec![reset.event];
+        if identity.email != live.email {
+            events.push(OutboxEvent::new(
+                USER_EMAIL_CHANGED,
+                user_id.uuid(),
+                serde_json::to_string(&UserEmailChanged { user_id }).map_err(StoreError::from)?,
+                now,
+            ));
+            events.extend(self.notice(EMAIL_CHANGED, (user_id, &identity.email), now)?);
         }
-        tracing::info!(%user_id, "email change cancelled");
-        self.audit(
-            self.event("email_change.cancelled", client)
-                .actor(user_id)
-                .subject(user_id)
-                .detail("sessions_revoked", revoked.len()),
-        )
-        .await;
-        Ok(())
+        Ok(Some((
+            user_id,
+            events,
+            reset.token,
+            identity.email,
+            live.email,
+        )))
     }
 
     /// Queues a reset for the identity with `email`, if there is an enabled
@@ -382,12 +490,11 @@ impl Authenticator {
             return Ok(());
         }
         self.issue_one_time(
-            identity.id,
+            &identity,
             &[(Purpose::ResetPassword, &identity.email)],
             ("password_reset.requested", client),
         )
         .await
-        .map(drop)
     }
 
     /// Sets a new password with a reset token: every session of the account
@@ -402,34 +509,27 @@ impl Authenticator {
         let hash = refresh::parse(token).ok_or(AuthError::InvalidOneTimeToken)?;
         // A cheap look first, so random tokens cost no Argon2 hash; spending
         // the token below checks again in the same transaction as its effect.
-        if !self
+        let live = self
             .stores
             .recovery
-            .is_live(&hash, Purpose::ResetPassword, self.clock.now())
+            .live_token(&hash, &[Purpose::ResetPassword], self.clock.now())
             .await?
-        {
-            return Err(AuthError::InvalidOneTimeToken);
-        }
+            .ok_or(AuthError::InvalidOneTimeToken)?;
         let password_hash = self.hasher.hash(password.secret()).await?;
         let now = self.clock.now();
-        let notice = |user_id, email: &str| self.notice(PASSWORD_CHANGED, (user_id, email), now);
+        let notice = self.notice(PASSWORD_CHANGED, (live.user_id, &live.email), now)?;
+        let change = (&CredentialChange::PasswordReset.ends(), notice.as_slice());
         let reset = self
             .stores
             .recovery
-            .reset_password(
-                &hash,
-                &password_hash,
-                &CredentialChange::PasswordReset.ends(),
-                &notice,
-                now,
-            )
+            .reset_password(&hash, &password_hash, change, now)
             .await?
             .ok_or(AuthError::InvalidOneTimeToken)?;
         for s in &reset.revoked {
             self.revoked.insert(*s, now);
         }
         // Whoever was guessing the old password has nothing left to guess.
-        self.throttle().forgive(&reset.email).await?;
+        self.throttle().forgive(&live.email).await?;
         self.outbox_wake.notify_one();
         tracing::info!(user_id = %reset.user_id, "password reset");
         self.audit(

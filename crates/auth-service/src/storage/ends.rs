@@ -19,13 +19,24 @@ pub enum SessionsEnded {
     All,
 }
 
+/// The identity as a transaction locked it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct LockedIdentity {
+    pub email: String,
+    pub credential_version: i64,
+    pub disabled: bool,
+}
+
 /// What one change ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ends {
     pub sessions: SessionsEnded,
     /// Unspent one-time tokens of every purpose (verification, reset, email
-    /// change and its cancellation).
+    /// change) but the links that undo an email change.
     pub one_time_tokens: bool,
+    /// The links mailed to an address an email change leaves, which stop or
+    /// undo that change: they must outlive what the change's author does next.
+    pub revert_links: bool,
     /// Logins waiting for their second factor.
     pub mfa_challenges: bool,
     /// A TOTP secret enrolled but not yet confirmed.
@@ -36,6 +47,47 @@ pub struct Ends {
 
 platform::generic_store! {
     impl<DB> Sql<DB> {
+        /// Locks the identity's row until the transaction ends. Every
+        /// transaction that changes an identity or its tokens, challenges or
+        /// factor takes this lock first, so they queue in one order (no
+        /// deadlock between a spend and a change) and what one read still
+        /// holds when it writes.
+        pub(super) async fn lock_identity(
+            conn: &mut DB::Connection,
+            user_id: UserId,
+        ) -> Result<Option<LockedIdentity>, StoreError> {
+            Ok(sqlx::query_as(&format!(
+                "SELECT email, credential_version, disabled_at IS NOT NULL AS disabled
+                 FROM identities WHERE id = $1{}",
+                DB::FOR_UPDATE
+            ))
+            .bind(user_id)
+            .fetch_optional(conn)
+            .await?)
+        }
+
+        /// Locks the identity an unspent token of `purpose` belongs to.
+        pub(super) async fn lock_token_owner(
+            conn: &mut DB::Connection,
+            hash: &[u8; 32],
+            purposes: &[&str],
+        ) -> Result<Option<(UserId, String, LockedIdentity)>, StoreError> {
+            let found: Option<(UserId, String)> = sqlx::query_as(
+                "SELECT user_id, purpose FROM one_time_tokens
+                 WHERE token_hash = $1 AND used_at IS NULL",
+            )
+            .bind(&hash[..])
+            .fetch_optional(&mut *conn)
+            .await?;
+            let Some((user_id, purpose)) = found.filter(|(_, p)| purposes.contains(&p.as_str()))
+            else {
+                return Ok(None);
+            };
+            Ok(Self::lock_identity(conn, user_id)
+                .await?
+                .map(|locked| (user_id, purpose, locked)))
+        }
+
         /// Ends what `ends` names for `user_id`; `current` is the session that
         /// made the change. Returns the sessions revoked.
         pub(super) async fn end_artefacts(
@@ -45,11 +97,23 @@ platform::generic_store! {
             current: Option<SessionId>,
             now: DateTime<Utc>,
         ) -> Result<Vec<SessionId>, StoreError> {
+            // Locks the identity too, if the change has not already.
+            sqlx::query(
+                "UPDATE identities SET credential_version = credential_version + 1 WHERE id = $1",
+            )
+            .bind(user_id)
+            .execute(&mut *conn)
+            .await?;
             if ends.one_time_tokens {
-                sqlx::query(
+                let kept = if ends.revert_links {
+                    String::new()
+                } else {
+                    format!(" AND purpose <> '{}'", super::Purpose::CancelEmailChange.as_str())
+                };
+                sqlx::query(&format!(
                     "UPDATE one_time_tokens SET used_at = $2
-                     WHERE user_id = $1 AND used_at IS NULL",
-                )
+                     WHERE user_id = $1 AND used_at IS NULL{kept}"
+                ))
                 .bind(user_id)
                 .bind(Timestamp(now))
                 .execute(&mut *conn)

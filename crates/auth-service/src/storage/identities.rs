@@ -14,7 +14,8 @@ pub(super) const EMAIL_KEY: UniqueKey = UniqueKey {
 };
 
 const IDENTITY: &str = "SELECT id, email, display_name, password_hash, email_verified,
-                               disabled_at IS NOT NULL AS disabled FROM identities";
+                               disabled_at IS NOT NULL AS disabled, credential_version
+                        FROM identities";
 
 /// A new identity to insert.
 #[derive(Debug, Clone)]
@@ -38,6 +39,8 @@ pub struct IdentityRecord {
     pub password_hash: String,
     pub email_verified: bool,
     pub disabled: bool,
+    /// Bumped by every credential or address change.
+    pub credential_version: i64,
 }
 
 /// Identities and credentials.

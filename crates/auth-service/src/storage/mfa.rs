@@ -5,7 +5,7 @@
 use super::{Counter, Ends, Sql, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use platform::ids::UserId;
+use platform::ids::{SessionId, UserId};
 use platform::outbox::{OutboxEvent, SqlOutbox};
 use platform::sql::Timestamp;
 
@@ -27,6 +27,8 @@ pub struct NewChallenge {
     pub user_id: UserId,
     /// SHA-256 of the password hash the login checked.
     pub credential: [u8; 32],
+    /// The identity's credential version the login checked.
+    pub credential_version: i64,
     pub client_address: Option<String>,
     pub user_agent: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -38,6 +40,7 @@ pub struct NewChallenge {
 pub struct ChallengeRecord {
     pub user_id: UserId,
     pub credential: Vec<u8>,
+    pub credential_version: i64,
     pub client_address: Option<String>,
     pub user_agent: Option<String>,
 }
@@ -47,11 +50,12 @@ pub struct ChallengeRecord {
 pub trait MfaStore: Send + Sync + std::fmt::Debug {
     /// The identity's TOTP secret, confirmed or not.
     async fn totp(&self, user_id: UserId) -> Result<Option<TotpRecord>, StoreError>;
-    /// Stores a new unconfirmed secret (replacing an unconfirmed one); false
-    /// when a confirmed one exists.
+    /// Stores a new unconfirmed secret (replacing an unconfirmed one) if the
+    /// identity's credentials are still at `version` (the one the request
+    /// checked); false when they are not or a confirmed secret exists.
     async fn begin_enrolment(
         &self,
-        user_id: UserId,
+        (user_id, version): (UserId, i64),
         secret: &[u8],
         encrypted: bool,
         now: DateTime<Utc>,
@@ -90,13 +94,13 @@ pub trait MfaStore: Send + Sync + std::fmt::Debug {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
     /// Removes the second factor (secret, codes), ends what `ends` names and
-    /// records `notice`; false when there was none.
+    /// records `notice`; the sessions revoked, `None` when there was no factor.
     async fn remove(
         &self,
         user_id: UserId,
         (ends, notice): (&Ends, &[OutboxEvent]),
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<Option<Vec<SessionId>>, StoreError>;
     async fn insert_challenge(&self, challenge: &NewChallenge) -> Result<(), StoreError>;
     /// The live (unspent, unexpired) challenge with `hash`.
     async fn challenge(
@@ -127,11 +131,16 @@ platform::generic_store! {
 
         async fn begin_enrolment(
             &self,
-            user_id: UserId,
+            (user_id, version): (UserId, i64),
             secret: &[u8],
             encrypted: bool,
             now: DateTime<Utc>,
         ) -> Result<bool, StoreError> {
+            let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+            let locked = Self::lock_identity(&mut tx, user_id).await?;
+            if !locked.is_some_and(|l| !l.disabled && l.credential_version == version) {
+                return Ok(false);
+            }
             let done = sqlx::query(
                 "INSERT INTO mfa_totp (user_id, secret, encrypted, created_at)
                  VALUES ($1, $2, $3, $4)
@@ -145,8 +154,9 @@ platform::generic_store! {
             .bind(secret)
             .bind(encrypted)
             .bind(Timestamp(now))
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+            tx.commit().await?;
             Ok(DB::rows_affected(&done) == 1)
         }
 
@@ -159,6 +169,7 @@ platform::generic_store! {
             now: DateTime<Utc>,
         ) -> Result<bool, StoreError> {
             let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+            Self::lock_identity(&mut tx, user_id).await?;
             let done = sqlx::query(
                 "UPDATE mfa_totp SET confirmed_at = $3, last_step = $2, failures = 0, failed_at = NULL
                  WHERE user_id = $1 AND confirmed_at IS NULL AND secret = $4
@@ -252,8 +263,9 @@ platform::generic_store! {
             user_id: UserId,
             (ends, notice): (&Ends, &[OutboxEvent]),
             now: DateTime<Utc>,
-        ) -> Result<bool, StoreError> {
+        ) -> Result<Option<Vec<SessionId>>, StoreError> {
             let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+            Self::lock_identity(&mut tx, user_id).await?;
             let done = sqlx::query(
                 "DELETE FROM mfa_totp WHERE user_id = $1 AND confirmed_at IS NOT NULL",
             )
@@ -261,23 +273,23 @@ platform::generic_store! {
             .execute(&mut *tx)
             .await?;
             if DB::rows_affected(&done) != 1 {
-                return Ok(false);
+                return Ok(None);
             }
             sqlx::query("DELETE FROM mfa_recovery_codes WHERE user_id = $1")
                 .bind(user_id)
                 .execute(&mut *tx)
                 .await?;
-            Self::end_artefacts(&mut tx, user_id, ends, None, now).await?;
+            let revoked = Self::end_artefacts(&mut tx, user_id, ends, None, now).await?;
             SqlOutbox::<DB>::insert_all(&mut tx, notice).await?;
             tx.commit().await?;
-            Ok(true)
+            Ok(Some(revoked))
         }
 
         async fn insert_challenge(&self, c: &NewChallenge) -> Result<(), StoreError> {
             sqlx::query(
                 "INSERT INTO mfa_challenges (challenge_hash, user_id, credential, client_address,
-                                             user_agent, created_at, expires_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                                             user_agent, created_at, expires_at, credential_version)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(&c.hash[..])
             .bind(c.user_id)
@@ -286,6 +298,7 @@ platform::generic_store! {
             .bind(&c.user_agent)
             .bind(Timestamp(c.created_at))
             .bind(Timestamp(c.expires_at))
+            .bind(c.credential_version)
             .execute(&self.pool)
             .await?;
             Ok(())
@@ -297,7 +310,8 @@ platform::generic_store! {
             now: DateTime<Utc>,
         ) -> Result<Option<ChallengeRecord>, StoreError> {
             Ok(sqlx::query_as(
-                "SELECT user_id, credential, client_address, user_agent FROM mfa_challenges
+                "SELECT user_id, credential, credential_version, client_address, user_agent
+                 FROM mfa_challenges
                  WHERE challenge_hash = $1 AND used_at IS NULL AND expires_at > $2",
             )
             .bind(&hash[..])

@@ -18,12 +18,13 @@ mod throttle;
 
 pub use accounts::{ServiceAccountRecord, ServiceAccountStore};
 pub use audit::{AuditQuery, AuditRecord, AuditStore};
-pub use ends::{Ends, SessionsEnded};
+pub use ends::{Ends, LockedIdentity, SessionsEnded};
 pub use identities::{IdentityRecord, IdentityStore, NewIdentity};
 pub use keys::{KeyStore, SigningKeyRecord};
 pub use mfa::{ChallengeRecord, MfaStore, NewChallenge, TotpRecord};
 pub use recovery::{
-    ChangeEvents, NewOneTimeToken, Notice, PasswordReset, Purpose, RecoveryStore, Verified,
+    CancelPlan, Cancelled, LiveToken, NewOneTimeToken, PasswordReset, Purpose, RecoveryStore,
+    Verified,
 };
 pub use retention::RetentionStore;
 pub use roles::{Outcome, RoleRecord, RoleStore, SubjectChange};

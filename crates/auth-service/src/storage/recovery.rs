@@ -1,9 +1,12 @@
-//! One-time tokens (email verification, password reset): issued with their
-//! notification in one transaction, spent with their effect in one transaction.
-//! Spending is one conditional UPDATE, so two concurrent uses of a token cannot
-//! both succeed.
+//! One-time tokens (email verification, password reset, email change and its
+//! cancel link): issued with their notification in one transaction, spent
+//! with their effect in one transaction. Spending is one conditional UPDATE,
+//! so two concurrent uses of a token cannot both succeed; every transaction
+//! locks the identity first (`lock_identity`), so spends and credential
+//! changes queue in one order. The use case decides what a spend changes and
+//! which events it sends; these functions write the rows.
 
-use super::{Ends, Sql, StoreError};
+use super::{Ends, LockedIdentity, Sql, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use platform::ids::{SessionId, UserId};
@@ -19,12 +22,13 @@ pub enum Purpose {
     ResetPassword,
     /// Proves a new address belongs to the identity, which then moves to it.
     ChangeEmail,
-    /// Sent to the old address with an email change: stops the change.
+    /// Sent to the old address with an email change: stops the change, or
+    /// undoes it once made.
     CancelEmailChange,
 }
 
 impl Purpose {
-    fn as_str(self) -> &'static str {
+    pub(crate) const fn as_str(self) -> &'static str {
         match self {
             Self::VerifyEmail => "verify_email",
             Self::ResetPassword => "reset_password",
@@ -51,77 +55,105 @@ pub struct NewOneTimeToken {
 pub enum Verified {
     /// The identity's address is now verified.
     Address(UserId),
-    /// The identity moved from `old` to the (verified) address of the token.
-    Changed { user_id: UserId, old: String },
+    /// The identity moved to the (verified) address of the token.
+    Changed(UserId),
 }
 
-/// Builds the events a verified email change sends, from the identity, its
-/// old and its new address.
-pub type ChangeEvents<'a> =
-    dyn Fn(UserId, &str, &str) -> Result<Vec<OutboxEvent>, StoreError> + Sync + 'a;
+/// An unspent, unexpired token, as a use case reads it to plan its effect.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct LiveToken {
+    pub user_id: UserId,
+    pub purpose: String,
+    /// The address it was sent to.
+    pub email: String,
+}
 
 /// What spending a reset token changed.
 #[derive(Debug, Clone)]
 pub struct PasswordReset {
     pub user_id: UserId,
-    pub email: String,
     pub revoked: Vec<SessionId>,
 }
 
-/// Builds the notice an effect sends, from the identity and its address.
-pub type Notice<'a> = dyn Fn(UserId, &str) -> Result<Option<OutboxEvent>, StoreError> + Sync + 'a;
+/// What a cancel link does, as the use case planned it from the identity's
+/// address `current` when it read the token.
+#[derive(Debug, Clone)]
+pub struct CancelPlan<'a> {
+    pub user_id: UserId,
+    pub current: &'a str,
+    /// The address the link was sent to: the account goes back to it if it
+    /// has left it.
+    pub restore: &'a str,
+    /// The password no longer works (whoever started the change knows it).
+    pub no_password: &'a str,
+    pub ends: Ends,
+    /// A reset link to `restore`, and the events (its notification, notices).
+    pub reset: &'a NewOneTimeToken,
+    pub events: &'a [OutboxEvent],
+}
+
+/// What a cancel link did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cancelled {
+    /// As planned; the sessions revoked.
+    Done(Vec<SessionId>),
+    /// The identity changed address since the plan was made: plan again.
+    Stale,
+    /// No such live link (or its identity is disabled).
+    Invalid,
+}
 
 /// One-time tokens.
 #[async_trait]
 pub trait RecoveryStore: Send + Sync + std::fmt::Debug {
-    /// Stores `tokens` (of one identity) and their notification `events`;
-    /// every earlier unspent token of the same identity and purpose is
-    /// superseded (spent). Nothing is written when the identity is disabled
-    /// or (but for an email change, whose token names the new address) its
-    /// email is no longer the token's; returns whether the tokens were stored.
+    /// The unspent, unexpired token with `hash` if it is for one of `purposes`.
+    async fn live_token(
+        &self,
+        hash: &[u8; 32],
+        purposes: &[Purpose],
+        now: DateTime<Utc>,
+    ) -> Result<Option<LiveToken>, StoreError>;
+    /// Stores `tokens` (of one identity) and their notification `events` if
+    /// the identity is enabled, its credentials are still at `version` (the
+    /// one the request checked) and, but for an email change (whose token
+    /// names the new address), its email is the token's. An earlier unspent
+    /// token of the same identity and purpose is superseded (a cancel link
+    /// only by a newer one to the same address). Returns whether stored.
     async fn issue_tokens(
         &self,
         tokens: &[NewOneTimeToken],
         events: &[OutboxEvent],
+        version: i64,
     ) -> Result<bool, StoreError>;
-    /// Spends a verification token: marks the address it was sent to
-    /// verified, if it is still the identity's, or, for an email change, moves
-    /// the identity to it (`EmailTaken` if another took it meanwhile: nothing
-    /// is spent), ends what `ends` names and records the `change` events.
+    /// Spends a verification or email-change token of an enabled identity
+    /// still at address `current`: marks the address verified if it is still
+    /// the identity's, or moves the identity to it (`EmailTaken` if another
+    /// took it meanwhile: nothing is spent), ends what `ends` names and
+    /// records `events` (for a move only).
     async fn verify_email(
         &self,
         hash: &[u8; 32],
-        ends: &Ends,
-        change: &ChangeEvents<'_>,
+        current: &str,
+        (ends, events): (&Ends, &[OutboxEvent]),
         now: DateTime<Utc>,
     ) -> Result<Option<Verified>, StoreError>;
-    /// Spends a reset token of an enabled identity: sets the password hash,
-    /// ends what `ends` names and records the notice event `notice` builds
-    /// from the identity and its email, if any.
+    /// Spends a reset token of an enabled identity that still has the address
+    /// it was sent to: sets the password hash, ends what `ends` names and
+    /// records `events`.
     async fn reset_password(
         &self,
         hash: &[u8; 32],
         password_hash: &str,
-        ends: &Ends,
-        notice: &Notice<'_>,
+        (ends, events): (&Ends, &[OutboxEvent]),
         now: DateTime<Utc>,
     ) -> Result<Option<PasswordReset>, StoreError>;
-    /// Spends a cancellation token sent to the old address with an email
-    /// change, and ends what `ends` names (the pending change among it);
-    /// returns the identity and the sessions revoked.
+    /// Spends a cancel link as `plan` says.
     async fn cancel_email_change(
         &self,
         hash: &[u8; 32],
-        ends: &Ends,
+        plan: &CancelPlan<'_>,
         now: DateTime<Utc>,
-    ) -> Result<Option<(UserId, Vec<SessionId>)>, StoreError>;
-    /// Whether a token with `hash` for `purpose` could be spent now.
-    async fn is_live(
-        &self,
-        hash: &[u8; 32],
-        purpose: Purpose,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<Cancelled, StoreError>;
 }
 
 platform::generic_store! {
@@ -131,7 +163,7 @@ platform::generic_store! {
         async fn spend_token(
             conn: &mut DB::Connection,
             hash: &[u8; 32],
-            purpose: Purpose,
+            purpose: &str,
             now: DateTime<Utc>,
         ) -> Result<Option<(UserId, String)>, StoreError> {
             Ok(sqlx::query_as(
@@ -140,7 +172,7 @@ platform::generic_store! {
                  RETURNING user_id, email",
             )
             .bind(&hash[..])
-            .bind(purpose.as_str())
+            .bind(purpose)
             .bind(Timestamp(now))
             .fetch_optional(conn)
             .await?)
@@ -166,58 +198,83 @@ platform::generic_store! {
             Ok(())
         }
 
-        /// Spends every unspent token of `user_id` for `purpose`.
+        /// Spends every unspent token `token` supersedes: of its identity and
+        /// purpose, and for a cancel link only those to the same address (a
+        /// later change's link must not end the link that undoes an earlier one).
         async fn supersede(
             conn: &mut DB::Connection,
-            user_id: UserId,
-            purpose: Purpose,
-            now: DateTime<Utc>,
+            token: &NewOneTimeToken,
         ) -> Result<(), StoreError> {
-            sqlx::query(
+            let scoped = token.purpose == Purpose::CancelEmailChange;
+            let sql = format!(
                 "UPDATE one_time_tokens SET used_at = $3
-                 WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL",
-            )
-            .bind(user_id)
-            .bind(purpose.as_str())
-            .bind(Timestamp(now))
-            .execute(conn)
-            .await?;
+                 WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL{}",
+                if scoped { " AND email = $4" } else { "" }
+            );
+            let query = sqlx::query(&sql)
+                .bind(token.user_id)
+                .bind(token.purpose.as_str())
+                .bind(Timestamp(token.created_at));
+            if scoped {
+                query.bind(&token.email).execute(conn).await?;
+            } else {
+                query.execute(conn).await?;
+            }
             Ok(())
         }
     }
 }
 
+/// Whether `locked` is an enabled identity still at `address`.
+fn still_at(locked: &LockedIdentity, address: &str) -> bool {
+    !locked.disabled && locked.email == address
+}
+
 platform::generic_store! {
     #[async_trait]
     impl<DB> RecoveryStore for Sql<DB> {
+        async fn live_token(
+            &self,
+            hash: &[u8; 32],
+            purposes: &[Purpose],
+            now: DateTime<Utc>,
+        ) -> Result<Option<LiveToken>, StoreError> {
+            let found: Option<LiveToken> = sqlx::query_as(
+                "SELECT user_id, purpose, email FROM one_time_tokens
+                 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2",
+            )
+            .bind(&hash[..])
+            .bind(Timestamp(now))
+            .fetch_optional(&self.pool)
+            .await?;
+            Ok(found.filter(|t| purposes.iter().any(|p| p.as_str() == t.purpose)))
+        }
+
         async fn issue_tokens(
             &self,
             tokens: &[NewOneTimeToken],
             events: &[OutboxEvent],
+            version: i64,
         ) -> Result<bool, StoreError> {
             let Some(first) = tokens.first() else {
                 return Ok(false);
             };
             let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
-            let current: Option<String> = sqlx::query_scalar(&format!(
-                "SELECT email FROM identities WHERE id = $1 AND disabled_at IS NULL{}",
-                DB::FOR_UPDATE
-            ))
-            .bind(first.user_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(current) = current else {
+            let Some(locked) = Self::lock_identity(&mut tx, first.user_id).await? else {
                 return Ok(false);
             };
             let sent_where_expected = |t: &NewOneTimeToken| {
                 t.user_id == first.user_id
-                    && (t.purpose == Purpose::ChangeEmail || t.email == current)
+                    && (t.purpose == Purpose::ChangeEmail || t.email == locked.email)
             };
-            if !tokens.iter().all(sent_where_expected) {
+            if locked.disabled
+                || locked.credential_version != version
+                || !tokens.iter().all(sent_where_expected)
+            {
                 return Ok(false);
             }
             for token in tokens {
-                Self::supersede(&mut tx, token.user_id, token.purpose, token.created_at).await?;
+                Self::supersede(&mut tx, token).await?;
                 Self::insert_token(&mut tx, token).await?;
             }
             SqlOutbox::<DB>::insert_all(&mut tx, events).await?;
@@ -228,151 +285,138 @@ platform::generic_store! {
         async fn verify_email(
             &self,
             hash: &[u8; 32],
-            ends: &Ends,
-            change: &ChangeEvents<'_>,
+            current: &str,
+            (ends, events): (&Ends, &[OutboxEvent]),
             now: DateTime<Utc>,
         ) -> Result<Option<Verified>, StoreError> {
             let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
-            if let Some((user_id, new)) =
-                Self::spend_token(&mut tx, hash, Purpose::ChangeEmail, now).await?
-            {
-                let old: Option<String> = sqlx::query_scalar(&format!(
-                    "SELECT email FROM identities WHERE id = $1 AND disabled_at IS NULL{}",
-                    DB::FOR_UPDATE
-                ))
-                .bind(user_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some(old) = old else {
-                    return Ok(None);
-                };
-                let moved = sqlx::query(
-                    "UPDATE identities SET email = $2, email_verified = TRUE, updated_at = $3
-                     WHERE id = $1",
-                )
-                .bind(user_id)
-                .bind(&new)
-                .bind(Timestamp(now))
-                .execute(&mut *tx)
-                .await;
-                match moved {
-                    Err(e) if DB::violates(&e, super::identities::EMAIL_KEY) => {
-                        return Err(StoreError::EmailTaken);
-                    }
-                    other => other?,
-                };
-                Self::end_artefacts(&mut tx, user_id, ends, None, now).await?;
-                SqlOutbox::<DB>::insert_all(&mut tx, &change(user_id, &old, &new)?).await?;
-                tx.commit().await?;
-                return Ok(Some(Verified::Changed { user_id, old }));
-            }
-            let Some((user_id, email)) =
-                Self::spend_token(&mut tx, hash, Purpose::VerifyEmail, now).await?
+            let purposes = [Purpose::ChangeEmail.as_str(), Purpose::VerifyEmail.as_str()];
+            let Some((_, purpose, locked)) =
+                Self::lock_token_owner(&mut tx, hash, &purposes).await?
             else {
                 return Ok(None);
             };
-            let done = sqlx::query(
-                "UPDATE identities SET email_verified = TRUE, updated_at = $3
-                 WHERE id = $1 AND email = $2 AND disabled_at IS NULL",
-            )
-            .bind(user_id)
-            .bind(&email)
-            .bind(Timestamp(now))
-            .execute(&mut *tx)
-            .await?;
-            if DB::rows_affected(&done) != 1 {
-                // The address changed or the identity was disabled since: the
-                // token proves nothing any more, and stays unspent for nobody.
+            if !still_at(&locked, current) {
                 return Ok(None);
             }
+            let Some((user_id, address)) = Self::spend_token(&mut tx, hash, &purpose, now).await?
+            else {
+                return Ok(None);
+            };
+            if purpose == Purpose::VerifyEmail.as_str() {
+                if address != locked.email {
+                    // Sent to an address the identity has left: it proves nothing.
+                    return Ok(None);
+                }
+                sqlx::query("UPDATE identities SET email_verified = TRUE, updated_at = $2 WHERE id = $1")
+                    .bind(user_id)
+                    .bind(Timestamp(now))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                return Ok(Some(Verified::Address(user_id)));
+            }
+            let moved = sqlx::query(
+                "UPDATE identities SET email = $2, email_verified = TRUE, updated_at = $3
+                 WHERE id = $1",
+            )
+            .bind(user_id)
+            .bind(&address)
+            .bind(Timestamp(now))
+            .execute(&mut *tx)
+            .await;
+            match moved {
+                Err(e) if DB::violates(&e, super::identities::EMAIL_KEY) => {
+                    return Err(StoreError::EmailTaken);
+                }
+                other => other?,
+            };
+            Self::end_artefacts(&mut tx, user_id, ends, None, now).await?;
+            SqlOutbox::<DB>::insert_all(&mut tx, events).await?;
             tx.commit().await?;
-            Ok(Some(Verified::Address(user_id)))
+            Ok(Some(Verified::Changed(user_id)))
         }
 
         async fn reset_password(
             &self,
             hash: &[u8; 32],
             password_hash: &str,
-            ends: &Ends,
-            notice: &Notice<'_>,
+            (ends, events): (&Ends, &[OutboxEvent]),
             now: DateTime<Utc>,
         ) -> Result<Option<PasswordReset>, StoreError> {
             let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
-            let Some((user_id, sent_to)) =
-                Self::spend_token(&mut tx, hash, Purpose::ResetPassword, now).await?
+            let purpose = Purpose::ResetPassword.as_str();
+            let Some((_, _, locked)) = Self::lock_token_owner(&mut tx, hash, &[purpose]).await?
+            else {
+                return Ok(None);
+            };
+            let Some((user_id, sent_to)) = Self::spend_token(&mut tx, hash, purpose, now).await?
             else {
                 return Ok(None);
             };
             // A move ends the reset tokens anyway; the address is checked too,
             // so a link mailed to an address the account has left never works.
-            let email: Option<String> = sqlx::query_scalar(
-                "UPDATE identities SET password_hash = $2, updated_at = $3
-                 WHERE id = $1 AND email = $4 AND disabled_at IS NULL RETURNING email",
-            )
-            .bind(user_id)
-            .bind(password_hash)
-            .bind(Timestamp(now))
-            .bind(&sent_to)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(email) = email else {
+            if !still_at(&locked, &sent_to) {
                 return Ok(None);
-            };
+            }
+            sqlx::query("UPDATE identities SET password_hash = $2, updated_at = $3 WHERE id = $1")
+                .bind(user_id)
+                .bind(password_hash)
+                .bind(Timestamp(now))
+                .execute(&mut *tx)
+                .await?;
             let revoked = Self::end_artefacts(&mut tx, user_id, ends, None, now).await?;
-            SqlOutbox::<DB>::insert_all(&mut tx, notice(user_id, &email)?.as_slice()).await?;
+            SqlOutbox::<DB>::insert_all(&mut tx, events).await?;
             tx.commit().await?;
-            Ok(Some(PasswordReset {
-                user_id,
-                email,
-                revoked,
-            }))
+            Ok(Some(PasswordReset { user_id, revoked }))
         }
 
         async fn cancel_email_change(
             &self,
             hash: &[u8; 32],
-            ends: &Ends,
+            plan: &CancelPlan<'_>,
             now: DateTime<Utc>,
-        ) -> Result<Option<(UserId, Vec<SessionId>)>, StoreError> {
+        ) -> Result<Cancelled, StoreError> {
             let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
-            let Some((user_id, sent_to)) =
-                Self::spend_token(&mut tx, hash, Purpose::CancelEmailChange, now).await?
+            let purpose = Purpose::CancelEmailChange.as_str();
+            let Some((owner, _, locked)) = Self::lock_token_owner(&mut tx, hash, &[purpose]).await?
             else {
-                return Ok(None);
+                return Ok(Cancelled::Invalid);
             };
-            // Only from the address the account still has.
-            let current: Option<UserId> = sqlx::query_scalar(&format!(
-                "SELECT id FROM identities WHERE id = $1 AND email = $2{}",
-                DB::FOR_UPDATE
-            ))
-            .bind(user_id)
-            .bind(&sent_to)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if current.is_none() {
-                return Ok(None);
+            if owner != plan.user_id || locked.disabled {
+                return Ok(Cancelled::Invalid);
             }
-            let revoked = Self::end_artefacts(&mut tx, user_id, ends, None, now).await?;
-            tx.commit().await?;
-            Ok(Some((user_id, revoked)))
-        }
-
-        async fn is_live(
-            &self,
-            hash: &[u8; 32],
-            purpose: Purpose,
-            now: DateTime<Utc>,
-        ) -> Result<bool, StoreError> {
-            let found: Option<i32> = sqlx::query_scalar(
-                "SELECT 1 FROM one_time_tokens
-                 WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3",
+            if locked.email != plan.current {
+                return Ok(Cancelled::Stale);
+            }
+            let Some((_, sent_to)) = Self::spend_token(&mut tx, hash, purpose, now).await? else {
+                return Ok(Cancelled::Invalid);
+            };
+            if sent_to != plan.restore {
+                return Ok(Cancelled::Invalid);
+            }
+            let restored = sqlx::query(
+                "UPDATE identities SET email = $2, email_verified = TRUE, password_hash = $3,
+                                       updated_at = $4
+                 WHERE id = $1",
             )
-            .bind(&hash[..])
-            .bind(purpose.as_str())
+            .bind(plan.user_id)
+            .bind(plan.restore)
+            .bind(plan.no_password)
             .bind(Timestamp(now))
-            .fetch_optional(&self.pool)
-            .await?;
-            Ok(found.is_some())
+            .execute(&mut *tx)
+            .await;
+            match restored {
+                Err(e) if DB::violates(&e, super::identities::EMAIL_KEY) => {
+                    return Err(StoreError::EmailTaken);
+                }
+                other => other?,
+            };
+            let revoked = Self::end_artefacts(&mut tx, plan.user_id, &plan.ends, None, now).await?;
+            Self::insert_token(&mut tx, plan.reset).await?;
+            SqlOutbox::<DB>::insert_all(&mut tx, plan.events).await?;
+            tx.commit().await?;
+            Ok(Cancelled::Done(revoked))
         }
     }
 }

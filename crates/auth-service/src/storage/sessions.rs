@@ -105,7 +105,7 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
         &self,
         session: &NewSession,
         token: &NewRefreshToken,
-        credential: &str,
+        credential: (&str, i64),
     ) -> Result<bool, StoreError>;
     /// Spends the refresh token hashed as `presented` and stores `next` (whose
     /// `session_id` is ignored: the presented token's session is used), never
@@ -210,19 +210,21 @@ platform::generic_store! {
             &self,
             session: &NewSession,
             token: &NewRefreshToken,
-            credential: &str,
+            (credential, version): (&str, i64),
         ) -> Result<bool, StoreError> {
             let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
-            // The identity row stays locked until commit, so a password change or
-            // a disable either happened before (and this finds nothing) or waits
-            // and then revokes the session opened here.
+            // The identity row stays locked until commit, so a credential
+            // change or a disable either happened before (and this finds
+            // nothing) or waits and then ends the session opened here.
             let current: Option<UserId> = sqlx::query_scalar(&format!(
                 "SELECT id FROM identities
-                 WHERE id = $1 AND password_hash = $2 AND disabled_at IS NULL{}",
+                 WHERE id = $1 AND password_hash = $2 AND credential_version = $3
+                   AND disabled_at IS NULL{}",
                 DB::FOR_UPDATE
             ))
             .bind(session.user_id)
             .bind(credential)
+            .bind(version)
             .fetch_optional(&mut *tx)
             .await?;
             if current.is_none() {

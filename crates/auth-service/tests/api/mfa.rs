@@ -20,6 +20,8 @@ both_backends!(
     an_enrolment_racing_its_confirmation_confirms_only_the_checked_secret,
     code_guesses_gain_nothing_from_logging_in_again,
     enrolling_a_factor_needs_the_password,
+    a_burst_of_wrong_codes_is_bounded,
+    a_password_holder_cannot_keep_the_owners_recovery_code_out,
 );
 
 /// RFC 4648 base32 without padding.
@@ -663,4 +665,48 @@ async fn enrolling_a_factor_needs_the_password(backend: Backend) {
         app.validate(&session.access_token).await.map(|_| ()),
         Code::Unauthenticated,
     );
+}
+
+/// A burst of wrong codes on one challenge, all reading "no failures": the
+/// reservation before the check lets only the free failures through.
+async fn a_burst_of_wrong_codes_is_bounded(backend: Backend) {
+    let (app, _hooks) = spawn_notifying(backend, |_| {}).await;
+    let user = enrolled(&app).await;
+    let ch = challenge(&app, &user.email).await;
+    let wrong = wrong_code(&user.secret, now(&app));
+    let attempts = (0..40).map(|_| verify(&app, &ch, &wrong, ""));
+    let mut checked = 0;
+    for r in futures::future::join_all(attempts).await {
+        match r.map(drop).map_err(|s| s.code()) {
+            Err(Code::Unauthenticated) => checked += 1,
+            // Refused unchecked: waiting, or (every refusal counted) locked.
+            Err(Code::ResourceExhausted | Code::FailedPrecondition) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(checked <= 5, "{checked} codes checked in one burst");
+}
+
+/// After the lockout, a password holder sending bogus recovery codes must not
+/// keep the owner's right recovery code out (found by review): recovery codes
+/// count only against the client address.
+async fn a_password_holder_cannot_keep_the_owners_recovery_code_out(backend: Backend) {
+    let (app, _hooks) = spawn_notifying(backend, |_| {}).await;
+    let user = enrolled(&app).await;
+    let mut locked = false;
+    for _ in 0..25 {
+        let ch = challenge(&app, &user.email).await;
+        let wrong = wrong_code(&user.secret, now(&app));
+        let r = verify(&app, &ch, &wrong, "").await;
+        locked |= r.unwrap_err().code() == Code::FailedPrecondition;
+        app.clock.advance(chrono::Duration::minutes(16));
+    }
+    assert!(locked);
+    for _ in 0..3 {
+        let ch = challenge(&app, &user.email).await;
+        let bogus = verify(&app, &ch, "", "aaaa-aaaa-aaaa-aaaa").await;
+        assert_eq!(bogus.unwrap_err().code(), Code::Unauthenticated);
+    }
+    let ch = challenge(&app, &user.email).await;
+    verify(&app, &ch, "", &user.recovery[0]).await.unwrap();
 }

@@ -135,7 +135,11 @@ async fn identities(backend: Backend) {
     for (n, s2) in [(1, &kept), (2, &other)] {
         assert!(
             s.sessions
-                .insert_session(s2, &token(n, s2.id, Duration::days(1)), "$argon2id$new")
+                .insert_session(
+                    s2,
+                    &token(n, s2.id, Duration::days(1)),
+                    ("$argon2id$new", 0)
+                )
                 .await
                 .unwrap()
         );
@@ -175,7 +179,7 @@ async fn identities(backend: Backend) {
             .insert_session(
                 &late,
                 &token(3, late.id, Duration::days(1)),
-                "$argon2id$new"
+                ("$argon2id$new", 0)
             )
             .await
             .unwrap(),
@@ -203,7 +207,7 @@ async fn refresh_token_rotation(backend: Backend) {
             .insert_session(
                 &session,
                 &token(1, session.id, Duration::days(1)),
-                "$argon2id$fake"
+                ("$argon2id$fake", 0)
             )
             .await
             .unwrap()
@@ -289,7 +293,7 @@ async fn refresh_token_rotation(backend: Backend) {
             .insert_session(
                 &other,
                 &token(6, other.id, Duration::seconds(-1)),
-                "$argon2id$fake"
+                ("$argon2id$fake", 0)
             )
             .await
             .unwrap()
@@ -328,7 +332,7 @@ async fn revocations_and_keys(backend: Backend) {
             .insert_session(
                 &session,
                 &token(1, session.id, Duration::days(1)),
-                "$argon2id$fake"
+                ("$argon2id$fake", 0)
             )
             .await
             .unwrap()
@@ -423,7 +427,7 @@ async fn revocations_and_keys(backend: Backend) {
             .insert_session(
                 &other,
                 &token(2, other.id, Duration::days(1)),
-                "$argon2id$fake"
+                ("$argon2id$fake", 0)
             )
             .await
             .unwrap()
@@ -471,7 +475,7 @@ async fn revocations_and_keys(backend: Backend) {
             .insert_session(
                 &late,
                 &token(3, late.id, Duration::days(1)),
-                "$argon2id$fake"
+                ("$argon2id$fake", 0)
             )
             .await
             .unwrap(),
@@ -509,7 +513,7 @@ async fn logins_racing_a_credential_change(backend: Backend) {
                         .insert_session(
                             &session,
                             &token(hash, session.id, Duration::days(1)),
-                            "$argon2id$fake",
+                            ("$argon2id$fake", 0),
                         )
                         .await
                         .unwrap()
