@@ -12,6 +12,7 @@ mod helpers;
 
 mod access;
 mod bad_input;
+mod edge_input;
 mod flow;
 mod gateway;
 mod hardening;
