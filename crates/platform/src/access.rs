@@ -5,6 +5,7 @@
 //! client-credentials grant, cached until shortly before it expires). Fails
 //! closed: no token, a bad token or an unreachable Auth Service never allows.
 
+use crate::ids::ClientId;
 use futures::future::BoxFuture;
 use identity_proto::auth::v1::auth_service_client::AuthServiceClient;
 use identity_proto::auth::v1::{CheckPermissionRequest, IssueServiceTokenRequest, SubjectKind};
@@ -281,7 +282,7 @@ impl<I: TokenIssuer> TokenSource for CachedToken<I> {
 /// client-credentials grant).
 pub struct ClientCredentials {
     auth: AuthServiceClient<Channel>,
-    client_id: String,
+    client_id: ClientId,
     secret: SecretString,
 }
 
@@ -297,7 +298,7 @@ impl ClientCredentials {
     /// Credentials presented to `auth`, their tokens cached.
     pub fn new(
         auth: AuthServiceClient<Channel>,
-        client_id: String,
+        client_id: ClientId,
         secret: SecretString,
     ) -> Arc<CachedToken<Self>> {
         CachedToken::new(Self {
@@ -315,7 +316,7 @@ impl TokenIssuer for ClientCredentials {
                 .auth
                 .clone()
                 .issue_service_token(IssueServiceTokenRequest {
-                    client_id: self.client_id.clone(),
+                    client_id: self.client_id.as_str().to_owned(),
                     client_secret: self.secret.expose_secret().to_owned(),
                 })
                 .await

@@ -1,7 +1,9 @@
 //! Input an attacker controls before any authentication: every spelling of an
-//! email address is one canonical address (one account, one mailbox).
+//! email address is one canonical address (one account, one mailbox), and a
+//! client id that breaks the client-id rules is unknown credentials at every
+//! entry point, never looked up and never stored.
 
-use crate::helpers::{Backend, PASSWORD, TestApp, assert_code, bearer, both_backends};
+use crate::helpers::{Backend, PASSWORD, TestApp, assert_code, bearer, both_backends, spawn_app};
 use crate::webhook::spawn_notifying;
 use identity_proto::auth::v1 as pb;
 use tonic::Code;
@@ -9,6 +11,7 @@ use tonic::Code;
 both_backends!(
     confusable_email_spellings_are_one_account,
     unicode_domains_are_stored_and_mailed_in_ascii,
+    malformed_client_ids_are_unauthenticated_and_never_stored,
 );
 
 /// A fresh local part, so tests on one database never collide.
@@ -151,4 +154,91 @@ async fn unicode_domains_are_stored_and_mailed_in_ascii(backend: Backend) {
             1,
         )
         .await;
+}
+
+/// Client ids no account can have: too long, or holding line breaks (CR/LF,
+/// NEL, U+2028, U+2029), NUL, white space or percent-escapes of them.
+fn hostile_client_ids() -> Vec<String> {
+    vec![
+        "a".repeat(60_000),
+        "sa-x".repeat(40), // 160 characters: past the bound, within the header bound
+        "sa-x\r\nservice_token.issued forged".into(),
+        "sa-x\u{85}forged".into(),
+        "sa-x\u{2028}forged".into(),
+        "sa-x\u{2029}forged".into(),
+        "sa-x\0forged".into(),
+        "sa-x forged".into(),
+        "sa-x%0D%0Aforged".into(),
+        "sa-x%00forged".into(),
+        String::new(),
+    ]
+}
+
+async fn malformed_client_ids_are_unauthenticated_and_never_stored(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.admin_token().await;
+    let (gateway_id, gateway_secret, _) = app.service_account(&["gateway"]).await;
+    let ada = app.new_session().await;
+    let http = reqwest::Client::new();
+    let introspect = |id: &str, secret: &str| {
+        http.post(format!("{}/oauth2/introspect", app.http))
+            .basic_auth(id, Some(secret))
+            .form(&[("token", ada.access_token.as_str())])
+            .send()
+    };
+    let issue = |id: &str| {
+        let mut grpc = app.grpc.clone();
+        let r = pb::IssueServiceTokenRequest {
+            client_id: id.into(),
+            client_secret: "any secret at all".into(),
+        };
+        async move { grpc.issue_service_token(r).await }
+    };
+    for id in hostile_client_ids() {
+        // The same answer as for an unknown client (on PostgreSQL a NUL was a 500).
+        let refused = introspect(&id, &gateway_secret).await.unwrap();
+        assert_eq!(refused.status(), 401, "{:?}", &id[..id.len().min(40)]);
+        assert_eq!(
+            refused.headers()["www-authenticate"],
+            r#"Basic realm="introspection""#
+        );
+        let message = assert_code(issue(&id).await, Code::Unauthenticated);
+        assert_eq!(message, "invalid client id or secret");
+    }
+    // A well-formed id of no account is refused alike, and recorded.
+    let unknown = "sa-NoSuchAccount0";
+    assert_eq!(introspect(unknown, "x").await.unwrap().status(), 401);
+    assert_code(issue(unknown).await, Code::Unauthenticated);
+    assert_eq!(
+        assert_code(issue(unknown).await, Code::Unauthenticated),
+        "invalid client id or secret"
+    );
+    // The real client still works.
+    let active = introspect(&gateway_id, &gateway_secret).await.unwrap();
+    assert_eq!(active.status(), 200);
+
+    let refusals = audit_events(&app, &admin, "service_token.refused").await;
+    assert!(
+        refusals.iter().any(|e| e.subject == unknown),
+        "an unknown client id is audited: {refusals:?}"
+    );
+    for e in &refusals {
+        assert_eq!(e.subject, unknown, "only the well-formed id is recorded");
+    }
+    // And nothing in the whole log is unbounded or holds a line break.
+    for e in audit_events(&app, &admin, "").await {
+        for field in [&e.kind, &e.actor_id, &e.subject, &e.client_address]
+            .into_iter()
+            .chain(e.details.values())
+        {
+            assert!(field.chars().count() <= 256, "{e:?}");
+            assert!(!field.contains("forged"), "{e:?}");
+            assert!(
+                !field
+                    .chars()
+                    .any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')),
+                "{e:?}"
+            );
+        }
+    }
 }

@@ -8,11 +8,12 @@ use super::client::TrustedProxies;
 use crate::audit::ClientInfo;
 use crate::authz::{self, Principal};
 use crate::domain::{DisplayName, Email, FieldViolation, NewPassword, Password};
+use crate::error::AuthError;
 use crate::service::{Authenticator, MfaCode};
 use crate::storage::AuditQuery;
 use identity_proto::auth::v1 as pb;
 use identity_proto::auth::v1::auth_service_server::AuthService;
-use platform::ids::{ServiceAccountId, SessionId, UserId};
+use platform::ids::{ClientId, ServiceAccountId, SessionId, UserId};
 use platform::paging::{Limits, PageRequest};
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
@@ -383,15 +384,12 @@ impl AuthService for AuthGrpc {
     ) -> Reply<pb::IssueServiceTokenResponse> {
         let client = self.client(&request);
         let r = request.into_inner();
-        if r.client_id.is_empty() || r.client_id.len() > 128 {
-            return Err(
-                FieldViolation::new("client_id", "is required (at most 128 characters)").into(),
-            );
-        }
+        // A malformed id is unknown credentials, as at the introspection endpoint.
+        let client_id = ClientId::try_from(r.client_id.as_str()).map_err(AuthError::from)?;
         let secret = required_secret(r.client_secret, "client_secret")?;
         let (access_token, expires_in) = self
             .core
-            .issue_service_token(&r.client_id, &secret, &client)
+            .issue_service_token(&client_id, &secret, &client)
             .await?;
         Ok(Response::new(pb::IssueServiceTokenResponse {
             access_token,
