@@ -12,6 +12,7 @@ both_backends!(
     confusable_email_spellings_are_one_account,
     unicode_domains_are_stored_and_mailed_in_ascii,
     malformed_client_ids_are_unauthenticated_and_never_stored,
+    control_characters_in_filters_and_reasons_are_invalid_arguments,
 );
 
 /// A fresh local part, so tests on one database never collide.
@@ -241,4 +242,42 @@ async fn malformed_client_ids_are_unauthenticated_and_never_stored(backend: Back
             );
         }
     }
+}
+
+/// Text that PostgreSQL cannot hold (NUL) or that would forge a line is refused
+/// at the edge, on both backends alike (on PostgreSQL a NUL was INTERNAL).
+async fn control_characters_in_filters_and_reasons_are_invalid_arguments(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.admin_token().await;
+    let victim = app.new_session().await;
+    for bad in ["x\0", "x\r\nforged", "x\u{85}"] {
+        for (kind, involving) in [(bad, ""), ("", bad)] {
+            let listed = app
+                .grpc
+                .clone()
+                .list_audit_events(bearer(
+                    pb::ListAuditEventsRequest {
+                        kind: kind.into(),
+                        involving: involving.into(),
+                        ..Default::default()
+                    },
+                    &admin,
+                ))
+                .await;
+            assert_code(listed, Code::InvalidArgument);
+        }
+        let disabled = app
+            .grpc
+            .clone()
+            .disable_user(bearer(
+                pb::DisableUserRequest {
+                    user_id: victim.user_id.clone(),
+                    reason: bad.into(),
+                },
+                &admin,
+            ))
+            .await;
+        assert_code(disabled, Code::InvalidArgument);
+    }
+    app.validate(&victim.access_token).await.unwrap();
 }

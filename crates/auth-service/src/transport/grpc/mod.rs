@@ -204,6 +204,11 @@ impl AuthService for AuthGrpc {
         if r.reason.chars().count() > MAX_DESCRIPTION {
             return Err(FieldViolation::new("reason", "must be at most 200 characters").into());
         }
+        if r.reason.chars().any(char::is_control) {
+            return Err(
+                FieldViolation::new("reason", "must not contain control characters").into(),
+            );
+        }
         let reason = if r.reason.is_empty() {
             "disabled"
         } else {
@@ -591,9 +596,15 @@ impl AuthService for AuthGrpc {
     ) -> Reply<pb::ListAuditEventsResponse> {
         let (caller, _) = self.caller(&request)?;
         let r = request.into_inner();
+        // What a filter can match: stored fields are bounded and free of
+        // control characters (audit::clean), and PostgreSQL text holds no NUL.
         let bounded = |s: String, field: &'static str| -> Result<Option<String>, FieldViolation> {
             match s.len() {
                 0 => Ok(None),
+                _ if s.chars().any(char::is_control) => Err(FieldViolation::new(
+                    field,
+                    "must not contain control characters",
+                )),
                 1..=256 => Ok(Some(s)),
                 _ => Err(FieldViolation::new(field, "must be at most 256 characters")),
             }
