@@ -80,6 +80,18 @@ impl AuthError {
     }
 }
 
+/// What a caller hears for client credentials that name no active account,
+/// whether the id is unknown, malformed or the secret wrong: one message.
+pub(crate) const INVALID_CLIENT: &str = "invalid client id or secret";
+
+impl From<platform::ids::InvalidClientId> for AuthError {
+    /// A malformed client id is unknown credentials (UNAUTHENTICATED, HTTP 401),
+    /// refused before it is looked up, stored or logged.
+    fn from(_: platform::ids::InvalidClientId) -> Self {
+        Self::Unauthenticated(INVALID_CLIENT.into())
+    }
+}
+
 impl From<HashError> for AuthError {
     fn from(e: HashError) -> Self {
         match e {

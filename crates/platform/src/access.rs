@@ -5,6 +5,7 @@
 //! client-credentials grant, cached until shortly before it expires). Fails
 //! closed: no token, a bad token or an unreachable Auth Service never allows.
 
+use crate::ids::ClientId;
 use futures::future::BoxFuture;
 use identity_proto::auth::v1::auth_service_client::AuthServiceClient;
 use identity_proto::auth::v1::{CheckPermissionRequest, IssueServiceTokenRequest, SubjectKind};
@@ -33,18 +34,30 @@ pub fn bearer(metadata: &MetadataMap) -> Result<&str, Status> {
 
 /// The token of an `authorization` value `Bearer <token>` (scheme in any case),
 /// or what is wrong with it; the value's size is bounded before any work.
-/// Shared by gRPC metadata and the HTTP headers gateways forward.
+/// The token is RFC 6750's `b64token` (`A-Z a-z 0-9 - . _ ~ + /`, then `=`
+/// padding), which every JWT is: no white space or control character gets
+/// past here. Shared by gRPC metadata and the HTTP headers gateways forward.
 pub fn parse_bearer(value: &str) -> Result<&str, &'static str> {
     if value.len() > MAX_AUTHORIZATION_LEN {
         return Err("the authorization value is too long");
     }
     let malformed = "authorization must be `Bearer <token>`";
-    let (scheme, token) = value.trim().split_once(' ').ok_or(malformed)?;
-    let token = token.trim();
-    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || token.contains(' ') {
+    let ows = [' ', '\t'];
+    let (scheme, token) = value.trim_matches(ows).split_once(' ').ok_or(malformed)?;
+    let token = token.trim_start_matches(' ');
+    if !scheme.eq_ignore_ascii_case("bearer") || !is_b64token(token) {
         return Err(malformed);
     }
     Ok(token)
+}
+
+/// RFC 6750 §2.1: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
 }
 
 /// `Bearer <token>` as sensitive metadata (never logged by tonic).
@@ -281,7 +294,7 @@ impl<I: TokenIssuer> TokenSource for CachedToken<I> {
 /// client-credentials grant).
 pub struct ClientCredentials {
     auth: AuthServiceClient<Channel>,
-    client_id: String,
+    client_id: ClientId,
     secret: SecretString,
 }
 
@@ -297,7 +310,7 @@ impl ClientCredentials {
     /// Credentials presented to `auth`, their tokens cached.
     pub fn new(
         auth: AuthServiceClient<Channel>,
-        client_id: String,
+        client_id: ClientId,
         secret: SecretString,
     ) -> Arc<CachedToken<Self>> {
         CachedToken::new(Self {
@@ -315,7 +328,7 @@ impl TokenIssuer for ClientCredentials {
                 .auth
                 .clone()
                 .issue_service_token(IssueServiceTokenRequest {
-                    client_id: self.client_id.clone(),
+                    client_id: self.client_id.as_str().to_owned(),
                     client_secret: self.secret.expose_secret().to_owned(),
                 })
                 .await
@@ -399,5 +412,48 @@ mod tests {
         assert_eq!(bearer(&m).unwrap_err().code(), Code::Unauthenticated);
         m.insert("authorization", "bearer abc.def".parse().unwrap());
         assert_eq!(bearer(&m).unwrap(), "abc.def");
+        for (value, token) in [
+            ("Bearer a.b_c-d~e+f/g==", Some("a.b_c-d~e+f/g==")),
+            ("BEARER  abc ", Some("abc")),
+            ("Bearer", None),
+            ("Bearer ", None),
+            ("Bearer ===", None),
+            ("Bearer a b", None),
+            ("Bearer a\tb", None),
+            ("Bearer a=b", None),
+            ("Bearer a,b", None),
+            ("Bearerabc", None),
+            ("Basic abc", None),
+        ] {
+            assert_eq!(parse_bearer(value).ok(), token, "{value:?}");
+        }
+        assert!(parse_bearer(&format!("Bearer {}", "a".repeat(9000))).is_err());
+    }
+
+    proptest::proptest! {
+        /// Whatever the value: never a panic, and a token only when the
+        /// scheme is Bearer and the token a bounded b64token found in it.
+        #[test]
+        fn bearer_parsing_accepts_only_b64tokens(value in "(?s).{0,200}|[Bb][Ee][Aa][Rr][Ee][Rr] {1,2}[ -~]{0,60}") {
+            if let Ok(token) = parse_bearer(&value) {
+                proptest::prop_assert!(is_b64token(token));
+                proptest::prop_assert!(value.contains(token));
+                proptest::prop_assert!(value.trim_start_matches([' ', '\t']).get(..6).is_some_and(|s| s.eq_ignore_ascii_case("bearer")));
+            }
+            // The gRPC path agrees with the text parser wherever metadata can carry the value.
+            if let Ok(v) = value.parse::<AsciiMetadataValue>() {
+                let mut m = MetadataMap::new();
+                m.insert("authorization", v);
+                proptest::prop_assert_eq!(bearer(&m).ok(), parse_bearer(&value).ok());
+            }
+        }
+
+        /// Every b64token round-trips, whatever the scheme's case.
+        #[test]
+        fn bearer_tokens_round_trip(token in "[A-Za-z0-9._~+/-]{1,100}={0,2}", upper in proptest::bool::ANY) {
+            let scheme = if upper { "BEARER" } else { "Bearer" };
+            let value = format!("{scheme} {token}");
+            proptest::prop_assert_eq!(parse_bearer(&value), Ok(token.as_str()));
+        }
     }
 }

@@ -1,5 +1,7 @@
 //! Identifiers that say what they name: a session id cannot be passed where a
-//! user id is expected. Each is a UUID on the wire and in both databases.
+//! user id is expected. Each is a UUID on the wire and in both databases,
+//! except a service account's client id, which callers present as text (see
+//! [`ClientId`]).
 
 use crate::validation::FieldViolation;
 use uuid::Uuid;
@@ -69,6 +71,53 @@ id_type!(
     ServiceAccountId
 );
 
+/// A service account's client id, as a caller presents it (IssueServiceToken,
+/// HTTP Basic at the introspection endpoint, a service's own configuration):
+/// 1 to 128 of the URI-unreserved characters `A-Z a-z 0-9 - . _ ~` (RFC 3986),
+/// a superset of what the Auth Service issues (`sa-` and 16 base64url
+/// characters). Anything else (control characters, NUL, white space,
+/// non-ASCII, longer) cannot name an account: callers treat it as unknown
+/// credentials before it is looked up, stored or logged.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClientId(String);
+
+/// Text that is not a [`ClientId`]; deliberately says nothing of the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not a client id (1 to 128 of A-Z a-z 0-9 - . _ ~)")]
+pub struct InvalidClientId;
+
+impl ClientId {
+    /// The longest client id accepted.
+    pub const MAX_LEN: usize = 128;
+
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<&str> for ClientId {
+    type Error = InvalidClientId;
+
+    fn try_from(raw: &str) -> Result<Self, Self::Error> {
+        let ok = (1..=Self::MAX_LEN).contains(&raw.len())
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(InvalidClientId)
+        }
+    }
+}
+
+impl std::fmt::Display for ClientId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,5 +129,47 @@ mod tests {
         assert!(UserId::parse("users/1", "f").is_err());
         let json = serde_json::to_string(&id).unwrap();
         assert_eq!(json, format!("\"{}\"", id.uuid()));
+    }
+
+    #[test]
+    fn client_ids_are_bounded_and_plain() {
+        for ok in ["sa-AbC_d-e0123456789x", "x", "a.b~c", &"a".repeat(128)] {
+            assert_eq!(
+                ClientId::try_from(ok).map(|c| c.to_string()),
+                Ok(ok.to_owned())
+            );
+        }
+        for bad in [
+            "",
+            &"a".repeat(129),
+            &"a".repeat(60_000),
+            "sa-1\r\nforged: line",
+            "sa-1\n",
+            "sa-1\u{85}",
+            "sa-1\u{2028}",
+            "sa-1\u{2029}",
+            "sa-1\0",
+            "sa 1",
+            "sa-1\t",
+            "sa-ａ",
+            "sa:1",
+            "sa%0A",
+            "sa/1",
+        ] {
+            assert_eq!(ClientId::try_from(bad), Err(InvalidClientId), "{bad:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever the text, parsing never panics, and what it accepts is
+        /// the text itself, bounded and free of anything but the charset.
+        #[test]
+        fn client_id_parsing_accepts_only_its_charset(raw in "(?s).{0,200}|[A-Za-z0-9._~-]{0,140}") {
+            if let Ok(id) = ClientId::try_from(raw.as_str()) {
+                proptest::prop_assert_eq!(id.as_str(), raw.as_str());
+                proptest::prop_assert!(id.as_str().len() <= ClientId::MAX_LEN);
+                proptest::prop_assert!(id.as_str().bytes().all(|b| b.is_ascii_graphic()));
+            }
+        }
     }
 }

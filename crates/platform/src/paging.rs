@@ -106,6 +106,7 @@ impl<C: Serialize + DeserializeOwned> PageRequest<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     const LIMITS: Limits = Limits { default: 2, max: 3 };
 
@@ -134,5 +135,54 @@ mod tests {
         assert!(replayed.unwrap_err().to_string().contains("another filter"));
         assert!(PageRequest::<u32>::parse(2, "garbage!", "f", LIMITS).is_err());
         assert!(PageRequest::<u32>::parse(2, &"A".repeat(2000), "f", LIMITS).is_err());
+    }
+
+    type Cursor = (i64, uuid::Uuid);
+
+    /// The token `finish` issues for a page ending at `after` under `filter`.
+    fn issued(after: Cursor, filter: &str) -> String {
+        let page = PageRequest::<Cursor>::parse(1, "", filter, LIMITS).unwrap();
+        page.finish(vec![after, after], |r| *r).1
+    }
+
+    proptest! {
+        /// Whatever the text: never a panic; a page_token violation, or a
+        /// cursor that the service would issue back as the same token.
+        #[test]
+        fn arbitrary_page_tokens_are_refused_or_round_trip(
+            token in prop_oneof![
+                "(?s).{0,200}",
+                "[A-Za-z0-9_-]{0,1100}",
+                proptest::collection::vec(proptest::num::u8::ANY, 0..200)
+                    .prop_map(|b| URL_SAFE_NO_PAD.encode(b)),
+                ("(?s).{0,40}", "(?s).{0,20}")
+                    .prop_map(|(a, f)| URL_SAFE_NO_PAD.encode(format!(r#"{{"a":{a},"f":"{f}"}}"#))),
+            ],
+            filter in "(?s).{0,20}",
+        ) {
+            match PageRequest::<Cursor>::parse(2, &token, &filter, LIMITS) {
+                Err(e) => prop_assert_eq!(e.field, "page_token"),
+                Ok(page) => match page.after {
+                    None => prop_assert!(token.is_empty()),
+                    Some(after) => {
+                        let again = PageRequest::<Cursor>::parse(2, &issued(after, &filter), &filter, LIMITS);
+                        prop_assert_eq!(again.map(|p| p.after), Ok(Some(after)));
+                    }
+                },
+            }
+        }
+
+        /// Every token the service issues parses back to its cursor, and only
+        /// under its own filter.
+        #[test]
+        fn issued_tokens_round_trip(micros in proptest::num::i64::ANY, id in proptest::num::u128::ANY, filter in "(?s).{0,100}") {
+            let after = (micros, uuid::Uuid::from_u128(id));
+            let token = issued(after, &filter);
+            prop_assert!(token.len() <= MAX_TOKEN_LEN);
+            let page = PageRequest::<Cursor>::parse(2, &token, &filter, LIMITS).map(|p| p.after);
+            prop_assert_eq!(page, Ok(Some(after)));
+            let other = format!("{filter}.");
+            prop_assert!(PageRequest::<Cursor>::parse(2, &token, &other, LIMITS).is_err());
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! validated once at start.
 
 use clap::{Args, Parser, Subcommand};
+use platform::ids::ClientId;
 use platform::telemetry::LogFormat;
 use secrecy::SecretString;
 use std::net::SocketAddr;
@@ -107,8 +108,11 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The service account's client id and secret, from the settings or the file.
-    pub fn client_credentials(&self) -> anyhow::Result<Option<(String, SecretString)>> {
+    /// The service account's client id and secret, from the settings or the
+    /// file; a client id the Auth Service would refuse is refused at start.
+    pub fn client_credentials(&self) -> anyhow::Result<Option<(ClientId, SecretString)>> {
+        let id =
+            |raw: &str| ClientId::try_from(raw).map_err(|e| anyhow::anyhow!("USER_CLIENT_ID: {e}"));
         if let Some(path) = &self.client_credentials_file {
             #[derive(serde::Deserialize)]
             struct File {
@@ -120,10 +124,13 @@ impl Settings {
             let f: File = serde_json::from_str(&text).map_err(|e| {
                 anyhow::anyhow!("{} is not a credentials file: {e}", path.display())
             })?;
-            return Ok(Some((f.client_id, SecretString::from(f.client_secret))));
+            return Ok(Some((
+                id(&f.client_id)?,
+                SecretString::from(f.client_secret),
+            )));
         }
         match (&self.client_id, &self.client_secret) {
-            (Some(id), Some(secret)) => Ok(Some((id.clone(), secret.clone()))),
+            (Some(raw), Some(secret)) => Ok(Some((id(raw)?, secret.clone()))),
             (None, None) => Ok(None),
             _ => anyhow::bail!("USER_CLIENT_ID and USER_CLIENT_SECRET go together"),
         }

@@ -5,13 +5,13 @@ use super::{Authenticator, OWN_ACCOUNT, SERVICE_ROLE};
 use crate::audit::ClientInfo;
 use crate::authz::{self, Principal, SubjectKind};
 use crate::crypto::jwt::TokenSubject;
-use crate::error::AuthError;
+use crate::error::{AuthError, INVALID_CLIENT};
 use crate::storage::{Outcome, ServiceAccountRecord, SubjectChange};
 use aws_lc_rs::digest::{SHA256, digest};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use platform::ids::{ServiceAccountId, SessionId};
+use platform::ids::{ClientId, ServiceAccountId, SessionId};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
@@ -147,17 +147,19 @@ impl Authenticator {
         Ok(())
     }
 
-    /// The active service account these client credentials belong to.
+    /// The active service account these client credentials belong to. The id
+    /// is a [`ClientId`] already: a malformed one never reaches the database
+    /// or the audit log.
     pub(crate) async fn authenticate_client(
         &self,
-        client_id: &str,
+        client_id: &ClientId,
         secret: &SecretString,
         client: &ClientInfo,
     ) -> Result<ServiceAccountRecord, AuthError> {
         let account = self
             .stores
             .accounts
-            .service_account_by_client_id(client_id)
+            .service_account_by_client_id(client_id.as_str())
             .await?;
         let presented = secret_hash(secret.expose_secret());
         // Compare against a fixed hash for unknown ids so both paths do the same work.
@@ -173,9 +175,7 @@ impl Authenticator {
                         .subject(client_id),
                 )
                 .await;
-                Err(AuthError::Unauthenticated(
-                    "invalid client id or secret".into(),
-                ))
+                Err(AuthError::Unauthenticated(INVALID_CLIENT.into()))
             }
         }
     }
@@ -185,7 +185,7 @@ impl Authenticator {
     /// (signature, expiry, revocation, current roles), `None` otherwise.
     pub async fn introspect(
         &self,
-        client_id: &str,
+        client_id: &ClientId,
         secret: &SecretString,
         token: &str,
         client: &ClientInfo,
@@ -211,7 +211,7 @@ impl Authenticator {
     /// The client-credentials grant: a short-lived token for a service account.
     pub async fn issue_service_token(
         &self,
-        client_id: &str,
+        client_id: &ClientId,
         secret: &SecretString,
         client: &ClientInfo,
     ) -> Result<(String, i64), AuthError> {

@@ -15,6 +15,7 @@ use axum::routing::{any, get, post};
 use axum::{Form, Json, Router};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use platform::ids::ClientId;
 use secrecy::SecretString;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -191,23 +192,44 @@ struct IntrospectForm {
     token: String,
 }
 
-/// The client id and secret of `Authorization: Basic` (RFC 6749 §2.3.1).
-fn basic_credentials(headers: &HeaderMap) -> Option<(String, SecretString)> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, encoded) = value.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
+/// Bound on an `Authorization: Basic` value before it is decoded: room for a
+/// 128-character client id and a 512-character secret, each percent-encoded.
+const MAX_BASIC_LEN: usize = 4096;
+
+/// Why `Authorization: Basic` credentials were refused; each is HTTP 401.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BasicError {
+    /// No `Authorization: Basic` header, or one that does not decode.
+    Malformed,
+    /// A client id that cannot name an account ([`ClientId`]'s rules).
+    ClientId,
+}
+
+/// The client id and secret of `Authorization: Basic` (RFC 6749 §2.3.1): the
+/// id is a [`ClientId`], under the same rules as IssueServiceToken's.
+fn basic_credentials(headers: &HeaderMap) -> Result<(ClientId, SecretString), BasicError> {
+    use BasicError::Malformed;
+    let value = headers.get(header::AUTHORIZATION).ok_or(Malformed)?;
+    if value.len() > MAX_BASIC_LEN {
+        return Err(Malformed);
     }
-    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
-    let (id, secret) = decoded.split_once(':')?;
+    let value = value.to_str().map_err(|_| Malformed)?;
+    let (scheme, encoded) = value.trim().split_once(' ').ok_or(Malformed)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(Malformed);
+    }
+    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| Malformed)?;
+    let decoded = String::from_utf8(decoded).map_err(|_| Malformed)?;
+    let (id, secret) = decoded.split_once(':').ok_or(Malformed)?;
     // Client credentials are form-urlencoded before Basic encoding.
     let unescape = |s: &str| {
         percent_encoding::percent_decode_str(&s.replace('+', " "))
             .decode_utf8()
-            .ok()
             .map(|c| c.into_owned())
+            .map_err(|_| Malformed)
     };
-    Some((unescape(id)?, SecretString::from(unescape(secret)?)))
+    let id = ClientId::try_from(unescape(id)?.as_str()).map_err(|_| BasicError::ClientId)?;
+    Ok((id, SecretString::from(unescape(secret)?)))
 }
 
 async fn introspect(
@@ -223,7 +245,10 @@ async fn introspect(
         )
             .into_response()
     };
-    let Some((client_id, secret)) = basic_credentials(&headers) else {
+    // Malformed credentials (a client id of 60,000 characters, with CR/LF or
+    // NUL, ...) are refused here, as unknown ones are below: never looked up,
+    // never audited.
+    let Ok((client_id, secret)) = basic_credentials(&headers) else {
         return refused();
     };
     let principal = match s
@@ -274,9 +299,88 @@ mod tests {
         let value = format!("Basic {}", STANDARD.encode("sa-1:s%3Acret+x"));
         h.insert(header::AUTHORIZATION, value.parse().unwrap());
         let (id, secret) = basic_credentials(&h).unwrap();
-        assert_eq!(id, "sa-1");
+        assert_eq!(id.as_str(), "sa-1");
         assert_eq!(secrecy::ExposeSecret::expose_secret(&secret), "s:cret x");
         h.insert(header::AUTHORIZATION, "Bearer x".parse().unwrap());
-        assert!(basic_credentials(&h).is_none());
+        assert_eq!(basic_credentials(&h).err(), Some(BasicError::Malformed));
+    }
+
+    fn basic(raw: &[u8]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        let value = format!("Basic {}", STANDARD.encode(raw));
+        h.insert(header::AUTHORIZATION, value.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn basic_client_ids_follow_the_client_id_rules() {
+        let refused = Some(BasicError::ClientId);
+        let long = format!("{}:s", "a".repeat(2000));
+        for raw in [
+            "sa%0D%0Ax:s",
+            "sa\r\nx:s",
+            "sa%C2%85x:s",
+            "sa%E2%80%A8x:s",
+            "sa%00x:s",
+            "sa\0x:s",
+            "sa+x:s",
+            "sa%ZZ:s",
+            ":s",
+            long.as_str(),
+        ] {
+            assert_eq!(
+                basic_credentials(&basic(raw.as_bytes())).err(),
+                refused,
+                "{raw:?}"
+            );
+        }
+        // Past the size bound, nothing is decoded.
+        let huge = format!("{}:s", "a".repeat(60_000));
+        assert_eq!(
+            basic_credentials(&basic(huge.as_bytes())).err(),
+            Some(BasicError::Malformed)
+        );
+        for raw in [&b"sa-1"[..], b"\xff\xfe:s", b"sa-1:%FF"] {
+            assert_eq!(
+                basic_credentials(&basic(raw)).err(),
+                Some(BasicError::Malformed),
+                "{raw:?}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever the header: never a panic, and credentials only with a
+        /// client id that follows its rules.
+        #[test]
+        fn basic_parsing_never_panics(
+            value in "(?s).{0,300}",
+            pair in ("(?s).{0,150}|[A-Za-z0-9._~-]{1,40}", "(?s).{0,40}"),
+            scheme in "[Bb][Aa][Ss][Ii][Cc]|Bearer| ",
+        ) {
+            let mut h = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                h.insert(header::AUTHORIZATION, v);
+                if let Ok((id, _)) = basic_credentials(&h) {
+                    proptest::prop_assert!(ClientId::try_from(id.as_str()).is_ok());
+                }
+            }
+            let encoded = format!("{scheme} {}", STANDARD.encode(format!("{}:{}", pair.0, pair.1)));
+            if let Ok(v) = HeaderValue::from_str(&encoded) {
+                h.insert(header::AUTHORIZATION, v);
+                let parsed = basic_credentials(&h).map(|(id, _)| id.as_str().to_owned());
+                if let Ok(id) = &parsed {
+                    proptest::prop_assert!(scheme.eq_ignore_ascii_case("basic"));
+                    proptest::prop_assert!(ClientId::try_from(id.as_str()).is_ok());
+                }
+                // A valid id (with a secret free of escapes) decodes to itself.
+                if scheme.eq_ignore_ascii_case("basic")
+                    && ClientId::try_from(pair.0.as_str()).is_ok()
+                    && !pair.1.contains('%')
+                {
+                    proptest::prop_assert_eq!(parsed.ok(), Some(pair.0.clone()));
+                }
+            }
+        }
     }
 }

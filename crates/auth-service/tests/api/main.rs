@@ -13,6 +13,7 @@ mod helpers;
 mod access;
 mod bad_input;
 mod credential_changes;
+mod edge_input;
 mod flow;
 mod gateway;
 mod gateway_paths;

@@ -165,6 +165,7 @@ fn truncate(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn current() -> Profile {
         Profile {
@@ -225,5 +226,42 @@ mod tests {
                 .contains("output only")
         );
         assert!(UpdateMask::parse(&["*".into()], &input).is_ok());
+    }
+
+    proptest! {
+        /// Whatever the paths: never a panic; a mask only of known fields
+        /// (or `*`), and any other path refused with an `update_mask` error.
+        #[test]
+        fn masks_hold_only_known_fields(
+            paths in proptest::collection::vec(
+                prop_oneof![
+                    proptest::sample::select(vec![
+                        "username", "display_name", "avatar_url", "bio", "locale", "time_zone",
+                        "user.bio", " locale ", "*", "email", "etag", "user.name", "User.bio",
+                        "user.user.bio", "bio.x", "",
+                    ]).prop_map(str::to_owned),
+                    "(?s).{0,40}",
+                ],
+                0..20,
+            ),
+        ) {
+            let input = ProfileInput { bio: "x".into(), ..Default::default() };
+            let known = |p: &str| {
+                let p = p.trim();
+                p == "*" || Field::ALL.iter().any(|f| f.path() == p.strip_prefix("user.").unwrap_or(p))
+            };
+            match UpdateMask::parse(&paths, &input) {
+                Ok(mask) => {
+                    prop_assert!(paths.len() <= 16);
+                    prop_assert!(paths.iter().all(|p| known(p)), "{paths:?}");
+                    prop_assert!(!mask.0.is_empty());
+                }
+                Err(e) => {
+                    prop_assert_eq!(e.field, "update_mask");
+                    prop_assert!(paths.len() > 16 || !paths.iter().all(|p| known(p)));
+                    prop_assert!(e.message.chars().count() < 1024);
+                }
+            }
+        }
     }
 }

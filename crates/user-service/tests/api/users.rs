@@ -107,6 +107,25 @@ async fn create_is_idempotent_and_for_services(backend: Backend) {
         })
         .await;
     assert!(assert_code(no_email, Code::InvalidArgument).contains("user.email"));
+    // The one canonical email form of both services: ASCII domain (IDNA),
+    // ASCII local part.
+    let kim = sys
+        .create_as_service(pb::User {
+            id: uuid::Uuid::now_v7().to_string(),
+            email: "Kim@Ｂücher.example".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(kim.email, "kim@xn--bcher-kva.example");
+    let non_ascii = sys
+        .create_as_service(pb::User {
+            id: uuid::Uuid::now_v7().to_string(),
+            email: "jösé@example.com".into(),
+            ..Default::default()
+        })
+        .await;
+    assert!(assert_code(non_ascii, Code::InvalidArgument).contains("user.email"));
     let missing = sys
         .users
         .clone()

@@ -8,11 +8,12 @@ use super::client::TrustedProxies;
 use crate::audit::ClientInfo;
 use crate::authz::{self, Principal};
 use crate::domain::{DisplayName, Email, FieldViolation, NewPassword, Password};
+use crate::error::AuthError;
 use crate::service::{Authenticator, MfaCode};
 use crate::storage::AuditQuery;
 use identity_proto::auth::v1 as pb;
 use identity_proto::auth::v1::auth_service_server::AuthService;
-use platform::ids::{ServiceAccountId, SessionId, UserId};
+use platform::ids::{ClientId, ServiceAccountId, SessionId, UserId};
 use platform::paging::{Limits, PageRequest};
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
@@ -203,6 +204,11 @@ impl AuthService for AuthGrpc {
         if r.reason.chars().count() > MAX_DESCRIPTION {
             return Err(FieldViolation::new("reason", "must be at most 200 characters").into());
         }
+        if r.reason.chars().any(char::is_control) {
+            return Err(
+                FieldViolation::new("reason", "must not contain control characters").into(),
+            );
+        }
         let reason = if r.reason.is_empty() {
             "disabled"
         } else {
@@ -383,15 +389,12 @@ impl AuthService for AuthGrpc {
     ) -> Reply<pb::IssueServiceTokenResponse> {
         let client = self.client(&request);
         let r = request.into_inner();
-        if r.client_id.is_empty() || r.client_id.len() > 128 {
-            return Err(
-                FieldViolation::new("client_id", "is required (at most 128 characters)").into(),
-            );
-        }
+        // A malformed id is unknown credentials, as at the introspection endpoint.
+        let client_id = ClientId::try_from(r.client_id.as_str()).map_err(AuthError::from)?;
         let secret = required_secret(r.client_secret, "client_secret")?;
         let (access_token, expires_in) = self
             .core
-            .issue_service_token(&r.client_id, &secret, &client)
+            .issue_service_token(&client_id, &secret, &client)
             .await?;
         Ok(Response::new(pb::IssueServiceTokenResponse {
             access_token,
@@ -604,9 +607,15 @@ impl AuthService for AuthGrpc {
     ) -> Reply<pb::ListAuditEventsResponse> {
         let (caller, _) = self.caller(&request)?;
         let r = request.into_inner();
+        // What a filter can match: stored fields are bounded and free of
+        // control characters (audit::clean), and PostgreSQL text holds no NUL.
         let bounded = |s: String, field: &'static str| -> Result<Option<String>, FieldViolation> {
             match s.len() {
                 0 => Ok(None),
+                _ if s.chars().any(char::is_control) => Err(FieldViolation::new(
+                    field,
+                    "must not contain control characters",
+                )),
                 1..=256 => Ok(Some(s)),
                 _ => Err(FieldViolation::new(field, "must be at most 256 characters")),
             }
