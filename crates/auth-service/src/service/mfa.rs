@@ -49,6 +49,10 @@ impl MfaCode {
     pub fn parse(code: String, recovery_code: String) -> Result<Self, FieldViolation> {
         match (code.is_empty(), recovery_code.is_empty()) {
             (false, true) => Self::totp(code, "code"),
+            // Bounded before any work: separators may pad an issued code, not more.
+            (true, false) if recovery_code.len() > 4 * RECOVERY_CODE_LEN => Err(
+                FieldViolation::new("recovery_code", "is too long for a recovery code"),
+            ),
             (true, false) => {
                 let normal: String = recovery_code
                     .chars()
@@ -608,6 +612,7 @@ mod tests {
         assert!(MfaCode::parse("12345a".into(), String::new()).is_err());
         assert!(MfaCode::parse("123456".into(), "abcd".into()).is_err());
         assert!(MfaCode::parse(String::new(), String::new()).is_err());
+        assert!(MfaCode::parse(String::new(), "-".repeat(100_000)).is_err());
         let code = recovery_codes().unwrap().remove(0);
         let upper = code.expose_secret().to_ascii_uppercase();
         assert!(matches!(
