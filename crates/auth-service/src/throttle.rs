@@ -22,6 +22,7 @@
 use crate::storage::{Counter, MfaStore, StoreError, ThrottleStore, TotpRecord};
 use chrono::{DateTime, Duration, Utc};
 use platform::ids::UserId;
+use platform::outbox::OutboxEvent;
 
 /// How a credential's consecutive failures slow its guesser down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,10 +192,11 @@ impl Throttle<'_> {
 
     /// The same for a code of `user_id`'s second factor, as `factor` was read
     /// before the attempt: its own counter, never the password's.
+    /// `locked_notice` is recorded by the attempt that locks the codes.
     pub async fn reserve_code(
         &self,
         user_id: UserId,
-        factor: &TotpRecord,
+        (factor, locked_notice): (&TotpRecord, Option<&OutboxEvent>),
         address: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Result<Reserved, Duration>, StoreError> {
@@ -208,7 +210,8 @@ impl Throttle<'_> {
         if let Some(wait) = wait.max(self.address_wait(address.as_deref(), now).await?) {
             return Ok(Err(wait));
         }
-        let after = self.factors.reserve_failure(user_id, now).await?;
+        let alarm = locked_notice.map(|n| (SECOND_FACTOR_LOCKOUT, n));
+        let after = self.factors.reserve_failure(user_id, alarm, now).await?;
         let mut wait = after
             .as_ref()
             .and_then(|c| SECOND_FACTOR.admits(seen.as_ref(), c, now));

@@ -31,6 +31,9 @@ pub const EMAIL_CHANGE_PENDING: &str = "identity.email_change.pending";
 pub const EMAIL_CHANGED: &str = "identity.email.changed";
 /// A notice that two-factor login was turned on.
 pub const MFA_ENABLED: &str = "identity.mfa.enabled";
+/// A notice that authenticator codes were locked after too many wrong ones:
+/// someone knows the password.
+pub const MFA_LOCKED: &str = "identity.mfa.locked";
 /// A notice that two-factor login was turned off (by the user or an admin).
 pub const MFA_DISABLED: &str = "identity.mfa.disabled";
 

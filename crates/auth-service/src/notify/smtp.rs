@@ -5,7 +5,8 @@
 
 use super::{
     EMAIL_CHANGE_PENDING, EMAIL_CHANGE_REQUESTED, EMAIL_CHANGED, EMAIL_VERIFICATION_REQUESTED,
-    MFA_DISABLED, MFA_ENABLED, Notification, PASSWORD_CHANGED, PASSWORD_RESET_REQUESTED, link,
+    MFA_DISABLED, MFA_ENABLED, MFA_LOCKED, Notification, PASSWORD_CHANGED,
+    PASSWORD_RESET_REQUESTED, link,
 };
 use futures::future::BoxFuture;
 use lettre::message::{Mailbox, header::ContentType};
@@ -118,6 +119,14 @@ impl Smtp {
             MFA_ENABLED => (
                 "Two-factor login is on",
                 "Two-factor login was turned on for your account.\n".to_owned(),
+            ),
+            MFA_LOCKED => (
+                "Someone is trying to sign in to your account",
+                "Someone who knows your password entered too many wrong codes from your \
+                 authenticator app, so those codes are locked.\n\
+                 Reset your password now. To sign in, use one of your recovery codes \
+                 (it unlocks the app's codes), or ask your administrator.\n"
+                    .to_owned(),
             ),
             MFA_DISABLED => (
                 "Two-factor login is off",

@@ -12,7 +12,7 @@ use crate::authz::Principal;
 use crate::crypto::refresh;
 use crate::domain::Password;
 use crate::error::AuthError;
-use crate::notify::{MFA_DISABLED, MFA_ENABLED};
+use crate::notify::{MFA_DISABLED, MFA_ENABLED, MFA_LOCKED};
 use crate::storage::{Amr, IdentityRecord, NewChallenge, TotpRecord};
 use crate::throttle::{Reserved, codes_locked};
 use aws_lc_rs::digest::{SHA256, digest};
@@ -376,9 +376,18 @@ impl Authenticator {
         let address = client.address.as_deref();
         match attempt {
             Attempt::Recovery => throttle.reserve_address(identity.id, address, now).await,
-            Attempt::Totp | Attempt::Enrolment => {
+            Attempt::Totp => {
+                // Someone who can reach the second factor knows the password:
+                // the owner hears of it when the codes lock.
+                let notice = self.notice(MFA_LOCKED, (identity.id, &identity.email), now)?;
+                let factor = (factor, notice.as_ref());
                 throttle
                     .reserve_code(identity.id, factor, address, now)
+                    .await
+            }
+            Attempt::Enrolment => {
+                throttle
+                    .reserve_code(identity.id, (factor, None), address, now)
                     .await
             }
         }?

@@ -76,10 +76,12 @@ pub trait MfaStore: Send + Sync + std::fmt::Debug {
     ) -> Result<bool, StoreError>;
     /// Counts one more wrong code against the identity's factor (reserved
     /// before the code is checked); the counter after it, `None` without a
-    /// factor.
+    /// factor. The attempt that brings the count to `alarm.0` records the
+    /// event `alarm.1` with it (the owner is told once of the lockout).
     async fn reserve_failure(
         &self,
         user_id: UserId,
+        alarm: Option<(i64, &OutboxEvent)>,
         now: DateTime<Utc>,
     ) -> Result<Option<Counter>, StoreError>;
     /// A right code: the factor's failures are forgotten.
@@ -204,19 +206,28 @@ platform::generic_store! {
         async fn reserve_failure(
             &self,
             user_id: UserId,
+            alarm: Option<(i64, &OutboxEvent)>,
             now: DateTime<Utc>,
         ) -> Result<Option<Counter>, StoreError> {
+            let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
             // One statement: concurrent wrong codes are serialised by the row,
             // so each sees a distinct count.
-            Ok(sqlx::query_as(
+            let counter: Option<Counter> = sqlx::query_as(
                 "UPDATE mfa_totp SET failures = failures + 1, failed_at = $2
                  WHERE user_id = $1
                  RETURNING failures AS count, created_at AS window_start, failed_at AS updated_at",
             )
             .bind(user_id)
             .bind(Timestamp(now))
-            .fetch_optional(&self.pool)
-            .await?)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let (Some(c), Some((at, event))) = (&counter, alarm)
+                && c.count == at
+            {
+                SqlOutbox::<DB>::insert(&mut tx, event).await?;
+            }
+            tx.commit().await?;
+            Ok(counter)
         }
 
         async fn clear_failures(&self, user_id: UserId) -> Result<(), StoreError> {

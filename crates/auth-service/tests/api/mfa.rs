@@ -553,8 +553,7 @@ fn wrong_code(secret: &[u8], t: i64) -> String {
 /// clear the second factor's failures: the guesses run into the backoff and
 /// then the lockout, however they are spread.
 async fn code_guesses_gain_nothing_from_logging_in_again(backend: Backend) {
-    let (app, _hooks) =
-        spawn_notifying(backend, |s| s.trusted_proxies = "127.0.0.0/8".into()).await;
+    let (app, hooks) = spawn_notifying(backend, |s| s.trusted_proxies = "127.0.0.0/8".into()).await;
     let user = enrolled(&app).await;
     let mut grpc = app.grpc.clone();
     let (mut checked, mut throttled, mut locked) = (0, 0, 0);
@@ -600,6 +599,9 @@ async fn code_guesses_gain_nothing_from_logging_in_again(backend: Backend) {
     );
     assert!(throttled > 0, "the backoff slowed the guesses down");
     assert!(locked > 0, "the authenticator codes locked");
+    // The owner is told, once: someone has the password.
+    let told = hooks.wait_for("identity.mfa.locked", &user.email, 1).await;
+    assert_eq!(told.len(), 1);
 
     // Locked: even the right code is refused, from anywhere.
     let ch = challenge(&app, &user.email).await;
