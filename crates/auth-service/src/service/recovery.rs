@@ -142,6 +142,23 @@ impl Authenticator {
         Ok(())
     }
 
+    /// The events of an identity moving off address `left`: the User Service
+    /// follows (with the address current at delivery) and `left` is told.
+    fn moved(
+        &self,
+        (user_id, left): (UserId, &str),
+        now: DateTime<Utc>,
+    ) -> Result<Vec<OutboxEvent>, StoreError> {
+        let mut events = vec![OutboxEvent::new(
+            USER_EMAIL_CHANGED,
+            user_id.uuid(),
+            serde_json::to_string(&UserEmailChanged { user_id })?,
+            now,
+        )];
+        events.extend(self.notice(EMAIL_CHANGED, (user_id, left), now)?);
+        Ok(events)
+    }
+
     fn require_notifications(&self) -> Result<(), AuthError> {
         if self.recovery.notifications {
             Ok(())
@@ -221,14 +238,7 @@ impl Authenticator {
             .await?
             .ok_or(AuthError::InvalidOneTimeToken)?;
         let user_id = identity.id;
-        // A move tells the User Service and the address it leaves.
-        let mut events = vec![OutboxEvent::new(
-            USER_EMAIL_CHANGED,
-            user_id.uuid(),
-            serde_json::to_string(&UserEmailChanged { user_id }).map_err(StoreError::from)?,
-            now,
-        )];
-        events.extend(self.notice(EMAIL_CHANGED, (user_id, &identity.email), now)?);
+        let events = self.moved((user_id, &identity.email), now)?;
         let change = (&CredentialChange::EmailChanged.ends(), events.as_slice());
         let verified = match self
             .stores
@@ -408,13 +418,7 @@ impl Authenticator {
         let reset = self.one_time((user_id, &live.email), Purpose::ResetPassword, now)?;
         let mut events = vec![reset.event];
         if identity.email != live.email {
-            events.push(OutboxEvent::new(
-                USER_EMAIL_CHANGED,
-                user_id.uuid(),
-                serde_json::to_string(&UserEmailChanged { user_id }).map_err(StoreError::from)?,
-                now,
-            ));
-            events.extend(self.notice(EMAIL_CHANGED, (user_id, &identity.email), now)?);
+            events.extend(self.moved((user_id, &identity.email), now)?);
         }
         Ok(Some((
             user_id,

@@ -6,6 +6,7 @@
 
 use crate::helpers::{Backend, PASSWORD, TestApp, bearer, both_backends, unique_email};
 use crate::mfa::{base32, challenge, enrolled, now, totp, verify};
+use crate::recovery::{request_reset, reset, verify as verify_email};
 use crate::webhook::{Receiver, spawn_notifying};
 use auth_service::service::changes::CredentialChange;
 use identity_proto::auth::v1 as pb;
@@ -300,14 +301,7 @@ async fn enrolment_is_gone(
         CredentialChange::EmailChangeCancelled => {
             // The password is gone: the mailed reset link sets a new one.
             let token = hooks.token(RESET, &u.email, 2).await;
-            app.grpc
-                .clone()
-                .reset_password(pb::ResetPasswordRequest {
-                    token,
-                    new_password: NEW_PASSWORD.into(),
-                })
-                .await
-                .unwrap();
+            reset(app, &token, NEW_PASSWORD).await.unwrap();
             NEW_PASSWORD
         }
         _ => PASSWORD,
@@ -404,15 +398,8 @@ async fn the_old_address_hears_of_an_email_change_at_once_and_can_stop_it(backen
         app.login(&email, PASSWORD).await.unwrap_err().code(),
         Code::Unauthenticated
     );
-    let reset = hooks.token(RESET, &email, 1).await;
-    app.grpc
-        .clone()
-        .reset_password(pb::ResetPasswordRequest {
-            token: reset,
-            new_password: NEW_PASSWORD.into(),
-        })
-        .await
-        .unwrap();
+    let link = hooks.token(RESET, &email, 1).await;
+    reset(&app, &link, NEW_PASSWORD).await.unwrap();
     app.login(&email, NEW_PASSWORD).await.unwrap();
     // The link works once.
     let again = app
@@ -445,16 +432,6 @@ async fn change_email(app: &TestApp, token: &str, to: &str) -> Result<(), tonic:
             },
             token,
         ))
-        .await
-        .map(drop)
-}
-
-async fn verify_email(app: &TestApp, token: &str) -> Result<(), tonic::Status> {
-    app.grpc
-        .clone()
-        .verify_email(pb::VerifyEmailRequest {
-            token: token.into(),
-        })
         .await
         .map(drop)
 }
@@ -497,15 +474,8 @@ async fn the_owners_link_undoes_a_change_the_thief_verified_at_once(backend: Bac
     hooks
         .wait_for("identity.email.changed", &thief_address, 1)
         .await;
-    let reset = hooks.token(RESET, &email, 1).await;
-    app.grpc
-        .clone()
-        .reset_password(pb::ResetPasswordRequest {
-            token: reset,
-            new_password: NEW_PASSWORD.into(),
-        })
-        .await
-        .unwrap();
+    let link = hooks.token(RESET, &email, 1).await;
+    reset(&app, &link, NEW_PASSWORD).await.unwrap();
     app.login(&email, NEW_PASSWORD).await.unwrap();
 }
 
@@ -526,13 +496,7 @@ async fn a_change_email_racing_a_reset_never_outlives_it(backend: Backend) {
         let email = unique_email();
         app.register(&email, PASSWORD).await.unwrap();
         let thief = app.login(&email, PASSWORD).await.unwrap();
-        app.grpc
-            .clone()
-            .request_password_reset(pb::RequestPasswordResetRequest {
-                email: email.clone(),
-            })
-            .await
-            .unwrap();
+        request_reset(&app, &email).await.unwrap();
         let reset = hooks.token(RESET, &email, 1).await;
         let owner = {
             let mut grpc = app.grpc.clone();
@@ -597,15 +561,8 @@ async fn the_owners_link_racing_the_thiefs_verification_is_never_aborted(backend
             assert_eq!(s.code(), Code::Unauthenticated, "round {round}: {s:?}");
         }
         // Whatever the order, the owner's address has the account.
-        let reset = hooks.token(RESET, &email, 1).await;
-        app.grpc
-            .clone()
-            .reset_password(pb::ResetPasswordRequest {
-                token: reset,
-                new_password: NEW_PASSWORD.into(),
-            })
-            .await
-            .unwrap();
+        let link = hooks.token(RESET, &email, 1).await;
+        reset(&app, &link, NEW_PASSWORD).await.unwrap();
         app.login(&email, NEW_PASSWORD).await.unwrap();
     }
 }

@@ -36,7 +36,7 @@ fn claims(token: &str) -> serde_json::Value {
     serde_json::from_slice(&raw).unwrap()
 }
 
-async fn verify(app: &TestApp, token: &str) -> Result<(), tonic::Status> {
+pub(crate) async fn verify(app: &TestApp, token: &str) -> Result<(), tonic::Status> {
     app.grpc
         .clone()
         .verify_email(pb::VerifyEmailRequest {
@@ -46,7 +46,7 @@ async fn verify(app: &TestApp, token: &str) -> Result<(), tonic::Status> {
         .map(drop)
 }
 
-async fn request_reset(app: &TestApp, email: &str) -> Result<(), tonic::Status> {
+pub(crate) async fn request_reset(app: &TestApp, email: &str) -> Result<(), tonic::Status> {
     app.grpc
         .clone()
         .request_password_reset(pb::RequestPasswordResetRequest {
@@ -56,7 +56,7 @@ async fn request_reset(app: &TestApp, email: &str) -> Result<(), tonic::Status> 
         .map(drop)
 }
 
-async fn reset(app: &TestApp, token: &str, password: &str) -> Result<(), tonic::Status> {
+pub(crate) async fn reset(app: &TestApp, token: &str, password: &str) -> Result<(), tonic::Status> {
     app.grpc
         .clone()
         .reset_password(pb::ResetPasswordRequest {
