@@ -298,6 +298,7 @@ impl Application {
 
         let (grpc_result, http_result) = tokio::join!(grpc, http);
         shutdown.cancel();
+        authenticator.finish_jobs().await;
         tasks.join().await;
         tracing::info!("auth-service stopped");
         grpc_result.context("gRPC server failed")?;
@@ -359,6 +360,7 @@ pub async fn build_core(settings: &Settings, clock: SharedClock) -> anyhow::Resu
             mfa_challenge_ttl: chrono::Duration::from_std(settings.mfa_challenge_ttl)?,
             require_verified_email: settings.require_verified_email,
         },
+        jobs: platform::tasks::Jobs::new(crate::service::MAX_JOBS),
     });
     Ok(Core {
         authenticator,

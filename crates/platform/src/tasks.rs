@@ -129,6 +129,62 @@ impl Supervisor {
     }
 }
 
+/// One-off jobs a request starts and does not wait for (a password reset's
+/// lookup and mail, a batch of reads), owned by whoever starts them and joined
+/// at shutdown, so none is cut off unseen. At most `limit` run at once.
+#[derive(Debug, Clone)]
+pub struct Jobs {
+    set: std::sync::Arc<parking_lot::Mutex<tokio::task::JoinSet<()>>>,
+    limit: usize,
+}
+
+impl Jobs {
+    /// Jobs of which at most `limit` run at once.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            set: std::sync::Arc::default(),
+            limit,
+        }
+    }
+
+    /// Starts `job`, named `name` in the log if it panics; false (and `job`
+    /// dropped) when `limit` jobs are already running.
+    pub fn spawn<F>(&self, name: &'static str, job: F) -> bool
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let mut set = self.set.lock();
+        while let Some(done) = set.try_join_next() {
+            report_job(name, done);
+        }
+        if set.len() >= self.limit {
+            tracing::warn!(job = name, limit = self.limit, "too many jobs running; one dropped");
+            return false;
+        }
+        set.spawn(job);
+        true
+    }
+
+    /// Waits up to `within` for the running jobs (at shutdown).
+    pub async fn join(&self, within: Duration) {
+        let mut set = std::mem::take(&mut *self.set.lock());
+        let all = async {
+            while let Some(done) = set.join_next().await {
+                report_job("job", done);
+            }
+        };
+        if tokio::time::timeout(within, all).await.is_err() {
+            tracing::warn!("jobs still running at shutdown; abandoned");
+        }
+    }
+}
+
+fn report_job(name: &'static str, done: Result<(), JoinError>) {
+    if let Err(e) = done {
+        tracing::error!(job = name, panic = %panic_message(e), "job panicked");
+    }
+}
+
 /// Runs `tick` every `interval` until `shutdown`; a failed tick is logged as
 /// `what` and retried at the next one.
 async fn every<F, Fut, E>(

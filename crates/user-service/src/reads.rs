@@ -8,6 +8,7 @@
 
 use crate::storage::{StoreError, UserRecord, UserStore};
 use platform::ids::UserId;
+use platform::tasks::Jobs;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -28,14 +29,24 @@ type Reply = oneshot::Sender<Result<Option<UserRecord>, StoreError>>;
 pub struct Reads {
     queue: mpsc::Sender<(UserId, Reply)>,
     store: Arc<dyn UserStore>,
+    /// The batching loop and its batches in flight.
+    jobs: Jobs,
 }
 
 impl Reads {
     /// Starts the batching task (it ends when every handle is dropped).
     pub fn spawn(store: Arc<dyn UserStore>) -> Self {
         let (queue, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(batch_loop(store.clone(), rx));
-        Self { queue, store }
+        // The loop and a batch per slot (twice: a batch releases its slot just
+        // before it ends).
+        let jobs = Jobs::new(2 * SLOTS + 1);
+        jobs.spawn("read batching", batch_loop(store.clone(), rx, jobs.clone()));
+        Self { queue, store, jobs }
+    }
+
+    /// Waits a little for the batches in flight (at shutdown).
+    pub async fn finish(&self) {
+        self.jobs.join(std::time::Duration::from_secs(5)).await;
     }
 
     /// The active user `id`, if any.
@@ -52,7 +63,11 @@ impl Reads {
     }
 }
 
-async fn batch_loop(store: Arc<dyn UserStore>, mut rx: mpsc::Receiver<(UserId, Reply)>) {
+async fn batch_loop(
+    store: Arc<dyn UserStore>,
+    mut rx: mpsc::Receiver<(UserId, Reply)>,
+    jobs: Jobs,
+) {
     let slots = Arc::new(Semaphore::new(SLOTS));
     loop {
         // A slot first, then whatever queued while none was free.
@@ -70,7 +85,8 @@ async fn batch_loop(store: Arc<dyn UserStore>, mut rx: mpsc::Receiver<(UserId, R
             }
         }
         let store = store.clone();
-        tokio::spawn(async move {
+        // A slot is held, so there is room: the loop and SLOTS batches.
+        jobs.spawn("read batch", async move {
             answer(store.as_ref(), batch).await;
             drop(slot);
         });

@@ -172,6 +172,7 @@ impl Application {
         let (grpc_result, http_result) = tokio::join!(grpc, http);
         shutdown.cancel();
         tasks.join().await;
+        self.directory.reads.finish().await;
         tracing::info!("user-service stopped");
         grpc_result.context("gRPC server failed")?;
         http_result.context("HTTP server failed")?;

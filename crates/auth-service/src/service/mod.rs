@@ -113,9 +113,19 @@ pub struct Authenticator {
     pub(crate) freshness: Arc<crate::freshness::Freshness>,
     /// Email verification and password reset.
     pub(crate) recovery: RecoverySettings,
+    /// Work a request starts and does not wait for; joined at shutdown.
+    pub(crate) jobs: platform::tasks::Jobs,
 }
 
+/// Jobs (queued password resets) that may run at once.
+pub const MAX_JOBS: usize = 1024;
+
 impl Authenticator {
+    /// Waits a little for the jobs requests started (at shutdown).
+    pub async fn finish_jobs(&self) {
+        self.jobs.join(std::time::Duration::from_secs(5)).await;
+    }
+
     /// Checks an access token without touching the database, and resolves the
     /// subject's current roles and permissions.
     pub fn validate(&self, token: &str) -> Result<Principal, AuthError> {

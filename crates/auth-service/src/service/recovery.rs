@@ -455,7 +455,7 @@ impl Authenticator {
         }
         let core = self.clone();
         let client = client.clone();
-        tokio::spawn(async move {
+        self.jobs.spawn("password reset", async move {
             if let Err(error) = core.queue_reset(&email, &client).await {
                 tracing::warn!(%error, "password reset not queued");
             }
