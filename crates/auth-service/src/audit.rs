@@ -6,7 +6,6 @@
 use crate::storage::{AuditRecord, AuditStore};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
-use uuid::Uuid;
 
 /// Longest identifier stored (kind, actor, subject, client address, detail
 /// name), in characters: longer than any legitimate one (an email is at most
@@ -80,7 +79,7 @@ impl Event {
     pub fn new(kind: &str, at: DateTime<Utc>, client: &ClientInfo) -> Self {
         Self {
             record: AuditRecord {
-                id: Uuid::now_v7(),
+                id: platform::clock::time_ordered_id(),
                 at,
                 kind: clean(kind, MAX_FIELD_CHARS),
                 actor_id: None,

@@ -102,7 +102,9 @@ impl Collector for AgeCollector {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        self.0.gauge.set(self.0.age(Instant::now()).as_secs_f64());
+        self.0
+            .gauge
+            .set(self.0.age(platform::clock::monotonic_now()).as_secs_f64());
         self.0.gauge.collect()
     }
 }
@@ -128,7 +130,7 @@ impl Views {
         let views = Self {
             revoked: Arc::new(RevocationSet::new(horizon)),
             authz: Arc::new(AuthzState::new(horizon)),
-            freshness: Arc::new(Freshness::new(Instant::now(), bound)?),
+            freshness: Arc::new(Freshness::new(platform::clock::monotonic_now(), bound)?),
             stores,
             clock,
         };
@@ -162,7 +164,7 @@ impl Views {
         view: View,
         poll: impl Future<Output = Result<(), StoreError>>,
     ) -> Result<(), StoreError> {
-        let started = Instant::now();
+        let started = platform::clock::monotonic_now();
         let polled = poll.await;
         if polled.is_ok() {
             self.freshness.synced(view, started);
@@ -177,7 +179,7 @@ mod tests {
 
     #[test]
     fn fails_closed_past_the_bound_and_recovers_on_a_poll() {
-        let t0 = Instant::now();
+        let t0 = platform::clock::monotonic_now();
         let s = Duration::from_secs;
         let f = Freshness::new(t0, s(10)).unwrap();
         assert!(f.check(t0 + s(10)).is_ok());

@@ -37,7 +37,6 @@ use secrecy::ExposeSecret;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Keys are re-read this many sync intervals apart (they change rarely).
@@ -81,7 +80,7 @@ impl Readiness for DbReadiness {
     fn check(&self) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async move {
             self.freshness
-                .check(Instant::now())
+                .check(platform::clock::monotonic_now())
                 .map_err(|e| e.to_string())?;
             self.db.check().await
         })

@@ -2,8 +2,9 @@
 //! interfaces and reports throughput and latency next to the machine's ceilings
 //! (a bare tonic echo server; raw Argon2id hashing), in one run.
 
-// A measuring tool, not a service: failing loudly on a broken invariant is right.
-#![allow(clippy::expect_used)]
+// A measuring tool, not a service: failing loudly on a broken invariant is
+// right, and timing with the real monotonic clock is its job.
+#![allow(clippy::expect_used, clippy::disallowed_methods)]
 
 /// The allocator the Auth Service runs with, so that the echo ceiling (this
 /// binary's `echo-server`) is bare tonic on the same footing, not slower for

@@ -11,8 +11,9 @@ use identity_proto::auth::v1::auth_service_client::AuthServiceClient;
 use identity_proto::auth::v1::{CheckPermissionRequest, IssueServiceTokenRequest, SubjectKind};
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::Mutex;
+use tokio::time::Instant;
 use tonic::metadata::{AsciiMetadataValue, MetadataMap};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
@@ -182,7 +183,7 @@ impl Authorizer {
                 map.clear();
             }
         }
-        map.insert(key, (Instant::now(), decision));
+        map.insert(key, (crate::clock::monotonic_now(), decision));
     }
 
     fn outcome(decision: Decision) -> Result<Subject, Status> {
@@ -278,13 +279,16 @@ impl<I: TokenIssuer> TokenSource for CachedToken<I> {
         Box::pin(async move {
             let mut cached = self.cached.lock().await;
             if let Some((token, renew_at)) = cached.as_ref()
-                && Instant::now() < *renew_at
+                && crate::clock::monotonic_now() < *renew_at
             {
                 return Ok(token.clone());
             }
             let (token, expires_in) = self.issuer.issue().await?;
             let life = Duration::from_secs(expires_in.max(1) as u64);
-            *cached = Some((token.clone(), Instant::now() + life.mul_f32(0.8)));
+            *cached = Some((
+                token.clone(),
+                crate::clock::monotonic_now() + life.mul_f32(0.8),
+            ));
             Ok(token)
         })
     }

@@ -54,3 +54,22 @@ impl Clock for ManualClock {
 
 /// A clock shared by every component of a service.
 pub type SharedClock = Arc<dyn Clock>;
+
+/// A new time-ordered (v7) UUID: the one place one is made. It orders rows
+/// and names events and decides nothing, so it reads the wall clock, not the
+/// injected one (ids stay ordered across replicas and test clocks).
+#[allow(clippy::disallowed_methods)]
+#[must_use]
+pub fn time_ordered_id() -> uuid::Uuid {
+    uuid::Uuid::now_v7()
+}
+
+/// The monotonic "now" that elapsed times, deadlines and cache ages are
+/// measured from: the one place it is read. Tokio's, so that tests may pause
+/// it; it is never compared with a token's or a row's time (those come from
+/// [`Clock`]).
+#[allow(clippy::disallowed_methods)]
+#[must_use]
+pub fn monotonic_now() -> tokio::time::Instant {
+    tokio::time::Instant::now()
+}

@@ -21,7 +21,7 @@ macro_rules! id_type {
             /// A new, time-ordered (v7) id.
             #[must_use]
             pub fn generate() -> Self {
-                Self(Uuid::now_v7())
+                Self($crate::clock::time_ordered_id())
             }
 
             /// The id a UUID already names.

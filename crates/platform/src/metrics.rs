@@ -6,7 +6,7 @@ use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, Tex
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use tokio::time::Instant;
 
 /// The registry and the per-RPC instruments of one service.
 #[derive(Clone)]
@@ -163,7 +163,7 @@ where
         } else {
             UNKNOWN_METHOD.to_owned()
         };
-        let started = Instant::now();
+        let started = crate::clock::monotonic_now();
         Box::pin(async move {
             let result = inner.call(req).await;
             // Unary errors travel as trailers-only responses, so the status is a

@@ -55,7 +55,7 @@ impl OutboxEvent {
     /// A new event, recorded now.
     pub fn new(topic: &str, aggregate_id: Uuid, payload: String, now: DateTime<Utc>) -> Self {
         Self {
-            id: Uuid::now_v7(),
+            id: crate::clock::time_ordered_id(),
             topic: topic.to_owned(),
             aggregate_id,
             payload,

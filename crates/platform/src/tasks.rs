@@ -7,7 +7,6 @@
 use std::future::Future;
 use std::time::Duration;
 use tokio::task::{JoinError, JoinHandle};
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// A task that ran this long without failing starts its next backoff afresh.
@@ -73,7 +72,7 @@ impl Supervisor {
         let handle = tokio::spawn(async move {
             let mut backoff = min;
             loop {
-                let started = Instant::now();
+                let started = crate::clock::monotonic_now();
                 let outcome = tokio::spawn(start(shutdown.clone()))
                     .await
                     .map(TaskExit::failure);
@@ -158,7 +157,11 @@ impl Jobs {
             report_job(name, done);
         }
         if set.len() >= self.limit {
-            tracing::warn!(job = name, limit = self.limit, "too many jobs running; one dropped");
+            tracing::warn!(
+                job = name,
+                limit = self.limit,
+                "too many jobs running; one dropped"
+            );
             return false;
         }
         set.spawn(job);
@@ -282,8 +285,8 @@ mod tests {
                 }
             }
         });
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while starts.load(Ordering::SeqCst) < 4 && Instant::now() < deadline {
+        let deadline = crate::clock::monotonic_now() + Duration::from_secs(5);
+        while starts.load(Ordering::SeqCst) < 4 && crate::clock::monotonic_now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         assert_eq!(

@@ -2,6 +2,9 @@
 //! test process with a fresh database per test, fresh SQLite files, and log capture.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+// Test scaffolding waits for real processes (PostgreSQL, the services) by the
+// wall clock; the services' own time comes from the injected clock.
+#![allow(clippy::disallowed_methods)]
 
 pub mod postgres;
 pub mod process;

@@ -126,7 +126,7 @@ impl TokenAuthority {
             aud: self.audience.clone(),
             sub: subject.id,
             sid: subject.session_id,
-            jti: Uuid::now_v7(),
+            jti: platform::clock::time_ordered_id(),
             iat: now.timestamp(),
             nbf: now.timestamp(),
             exp: (now + self.ttl).timestamp(),

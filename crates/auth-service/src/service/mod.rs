@@ -129,7 +129,7 @@ impl Authenticator {
     /// Checks an access token without touching the database, and resolves the
     /// subject's current roles and permissions.
     pub fn validate(&self, token: &str) -> Result<Principal, AuthError> {
-        self.freshness.check(tokio::time::Instant::now())?;
+        self.freshness.check(platform::clock::monotonic_now())?;
         let now = self.clock.now();
         let claims = match self.verified.get(token) {
             Some(claims) => {
