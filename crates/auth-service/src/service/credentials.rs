@@ -21,6 +21,14 @@ use platform::outbox::OutboxEvent;
 use secrecy::SecretString;
 use uuid::Uuid;
 
+/// A session about to be opened: its rows and the refresh token its owner gets.
+#[derive(Debug)]
+pub(crate) struct Opening {
+    pub session: NewSession,
+    pub token: NewRefreshToken,
+    pub refresh: SecretString,
+}
+
 /// Wrong passwords (with the account's failed logins) that end the session a
 /// ChangePassword, ChangeEmail or DisableTotp came from.
 const OWN_PASSWORD_FAILURES: i64 = 3;
@@ -205,6 +213,25 @@ impl Authenticator {
         amr: Amr,
         client: &ClientInfo,
     ) -> Result<IssuedTokens, AuthError> {
+        let opening = self.new_session(user_id, amr, client)?;
+        if !self
+            .stores
+            .sessions
+            .insert_session(&opening.session, &opening.token, credential)
+            .await?
+        {
+            return Err(self.login_lost_race(user_id, client).await);
+        }
+        self.session_opened(opening, email_verified, client).await
+    }
+
+    /// A session about to be opened and its first refresh token.
+    pub(crate) fn new_session(
+        &self,
+        user_id: UserId,
+        amr: Amr,
+        client: &ClientInfo,
+    ) -> Result<Opening, AuthError> {
         let now = self.clock.now();
         let session = NewSession {
             id: SessionId::generate(),
@@ -216,19 +243,34 @@ impl Authenticator {
         };
         let minted = refresh::mint().map_err(|_| AuthError::Internal("no randomness".into()))?;
         let token = self.refresh_record(minted.hash, session.id, now);
-        if !self
-            .stores
-            .sessions
-            .insert_session(&session, &token, credential)
-            .await?
-        {
-            // The password changed, or the identity was disabled or deleted,
-            // while this login was being checked: what it checked no longer holds.
-            tracing::info!(%user_id, "login lost a race with a credential change");
-            self.audit(self.event("login.failed", client).subject(user_id))
-                .await;
-            return Err(AuthError::InvalidCredentials);
-        }
+        Ok(Opening {
+            session,
+            token,
+            refresh: minted.token,
+        })
+    }
+
+    /// The password changed, or the identity was disabled or deleted, while
+    /// this login was being checked: what it checked no longer holds.
+    pub(crate) async fn login_lost_race(&self, user_id: UserId, client: &ClientInfo) -> AuthError {
+        tracing::info!(%user_id, "login lost a race with a credential change");
+        self.audit(self.event("login.failed", client).subject(user_id))
+            .await;
+        AuthError::InvalidCredentials
+    }
+
+    /// Records a session whose rows are written and signs its tokens.
+    pub(crate) async fn session_opened(
+        &self,
+        Opening {
+            session,
+            token,
+            refresh,
+        }: Opening,
+        email_verified: bool,
+        client: &ClientInfo,
+    ) -> Result<IssuedTokens, AuthError> {
+        let (user_id, amr) = (session.user_id, session.amr);
         tracing::info!(%user_id, session_id = %session.id, "login succeeded");
         self.audit(
             self.event("login.succeeded", client)
@@ -240,9 +282,9 @@ impl Authenticator {
         self.tokens_for(
             (user_id, email_verified, amr),
             session.id,
-            minted.token,
+            refresh,
             token.expires_at,
-            now,
+            self.clock.now(),
         )
         .await
     }

@@ -13,12 +13,14 @@ use crate::crypto::refresh;
 use crate::domain::Password;
 use crate::error::AuthError;
 use crate::notify::{MFA_DISABLED, MFA_ENABLED, MFA_LOCKED};
-use crate::storage::{Amr, IdentityRecord, NewChallenge, TotpRecord};
+use crate::storage::{Amr, IdentityRecord, NewChallenge, Sql, StoreError, TotpRecord};
 use crate::throttle::{Reserved, codes_locked};
 use aws_lc_rs::digest::{SHA256, digest};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use chrono::{DateTime, Utc};
 use platform::ids::UserId;
+use platform::sql;
+use platform::sql::Tx;
 use platform::validation::FieldViolation;
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
@@ -450,6 +452,10 @@ impl Authenticator {
     }
 
     /// Answers a login's challenge with a second factor: the session's tokens.
+    /// After the attempt is counted (committed first, so concurrent guesses
+    /// see it), one transaction spends the code and the challenge, clears the
+    /// factor's failures and opens the session: all of it or none (a failure
+    /// part-way leaves the code unspent and no session).
     #[tracing::instrument(skip_all)]
     pub async fn verify_mfa(
         &self,
@@ -472,32 +478,74 @@ impl Authenticator {
             .await?
             .filter(|i| !i.disabled)
             .ok_or_else(dead_challenge)?;
-        let Some(method) = self.check_code(&identity, &code, client, now).await? else {
+        let factor = self
+            .stores
+            .mfa
+            .totp(identity.id)
+            .await?
+            .filter(|f| f.confirmed)
+            .ok_or_else(dead_challenge)?;
+        let attempt = match code {
+            MfaCode::Totp(_) => Attempt::Totp,
+            MfaCode::Recovery(_) => Attempt::Recovery,
+        };
+        let reserved = self
+            .reserve_code(&identity, &factor, attempt, client, now)
+            .await?;
+        let opening = self.new_session(identity.id, Amr::PasswordAndOtp, client)?;
+        let user_id = identity.id;
+        let mut tx = Tx::write(&self.stores.db.pool)
+            .await
+            .map_err(StoreError::from)?;
+        // The identity first, as every transaction that changes its factor.
+        let locked = sql!(&mut tx, Sql::lock_identity(user_id))?;
+        let method = match &code {
+            MfaCode::Totp(code) => {
+                let totp = self.stored_totp(&identity, &factor)?;
+                match self.matching_step(&totp, code, now) {
+                    Some(step) => sql!(&mut tx, Sql::spend_step(user_id, step))?,
+                    None => false,
+                }
+                .then_some("totp")
+            }
+            MfaCode::Recovery(code) => {
+                let code = sha256(code.expose_secret().as_bytes());
+                sql!(&mut tx, Sql::spend_recovery_code(user_id, &code, now))?
+                    .then_some("recovery_code")
+            }
+        };
+        let Some(method) = method else {
+            // The reservation stays: a wrong code is a failure.
+            drop(tx);
+            self.audit(self.event("mfa.failed", client).actor(user_id))
+                .await;
             return Err(wrong_code());
         };
         // A credential changed since the challenge was issued: start over.
         let current = sha256(identity.password_hash.as_bytes());
-        if !bool::from(current.ct_eq(&pending.credential[..]))
-            || pending.credential_version != identity.credential_version
-        {
+        let unchanged = bool::from(current.ct_eq(&pending.credential[..]))
+            && locked
+                .is_some_and(|l| !l.disabled && l.credential_version == pending.credential_version);
+        if !unchanged || !sql!(&mut tx, Sql::spend_challenge_row(&hash, now))? {
             return Err(dead_challenge());
         }
-        if !self.stores.mfa.spend_challenge(&hash, now).await? {
-            return Err(dead_challenge());
+        sql!(&mut tx, Sql::clear_factor_failures(user_id))?;
+        let credential = (identity.password_hash.as_str(), pending.credential_version);
+        let (session, token) = (&opening.session, &opening.token);
+        if !sql!(&mut tx, Sql::open_session_rows(session, token, credential))? {
+            drop(tx);
+            return Err(self.login_lost_race(user_id, client).await);
         }
+        tx.commit().await.map_err(StoreError::from)?;
+        self.throttle().succeeded(reserved).await?;
         self.audit(
             self.event("mfa.verified", client)
-                .actor(identity.id)
+                .actor(user_id)
                 .detail("method", method),
         )
         .await;
-        self.open_session(
-            (identity.id, identity.email_verified),
-            (&identity.password_hash, identity.credential_version),
-            Amr::PasswordAndOtp,
-            client,
-        )
-        .await
+        self.session_opened(opening, identity.email_verified, client)
+            .await
     }
 
     /// Turns the caller's second factor off, with their password and a code.

@@ -52,7 +52,7 @@ platform::generic_store! {
         /// factor takes this lock first, so they queue in one order (no
         /// deadlock between a spend and a change) and what one read still
         /// holds when it writes.
-        pub(super) async fn lock_identity(
+        pub(crate) async fn lock_identity(
             conn: &mut DB::Connection,
             user_id: UserId,
         ) -> Result<Option<LockedIdentity>, StoreError> {

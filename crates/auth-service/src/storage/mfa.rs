@@ -231,24 +231,13 @@ platform::generic_store! {
         }
 
         async fn clear_failures(&self, user_id: UserId) -> Result<(), StoreError> {
-            sqlx::query("UPDATE mfa_totp SET failures = 0, failed_at = NULL WHERE user_id = $1")
-                .bind(user_id)
-                .execute(&self.pool)
-                .await?;
-            Ok(())
+            let mut conn = self.pool.acquire().await?;
+            Self::clear_factor_failures(&mut conn, user_id).await
         }
 
         async fn use_step(&self, user_id: UserId, step: i64) -> Result<bool, StoreError> {
-            let done = sqlx::query(
-                "UPDATE mfa_totp SET last_step = $2
-                 WHERE user_id = $1 AND confirmed_at IS NOT NULL
-                   AND (last_step IS NULL OR last_step < $2)",
-            )
-            .bind(user_id)
-            .bind(step)
-            .execute(&self.pool)
-            .await?;
-            Ok(DB::rows_affected(&done) == 1)
+            let mut conn = self.pool.acquire().await?;
+            Self::spend_step(&mut conn, user_id, step).await
         }
 
         async fn use_recovery_code(
@@ -257,16 +246,8 @@ platform::generic_store! {
             hash: &[u8; 32],
             now: DateTime<Utc>,
         ) -> Result<bool, StoreError> {
-            let done = sqlx::query(
-                "UPDATE mfa_recovery_codes SET used_at = $3
-                 WHERE code_hash = $2 AND user_id = $1 AND used_at IS NULL",
-            )
-            .bind(user_id)
-            .bind(&hash[..])
-            .bind(Timestamp(now))
-            .execute(&self.pool)
-            .await?;
-            Ok(DB::rows_affected(&done) == 1)
+            let mut conn = self.pool.acquire().await?;
+            Self::spend_recovery_code(&mut conn, user_id, hash, now).await
         }
 
         async fn remove(
@@ -332,13 +313,77 @@ platform::generic_store! {
         }
 
         async fn spend_challenge(&self, hash: &[u8; 32], now: DateTime<Utc>) -> Result<bool, StoreError> {
+            let mut conn = self.pool.acquire().await?;
+            Self::spend_challenge_row(&mut conn, hash, now).await
+        }
+    }
+}
+
+platform::generic_store! {
+    impl<DB> Sql<DB> {
+        /// Forgets the factor's failures (a right code).
+        pub(crate) async fn clear_factor_failures(
+            conn: &mut DB::Connection,
+            user_id: UserId,
+        ) -> Result<(), StoreError> {
+            sqlx::query("UPDATE mfa_totp SET failures = 0, failed_at = NULL WHERE user_id = $1")
+                .bind(user_id)
+                .execute(conn)
+                .await?;
+            Ok(())
+        }
+
+        /// Accepts time step `step` of a confirmed factor if it is later than
+        /// every accepted one (a code works once).
+        pub(crate) async fn spend_step(
+            conn: &mut DB::Connection,
+            user_id: UserId,
+            step: i64,
+        ) -> Result<bool, StoreError> {
+            let done = sqlx::query(
+                "UPDATE mfa_totp SET last_step = $2
+                 WHERE user_id = $1 AND confirmed_at IS NOT NULL
+                   AND (last_step IS NULL OR last_step < $2)",
+            )
+            .bind(user_id)
+            .bind(step)
+            .execute(conn)
+            .await?;
+            Ok(DB::rows_affected(&done) == 1)
+        }
+
+        /// Spends an unused recovery code.
+        pub(crate) async fn spend_recovery_code(
+            conn: &mut DB::Connection,
+            user_id: UserId,
+            hash: &[u8; 32],
+            now: DateTime<Utc>,
+        ) -> Result<bool, StoreError> {
+            let done = sqlx::query(
+                "UPDATE mfa_recovery_codes SET used_at = $3
+                 WHERE code_hash = $2 AND user_id = $1 AND used_at IS NULL",
+            )
+            .bind(user_id)
+            .bind(&hash[..])
+            .bind(Timestamp(now))
+            .execute(conn)
+            .await?;
+            Ok(DB::rows_affected(&done) == 1)
+        }
+
+        /// Spends a live challenge; false when it is not (any more).
+        pub(crate) async fn spend_challenge_row(
+            conn: &mut DB::Connection,
+            hash: &[u8; 32],
+            now: DateTime<Utc>,
+        ) -> Result<bool, StoreError> {
             let done = sqlx::query(
                 "UPDATE mfa_challenges SET used_at = $2
                  WHERE challenge_hash = $1 AND used_at IS NULL AND expires_at > $2",
             )
             .bind(&hash[..])
             .bind(Timestamp(now))
-            .execute(&self.pool)
+            .execute(conn)
             .await?;
             Ok(DB::rows_affected(&done) == 1)
         }

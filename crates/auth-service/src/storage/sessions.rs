@@ -210,39 +210,12 @@ platform::generic_store! {
             &self,
             session: &NewSession,
             token: &NewRefreshToken,
-            (credential, version): (&str, i64),
+            credential: (&str, i64),
         ) -> Result<bool, StoreError> {
             let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
-            // The identity row stays locked until commit, so a credential
-            // change or a disable either happened before (and this finds
-            // nothing) or waits and then ends the session opened here.
-            let current: Option<UserId> = sqlx::query_scalar(&format!(
-                "SELECT id FROM identities
-                 WHERE id = $1 AND password_hash = $2 AND credential_version = $3
-                   AND disabled_at IS NULL{}",
-                DB::FOR_UPDATE
-            ))
-            .bind(session.user_id)
-            .bind(credential)
-            .bind(version)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if current.is_none() {
+            if !Self::open_session_rows(&mut tx, session, token, credential).await? {
                 return Ok(false);
             }
-            sqlx::query(
-                "INSERT INTO sessions (id, user_id, created_at, last_used_at, client_address, user_agent, amr)
-                 VALUES ($1, $2, $3, $3, $4, $5, $6)",
-            )
-            .bind(session.id)
-            .bind(session.user_id)
-            .bind(Timestamp(session.created_at))
-            .bind(&session.client_address)
-            .bind(&session.user_agent)
-            .bind(session.amr.as_str())
-            .execute(&mut *tx)
-            .await?;
-            Self::insert_refresh_token(&mut tx, token, session.id).await?;
             tx.commit().await?;
             Ok(true)
         }
@@ -421,6 +394,52 @@ platform::generic_store! {
         ) -> Result<Vec<SessionId>, StoreError> {
             let mut conn = self.pool.acquire().await?;
             Self::revoke_user_sessions(&mut conn, user_id, except, now, reason).await
+        }
+    }
+}
+
+platform::generic_store! {
+    impl<DB> Sql<DB> {
+        /// Inserts a session and its first refresh token if the identity's
+        /// password hash and credential version are still `credential` (what
+        /// the login checked) and it is enabled; false (nothing written) if not.
+        pub(crate) async fn open_session_rows(
+            conn: &mut DB::Connection,
+            session: &NewSession,
+            token: &NewRefreshToken,
+            (credential, version): (&str, i64),
+        ) -> Result<bool, StoreError> {
+            // The identity row stays locked until commit, so a credential
+            // change or a disable either happened before (and this finds
+            // nothing) or waits and then ends the session opened here.
+            let current: Option<UserId> = sqlx::query_scalar(&format!(
+                "SELECT id FROM identities
+                 WHERE id = $1 AND password_hash = $2 AND credential_version = $3
+                   AND disabled_at IS NULL{}",
+                DB::FOR_UPDATE
+            ))
+            .bind(session.user_id)
+            .bind(credential)
+            .bind(version)
+            .fetch_optional(&mut *conn)
+            .await?;
+            if current.is_none() {
+                return Ok(false);
+            }
+            sqlx::query(
+                "INSERT INTO sessions (id, user_id, created_at, last_used_at, client_address, user_agent, amr)
+                 VALUES ($1, $2, $3, $3, $4, $5, $6)",
+            )
+            .bind(session.id)
+            .bind(session.user_id)
+            .bind(Timestamp(session.created_at))
+            .bind(&session.client_address)
+            .bind(&session.user_agent)
+            .bind(session.amr.as_str())
+            .execute(&mut *conn)
+            .await?;
+            Self::insert_refresh_token(conn, token, session.id).await?;
+            Ok(true)
         }
     }
 }

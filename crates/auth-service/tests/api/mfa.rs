@@ -21,6 +21,7 @@ both_backends!(
     code_guesses_gain_nothing_from_logging_in_again,
     enrolling_a_factor_needs_the_password,
     a_burst_of_wrong_codes_is_bounded,
+    an_answer_that_fails_part_way_spends_nothing,
     a_password_holder_cannot_keep_the_owners_recovery_code_out,
 );
 
@@ -711,4 +712,57 @@ async fn a_password_holder_cannot_keep_the_owners_recovery_code_out(backend: Bac
     }
     let ch = challenge(&app, &user.email).await;
     verify(&app, &ch, "", &user.recovery[0]).await.unwrap();
+}
+
+/// Runs `statements` on the app's database, one by one.
+async fn run_sql(app: &TestApp, statements: &[&str]) {
+    if app.db_url.starts_with("sqlite") {
+        let pool = sqlx::SqlitePool::connect(&app.db_url).await.unwrap();
+        for sql in statements {
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+    } else {
+        let pool = sqlx::PgPool::connect(&app.db_url).await.unwrap();
+        for sql in statements {
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+    }
+}
+
+/// VerifyMfa is one transaction: when opening the session fails after the
+/// code and the challenge were spent in it, nothing is spent, and the same
+/// code answers the same challenge once the fault is gone.
+async fn an_answer_that_fails_part_way_spends_nothing(backend: Backend) {
+    let (app, _hooks) = spawn_notifying(backend, |_| {}).await;
+    let user = enrolled(&app).await;
+    let ch = challenge(&app, &user.email).await;
+    app.clock.advance(chrono::Duration::seconds(30));
+    let code = totp(&user.secret, now(&app));
+    let sqlite = app.db_url.starts_with("sqlite");
+    // The fault: any new session is refused by the database.
+    let inject: &[&str] = if sqlite {
+        &["CREATE TRIGGER refuse_sessions BEFORE INSERT ON sessions
+           BEGIN SELECT RAISE(ABORT, 'injected fault'); END"]
+    } else {
+        &[
+            "CREATE FUNCTION refuse_sessions() RETURNS trigger AS $$
+             BEGIN RAISE EXCEPTION 'injected fault'; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER refuse_sessions BEFORE INSERT ON sessions
+             FOR EACH ROW EXECUTE FUNCTION refuse_sessions()",
+        ]
+    };
+    run_sql(&app, inject).await;
+    let failed = verify(&app, &ch, &code, "").await.unwrap_err();
+    assert_eq!(failed.code(), Code::Internal, "{failed:?}");
+    let heal: &[&str] = if sqlite {
+        &["DROP TRIGGER refuse_sessions"]
+    } else {
+        &[
+            "DROP TRIGGER refuse_sessions ON sessions",
+            "DROP FUNCTION refuse_sessions",
+        ]
+    };
+    run_sql(&app, heal).await;
+    let tokens = verify(&app, &ch, &code, "").await.unwrap();
+    assert_eq!(amr(&tokens.access_token), serde_json::json!(["pwd", "otp"]));
 }
