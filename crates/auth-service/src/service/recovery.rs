@@ -16,7 +16,8 @@ use crate::notify::{
 };
 use crate::service::{USER_EMAIL_CHANGED, UserEmailChanged};
 use crate::storage::{
-    CancelPlan, Cancelled, IdentityRecord, NewOneTimeToken, Purpose, StoreError, Verified,
+    CancelPlan, Cancelled, IdentityRecord, LiveToken, NewOneTimeToken, Purpose, StoreError,
+    Verified,
 };
 use chrono::{DateTime, Duration, Utc};
 use platform::ids::UserId;
@@ -44,6 +45,18 @@ pub struct RecoverySettings {
     pub mfa_challenge_ttl: Duration,
     /// Refuse logins until the address is verified.
     pub require_verified_email: bool,
+}
+
+/// A cancel link's effect, planned from the identity as read: a reset link
+/// to the address the link was sent to (`live.email`), and, if the account has
+/// left that address (`current`), the User Service's update and a notice to
+/// the address it leaves.
+struct CancelDraft {
+    user_id: UserId,
+    events: Vec<OutboxEvent>,
+    reset: NewOneTimeToken,
+    current: String,
+    live: LiveToken,
 }
 
 /// A token ready to be stored with the notification carrying it.
@@ -335,19 +348,22 @@ impl Authenticator {
         // owner's link is never refused for having raced.
         for _ in 0..3 {
             let now = self.clock.now();
-            let (user_id, plan_events, reset, current, restore) =
-                match self.plan_cancel(&hash, now).await? {
-                    Some(plan) => plan,
-                    None => return Err(AuthError::InvalidOneTimeToken),
-                };
-            let reverted = current != restore;
+            let Some(draft) = self.plan_cancel(&hash, now).await? else {
+                return Err(AuthError::InvalidOneTimeToken);
+            };
+            let (user_id, plan_events) = (draft.user_id, draft.events);
+            let reverted = draft.current != draft.live.email;
             let plan = CancelPlan {
                 user_id,
-                current: &current,
-                restore: &restore,
+                current: &draft.current,
+                restore: &draft.live.email,
                 no_password: crate::crypto::hasher::NO_PASSWORD,
+                // The state restored is the one this link was issued in: the
+                // links of every later change (a thief's own moves) end, the
+                // links of earlier ones (the owner's) stay.
+                later_links_from: draft.live.created_at,
                 ends: CredentialChange::EmailChangeCancelled.ends(),
-                reset: &reset,
+                reset: &draft.reset,
                 events: &plan_events,
             };
             let revoked = match self
@@ -386,17 +402,12 @@ impl Authenticator {
         Err(AuthError::Changed)
     }
 
-    /// What a cancel link would do now: its identity, the events (a reset
-    /// link to the address it was sent to; if the account has left that
-    /// address, the User Service's update and a notice to the address it
-    /// leaves), the reset token, the identity's address and the one restored.
-    #[allow(clippy::type_complexity)]
+    /// What a cancel link would do now, planned from the identity as read.
     async fn plan_cancel(
         &self,
         hash: &[u8; 32],
         now: DateTime<Utc>,
-    ) -> Result<Option<(UserId, Vec<OutboxEvent>, NewOneTimeToken, String, String)>, AuthError>
-    {
+    ) -> Result<Option<CancelDraft>, AuthError> {
         let Some(live) = self
             .stores
             .recovery
@@ -420,13 +431,13 @@ impl Authenticator {
         if identity.email != live.email {
             events.extend(self.moved((user_id, &identity.email), now)?);
         }
-        Ok(Some((
+        Ok(Some(CancelDraft {
             user_id,
             events,
-            reset.token,
-            identity.email,
-            live.email,
-        )))
+            reset: reset.token,
+            current: identity.email,
+            live,
+        }))
     }
 
     /// Queues a reset for the identity with `email`, if there is an enabled

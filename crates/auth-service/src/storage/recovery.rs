@@ -66,6 +66,8 @@ pub struct LiveToken {
     pub purpose: String,
     /// The address it was sent to.
     pub email: String,
+    #[sqlx(try_from = "Timestamp")]
+    pub created_at: DateTime<Utc>,
 }
 
 /// What spending a reset token changed.
@@ -86,6 +88,9 @@ pub struct CancelPlan<'a> {
     pub restore: &'a str,
     /// The password no longer works (whoever started the change knows it).
     pub no_password: &'a str,
+    /// Cancel links issued at or after this end too: they undo changes made
+    /// after the state being restored (a thief's own later moves).
+    pub later_links_from: DateTime<Utc>,
     pub ends: Ends,
     /// A reset link to `restore`, and the events (its notification, notices).
     pub reset: &'a NewOneTimeToken,
@@ -240,7 +245,7 @@ platform::generic_store! {
             now: DateTime<Utc>,
         ) -> Result<Option<LiveToken>, StoreError> {
             let found: Option<LiveToken> = sqlx::query_as(
-                "SELECT user_id, purpose, email FROM one_time_tokens
+                "SELECT user_id, purpose, email, created_at FROM one_time_tokens
                  WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2",
             )
             .bind(&hash[..])
@@ -413,6 +418,16 @@ platform::generic_store! {
                 other => other?,
             };
             let revoked = Self::end_artefacts(&mut tx, plan.user_id, &plan.ends, None, now).await?;
+            sqlx::query(
+                "UPDATE one_time_tokens SET used_at = $3
+                 WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL AND created_at >= $4",
+            )
+            .bind(plan.user_id)
+            .bind(purpose)
+            .bind(Timestamp(now))
+            .bind(Timestamp(plan.later_links_from))
+            .execute(&mut *tx)
+            .await?;
             Self::insert_token(&mut tx, plan.reset).await?;
             SqlOutbox::<DB>::insert_all(&mut tx, plan.events).await?;
             tx.commit().await?;

@@ -17,6 +17,7 @@ both_backends!(
     every_change_ends_every_outstanding_token_and_challenge,
     the_old_address_hears_of_an_email_change_at_once_and_can_stop_it,
     the_owners_link_undoes_a_change_the_thief_verified_at_once,
+    a_thiefs_own_later_link_cannot_undo_the_owners_revert,
     a_change_email_racing_a_reset_never_outlives_it,
     the_owners_link_racing_the_thiefs_verification_is_never_aborted,
 );
@@ -564,5 +565,62 @@ async fn the_owners_link_racing_the_thiefs_verification_is_never_aborted(backend
         let link = hooks.token(RESET, &email, 1).await;
         reset(&app, &link, NEW_PASSWORD).await.unwrap();
         app.login(&email, NEW_PASSWORD).await.unwrap();
+    }
+}
+
+/// Moves `email`'s account (with the session `token`) to `to`, verified at once.
+async fn moved(app: &TestApp, hooks: &Receiver, token: &str, to: &str) {
+    change_email(app, token, to).await.unwrap();
+    let verification = hooks.token(CHANGE, to, 1).await;
+    verify_email(app, &verification).await.unwrap();
+}
+
+async fn cancel(app: &TestApp, token: String) -> Result<(), tonic::Status> {
+    app.grpc
+        .clone()
+        .cancel_email_change(pb::CancelEmailChangeRequest { token })
+        .await
+        .map(drop)
+}
+
+/// The thief moves the account twice (owner → thief1 → thief2), so a cancel
+/// link also went to thief1, which the thief owns. Restoring the owner's state
+/// ends the links of every later change: the thief's link can never take the
+/// account back; and a thief who uses theirs first cannot kill the owner's.
+async fn a_thiefs_own_later_link_cannot_undo_the_owners_revert(backend: Backend) {
+    let (app, hooks) = spawn_notifying(backend, |_| {}).await;
+    for thief_first in [false, true] {
+        app.clock.advance(chrono::Duration::minutes(2));
+        let owner = unique_email();
+        app.register(&owner, PASSWORD).await.unwrap();
+        let session = app.login(&owner, PASSWORD).await.unwrap();
+        let (thief1, thief2) = (unique_email(), unique_email());
+        moved(&app, &hooks, &session.access_token, &thief1).await;
+        app.clock.advance(chrono::Duration::seconds(1));
+        moved(&app, &hooks, &session.access_token, &thief2).await;
+        let owners_link = hooks.token(PENDING, &owner, 1).await;
+        let thiefs_link = hooks.token(PENDING, &thief1, 1).await;
+        if thief_first {
+            cancel(&app, thiefs_link).await.unwrap();
+            cancel(&app, owners_link).await.unwrap();
+        } else {
+            cancel(&app, owners_link).await.unwrap();
+            dead(
+                "a thief's later cancel link",
+                CredentialChange::EmailChangeCancelled,
+                cancel(&app, thiefs_link).await,
+            );
+        }
+        // Either way the account ends at the owner's address, and only the
+        // owner's mailbox can set a password.
+        let link = hooks.token(RESET, &owner, 1).await;
+        reset(&app, &link, NEW_PASSWORD).await.unwrap();
+        app.login(&owner, NEW_PASSWORD).await.unwrap();
+        for thief in [&thief1, &thief2] {
+            assert_eq!(
+                app.login(thief, NEW_PASSWORD).await.unwrap_err().code(),
+                Code::Unauthenticated
+            );
+        }
     }
 }
