@@ -13,3 +13,12 @@ CREATE INDEX mfa_challenges_user_idx ON mfa_challenges (user_id);
 -- enrolment, a login) is refused, however the requests interleave.
 ALTER TABLE identities ADD COLUMN credential_version BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE mfa_challenges ADD COLUMN credential_version BIGINT NOT NULL DEFAULT 0;
+
+-- Wrong answers to one login challenge: it dies after a few, so a password
+-- holder cannot spray recovery-code guesses from many addresses at one.
+ALTER TABLE mfa_challenges ADD COLUMN failures BIGINT NOT NULL DEFAULT 0;
+
+-- An address an account left keeps being reserved while the link that can
+-- bring the account back to it lives: found by address, not by scanning.
+CREATE INDEX one_time_tokens_cancel_email_idx ON one_time_tokens (email)
+    WHERE purpose = 'cancel_email_change';

@@ -71,13 +71,7 @@ impl Authenticator {
     ) -> Result<UserId, AuthError> {
         // Registration reveals whether an email exists by design (ALREADY_EXISTS),
         // so checking first only saves a hash; the unique key still decides races.
-        if self
-            .stores
-            .identities
-            .identity_by_email(email.as_str())
-            .await?
-            .is_some()
-        {
+        if self.address_taken(email.as_str(), None).await? {
             return Err(AuthError::EmailTaken);
         }
         let password_hash = self.hasher.hash(password.secret()).await?;
@@ -123,6 +117,30 @@ impl Authenticator {
         )
         .await;
         Ok(id)
+    }
+
+    /// Whether `email` belongs to an identity, or is reserved for one that
+    /// left it lately and may come back (its cancel link lives): then no one
+    /// but `by` may take it.
+    pub(crate) async fn address_taken(
+        &self,
+        email: &str,
+        by: Option<UserId>,
+    ) -> Result<bool, AuthError> {
+        if self
+            .stores
+            .identities
+            .identity_by_email(email)
+            .await?
+            .is_some()
+        {
+            return Ok(true);
+        }
+        Ok(self
+            .stores
+            .recovery
+            .address_reserved(email, by, self.clock.now())
+            .await?)
     }
 
     /// Checks credentials and opens a session; refuses while throttled.

@@ -32,6 +32,8 @@ const SKEW_STEPS: i64 = 1;
 /// 160 bits, as RFC 4226 recommends.
 const SECRET_BYTES: usize = 20;
 const RECOVERY_CODES: usize = 10;
+/// Wrong answers after which a login's challenge ends (log in again).
+const CHALLENGE_WRONG_ANSWERS: i64 = 5;
 /// 16 characters of 32: 80 bits each.
 const RECOVERY_CODE_LEN: usize = 16;
 /// No 0/o, 1/l look-alikes; 32 symbols, so a random byte maps without bias.
@@ -515,8 +517,14 @@ impl Authenticator {
             }
         };
         let Some(method) = method else {
-            // The reservation stays: a wrong code is a failure.
+            // The reservation stays: a wrong code is a failure. A challenge
+            // takes only a few, so guesses sprayed from many addresses (which
+            // recovery codes only count per address) each cost a login.
             drop(tx);
+            self.stores
+                .mfa
+                .fail_challenge(&hash, CHALLENGE_WRONG_ANSWERS, now)
+                .await?;
             self.audit(self.event("mfa.failed", client).actor(user_id))
                 .await;
             return Err(wrong_code());
@@ -563,6 +571,17 @@ impl Authenticator {
             .await?;
         self.throttle().succeeded(reserved).await?;
         let now = self.clock.now();
+        if !self
+            .stores
+            .mfa
+            .totp(identity.id)
+            .await?
+            .is_some_and(|f| f.confirmed)
+        {
+            return Err(AuthError::FailedPrecondition(
+                "two-factor login is not on".into(),
+            ));
+        }
         if self
             .check_code(&identity, &code, client, now)
             .await?

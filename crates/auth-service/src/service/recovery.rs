@@ -306,11 +306,8 @@ impl Authenticator {
             ));
         }
         if self
-            .stores
-            .identities
-            .identity_by_email(new_email.as_str())
+            .address_taken(new_email.as_str(), Some(user_id))
             .await?
-            .is_some()
         {
             return Err(AuthError::EmailTaken);
         }

@@ -110,6 +110,13 @@ pub trait MfaStore: Send + Sync + std::fmt::Debug {
         hash: &[u8; 32],
         now: DateTime<Utc>,
     ) -> Result<Option<ChallengeRecord>, StoreError>;
+    /// Counts a wrong answer to a live challenge; the `max`-th ends it.
+    async fn fail_challenge(
+        &self,
+        hash: &[u8; 32],
+        max: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
     /// Spends a live challenge; false when another request spent it first.
     async fn spend_challenge(
         &self,
@@ -310,6 +317,26 @@ platform::generic_store! {
             .bind(Timestamp(now))
             .fetch_optional(&self.pool)
             .await?)
+        }
+
+        async fn fail_challenge(
+            &self,
+            hash: &[u8; 32],
+            max: i64,
+            now: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            sqlx::query(
+                "UPDATE mfa_challenges
+                 SET failures = failures + 1,
+                     used_at = CASE WHEN failures + 1 >= $2 THEN $3 ELSE used_at END
+                 WHERE challenge_hash = $1 AND used_at IS NULL",
+            )
+            .bind(&hash[..])
+            .bind(max)
+            .bind(Timestamp(now))
+            .execute(&self.pool)
+            .await?;
+            Ok(())
         }
 
         async fn spend_challenge(&self, hash: &[u8; 32], now: DateTime<Utc>) -> Result<bool, StoreError> {

@@ -118,6 +118,15 @@ pub trait RecoveryStore: Send + Sync + std::fmt::Debug {
         purposes: &[Purpose],
         now: DateTime<Utc>,
     ) -> Result<Option<LiveToken>, StoreError>;
+    /// Whether a live link that can bring an account back to `email` (one it
+    /// left less than the revert window ago) reserves it against anyone but
+    /// `except`: a thief must not take the address to block the revert.
+    async fn address_reserved(
+        &self,
+        email: &str,
+        except: Option<UserId>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
     /// Stores `tokens` (of one identity) and their notification `events` if
     /// the identity is enabled, its credentials are still at `version` (the
     /// one the request checked) and, but for an email change (whose token
@@ -253,6 +262,25 @@ platform::generic_store! {
             .fetch_optional(&self.pool)
             .await?;
             Ok(found.filter(|t| purposes.iter().any(|p| p.as_str() == t.purpose)))
+        }
+
+        async fn address_reserved(
+            &self,
+            email: &str,
+            except: Option<UserId>,
+            now: DateTime<Utc>,
+        ) -> Result<bool, StoreError> {
+            let holders: Vec<UserId> = sqlx::query_scalar(
+                "SELECT user_id FROM one_time_tokens
+                 WHERE email = $1 AND purpose = 'cancel_email_change'
+                   AND used_at IS NULL AND expires_at > $2
+                 LIMIT 2",
+            )
+            .bind(email)
+            .bind(Timestamp(now))
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(holders.iter().any(|h| Some(*h) != except))
         }
 
         async fn issue_tokens(

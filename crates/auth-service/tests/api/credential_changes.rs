@@ -18,6 +18,7 @@ both_backends!(
     the_old_address_hears_of_an_email_change_at_once_and_can_stop_it,
     the_owners_link_undoes_a_change_the_thief_verified_at_once,
     a_thiefs_own_later_link_cannot_undo_the_owners_revert,
+    the_address_an_account_left_stays_reserved_for_its_revert,
     a_change_email_racing_a_reset_never_outlives_it,
     the_owners_link_racing_the_thiefs_verification_is_never_aborted,
 );
@@ -623,4 +624,40 @@ async fn a_thiefs_own_later_link_cannot_undo_the_owners_revert(backend: Backend)
             );
         }
     }
+}
+
+/// The address an account left cannot be registered (or moved to) by anyone
+/// else while the link that brings the account back lives: a thief must not
+/// squat it to block the owner's revert (found by review).
+async fn the_address_an_account_left_stays_reserved_for_its_revert(backend: Backend) {
+    let (app, hooks) = spawn_notifying(backend, |_| {}).await;
+    let owner = unique_email();
+    app.register(&owner, PASSWORD).await.unwrap();
+    let session = app.login(&owner, PASSWORD).await.unwrap();
+    let thief1 = unique_email();
+    moved(&app, &hooks, &session.access_token, &thief1).await;
+    assert_eq!(
+        app.register(&owner, PASSWORD).await.unwrap_err().code(),
+        Code::AlreadyExists
+    );
+    let other = app.new_session().await;
+    assert_eq!(
+        change_email(&app, &other.access_token, &owner)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::AlreadyExists
+    );
+    let owners_link = hooks.token(PENDING, &owner, 1).await;
+    cancel(&app, owners_link).await.unwrap();
+    let link = hooks.token(RESET, &owner, 1).await;
+    reset(&app, &link, NEW_PASSWORD).await.unwrap();
+    app.login(&owner, NEW_PASSWORD).await.unwrap();
+    // Once the window has passed, an address left for good is free again.
+    let left = unique_email();
+    app.register(&left, PASSWORD).await.unwrap();
+    let session = app.login(&left, PASSWORD).await.unwrap();
+    moved(&app, &hooks, &session.access_token, &unique_email()).await;
+    app.clock.advance(chrono::Duration::days(8));
+    app.register(&left, PASSWORD).await.unwrap();
 }

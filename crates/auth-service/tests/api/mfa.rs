@@ -22,6 +22,7 @@ both_backends!(
     enrolling_a_factor_needs_the_password,
     a_burst_of_wrong_codes_is_bounded,
     an_answer_that_fails_part_way_spends_nothing,
+    a_challenge_dies_after_a_few_wrong_answers,
     a_password_holder_cannot_keep_the_owners_recovery_code_out,
 );
 
@@ -273,7 +274,6 @@ async fn totp_login_replay_skew_and_recovery_codes(backend: Backend) {
 async fn wrong_codes_are_throttled_and_challenges_die(backend: Backend) {
     let (app, _hooks) = spawn_notifying(backend, |_| {}).await;
     let user = enrolled(&app).await;
-    let ch = challenge(&app, &user.email).await;
     let right = totp(&user.secret, now(&app) + 30);
     let wrong = if right == "111111" {
         "222222"
@@ -282,6 +282,8 @@ async fn wrong_codes_are_throttled_and_challenges_die(backend: Backend) {
     };
     let mut throttled = false;
     for _ in 0..8 {
+        // A fresh challenge each time: one takes only a few wrong answers.
+        let ch = challenge(&app, &user.email).await;
         match verify(&app, &ch, wrong, "").await {
             Err(s) if s.code() == Code::ResourceExhausted => {
                 throttled = true;
@@ -296,6 +298,7 @@ async fn wrong_codes_are_throttled_and_challenges_die(backend: Backend) {
         "wrong codes must count against the login throttle"
     );
     // Throttled: even the right code waits.
+    let ch = challenge(&app, &user.email).await;
     assert_code(
         verify(&app, &ch, &right, "").await.map(|_| ()),
         Code::ResourceExhausted,
@@ -311,7 +314,8 @@ async fn wrong_codes_are_throttled_and_challenges_die(backend: Backend) {
     // Pruned an hour later.
     app.clock.advance(chrono::Duration::hours(1));
     let pruned = app.handle.pruner.prune_once().await.unwrap();
-    assert_eq!(pruned.mfa_challenges, 1, "{pruned:?}");
+    // The challenges of the loop above and the one that expired.
+    assert_eq!(pruned.mfa_challenges, 7, "{pruned:?}");
 
     // A password change between the challenge and its answer ends the challenge.
     app.clock.advance(chrono::Duration::hours(1));
@@ -765,4 +769,47 @@ async fn an_answer_that_fails_part_way_spends_nothing(backend: Backend) {
     run_sql(&app, heal).await;
     let tokens = verify(&app, &ch, &code, "").await.unwrap();
     assert_eq!(amr(&tokens.access_token), serde_json::json!(["pwd", "otp"]));
+}
+
+/// Recovery codes are throttled per address only; a challenge dies after a
+/// few wrong answers, so guesses sprayed from many addresses each cost a new
+/// login (found by review). DisableTotp without a factor says so.
+async fn a_challenge_dies_after_a_few_wrong_answers(backend: Backend) {
+    let (app, _hooks) =
+        spawn_notifying(backend, |s| s.trusted_proxies = "127.0.0.0/8".into()).await;
+    let user = enrolled(&app).await;
+    let ch = challenge(&app, &user.email).await;
+    let mut grpc = app.grpc.clone();
+    for n in 0..5 {
+        let answer = grpc
+            .verify_mfa(from(
+                pb::VerifyMfaRequest {
+                    mfa_challenge: ch.clone(),
+                    code: String::new(),
+                    recovery_code: "aaaa-aaaa-aaaa-aaaa".into(),
+                },
+                &format!("2001:db8::{n}"),
+            ))
+            .await;
+        assert_eq!(answer.unwrap_err().code(), Code::Unauthenticated);
+    }
+    assert_code(
+        verify(&app, &ch, "", &user.recovery[0]).await.map(|_| ()),
+        Code::Unauthenticated,
+    );
+    let ch = challenge(&app, &user.email).await;
+    verify(&app, &ch, "", &user.recovery[0]).await.unwrap();
+
+    let other = app.new_session().await;
+    let r = grpc
+        .disable_totp(bearer(
+            pb::DisableTotpRequest {
+                password: PASSWORD.into(),
+                code: "123456".into(),
+                recovery_code: String::new(),
+            },
+            &other.access_token,
+        ))
+        .await;
+    assert_eq!(r.unwrap_err().code(), Code::FailedPrecondition);
 }
