@@ -589,21 +589,9 @@ impl Authenticator {
         {
             return Err(wrong_own_code());
         }
-        let notice = self.notice(MFA_DISABLED, (identity.id, &identity.email), now)?;
-        let revoked = self
-            .stores
-            .mfa
-            .remove(
-                identity.id,
-                (&CredentialChange::MfaDisabled.ends(), notice.as_slice()),
-                now,
-            )
+        self.remove_factor(&identity, CredentialChange::MfaDisabled, now)
             .await?
             .ok_or_else(|| AuthError::FailedPrecondition("two-factor login is not on".into()))?;
-        for session in &revoked {
-            self.revoked.insert(*session, now);
-        }
-        self.outbox_wake.notify_one();
         self.audit(
             self.event("mfa.disabled", client)
                 .actor(identity.id)
@@ -611,6 +599,31 @@ impl Authenticator {
         )
         .await;
         Ok(())
+    }
+
+    /// Removes `identity`'s second factor as `change` (disabled by the user or
+    /// reset by an admin): what the change ends, the notice, the sessions
+    /// revoked here at once. `None` when there was no factor.
+    async fn remove_factor(
+        &self,
+        identity: &IdentityRecord,
+        change: CredentialChange,
+        now: DateTime<Utc>,
+    ) -> Result<Option<()>, AuthError> {
+        let notice = self.notice(MFA_DISABLED, (identity.id, &identity.email), now)?;
+        let Some(revoked) = self
+            .stores
+            .mfa
+            .remove(identity.id, (&change.ends(), notice.as_slice()), now)
+            .await?
+        else {
+            return Ok(None);
+        };
+        for session in &revoked {
+            self.revoked.insert(*session, now);
+        }
+        self.outbox_wake.notify_one();
+        Ok(Some(()))
     }
 
     /// Removes a user's second factor (a lost phone and lost recovery codes).
@@ -630,21 +643,9 @@ impl Authenticator {
             .await?
             .ok_or_else(|| AuthError::NotFound(format!("no user {user_id}")))?;
         let now = self.clock.now();
-        let notice = self.notice(MFA_DISABLED, (identity.id, &identity.email), now)?;
-        let revoked = self
-            .stores
-            .mfa
-            .remove(
-                identity.id,
-                (&CredentialChange::MfaReset.ends(), notice.as_slice()),
-                now,
-            )
+        self.remove_factor(&identity, CredentialChange::MfaReset, now)
             .await?
             .ok_or_else(|| AuthError::FailedPrecondition("the user has no second factor".into()))?;
-        for session in &revoked {
-            self.revoked.insert(*session, now);
-        }
-        self.outbox_wake.notify_one();
         self.audit(
             self.event("mfa.reset", client)
                 .actor(caller.subject_id)

@@ -117,12 +117,6 @@ pub trait MfaStore: Send + Sync + std::fmt::Debug {
         max: i64,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
-    /// Spends a live challenge; false when another request spent it first.
-    async fn spend_challenge(
-        &self,
-        hash: &[u8; 32],
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
 }
 
 platform::generic_store! {
@@ -337,11 +331,6 @@ platform::generic_store! {
             .execute(&self.pool)
             .await?;
             Ok(())
-        }
-
-        async fn spend_challenge(&self, hash: &[u8; 32], now: DateTime<Utc>) -> Result<bool, StoreError> {
-            let mut conn = self.pool.acquire().await?;
-            Self::spend_challenge_row(&mut conn, hash, now).await
         }
     }
 }
