@@ -6,11 +6,11 @@
 // A benchmark harness: a broken set-up should stop it loudly.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::disallowed_methods)]
 
-use auth_service::authz::{self, Principal, SubjectKind};
+use auth_service::access::authz::{self, Principal, SubjectKind};
 use auth_service::crypto::jwt::{TokenAuthority, TokenSubject, check_time};
-use auth_service::crypto::keys::{KeyRing, KeySet};
 use auth_service::crypto::refresh;
 use auth_service::crypto::verified::VerifiedTokens;
+use auth_service::keys::{KeyRing, KeySet};
 use chrono::{Duration, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use platform::clock::{SharedClock, SystemClock};
@@ -30,7 +30,7 @@ fn key_set() -> Arc<KeySet> {
         store.db.migrate().await.expect("migrations");
         let clock: SharedClock = Arc::new(SystemClock);
         let ring = KeyRing::new(
-            store.keys,
+            store.db,
             clock,
             None,
             Duration::days(30),

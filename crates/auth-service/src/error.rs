@@ -2,8 +2,8 @@
 
 use crate::crypto::hasher::HashError;
 use crate::crypto::jwt::TokenError;
-use crate::crypto::keys::KeyError;
 use crate::domain::FieldViolation;
+use crate::keys::KeyError;
 use crate::storage::StoreError;
 use tonic::{Code, Status};
 
@@ -83,6 +83,13 @@ impl AuthError {
 /// What a caller hears for client credentials that name no active account,
 /// whether the id is unknown, malformed or the secret wrong: one message.
 pub(crate) const INVALID_CLIENT: &str = "invalid client id or secret";
+
+/// The database could not be reached (opening a connection or transaction).
+impl From<sqlx::Error> for AuthError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Store(e.into())
+    }
+}
 
 impl From<platform::ids::InvalidClientId> for AuthError {
     /// A malformed client id is unknown credentials (UNAUTHENTICATED, HTTP 401),

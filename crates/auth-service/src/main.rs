@@ -1,7 +1,9 @@
 //! The `auth-service` binary: parse the configuration, run the chosen subcommand.
 
+use auth_service::accounts::Accounts;
 use auth_service::audit::ClientInfo;
 use auth_service::config::{Cli, Command};
+use auth_service::credentials::Credentials;
 use auth_service::domain::{DisplayName, Email, NewPassword};
 use auth_service::startup::{self, Application};
 use clap::Parser;
@@ -46,7 +48,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::RotateKeys => {
             let store = startup::open_store(&cli.settings).await?;
-            startup::key_ring(&cli.settings, store.keys, clock)?
+            startup::key_ring(&cli.settings, store.db, clock)?
                 .rotate_now()
                 .await?;
             tracing::info!("signing key rotated");
@@ -60,8 +62,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let core = startup::build_core(&cli.settings, clock).await?;
             let email = Email::parse(&email, "--email")?;
             let name = DisplayName::parse(&display_name, "--display-name")?;
-            let id = core
-                .authenticator
+            let id = Credentials(&core.authenticator)
                 .create_admin(email, name, promote, || {
                     Ok(NewPassword::parse(
                         admin_password()?,
@@ -75,9 +76,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::CreateServiceAccount { name, roles } => {
             let core = startup::build_core(&cli.settings, clock).await?;
-            let name = auth_service::authz::name(&name, "--name")?;
-            let (account, secret) = core
-                .authenticator
+            let name = auth_service::access::authz::name(&name, "--name")?;
+            let (account, secret) = Accounts(&core.authenticator)
                 .create_service_account(None, name, roles, &ClientInfo::default())
                 .await?;
             let out = serde_json::json!({

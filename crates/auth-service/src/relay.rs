@@ -4,12 +4,13 @@
 //! twice; the relay calls as the Auth Service's own service account), and
 //! notifications to people to the notification sink.
 
-use crate::service::{USER_EMAIL_CHANGED, USER_REGISTERED, UserEmailChanged, UserRegistered};
-use crate::storage::IdentityStore;
+use crate::context::{USER_EMAIL_CHANGED, USER_REGISTERED, UserEmailChanged, UserRegistered};
+use crate::credentials::IdentitySql;
 use futures::future::BoxFuture;
 use identity_proto::user::v1::user_service_client::UserServiceClient;
 use identity_proto::user::v1::{CreateUserRequest, UpdateUserEmailRequest, User};
 use platform::access::{PeerError, TokenSource, authorization, peer_endpoint};
+use platform::db::Database;
 use platform::outbox::{Deliver, DeliveryError, OutboxEvent};
 use std::sync::Arc;
 use tonic::transport::{Channel, ClientTlsConfig};
@@ -20,7 +21,7 @@ pub struct ToUserService {
     client: UserServiceClient<Channel>,
     token: Arc<dyn TokenSource>,
     /// Where the current address of an identity is read at delivery.
-    identities: Arc<dyn IdentityStore>,
+    db: Database,
 }
 
 impl ToUserService {
@@ -30,13 +31,13 @@ impl ToUserService {
         url: &str,
         token: Arc<dyn TokenSource>,
         tls: Option<ClientTlsConfig>,
-        identities: Arc<dyn IdentityStore>,
+        db: Database,
     ) -> Result<Self, PeerError> {
         let endpoint = peer_endpoint(url, platform::outbox::DELIVERY_TIMEOUT, tls)?;
         Ok(Self {
             client: UserServiceClient::new(endpoint.connect_lazy()),
             token,
-            identities,
+            db,
         })
     }
 }
@@ -102,11 +103,9 @@ impl ToUserService {
     /// Sends the address the identity has now, whatever the event saw.
     async fn email_changed(&self, event: &OutboxEvent) -> Result<(), DeliveryError> {
         let body: UserEmailChanged = serde_json::from_str(&event.payload)?;
-        let Some(identity) = self
-            .identities
-            .identity_by_id(body.user_id)
-            .await
-            .map_err(|e| DeliveryError::Unreachable(e.to_string()))?
+        let Some(identity) =
+            platform::sql!(read & self.db, IdentitySql::identity_by_id(body.user_id))
+                .map_err(|e| DeliveryError::Unreachable(e.to_string()))?
         else {
             return Ok(());
         };

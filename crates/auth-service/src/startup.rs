@@ -2,15 +2,15 @@
 //! `Application::build` binds the listeners first, so tests start the real thing on
 //! port 0 and read the bound addresses back.
 
+use crate::access::freshness::{Freshness, Views};
 use crate::config::Settings;
+use crate::context::Context;
 use crate::crypto::hasher::{HashParams, PasswordHasher};
 use crate::crypto::jwt::TokenAuthority;
-use crate::crypto::keys::{Kek, KeyRing};
-use crate::freshness::{Freshness, Views};
+use crate::keys::{Kek, KeyRing};
 use crate::notify::{Fanout, Smtp, Webhook, WebhookSecret};
 use crate::relay::{Router, ToUserService};
 use crate::retention::{Pruner, Retention};
-use crate::service::Authenticator;
 use crate::storage::{self, Stores};
 use crate::transport::client::TrustedProxies;
 use crate::transport::ext_authz::{CHECK_METHOD, ExtAuthz};
@@ -32,6 +32,7 @@ use platform::tasks::Supervisor;
 
 /// How often expired rows are pruned.
 const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+use crate::accounts::Accounts;
 use platform::tls;
 use secrecy::ExposeSecret;
 use std::net::SocketAddr;
@@ -65,7 +66,7 @@ pub struct Handle {
     pub keys: Arc<KeyRing>,
     /// The core, for what an operator does from the command line (bootstrap an
     /// administrator, create service accounts).
-    pub core: Arc<Authenticator>,
+    pub core: Arc<Context>,
     /// The pruning task's work, to run a pass on demand.
     pub pruner: Pruner,
 }
@@ -103,7 +104,7 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Stores> {
 /// The key ring the settings describe (shared with the `rotate-keys` subcommand).
 pub fn key_ring(
     settings: &Settings,
-    store: Arc<dyn crate::storage::KeyStore>,
+    db: platform::db::Database,
     clock: SharedClock,
 ) -> anyhow::Result<KeyRing> {
     let kek = match &settings.key_encryption_key {
@@ -116,7 +117,7 @@ pub fn key_ring(
         }
     };
     Ok(KeyRing::new(
-        store,
+        db,
         clock,
         kek,
         chrono::Duration::from_std(settings.key_rotation_interval)?,
@@ -148,7 +149,7 @@ impl Application {
     ) -> anyhow::Result<Self> {
         platform::tls::install_crypto_provider();
         let core = build_core(&settings, clock.clone()).await?;
-        core.authenticator.ensure_own_account().await?;
+        Accounts(&core.authenticator).ensure_own_account().await?;
         let proxies =
             TrustedProxies::parse(&settings.trusted_proxies).map_err(anyhow::Error::msg)?;
         let tls = tls::Tls::from_files(&settings.tls_files())?;
@@ -157,7 +158,7 @@ impl Application {
             &settings.user_url,
             own,
             tls.as_ref().map(tls::Tls::client),
-            core.stores.identities.clone(),
+            core.stores.db.clone(),
         )
         .map_err(anyhow::Error::msg)?;
         let router = Router {
@@ -288,7 +289,7 @@ impl Application {
                 .clone()
                 .map(|u| u.trim_end_matches('/').to_owned())
                 .unwrap_or_else(|| format!("http://{}", self.http_addr)),
-            jwks_max_age: crate::crypto::keys::jwks_max_age(chrono::Duration::from_std(
+            jwks_max_age: crate::keys::jwks_max_age(chrono::Duration::from_std(
                 self.settings.key_rotation_interval,
             )?),
             forward_uri_header: self.settings.forward_uri_header.clone(),
@@ -308,7 +309,7 @@ impl Application {
 
 /// The parts of a running Auth Service.
 pub struct Core {
-    pub authenticator: Arc<Authenticator>,
+    pub authenticator: Arc<Context>,
     pub stores: Stores,
     pub keys: Arc<KeyRing>,
     pub views: Arc<Views>,
@@ -320,7 +321,7 @@ pub struct Core {
 pub async fn build_core(settings: &Settings, clock: SharedClock) -> anyhow::Result<Core> {
     settings.validate()?;
     let store = open_store(settings).await?;
-    let keys = Arc::new(key_ring(settings, store.keys.clone(), clock.clone())?);
+    let keys = Arc::new(key_ring(settings, store.db.clone(), clock.clone())?);
     keys.refresh().await.context("cannot load signing keys")?;
     let access_ttl = chrono::Duration::from_std(settings.access_token_ttl)?;
     let horizon = access_ttl + chrono::Duration::minutes(1);
@@ -336,7 +337,7 @@ pub async fn build_core(settings: &Settings, clock: SharedClock) -> anyhow::Resu
         access_ttl,
     );
     let outbox_wake = Arc::new(tokio::sync::Notify::new());
-    let authenticator = Arc::new(Authenticator {
+    let authenticator = Arc::new(Context {
         stores: store.clone(),
         hasher,
         keys: keys.clone(),
@@ -352,14 +353,14 @@ pub async fn build_core(settings: &Settings, clock: SharedClock) -> anyhow::Resu
         registrations_per_minute: settings.registrations_per_minute,
         outbox_wake: outbox_wake.clone(),
         freshness: views.freshness.clone(),
-        recovery: crate::service::RecoverySettings {
+        recovery: crate::context::RecoverySettings {
             notifications: settings.sends_notifications(),
             email_verification_ttl: chrono::Duration::from_std(settings.email_verification_ttl)?,
             password_reset_ttl: chrono::Duration::from_std(settings.password_reset_ttl)?,
             mfa_challenge_ttl: chrono::Duration::from_std(settings.mfa_challenge_ttl)?,
             require_verified_email: settings.require_verified_email,
         },
-        jobs: platform::tasks::Jobs::new(crate::service::MAX_JOBS),
+        jobs: platform::tasks::Jobs::new(crate::context::MAX_JOBS),
     });
     Ok(Core {
         authenticator,
@@ -407,7 +408,7 @@ fn notification_sink(
 }
 
 /// The Auth Service's own tokens, minted in-process for its relay.
-struct OwnToken(Arc<Authenticator>);
+struct OwnToken(Arc<Context>);
 
 impl TokenIssuer for OwnToken {
     fn issue(&self) -> BoxFuture<'_, Result<(String, i64), TokenError>> {

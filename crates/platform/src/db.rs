@@ -101,6 +101,16 @@ impl Database {
         }
     }
 
+    /// A pooled connection, for reads.
+    pub async fn read(&self) -> Result<crate::sql::Read, sqlx::Error> {
+        crate::sql::Read::open(&self.pool).await
+    }
+
+    /// A write transaction, for a use case's reads and writes together.
+    pub async fn write(&self) -> Result<crate::sql::Tx, sqlx::Error> {
+        crate::sql::Tx::write(&self.pool).await
+    }
+
     /// A trivial query.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         match &self.pool {

@@ -4,8 +4,8 @@
 //! golang-jwt, System.IdentityModel) verifies ES256, while EdDSA support is still
 //! missing or optional in several; with aws-lc-rs it verifies in about 40 µs.
 
-use super::keys::KeySet;
-use crate::authz::SubjectKind;
+use crate::access::authz::SubjectKind;
+use crate::keys::KeySet;
 use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Header, Validation};

@@ -79,7 +79,7 @@ impl VerifiedTokens {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::authz::SubjectKind;
+    use crate::access::authz::SubjectKind;
     use platform::ids::SessionId;
 
     fn claims(exp: i64) -> AccessClaims {

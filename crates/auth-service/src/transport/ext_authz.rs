@@ -5,8 +5,8 @@
 //! `normalize_path`, when configured); one the upstream could read differently
 //! is refused with 400.
 
-use crate::service::Authenticator;
-use crate::service::gateway::{Access, Verdict};
+use crate::context::Context;
+use crate::gateway::{Access, Verdict};
 use envoy_types::ext_authz::v3::pb::{
     Authorization, CheckRequest, CheckResponse, HeaderAppendAction, HttpStatusCode,
 };
@@ -22,13 +22,13 @@ pub const CHECK_METHOD: &str = "/envoy.service.auth.v3.Authorization/Check";
 /// The `Authorization` service.
 #[derive(Debug, Clone)]
 pub struct ExtAuthz {
-    core: Arc<Authenticator>,
+    core: Arc<Context>,
     /// Whether the upstream still receives the `authorization` header.
     keep_authorization: bool,
 }
 
 impl ExtAuthz {
-    pub fn new(core: Arc<Authenticator>, keep_authorization: bool) -> Self {
+    pub fn new(core: Arc<Context>, keep_authorization: bool) -> Self {
         Self {
             core,
             keep_authorization,

@@ -3,11 +3,12 @@
 //! forward auth (nginx `auth_request`, Traefik `ForwardAuth`, Caddy
 //! `forward_auth`) and RFC 7662 token introspection.
 
+use crate::access::authz::SubjectKind;
+use crate::accounts::Accounts;
 use crate::audit::ClientInfo;
-use crate::authz::SubjectKind;
+use crate::context::Context;
 use crate::error::AuthError;
-use crate::service::Authenticator;
-use crate::service::gateway::{Access, Verdict};
+use crate::gateway::{Access, Verdict};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -23,7 +24,7 @@ use std::sync::Arc;
 /// What the routes need.
 #[derive(Debug, Clone)]
 pub struct HttpState {
-    pub core: Arc<Authenticator>,
+    pub core: Arc<Context>,
     /// The issuer of our tokens (the `iss` claim).
     pub issuer: String,
     /// The public base URL of this port, without a trailing slash.
@@ -109,7 +110,7 @@ struct RouteRequirement {
 /// repeated is refused, as is a value [`RequestPath`] refuses (raw non-ASCII
 /// bytes included), never replaced by anything else.
 ///
-/// [`RequestPath`]: crate::service::gateway::RequestPath
+/// [`RequestPath`]: crate::gateway::RequestPath
 fn original_target<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Result<&'h [u8], String> {
     let mut values = headers.get_all(name).iter();
     match (values.next(), values.next()) {
@@ -251,8 +252,7 @@ async fn introspect(
     let Ok((client_id, secret)) = basic_credentials(&headers) else {
         return refused();
     };
-    let principal = match s
-        .core
+    let principal = match Accounts(&s.core)
         .introspect(
             &client_id,
             &secret,

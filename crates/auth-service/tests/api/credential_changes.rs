@@ -8,7 +8,7 @@ use crate::helpers::{Backend, PASSWORD, TestApp, bearer, both_backends, unique_e
 use crate::mfa::{base32, challenge, enrolled, now, totp, verify};
 use crate::recovery::{request_reset, reset, verify as verify_email};
 use crate::webhook::{Receiver, spawn_notifying};
-use auth_service::service::changes::CredentialChange;
+use auth_service::credentials::changes::CredentialChange;
 use identity_proto::auth::v1 as pb;
 use std::time::Instant;
 use tonic::Code;

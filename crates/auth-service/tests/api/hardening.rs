@@ -5,6 +5,7 @@
 use crate::helpers::{
     Backend, PASSWORD, TestApp, assert_code, both_backends, spawn_app, spawn_replica, unique_email,
 };
+use auth_service::{credentials::IdentitySql, sessions::SessionSql};
 use identity_proto::auth::v1 as pb;
 use tonic::Code;
 
@@ -379,8 +380,9 @@ async fn create_admin_on_a_taken_email_needs_promote_and_takes_the_account_back(
     app.register(&email, PASSWORD).await.unwrap();
     let squatter = app.login(&email, PASSWORD).await.unwrap();
     let admin_password = "the real admin passphrase";
+    let admin = auth_service::credentials::Credentials(&app.handle.core);
     let create = |promote| {
-        app.handle.core.create_admin(
+        admin.create_admin(
             Email::parse(&email, "e").unwrap(),
             DisplayName::parse("Admin", "d").unwrap(),
             promote,
@@ -454,18 +456,18 @@ async fn pruning_deletes_what_is_due_and_nothing_live(backend: Backend) {
     assert_eq!((pruned.sessions, pruned.throttle_counters), (1, 0));
     // Its refresh token, not yet expired, went with it.
     let hash = auth_service::crypto::refresh::parse(&gone.refresh_token.clone().into()).unwrap();
-    let next = auth_service::storage::NewRefreshToken {
+    let next = auth_service::sessions::NewRefreshToken {
         hash: [7; 32],
         session_id: platform::ids::SessionId::generate(),
         created_at: chrono::Utc::now(),
         expires_at: chrono::Utc::now(),
     };
-    let rotation = stores
-        .sessions
-        .rotate_refresh_token(&hash, &next, Duration::days(30), chrono::Utc::now())
-        .await
-        .unwrap();
-    assert_eq!(rotation, auth_service::storage::Rotation::Unknown);
+    let rotation = platform::sql!(
+        write & stores.db,
+        SessionSql::rotate_refresh_token(&hash, &next, Duration::days(30), chrono::Utc::now())
+    )
+    .unwrap();
+    assert_eq!(rotation, auth_service::sessions::Rotation::Unknown);
     let live = app
         .refresh(&live.refresh_token)
         .await
@@ -489,18 +491,15 @@ async fn pruning_deletes_what_is_due_and_nothing_live(backend: Backend) {
     assert_eq!(stores.outbox.backlog().await.unwrap(), pending);
     let user_id = platform::ids::UserId::parse(&user, "id").unwrap();
     assert!(
-        stores
-            .sessions
-            .list_sessions(user_id, None, 10)
-            .await
-            .unwrap()
-            .is_empty()
+        platform::sql!(
+            read & stores.db,
+            SessionSql::list_sessions(user_id, None, 10)
+        )
+        .unwrap()
+        .is_empty()
     );
     assert!(
-        stores
-            .identities
-            .identity_by_id(user_id)
-            .await
+        platform::sql!(read & stores.db, IdentitySql::identity_by_id(user_id))
             .unwrap()
             .is_some()
     );

@@ -169,8 +169,7 @@ impl TestApp {
     pub async fn user_with_roles(&self, roles: &[&str]) -> pb::LoginResponse {
         use auth_service::domain::{DisplayName, Email, NewPassword};
         let email = unique_email();
-        self.handle
-            .core
+        auth_service::credentials::Credentials(&self.handle.core)
             .register_with_roles(
                 Email::parse(&email, "email").unwrap(),
                 NewPassword::parse(PASSWORD.into(), "password").unwrap(),
@@ -191,9 +190,7 @@ impl TestApp {
     /// A service account with `roles`: its client id, secret and a token.
     pub async fn service_account(&self, roles: &[&str]) -> (String, String, String) {
         let name = format!("svc-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        let (account, secret) = self
-            .handle
-            .core
+        let (account, secret) = auth_service::accounts::Accounts(&self.handle.core)
             .create_service_account(
                 None,
                 name,

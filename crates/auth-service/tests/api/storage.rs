@@ -1,10 +1,12 @@
 //! The storage conformance suite: the same expectations of both backends.
 
 use crate::helpers::{Backend, both_backends};
-use auth_service::service::changes::CredentialChange;
-use auth_service::storage::{
-    Amr, NewIdentity, NewRefreshToken, NewSession, Rotation, SigningKeyRecord, StoreError, Stores,
-};
+use auth_service::credentials::NewIdentity;
+use auth_service::credentials::changes::CredentialChange;
+use auth_service::keys::SigningKeyRecord;
+use auth_service::sessions::{Amr, NewRefreshToken, NewSession, Rotation};
+use auth_service::storage::{StoreError, Stores};
+use auth_service::{access::RoleSql, credentials::IdentitySql, keys::KeySql, sessions::SessionSql};
 use chrono::{Duration, Utc};
 use platform::ids::{SessionId, UserId};
 use platform::outbox::OutboxEvent;
@@ -66,56 +68,63 @@ fn token(byte: u8, session_id: SessionId, expires_in: Duration) -> NewRefreshTok
 async fn identities(backend: Backend) {
     let (s, _db) = store(backend).await;
     let ada = identity("ada@example.com");
-    s.identities
-        .insert_identity(&ada, &[event(&ada)])
-        .await
-        .unwrap();
+    platform::sql!(
+        write & s.db,
+        IdentitySql::insert_identity(&ada, &[event(&ada)])
+    )
+    .unwrap();
     assert!(matches!(
-        s.identities
-            .insert_identity(&identity("ada@example.com"), &[event(&ada)])
-            .await,
+        platform::sql!(
+            write & s.db,
+            IdentitySql::insert_identity(&identity("ada@example.com"), &[event(&ada)])
+        ),
         Err(StoreError::EmailTaken)
     ));
-    let found = s
-        .identities
-        .identity_by_email("ada@example.com")
-        .await
-        .unwrap()
-        .unwrap();
+    let found = platform::sql!(
+        read & s.db,
+        IdentitySql::identity_by_email("ada@example.com")
+    )
+    .unwrap()
+    .unwrap();
     assert_eq!(
         (found.id, found.display_name.as_str(), found.disabled),
         (ada.id, "Ada", false)
     );
     assert!(
-        s.identities
-            .identity_by_email("nobody@example.com")
-            .await
-            .unwrap()
-            .is_none()
+        platform::sql!(
+            read & s.db,
+            IdentitySql::identity_by_email("nobody@example.com")
+        )
+        .unwrap()
+        .is_none()
     );
     assert_eq!(
-        s.roles.subject_roles(ada.id.uuid()).await.unwrap().unwrap(),
+        platform::sql!(read & s.db, RoleSql::subject_roles(ada.id.uuid()))
+            .unwrap()
+            .unwrap(),
         vec!["admin".to_owned(), "user".to_owned()]
     );
     assert!(
-        !s.identities
-            .rehash_password(ada.id, "$argon2id$other", "$argon2id$new", Utc::now())
-            .await
-            .unwrap(),
+        !platform::sql!(
+            read & s.db,
+            IdentitySql::rehash_password(ada.id, "$argon2id$other", "$argon2id$new", Utc::now())
+        )
+        .unwrap(),
         "a re-hash never overwrites a password changed meanwhile"
     );
     assert!(
-        s.identities
-            .rehash_password(ada.id, "$argon2id$fake", "$argon2id$new", Utc::now())
-            .await
-            .unwrap()
-    );
-    let found = s
-        .identities
-        .identity_by_email("ada@example.com")
-        .await
+        platform::sql!(
+            read & s.db,
+            IdentitySql::rehash_password(ada.id, "$argon2id$fake", "$argon2id$new", Utc::now())
+        )
         .unwrap()
-        .unwrap();
+    );
+    let found = platform::sql!(
+        read & s.db,
+        IdentitySql::identity_by_email("ada@example.com")
+    )
+    .unwrap()
+    .unwrap();
     assert_eq!(found.password_hash, "$argon2id$new");
 
     // A password change is conditional on the hash it checked, and ends every
@@ -134,19 +143,21 @@ async fn identities(backend: Backend) {
     );
     for (n, s2) in [(1, &kept), (2, &other)] {
         assert!(
-            s.sessions
-                .insert_session(
+            platform::sql!(
+                write & s.db,
+                SessionSql::insert_session(
                     s2,
                     &token(n, s2.id, Duration::days(1)),
                     ("$argon2id$new", 0)
                 )
-                .await
-                .unwrap()
+            )
+            .unwrap()
         );
     }
     assert_eq!(
-        s.identities
-            .change_password(
+        platform::sql!(
+            write & s.db,
+            IdentitySql::change_password(
                 (ada.id, Some(kept.id)),
                 "$argon2id$fake",
                 "$argon2id$x",
@@ -154,14 +165,15 @@ async fn identities(backend: Backend) {
                 &[],
                 Utc::now()
             )
-            .await
-            .unwrap(),
+        )
+        .unwrap(),
         None,
         "a stale hash changes nothing"
     );
     assert_eq!(
-        s.identities
-            .change_password(
+        platform::sql!(
+            write & s.db,
+            IdentitySql::change_password(
                 (ada.id, Some(kept.id)),
                 "$argon2id$new",
                 "$argon2id$x",
@@ -169,20 +181,21 @@ async fn identities(backend: Backend) {
                 &[],
                 Utc::now()
             )
-            .await
-            .unwrap(),
+        )
+        .unwrap(),
         Some(vec![other.id])
     );
     let late = session(SessionId::generate());
     assert!(
-        !s.sessions
-            .insert_session(
+        !platform::sql!(
+            write & s.db,
+            SessionSql::insert_session(
                 &late,
                 &token(3, late.id, Duration::days(1)),
                 ("$argon2id$new", 0)
             )
-            .await
-            .unwrap(),
+        )
+        .unwrap(),
         "a login checked against the old password opens no session"
     );
 }
@@ -190,10 +203,11 @@ async fn identities(backend: Backend) {
 async fn refresh_token_rotation(backend: Backend) {
     let (s, _db) = store(backend).await;
     let ada = identity("ada@example.com");
-    s.identities
-        .insert_identity(&ada, &[event(&ada)])
-        .await
-        .unwrap();
+    platform::sql!(
+        write & s.db,
+        IdentitySql::insert_identity(&ada, &[event(&ada)])
+    )
+    .unwrap();
     let session = NewSession {
         id: SessionId::generate(),
         user_id: ada.id,
@@ -203,23 +217,24 @@ async fn refresh_token_rotation(backend: Backend) {
         amr: Amr::Password,
     };
     assert!(
-        s.sessions
-            .insert_session(
+        platform::sql!(
+            write & s.db,
+            SessionSql::insert_session(
                 &session,
                 &token(1, session.id, Duration::days(1)),
                 ("$argon2id$fake", 0)
             )
-            .await
-            .unwrap()
+        )
+        .unwrap()
     );
 
     let now = Utc::now();
     let next = token(2, NO_SESSION, Duration::days(1));
-    let rotated = s
-        .sessions
-        .rotate_refresh_token(&[1; 32], &next, LIFETIME, now)
-        .await
-        .unwrap();
+    let rotated = platform::sql!(
+        write & s.db,
+        SessionSql::rotate_refresh_token(&[1; 32], &next, LIFETIME, now)
+    )
+    .unwrap();
     assert_eq!(
         rotated,
         Rotation::Rotated {
@@ -231,49 +246,52 @@ async fn refresh_token_rotation(backend: Backend) {
         }
     );
     assert_eq!(
-        s.sessions
-            .rotate_refresh_token(
+        platform::sql!(
+            write & s.db,
+            SessionSql::rotate_refresh_token(
                 &[9; 32],
                 &token(3, NO_SESSION, Duration::days(1)),
                 LIFETIME,
                 now
             )
-            .await
-            .unwrap(),
+        )
+        .unwrap(),
         Rotation::Unknown
     );
     // Token 1 again: reuse, the session is revoked, and token 2 is dead with it.
     assert_eq!(
-        s.sessions
-            .rotate_refresh_token(
+        platform::sql!(
+            write & s.db,
+            SessionSql::rotate_refresh_token(
                 &[1; 32],
                 &token(4, NO_SESSION, Duration::days(1)),
                 LIFETIME,
                 now
             )
-            .await
-            .unwrap(),
+        )
+        .unwrap(),
         Rotation::Reused {
             session_id: session.id
         }
     );
     assert_eq!(
-        s.sessions
-            .rotate_refresh_token(
+        platform::sql!(
+            write & s.db,
+            SessionSql::rotate_refresh_token(
                 &[2; 32],
                 &token(5, NO_SESSION, Duration::days(1)),
                 LIFETIME,
                 now
             )
-            .await
-            .unwrap(),
+        )
+        .unwrap(),
         Rotation::Dead
     );
-    let revoked = s
-        .sessions
-        .revoked_sessions_since(now - Duration::seconds(1))
-        .await
-        .unwrap();
+    let revoked = platform::sql!(
+        read & s.db,
+        SessionSql::revoked_sessions_since(now - Duration::seconds(1))
+    )
+    .unwrap();
     assert_eq!(
         revoked.iter().map(|r| r.0).collect::<Vec<_>>(),
         vec![session.id]
@@ -289,25 +307,27 @@ async fn refresh_token_rotation(backend: Backend) {
         amr: Amr::Password,
     };
     assert!(
-        s.sessions
-            .insert_session(
+        platform::sql!(
+            write & s.db,
+            SessionSql::insert_session(
                 &other,
                 &token(6, other.id, Duration::seconds(-1)),
                 ("$argon2id$fake", 0)
             )
-            .await
-            .unwrap()
+        )
+        .unwrap()
     );
     assert_eq!(
-        s.sessions
-            .rotate_refresh_token(
+        platform::sql!(
+            write & s.db,
+            SessionSql::rotate_refresh_token(
                 &[6; 32],
                 &token(7, NO_SESSION, Duration::days(1)),
                 LIFETIME,
                 Utc::now()
             )
-            .await
-            .unwrap(),
+        )
+        .unwrap(),
         Rotation::Dead
     );
 }
@@ -315,10 +335,11 @@ async fn refresh_token_rotation(backend: Backend) {
 async fn revocations_and_keys(backend: Backend) {
     let (s, _db) = store(backend).await;
     let ada = identity("ada@example.com");
-    s.identities
-        .insert_identity(&ada, &[event(&ada)])
-        .await
-        .unwrap();
+    platform::sql!(
+        write & s.db,
+        IdentitySql::insert_identity(&ada, &[event(&ada)])
+    )
+    .unwrap();
     let session = NewSession {
         id: SessionId::generate(),
         user_id: ada.id,
@@ -328,61 +349,67 @@ async fn revocations_and_keys(backend: Backend) {
         amr: Amr::Password,
     };
     assert!(
-        s.sessions
-            .insert_session(
+        platform::sql!(
+            write & s.db,
+            SessionSql::insert_session(
                 &session,
                 &token(1, session.id, Duration::days(1)),
                 ("$argon2id$fake", 0)
             )
-            .await
-            .unwrap()
+        )
+        .unwrap()
     );
     let t0 = Utc::now();
     assert!(
-        s.sessions
-            .revoked_sessions_since(t0 - Duration::hours(1))
-            .await
-            .unwrap()
-            .is_empty()
+        platform::sql!(
+            read & s.db,
+            SessionSql::revoked_sessions_since(t0 - Duration::hours(1))
+        )
+        .unwrap()
+        .is_empty()
     );
     assert_eq!(
-        s.sessions
-            .revoke_session_by_refresh_token(&[1; 32], t0, "logout")
-            .await
-            .unwrap(),
+        platform::sql!(
+            write & s.db,
+            SessionSql::revoke_session_by_refresh_token(&[1; 32], t0, "logout")
+        )
+        .unwrap(),
         Some((session.id, false))
     );
     assert_eq!(
-        s.sessions
-            .revoke_session_by_refresh_token(&[1; 32], t0, "logout")
-            .await
-            .unwrap(),
+        platform::sql!(
+            write & s.db,
+            SessionSql::revoke_session_by_refresh_token(&[1; 32], t0, "logout")
+        )
+        .unwrap(),
         None,
         "already revoked"
     );
     assert_eq!(
-        s.sessions
-            .revoke_session_by_refresh_token(&[8; 32], t0, "logout")
-            .await
-            .unwrap(),
+        platform::sql!(
+            write & s.db,
+            SessionSql::revoke_session_by_refresh_token(&[8; 32], t0, "logout")
+        )
+        .unwrap(),
         None
     );
-    let since = s
-        .sessions
-        .revoked_sessions_since(t0 - Duration::seconds(1))
-        .await
-        .unwrap();
+    let since = platform::sql!(
+        read & s.db,
+        SessionSql::revoked_sessions_since(t0 - Duration::seconds(1))
+    )
+    .unwrap();
     assert_eq!(since.len(), 1);
     assert!(
         (since[0].1 - t0).num_milliseconds().abs() < 1,
         "times round-trip to the microsecond"
     );
     assert!(
-        s.sessions
-            .revoked_sessions_since(t0 + Duration::seconds(1))
-            .await
-            .unwrap()
-            .is_empty()
+        platform::sql!(
+            read & s.db,
+            SessionSql::revoked_sessions_since(t0 + Duration::seconds(1))
+        )
+        .unwrap()
+        .is_empty()
     );
 
     let key = |generation: i64, kid: &str| SigningKeyRecord {
@@ -395,14 +422,14 @@ async fn revocations_and_keys(backend: Backend) {
         created_at: t0,
         activates_at: t0 + Duration::days(generation),
     };
-    assert!(s.keys.insert_signing_key(&key(1, "a")).await.unwrap());
+    assert!(platform::sql!(read & s.db, KeySql::insert_signing_key(&key(1, "a"))).unwrap());
     assert!(
-        !s.keys.insert_signing_key(&key(1, "b")).await.unwrap(),
+        !platform::sql!(read & s.db, KeySql::insert_signing_key(&key(1, "b"))).unwrap(),
         "a generation is created once"
     );
-    assert!(s.keys.insert_signing_key(&key(2, "c")).await.unwrap());
-    s.keys.set_key_activation(2, t0).await.unwrap();
-    let keys = s.keys.signing_keys().await.unwrap();
+    assert!(platform::sql!(read & s.db, KeySql::insert_signing_key(&key(2, "c"))).unwrap());
+    platform::sql!(read & s.db, KeySql::set_key_activation(2, t0)).unwrap();
+    let keys = platform::sql!(read & s.db, KeySql::signing_keys()).unwrap();
     assert_eq!(
         keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(),
         vec!["a", "c"]
@@ -423,44 +450,48 @@ async fn revocations_and_keys(backend: Backend) {
         amr: Amr::Password,
     };
     assert!(
-        s.sessions
-            .insert_session(
+        platform::sql!(
+            write & s.db,
+            SessionSql::insert_session(
                 &other,
                 &token(2, other.id, Duration::days(1)),
                 ("$argon2id$fake", 0)
             )
-            .await
-            .unwrap()
+        )
+        .unwrap()
     );
     assert_eq!(
-        s.identities
-            .disable_identity(
+        platform::sql!(
+            write & s.db,
+            IdentitySql::disable_identity(
                 ada.id,
                 &CredentialChange::AccountDisabled.ends(),
                 Utc::now()
             )
-            .await
-            .unwrap(),
+        )
+        .unwrap(),
         vec![other.id]
     );
     assert!(
-        s.identities
-            .disable_identity(
+        platform::sql!(
+            write & s.db,
+            IdentitySql::disable_identity(
                 ada.id,
                 &CredentialChange::AccountDisabled.ends(),
                 Utc::now()
             )
-            .await
-            .unwrap()
-            .is_empty()
+        )
+        .unwrap()
+        .is_empty()
     );
     assert!(
-        s.identities
-            .identity_by_email("ada@example.com")
-            .await
-            .unwrap()
-            .unwrap()
-            .disabled
+        platform::sql!(
+            read & s.db,
+            IdentitySql::identity_by_email("ada@example.com")
+        )
+        .unwrap()
+        .unwrap()
+        .disabled
     );
     let late = NewSession {
         id: SessionId::generate(),
@@ -471,14 +502,15 @@ async fn revocations_and_keys(backend: Backend) {
         amr: Amr::Password,
     };
     assert!(
-        !s.sessions
-            .insert_session(
+        !platform::sql!(
+            write & s.db,
+            SessionSql::insert_session(
                 &late,
                 &token(3, late.id, Duration::days(1)),
                 ("$argon2id$fake", 0)
             )
-            .await
-            .unwrap(),
+        )
+        .unwrap(),
         "a login checked before the disable opens no session"
     );
 }
@@ -491,10 +523,11 @@ async fn logins_racing_a_credential_change(backend: Backend) {
     let (s, _db) = store(backend).await;
     for (round, change) in [(0u8, "password"), (1, "disable")] {
         let ada = identity(&format!("{change}@example.com"));
-        s.identities
-            .insert_identity(&ada, &[event(&ada)])
-            .await
-            .unwrap();
+        platform::sql!(
+            write & s.db,
+            IdentitySql::insert_identity(&ada, &[event(&ada)])
+        )
+        .unwrap();
         let logins: Vec<_> = (0..40u8)
             .map(|n| {
                 let (s, user_id) = (s.clone(), ada.id);
@@ -509,21 +542,23 @@ async fn logins_racing_a_credential_change(backend: Backend) {
                         amr: Amr::Password,
                     };
                     let hash = round * 100 + n;
-                    s.sessions
-                        .insert_session(
+                    platform::sql!(
+                        write & s.db,
+                        SessionSql::insert_session(
                             &session,
                             &token(hash, session.id, Duration::days(1)),
                             ("$argon2id$fake", 0),
                         )
-                        .await
-                        .unwrap()
+                    )
+                    .unwrap()
                 })
             })
             .collect();
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         let revoked = if change == "password" {
-            s.identities
-                .change_password(
+            platform::sql!(
+                write & s.db,
+                IdentitySql::change_password(
                     (ada.id, None),
                     "$argon2id$fake",
                     "$argon2id$new",
@@ -531,27 +566,26 @@ async fn logins_racing_a_credential_change(backend: Backend) {
                     &[],
                     Utc::now(),
                 )
-                .await
-                .unwrap()
-                .expect("the hash checked is current")
+            )
+            .unwrap()
+            .expect("the hash checked is current")
         } else {
-            s.identities
-                .disable_identity(
+            platform::sql!(
+                write & s.db,
+                IdentitySql::disable_identity(
                     ada.id,
                     &CredentialChange::AccountDisabled.ends(),
                     Utc::now(),
                 )
-                .await
-                .unwrap()
+            )
+            .unwrap()
         };
         let mut opened = 0;
         for login in logins {
             opened += usize::from(login.await.unwrap());
         }
         assert!(
-            s.sessions
-                .list_sessions(ada.id, None, 10)
-                .await
+            platform::sql!(read & s.db, SessionSql::list_sessions(ada.id, None, 10))
                 .unwrap()
                 .is_empty(),
             "{change}: a session opened with the old credential survived"
@@ -580,7 +614,7 @@ async fn delivered_outbox_events_are_pruned_undelivered_kept(backend: Backend) {
     let (s, _db) = store(backend).await;
     let (ada, bob) = (identity("ada@example.com"), identity("bob@example.com"));
     for i in [&ada, &bob] {
-        s.identities.insert_identity(i, &[event(i)]).await.unwrap();
+        platform::sql!(write & s.db, IdentitySql::insert_identity(i, &[event(i)])).unwrap();
     }
     let now = Utc::now();
     let due = s

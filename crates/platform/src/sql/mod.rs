@@ -13,7 +13,7 @@ mod tx;
 pub use dialect::{Dialect, SqlType, UniqueKey};
 pub use prune::Expired;
 pub use time::Timestamp;
-pub use tx::Tx;
+pub use tx::{Conn, Handle, Read, Tx};
 
 /// Implements a store trait (or inherent methods) for a store generic over the
 /// backend, with the bounds sqlx needs spelled out once here: executing on a

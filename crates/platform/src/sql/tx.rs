@@ -1,11 +1,13 @@
-//! The handle a use case does its work through: one write transaction over
-//! either backend, opened once, passed by `&mut` to the SQL functions of every
-//! feature it touches, committed once. [`sql!`](crate::sql!) calls a function
-//! written once for both backends with the backend of the handle.
+//! The handles a use case does its work through: one write transaction over
+//! either backend ([`Tx`]), opened once, passed by `&mut` to the SQL functions
+//! of every feature it touches, committed once; or a pooled connection for a
+//! read ([`Read`]). [`sql!`](crate::sql!) calls a function written once for
+//! both backends with the backend of the handle.
 
 use super::Dialect;
 use crate::db::Pool;
-use sqlx::{Postgres, Sqlite, Transaction};
+use sqlx::pool::PoolConnection;
+use sqlx::{PgConnection, Postgres, Sqlite, SqliteConnection, Transaction};
 
 /// A write transaction: on SQLite `BEGIN IMMEDIATE`, so what it reads still
 /// holds when it writes; on PostgreSQL the SQL takes the row locks it needs
@@ -36,15 +38,84 @@ impl Tx {
     }
 }
 
-/// Calls `Sql::function(args)` of a store generic over the backend with the
-/// connection of `tx` (a `&mut Tx`) and awaits it:
-/// `sql!(tx, Sql::spend_challenge(&hash, now))`.
+/// A connection from the pool, for reads that need no transaction (each
+/// statement sees the latest commit).
+#[derive(Debug)]
+pub enum Read {
+    Postgres(PoolConnection<Postgres>),
+    Sqlite(PoolConnection<Sqlite>),
+}
+
+impl Read {
+    /// Borrows a connection of `pool`.
+    pub async fn open(pool: &Pool) -> Result<Self, sqlx::Error> {
+        Ok(match pool {
+            Pool::Postgres(p) => Self::Postgres(p.acquire().await?),
+            Pool::Sqlite(p) => Self::Sqlite(p.acquire().await?),
+        })
+    }
+}
+
+/// The connection of a handle, typed by its backend.
+#[derive(Debug)]
+pub enum Conn<'a> {
+    Postgres(&'a mut PgConnection),
+    Sqlite(&'a mut SqliteConnection),
+}
+
+/// What [`sql!`](crate::sql!) runs a query function on.
+pub trait Handle {
+    /// The handle's connection.
+    fn conn(&mut self) -> Conn<'_>;
+}
+
+impl Handle for Tx {
+    fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Self::Postgres(t) => Conn::Postgres(t),
+            Self::Sqlite(t) => Conn::Sqlite(t),
+        }
+    }
+}
+
+impl Handle for Read {
+    fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Self::Postgres(c) => Conn::Postgres(c),
+            Self::Sqlite(c) => Conn::Sqlite(c),
+        }
+    }
+}
+
+/// Calls `Queries::function(args)`, a query function generic over the backend
+/// (its first parameter the connection), with the connection of a handle (a
+/// `&mut Tx` or `&mut Read`) and awaits it:
+/// `sql!(&mut tx, MfaSql::spend_challenge(&hash, now))`; or, for one read on
+/// a connection of its own, `sql!(read &db, KeySql::signing_keys())` (a
+/// failure to connect is the function's error type, from `sqlx::Error`); or,
+/// for one function that is a whole transaction,
+/// `sql!(write &db, RoleSql::assign_role(..))` (committed when it returns `Ok`).
 #[macro_export]
 macro_rules! sql {
-    ($tx:expr, $store:ident :: $f:ident ( $($arg:expr),* $(,)? )) => {
-        match $tx {
-            $crate::sql::Tx::Postgres(t) => $store::<::sqlx::Postgres>::$f(&mut **t, $($arg),*).await,
-            $crate::sql::Tx::Sqlite(t) => $store::<::sqlx::Sqlite>::$f(&mut **t, $($arg),*).await,
+    (write $db:expr, $queries:ident :: $f:ident ( $($arg:expr),* $(,)? )) => {
+        match $crate::db::Database::write($db).await {
+            Ok(mut tx) => match $crate::sql!(&mut tx, $queries::$f($($arg),*)) {
+                Ok(done) => tx.commit().await.map(|()| done).map_err(Into::into),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e.into()),
+        }
+    };
+    (read $db:expr, $queries:ident :: $f:ident ( $($arg:expr),* $(,)? )) => {
+        match $crate::db::Database::read($db).await {
+            Ok(mut handle) => $crate::sql!(&mut handle, $queries::$f($($arg),*)),
+            Err(e) => Err(e.into()),
+        }
+    };
+    ($handle:expr, $queries:ident :: $f:ident ( $($arg:expr),* $(,)? )) => {
+        match $crate::sql::Handle::conn($handle) {
+            $crate::sql::Conn::Postgres(c) => $queries::<::sqlx::Postgres>::$f(c, $($arg),*).await,
+            $crate::sql::Conn::Sqlite(c) => $queries::<::sqlx::Sqlite>::$f(c, $($arg),*).await,
         }
     };
 }

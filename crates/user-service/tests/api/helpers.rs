@@ -21,7 +21,7 @@ pub const PASSWORD: &str = "correct horse battery staple";
 
 pub struct TestSystem {
     /// The Auth Service's core, for what operators do from the command line.
-    pub core: Arc<auth_service::service::Authenticator>,
+    pub core: Arc<auth_service::context::Context>,
     /// A token of the User Service's own service account.
     pub service_token: String,
     pub auth: AuthServiceClient<Channel>,
@@ -147,7 +147,7 @@ pub async fn spawn_system(backend: Backend) -> TestSystem {
     .unwrap();
     let core = auth.handle().core;
     tokio::spawn(auth.run_until_stopped(shutdown.clone()));
-    let (account, secret) = core
+    let (account, secret) = auth_service::accounts::Accounts(&core)
         .create_service_account(
             None,
             "user-service".into(),
@@ -276,7 +276,7 @@ impl TestSystem {
     pub async fn admin_token(&self) -> String {
         use auth_service::domain::{DisplayName, Email, NewPassword};
         let email = format!("admin-{}@example.com", uuid::Uuid::new_v4().simple());
-        self.core
+        auth_service::credentials::Credentials(&self.core)
             .register_with_roles(
                 Email::parse(&email, "e").unwrap(),
                 NewPassword::parse(PASSWORD.into(), "p").unwrap(),
@@ -301,8 +301,7 @@ impl TestSystem {
     /// A token of a new service account holding `roles`.
     pub async fn service_token(&self, roles: &[&str]) -> String {
         let name = format!("svc-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        let (account, secret) = self
-            .core
+        let (account, secret) = auth_service::accounts::Accounts(&self.core)
             .create_service_account(
                 None,
                 name,

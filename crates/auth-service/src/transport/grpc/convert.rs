@@ -1,8 +1,11 @@
 //! Mapping between stored records and their protobuf messages.
 
-use crate::authz::{Principal, SubjectKind};
-use crate::service::{IssuedTokens, LoginOutcome};
-use crate::storage::{AuditRecord, RoleRecord, ServiceAccountRecord, SessionRecord};
+use crate::access::RoleRecord;
+use crate::access::authz::{Principal, SubjectKind};
+use crate::accounts::ServiceAccountRecord;
+use crate::audit::AuditRecord;
+use crate::context::{IssuedTokens, LoginOutcome};
+use crate::sessions::SessionRecord;
 use identity_proto::auth::v1 as pb;
 use platform::grpc::timestamp;
 use secrecy::ExposeSecret;

@@ -1,16 +1,23 @@
-//! gRPC handlers: request → domain types → [`Authenticator`] → response. The
+//! gRPC handlers: request → domain types → [`Context`] → response. The
 //! caller (from `authorization` metadata) and the client (address, user agent)
 //! are resolved here; every decision is the core's.
 
 mod convert;
 
 use super::client::TrustedProxies;
+use crate::access::Roles;
+use crate::access::authz::{self, Principal};
+use crate::accounts::Accounts;
+use crate::audit::Audit;
+use crate::audit::AuditQuery;
 use crate::audit::ClientInfo;
-use crate::authz::{self, Principal};
+use crate::context::{Context, MfaCode};
+use crate::credentials::Credentials;
 use crate::domain::{DisplayName, Email, FieldViolation, NewPassword, Password};
 use crate::error::AuthError;
-use crate::service::{Authenticator, MfaCode};
-use crate::storage::AuditQuery;
+use crate::mfa::Mfa;
+use crate::recovery::Recovery;
+use crate::sessions::Sessions;
 use identity_proto::auth::v1 as pb;
 use identity_proto::auth::v1::auth_service_server::AuthService;
 use platform::ids::{ClientId, ServiceAccountId, SessionId, UserId};
@@ -28,7 +35,7 @@ const MAX_PERMISSIONS: usize = 100;
 /// The `identity.auth.v1.AuthService` implementation.
 #[derive(Debug, Clone)]
 pub struct AuthGrpc {
-    core: Arc<Authenticator>,
+    core: Arc<Context>,
     proxies: TrustedProxies,
 }
 
@@ -36,7 +43,7 @@ type Reply<T> = Result<Response<T>, Status>;
 
 impl AuthGrpc {
     /// Handlers over `core`, believing forwarded client metadata from `proxies`.
-    pub fn new(core: Arc<Authenticator>, proxies: TrustedProxies) -> Self {
+    pub fn new(core: Arc<Context>, proxies: TrustedProxies) -> Self {
         Self { core, proxies }
     }
 
@@ -133,7 +140,9 @@ impl AuthService for AuthGrpc {
         let email = Email::parse(&r.email, "email")?;
         let password = NewPassword::parse(r.password, "password")?;
         let name = DisplayName::parse(&r.display_name, "display_name")?;
-        let id = self.core.register(email, password, name, &client).await?;
+        let id = Credentials(&self.core)
+            .register(email, password, name, &client)
+            .await?;
         Ok(Response::new(pb::RegisterResponse {
             user_id: id.to_string(),
         }))
@@ -145,7 +154,9 @@ impl AuthService for AuthGrpc {
         let email = Email::parse(&r.email, "email")?;
         let password = Password::parse(r.password, "password")?;
         Ok(Response::new(convert::login_outcome(
-            self.core.login(email, password, &client).await?,
+            Credentials(&self.core)
+                .login(email, password, &client)
+                .await?,
         )))
     }
 
@@ -156,14 +167,14 @@ impl AuthService for AuthGrpc {
         let client = self.client(&request);
         let token = required_secret(request.into_inner().refresh_token, "refresh_token")?;
         Ok(Response::new(convert::refreshed(
-            self.core.refresh(&token, &client).await?,
+            Sessions(&self.core).refresh(&token, &client).await?,
         )))
     }
 
     async fn logout(&self, request: Request<pb::LogoutRequest>) -> Reply<pb::LogoutResponse> {
         let client = self.client(&request);
         let token = required_secret(request.into_inner().refresh_token, "refresh_token")?;
-        self.core.logout(&token, &client).await?;
+        Sessions(&self.core).logout(&token, &client).await?;
         Ok(Response::new(pb::LogoutResponse {}))
     }
 
@@ -214,7 +225,7 @@ impl AuthService for AuthGrpc {
         } else {
             r.reason.as_str()
         };
-        self.core
+        Credentials(&self.core)
             .disable_user(&caller, user_id, reason, &client)
             .await?;
         Ok(Response::new(pb::DisableUserResponse {}))
@@ -251,8 +262,7 @@ impl AuthService for AuthGrpc {
     ) -> Reply<pb::CreateRoleResponse> {
         let (caller, client) = self.caller(&request)?;
         let (name, description, permissions) = role_body(request.into_inner().role)?;
-        let role = self
-            .core
+        let role = Roles(&self.core)
             .create_role(&caller, name, description, permissions, &client)
             .await?;
         Ok(Response::new(pb::CreateRoleResponse {
@@ -265,7 +275,7 @@ impl AuthService for AuthGrpc {
         request: Request<pb::ListRolesRequest>,
     ) -> Reply<pb::ListRolesResponse> {
         let (caller, _) = self.caller(&request)?;
-        let roles = self.core.list_roles(&caller).await?;
+        let roles = Roles(&self.core).list_roles(&caller).await?;
         Ok(Response::new(pb::ListRolesResponse {
             roles: roles.into_iter().map(convert::role).collect(),
         }))
@@ -277,8 +287,7 @@ impl AuthService for AuthGrpc {
     ) -> Reply<pb::UpdateRoleResponse> {
         let (caller, client) = self.caller(&request)?;
         let (name, description, permissions) = role_body(request.into_inner().role)?;
-        let role = self
-            .core
+        let role = Roles(&self.core)
             .update_role(&caller, &name, &description, &permissions, &client)
             .await?;
         Ok(Response::new(pb::UpdateRoleResponse {
@@ -292,7 +301,9 @@ impl AuthService for AuthGrpc {
     ) -> Reply<pb::DeleteRoleResponse> {
         let (caller, client) = self.caller(&request)?;
         let name = authz::name(&request.get_ref().name, "name")?;
-        self.core.delete_role(&caller, &name, &client).await?;
+        Roles(&self.core)
+            .delete_role(&caller, &name, &client)
+            .await?;
         Ok(Response::new(pb::DeleteRoleResponse {}))
     }
 
@@ -303,7 +314,7 @@ impl AuthService for AuthGrpc {
         let (caller, client) = self.caller(&request)?;
         let subject = uuid(&request.get_ref().subject_id, "subject_id")?;
         let role = authz::name(&request.get_ref().role, "role")?;
-        self.core
+        Roles(&self.core)
             .assign_role(&caller, subject, &role, true, &client)
             .await?;
         Ok(Response::new(pb::AssignRoleResponse {}))
@@ -316,7 +327,7 @@ impl AuthService for AuthGrpc {
         let (caller, client) = self.caller(&request)?;
         let subject = uuid(&request.get_ref().subject_id, "subject_id")?;
         let role = authz::name(&request.get_ref().role, "role")?;
-        self.core
+        Roles(&self.core)
             .assign_role(&caller, subject, &role, false, &client)
             .await?;
         Ok(Response::new(pb::UnassignRoleResponse {}))
@@ -328,7 +339,7 @@ impl AuthService for AuthGrpc {
     ) -> Reply<pb::ListSubjectRolesResponse> {
         let (caller, _) = self.caller(&request)?;
         let subject = optional(&request.get_ref().subject_id, "subject_id", uuid)?;
-        let (roles, permissions) = self.core.subject_roles(&caller, subject).await?;
+        let (roles, permissions) = Roles(&self.core).subject_roles(&caller, subject).await?;
         Ok(Response::new(pb::ListSubjectRolesResponse {
             roles,
             permissions,
@@ -350,8 +361,7 @@ impl AuthService for AuthGrpc {
             .iter()
             .map(|n| authz::name(n, "roles"))
             .collect::<Result<Vec<_>, _>>()?;
-        let (account, secret) = self
-            .core
+        let (account, secret) = Accounts(&self.core)
             .create_service_account(Some(&caller), name, roles, &client)
             .await?;
         Ok(Response::new(pb::CreateServiceAccountResponse {
@@ -365,7 +375,7 @@ impl AuthService for AuthGrpc {
         request: Request<pb::ListServiceAccountsRequest>,
     ) -> Reply<pb::ListServiceAccountsResponse> {
         let (caller, _) = self.caller(&request)?;
-        let accounts = self.core.list_service_accounts(&caller).await?;
+        let accounts = Accounts(&self.core).list_service_accounts(&caller).await?;
         Ok(Response::new(pb::ListServiceAccountsResponse {
             accounts: accounts.into_iter().map(convert::account).collect(),
         }))
@@ -377,7 +387,7 @@ impl AuthService for AuthGrpc {
     ) -> Reply<pb::DeleteServiceAccountResponse> {
         let (caller, client) = self.caller(&request)?;
         let id = ServiceAccountId::parse(&request.get_ref().id, "id")?;
-        self.core
+        Accounts(&self.core)
             .delete_service_account(&caller, id, &client)
             .await?;
         Ok(Response::new(pb::DeleteServiceAccountResponse {}))
@@ -392,8 +402,7 @@ impl AuthService for AuthGrpc {
         // A malformed id is unknown credentials, as at the introspection endpoint.
         let client_id = ClientId::try_from(r.client_id.as_str()).map_err(AuthError::from)?;
         let secret = required_secret(r.client_secret, "client_secret")?;
-        let (access_token, expires_in) = self
-            .core
+        let (access_token, expires_in) = Accounts(&self.core)
             .issue_service_token(&client_id, &secret, &client)
             .await?;
         Ok(Response::new(pb::IssueServiceTokenResponse {
@@ -414,8 +423,7 @@ impl AuthService for AuthGrpc {
         let page =
             PageRequest::<(i64, SessionId)>::parse(r.page_size, &r.page_token, &filter, PAGES)?;
         let before = time_cursor(page.after)?;
-        let sessions = self
-            .core
+        let sessions = Sessions(&self.core)
             .list_sessions(&caller, user, before, page.fetch())
             .await?;
         let (sessions, next_page_token) =
@@ -436,7 +444,9 @@ impl AuthService for AuthGrpc {
     ) -> Reply<pb::RevokeSessionResponse> {
         let (caller, client) = self.caller(&request)?;
         let session = SessionId::parse(&request.get_ref().session_id, "session_id")?;
-        self.core.revoke_session(&caller, session, &client).await?;
+        Sessions(&self.core)
+            .revoke_session(&caller, session, &client)
+            .await?;
         Ok(Response::new(pb::RevokeSessionResponse {}))
     }
 
@@ -446,8 +456,7 @@ impl AuthService for AuthGrpc {
     ) -> Reply<pb::RevokeOtherSessionsResponse> {
         let (caller, client) = self.caller(&request)?;
         let user = optional(&request.get_ref().user_id, "user_id", UserId::parse)?;
-        let n = self
-            .core
+        let n = Sessions(&self.core)
             .revoke_other_sessions(&caller, user, &client)
             .await?;
         Ok(Response::new(pb::RevokeOtherSessionsResponse {
@@ -463,8 +472,7 @@ impl AuthService for AuthGrpc {
         let r = request.into_inner();
         let old = Password::parse(r.old_password, "old_password")?;
         let new = NewPassword::parse(r.new_password, "new_password")?;
-        let n = self
-            .core
+        let n = Credentials(&self.core)
             .change_password(&caller, old, new, &client)
             .await?;
         Ok(Response::new(pb::ChangePasswordResponse {
@@ -477,7 +485,7 @@ impl AuthService for AuthGrpc {
         request: Request<pb::RequestEmailVerificationRequest>,
     ) -> Reply<pb::RequestEmailVerificationResponse> {
         let (caller, client) = self.caller(&request)?;
-        self.core
+        Recovery(&self.core)
             .request_email_verification(&caller, &client)
             .await?;
         Ok(Response::new(pb::RequestEmailVerificationResponse {}))
@@ -489,7 +497,7 @@ impl AuthService for AuthGrpc {
     ) -> Reply<pb::VerifyEmailResponse> {
         let client = self.client(&request);
         let token = required_secret(request.into_inner().token, "token")?;
-        self.core.verify_email(&token, &client).await?;
+        Recovery(&self.core).verify_email(&token, &client).await?;
         Ok(Response::new(pb::VerifyEmailResponse {}))
     }
 
@@ -499,7 +507,9 @@ impl AuthService for AuthGrpc {
     ) -> Reply<pb::RequestPasswordResetResponse> {
         let client = self.client(&request);
         let email = Email::parse(&request.into_inner().email, "email")?;
-        self.core.request_password_reset(email, &client).await?;
+        Recovery(&self.core)
+            .request_password_reset(email, &client)
+            .await?;
         Ok(Response::new(pb::RequestPasswordResetResponse {}))
     }
 
@@ -511,7 +521,9 @@ impl AuthService for AuthGrpc {
         let r = request.into_inner();
         let token = required_secret(r.token, "token")?;
         let password = NewPassword::parse(r.new_password, "new_password")?;
-        self.core.reset_password(&token, password, &client).await?;
+        Recovery(&self.core)
+            .reset_password(&token, password, &client)
+            .await?;
         Ok(Response::new(pb::ResetPasswordResponse {}))
     }
 
@@ -523,7 +535,7 @@ impl AuthService for AuthGrpc {
         let r = request.into_inner();
         let email = Email::parse(&r.new_email, "new_email")?;
         let password = Password::parse(r.password, "password")?;
-        self.core
+        Recovery(&self.core)
             .change_email(&caller, email, password, &client)
             .await?;
         Ok(Response::new(pb::ChangeEmailResponse {}))
@@ -535,7 +547,9 @@ impl AuthService for AuthGrpc {
     ) -> Reply<pb::CancelEmailChangeResponse> {
         let client = self.client(&request);
         let token = required_secret(request.into_inner().token, "token")?;
-        self.core.cancel_email_change(&token, &client).await?;
+        Recovery(&self.core)
+            .cancel_email_change(&token, &client)
+            .await?;
         Ok(Response::new(pb::CancelEmailChangeResponse {}))
     }
 
@@ -545,7 +559,9 @@ impl AuthService for AuthGrpc {
     ) -> Reply<pb::EnrollTotpResponse> {
         let (caller, client) = self.caller(&request)?;
         let password = Password::parse(request.into_inner().password, "password")?;
-        let e = self.core.enroll_totp(&caller, password, &client).await?;
+        let e = Mfa(&self.core)
+            .enroll_totp(&caller, password, &client)
+            .await?;
         Ok(Response::new(pb::EnrollTotpResponse {
             secret: e.secret_base32.expose_secret().to_owned(),
             otpauth_uri: e.otpauth_uri.expose_secret().to_owned(),
@@ -558,7 +574,7 @@ impl AuthService for AuthGrpc {
     ) -> Reply<pb::ConfirmTotpResponse> {
         let (caller, client) = self.caller(&request)?;
         let code = MfaCode::totp(request.into_inner().code, "code")?;
-        let codes = self.core.confirm_totp(&caller, code, &client).await?;
+        let codes = Mfa(&self.core).confirm_totp(&caller, code, &client).await?;
         Ok(Response::new(pb::ConfirmTotpResponse {
             recovery_codes: codes.iter().map(|c| c.expose_secret().to_owned()).collect(),
         }))
@@ -573,7 +589,9 @@ impl AuthService for AuthGrpc {
         let challenge = required_secret(r.mfa_challenge, "mfa_challenge")?;
         let code = MfaCode::parse(r.code, r.recovery_code)?;
         Ok(Response::new(convert::verified_mfa(
-            self.core.verify_mfa(&challenge, code, &client).await?,
+            Mfa(&self.core)
+                .verify_mfa(&challenge, code, &client)
+                .await?,
         )))
     }
 
@@ -585,7 +603,7 @@ impl AuthService for AuthGrpc {
         let r = request.into_inner();
         let password = Password::parse(r.password, "password")?;
         let code = MfaCode::parse(r.code, r.recovery_code)?;
-        self.core
+        Mfa(&self.core)
             .disable_totp(&caller, password, code, &client)
             .await?;
         Ok(Response::new(pb::DisableTotpResponse {}))
@@ -597,7 +615,9 @@ impl AuthService for AuthGrpc {
     ) -> Reply<pb::ResetUserMfaResponse> {
         let (caller, client) = self.caller(&request)?;
         let user_id = UserId::parse(&request.into_inner().user_id, "user_id")?;
-        self.core.reset_user_mfa(&caller, user_id, &client).await?;
+        Mfa(&self.core)
+            .reset_user_mfa(&caller, user_id, &client)
+            .await?;
         Ok(Response::new(pb::ResetUserMfaResponse {}))
     }
 
@@ -633,7 +653,7 @@ impl AuthService for AuthGrpc {
             before,
             limit: page.fetch(),
         };
-        let events = self.core.list_audit(&caller, &query).await?;
+        let events = Audit(&self.core).list_audit(&caller, &query).await?;
         let (events, next_page_token) = page.finish(events, |e| (e.at.timestamp_micros(), e.id));
         Ok(Response::new(pb::ListAuditEventsResponse {
             events: events.into_iter().map(convert::audit).collect(),

@@ -1,0 +1,318 @@
+//! Authorization: permissions (`resource:action`), roles (named sets of them), the
+//! decision rule, and each replica's in-memory view of who holds which role.
+//!
+//! Tokens carry the roles their subject held when issued. A subject whose roles
+//! change (or who is disabled) is remembered here with the time of the change, so
+//! that tokens issued before it use the subject's current roles instead, without
+//! a database round trip on validation. Every replica polls the database for such
+//! changes, so a role taken away stops working everywhere within the poll interval.
+
+use crate::access::RoleSql;
+use crate::access::SubjectChange;
+use crate::access::feed::ChangeCursor;
+use crate::domain::FieldViolation;
+use crate::storage::StoreError;
+use chrono::{DateTime, Duration, Utc};
+use parking_lot::RwLock;
+use platform::db::Database;
+use platform::ids::{SessionId, UserId};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// The permission that grants every permission.
+pub const ALL: &str = "*";
+/// What a user may always do to their own profile (`users/{their id}`).
+const SELF_SERVICE: [&str; 2] = ["users:read", "users:write"];
+
+/// Parses a permission: `*`, or `resource:action` of `a-z 0-9 _ -` (2 to 64 each).
+pub fn permission(raw: &str, field: &'static str) -> Result<String, FieldViolation> {
+    let s = raw.trim();
+    if s == ALL {
+        return Ok(s.to_owned());
+    }
+    let ok = s
+        .split_once(':')
+        .is_some_and(|(r, a)| name_ok(r, 1) && name_ok(a, 1));
+    if !ok {
+        return Err(FieldViolation::new(
+            field,
+            format!("{:?} is not a permission such as users:read", truncate(s)),
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+/// Parses a role (or service-account) name: 2 to 64 of `a-z 0-9 _ -`, from a letter.
+pub fn name(raw: &str, field: &'static str) -> Result<String, FieldViolation> {
+    let s = raw.trim();
+    if name_ok(s, 2) {
+        Ok(s.to_owned())
+    } else {
+        Err(FieldViolation::new(
+            field,
+            "must be 2 to 64 characters of a-z, 0-9, '_' and '-', starting with a letter",
+        ))
+    }
+}
+
+fn name_ok(s: &str, min: usize) -> bool {
+    (min..=64).contains(&s.len())
+        && s.starts_with(|c: char| c.is_ascii_lowercase())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(80).collect()
+}
+
+/// Users or service accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SubjectKind {
+    /// An end user.
+    #[default]
+    User,
+    /// An internal service.
+    Service,
+}
+
+/// Who is asking, with their current roles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub subject_id: Uuid,
+    pub kind: SubjectKind,
+    pub session_id: SessionId,
+    pub roles: Vec<String>,
+    pub permissions: Vec<String>,
+    pub expires_at: i64,
+    pub issued_at: i64,
+    pub token_id: Uuid,
+    /// What the token says about the user's email address.
+    pub email_verified: bool,
+    /// How the session was authenticated (`amr`).
+    pub amr: Vec<String>,
+}
+
+impl Principal {
+    /// The caller's user id, unless the caller is a service account.
+    pub fn user_id(&self) -> Option<UserId> {
+        (self.kind == SubjectKind::User).then(|| UserId::from_uuid(self.subject_id))
+    }
+}
+
+/// A decision and its reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    pub reason: String,
+}
+
+/// The permissions `roles` grant, sorted.
+pub fn permissions_of(roles: &[String], definitions: &HashMap<String, Vec<String>>) -> Vec<String> {
+    let set: BTreeSet<&String> = roles
+        .iter()
+        .filter_map(|r| definitions.get(r))
+        .flatten()
+        .collect();
+    set.into_iter().cloned().collect()
+}
+
+/// May `p` do `permission` (on `resource`)? Granted by a role holding it (or
+/// `*`), or by owning the resource for self-service permissions.
+pub fn decide(p: &Principal, permission: &str, resource: Option<&str>) -> Decision {
+    if p.permissions.iter().any(|g| g == permission || g == ALL) {
+        return Decision {
+            allowed: true,
+            reason: format!("granted by the caller's roles ({})", p.roles.join(", ")),
+        };
+    }
+    let own = format!("users/{}", p.subject_id);
+    if p.kind == SubjectKind::User
+        && SELF_SERVICE.contains(&permission)
+        && resource == Some(own.as_str())
+    {
+        return Decision {
+            allowed: true,
+            reason: "the caller owns the resource".into(),
+        };
+    }
+    Decision {
+        allowed: false,
+        reason: format!("missing permission {permission}"),
+    }
+}
+
+/// This replica's view of role definitions and recent subject changes.
+#[derive(Debug)]
+pub struct AuthzState {
+    definitions: RwLock<Arc<HashMap<String, Vec<String>>>>,
+    changed: RwLock<HashMap<Uuid, SubjectChange>>,
+    /// Where this replica is in the stream of subject changes; a change matters
+    /// for the longest token lifetime plus leeway.
+    cursor: ChangeCursor,
+}
+
+fn read<T: Clone>(lock: &RwLock<T>) -> T {
+    lock.read().clone()
+}
+
+impl AuthzState {
+    /// Empty; call [`AuthzState::poll`] before use.
+    pub fn new(horizon: Duration) -> Self {
+        Self {
+            definitions: RwLock::default(),
+            changed: RwLock::default(),
+            cursor: ChangeCursor::new(horizon),
+        }
+    }
+
+    /// Every role's permissions.
+    pub fn definitions(&self) -> Arc<HashMap<String, Vec<String>>> {
+        read(&self.definitions)
+    }
+
+    /// The roles to use for a token of `subject` issued at `iat` (seconds) that
+    /// carries `token_roles`; `None` when the subject was disabled since.
+    pub fn current_roles(
+        &self,
+        subject: &Uuid,
+        iat: i64,
+        token_roles: &[String],
+    ) -> Option<Vec<String>> {
+        let changed = self.changed.read();
+        match changed.get(subject) {
+            Some(c) if c.changed_at.timestamp() >= iat => (!c.disabled).then(|| c.roles.clone()),
+            _ => Some(token_roles.to_vec()),
+        }
+    }
+
+    /// Records a change made by this replica, effective at once.
+    pub fn note(&self, change: SubjectChange) {
+        self.changed.write().insert(change.subject_id, change);
+    }
+
+    /// Replaces the role definitions (after a role changed here).
+    pub fn set_definitions(&self, roles: HashMap<String, Vec<String>>) {
+        *self.definitions.write() = Arc::new(roles);
+    }
+
+    /// Reloads role definitions and the subject changes since the last poll.
+    pub async fn poll(&self, db: &Database, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut c = db.read().await?;
+        let roles = platform::sql!(&mut c, RoleSql::list_roles())?;
+        self.set_definitions(roles.into_iter().map(|r| (r.name, r.permissions)).collect());
+        let since = self.cursor.since(now);
+        let changes = platform::sql!(&mut c, RoleSql::subject_changes_since(since))?;
+        drop(c);
+        let newest = changes.iter().map(|c| c.changed_at).max();
+        {
+            let mut map = self.changed.write();
+            for c in changes {
+                let keep = map
+                    .get(&c.subject_id)
+                    .is_none_or(|old| old.changed_at <= c.changed_at);
+                if keep {
+                    map.insert(c.subject_id, c);
+                }
+            }
+            let oldest = self.cursor.oldest_relevant(now);
+            map.retain(|_, c| c.changed_at >= oldest);
+        }
+        self.cursor.advance(since, newest);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)]
+mod tests {
+    use super::*;
+
+    fn principal(kind: SubjectKind, permissions: &[&str]) -> Principal {
+        Principal {
+            subject_id: Uuid::now_v7(),
+            kind,
+            session_id: SessionId::generate(),
+            roles: vec!["r".into()],
+            permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+            expires_at: 0,
+            issued_at: 0,
+            token_id: Uuid::now_v7(),
+            email_verified: false,
+            amr: vec![],
+        }
+    }
+
+    #[test]
+    fn roles_grant_and_owners_self_serve() {
+        let user = principal(SubjectKind::User, &["users:read"]);
+        assert!(decide(&user, "users:read", None).allowed);
+        assert!(!decide(&user, "users:write", None).allowed);
+        let own = format!("users/{}", user.subject_id);
+        assert!(decide(&user, "users:write", Some(&own)).allowed);
+        assert!(
+            !decide(&user, "roles:admin", Some(&own)).allowed,
+            "ownership grants only self-service"
+        );
+        assert!(!decide(&user, "users:write", Some("users/someone-else")).allowed);
+        let admin = principal(SubjectKind::User, &["*"]);
+        assert!(decide(&admin, "audit:read", None).allowed);
+        let service = principal(SubjectKind::Service, &[]);
+        let own = format!("users/{}", service.subject_id);
+        assert!(!decide(&service, "users:write", Some(&own)).allowed);
+    }
+
+    #[test]
+    fn names_and_permissions() {
+        assert!(permission("users:read", "p").is_ok());
+        assert!(permission("*", "p").is_ok());
+        for bad in [
+            "users",
+            "Users:Read",
+            ":read",
+            "users:",
+            "a:b:c",
+            "users read",
+        ] {
+            assert!(permission(bad, "p").is_err(), "{bad:?}");
+        }
+        assert!(name("support-staff", "n").is_ok());
+        assert!(name("x", "n").is_err() && name("1abc", "n").is_err() && name("ABC", "n").is_err());
+    }
+
+    #[test]
+    fn changes_override_older_tokens_only() {
+        let state = AuthzState::new(Duration::minutes(16));
+        let id = Uuid::now_v7();
+        let now = Utc::now();
+        let token = vec!["admin".to_owned()];
+        assert_eq!(
+            state.current_roles(&id, now.timestamp(), &token),
+            Some(token.clone())
+        );
+        state.note(SubjectChange {
+            subject_id: id,
+            changed_at: now,
+            roles: vec!["user".into()],
+            disabled: false,
+        });
+        assert_eq!(
+            state.current_roles(&id, now.timestamp() - 60, &token),
+            Some(vec!["user".into()])
+        );
+        assert_eq!(
+            state.current_roles(&id, now.timestamp() + 1, &token),
+            Some(token),
+            "newer tokens are current"
+        );
+        state.note(SubjectChange {
+            subject_id: id,
+            changed_at: now,
+            roles: vec![],
+            disabled: true,
+        });
+        assert_eq!(state.current_roles(&id, now.timestamp() - 60, &[]), None);
+    }
+}

@@ -1,0 +1,108 @@
+//! Administering identities: the first administrator, and disabling a deleted
+//! user everywhere.
+
+use super::changes::CredentialChange;
+use super::{Credentials, IdentitySql};
+use crate::access::RoleSql;
+use crate::access::authz::Principal;
+use crate::audit::ClientInfo;
+use crate::context::{ADMIN_ROLE, DEFAULT_ROLE};
+use crate::domain::{DisplayName, Email, NewPassword};
+use crate::error::AuthError;
+use platform::ids::UserId;
+
+const USERS_DISABLE: &str = "users:disable";
+
+impl Credentials<'_> {
+    /// The first administrator, from the command line: registers one with the
+    /// password that `password` supplies. An identity that already has this
+    /// email is someone's account (perhaps a squatter's): it is refused unless
+    /// `promote`, and then its password is reset to the given one and every
+    /// session it had ends before it gets the `admin` role.
+    pub async fn create_admin(
+        &self,
+        email: Email,
+        display_name: DisplayName,
+        promote: bool,
+        password: impl FnOnce() -> anyhow::Result<NewPassword>,
+    ) -> anyhow::Result<UserId> {
+        let client = ClientInfo::default();
+        let Some(existing) = platform::sql!(
+            read & self.stores.db,
+            IdentitySql::identity_by_email(email.as_str())
+        )?
+        else {
+            let roles = [DEFAULT_ROLE, ADMIN_ROLE];
+            return Ok(self
+                .register_with_roles(email, password()?, display_name, &roles, &client)
+                .await?);
+        };
+        if !promote {
+            anyhow::bail!(
+                "{} is already registered; to make that account the administrator, run again \
+                 with --promote: its password is then reset to the one given and its sessions end",
+                email.as_str()
+            );
+        }
+        let hash = self.hasher.hash(password()?.secret()).await?;
+        let now = self.clock.now();
+        let revoked = platform::sql!(
+            write & self.stores.db,
+            IdentitySql::change_password(
+                (existing.id, None),
+                &existing.password_hash,
+                &hash,
+                &CredentialChange::PasswordReset.ends(),
+                &[],
+                now,
+            )
+        )?
+        .ok_or_else(|| anyhow::anyhow!("the account's password changed meanwhile; run again"))?;
+        for session in &revoked {
+            self.revoked.insert(*session, now);
+        }
+        platform::sql!(
+            write & self.stores.db,
+            RoleSql::assign_role(existing.id.uuid(), ADMIN_ROLE, now)
+        )?;
+        self.audit(
+            self.event("user.promoted", &client)
+                .actor("command-line")
+                .subject(existing.id)
+                .detail("role", ADMIN_ROLE)
+                .detail("sessions_revoked", revoked.len()),
+        )
+        .await;
+        Ok(existing.id)
+    }
+
+    /// Disables an identity and revokes its sessions everywhere (a deleted user).
+    #[tracing::instrument(skip_all, fields(user_id = %user_id))]
+    pub async fn disable_user(
+        &self,
+        caller: &Principal,
+        user_id: UserId,
+        reason: &str,
+        client: &ClientInfo,
+    ) -> Result<(), AuthError> {
+        self.require(caller, USERS_DISABLE, None)?;
+        let now = self.clock.now();
+        let revoked = platform::sql!(
+            write & self.stores.db,
+            IdentitySql::disable_identity(user_id, &CredentialChange::AccountDisabled.ends(), now)
+        )?;
+        for session_id in &revoked {
+            self.revoked.insert(*session_id, now);
+        }
+        tracing::info!(sessions = revoked.len(), reason, "identity disabled");
+        self.audit(
+            self.event("user.disabled", client)
+                .actor(caller.subject_id)
+                .subject(user_id)
+                .detail("reason", reason)
+                .detail("sessions_revoked", revoked.len()),
+        )
+        .await;
+        Ok(())
+    }
+}

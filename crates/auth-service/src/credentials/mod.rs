@@ -1,0 +1,337 @@
+//! Registration, login (throttled), refresh, logout and password change.
+
+mod admin;
+pub mod changes;
+mod ends;
+mod model;
+pub(crate) mod sql;
+
+pub use ends::EndsSql;
+pub use ends::{Ends, LockedIdentity, SessionsEnded};
+pub use model::*;
+pub use sql::IdentitySql;
+
+use crate::access::authz::Principal;
+use crate::audit::ClientInfo;
+use crate::context::{DEFAULT_ROLE, LoginOutcome, USER_REGISTERED, UserRegistered};
+use crate::domain::{DisplayName, Email, NewPassword, Password};
+use crate::error::AuthError;
+use crate::mfa::Mfa;
+use crate::notify::PASSWORD_CHANGED;
+use crate::recovery::Purpose;
+use crate::recovery::Recovery;
+use crate::recovery::TokenSql;
+use crate::sessions::Amr;
+use crate::sessions::Sessions;
+use crate::storage::StoreError;
+use crate::throttle::Reserved;
+use changes::CredentialChange;
+use platform::ids::UserId;
+use platform::outbox::OutboxEvent;
+use secrecy::SecretString;
+
+/// Wrong passwords (with the account's failed logins) that end the session a
+/// ChangePassword, ChangeEmail or DisableTotp came from.
+const OWN_PASSWORD_FAILURES: i64 = 3;
+
+crate::context::use_cases! {
+    /// Registration, login, password change and the administrator's account actions.
+    Credentials
+}
+
+impl Credentials<'_> {
+    /// Creates an identity holding `roles`; its id is returned.
+    #[tracing::instrument(skip_all)]
+    pub async fn register(
+        &self,
+        email: Email,
+        password: NewPassword,
+        display_name: DisplayName,
+        client: &ClientInfo,
+    ) -> Result<UserId, AuthError> {
+        let throttle = self.throttle();
+        if let Err(wait) = throttle
+            .per_address(
+                "register",
+                client.address.as_deref(),
+                self.registrations_per_minute,
+                self.clock.now(),
+            )
+            .await?
+        {
+            self.audit(self.event("register.throttled", client)).await;
+            return Err(AuthError::Throttled(wait));
+        }
+        self.register_with_roles(email, password, display_name, &[DEFAULT_ROLE], client)
+            .await
+    }
+
+    /// [`Context::register`] with other roles (the first administrator).
+    pub async fn register_with_roles(
+        &self,
+        email: Email,
+        password: NewPassword,
+        display_name: DisplayName,
+        roles: &[&str],
+        client: &ClientInfo,
+    ) -> Result<UserId, AuthError> {
+        // Registration reveals whether an email exists by design (ALREADY_EXISTS),
+        // so checking first only saves a hash; the unique key still decides races.
+        if self.address_taken(email.as_str(), None).await? {
+            return Err(AuthError::EmailTaken);
+        }
+        let password_hash = self.hasher.hash(password.secret()).await?;
+        let id = UserId::generate();
+        let now = self.clock.now();
+        let mut identity = NewIdentity {
+            id,
+            email: email.as_str().to_owned(),
+            display_name: display_name.as_str().to_owned(),
+            password_hash,
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+            created_at: now,
+            verification: None,
+        };
+        let payload = serde_json::to_string(&UserRegistered {
+            user_id: id,
+            email: identity.email.clone(),
+            display_name: identity.display_name.clone(),
+        })
+        .map_err(|e| AuthError::Internal(e.to_string()))?;
+        let mut events = vec![OutboxEvent::new(USER_REGISTERED, id.uuid(), payload, now)];
+        // The first verification goes out with the registration, atomically.
+        if self.recovery.notifications {
+            let issued =
+                Recovery(self.0).one_time((id, &identity.email), Purpose::VerifyEmail, now)?;
+            identity.verification = Some(issued.token);
+            events.push(issued.event);
+        }
+        platform::sql!(
+            write & self.stores.db,
+            IdentitySql::insert_identity(&identity, &events)
+        )
+        .map_err(|e| match e {
+            StoreError::EmailTaken => AuthError::EmailTaken,
+            other => other.into(),
+        })?;
+        self.outbox_wake.notify_one();
+        tracing::info!(user_id = %id, "identity registered");
+        self.audit(
+            self.event("user.registered", client)
+                .actor(id)
+                .subject(id)
+                .detail("roles", roles.join(" ")),
+        )
+        .await;
+        Ok(id)
+    }
+
+    /// Whether `email` belongs to an identity, or is reserved for one that
+    /// left it lately and may come back (its cancel link lives): then no one
+    /// but `by` may take it.
+    pub(crate) async fn address_taken(
+        &self,
+        email: &str,
+        by: Option<UserId>,
+    ) -> Result<bool, AuthError> {
+        if platform::sql!(read & self.stores.db, IdentitySql::identity_by_email(email))?.is_some() {
+            return Ok(true);
+        }
+        Ok(platform::sql!(
+            read & self.stores.db,
+            TokenSql::address_reserved(email, by, self.clock.now())
+        )?)
+    }
+
+    /// Checks credentials and opens a session; refuses while throttled.
+    #[tracing::instrument(skip_all)]
+    pub async fn login(
+        &self,
+        email: Email,
+        password: Password,
+        client: &ClientInfo,
+    ) -> Result<LoginOutcome, AuthError> {
+        let throttle = self.throttle();
+        let address = client.address.as_deref();
+        let reserved = match throttle
+            .reserve(email.as_str(), address, self.clock.now())
+            .await?
+        {
+            Ok(reserved) => reserved,
+            Err(wait) => {
+                self.audit(
+                    self.event("login.throttled", client)
+                        .subject(email.as_str()),
+                )
+                .await;
+                return Err(AuthError::Throttled(wait));
+            }
+        };
+        let identity = platform::sql!(
+            read & self.stores.db,
+            IdentitySql::identity_by_email(email.as_str())
+        )?;
+        let stored = identity.as_ref().map(|i| i.password_hash.as_str());
+        let verified = self.hasher.verify(password.secret(), stored).await?;
+        let Some(identity) = identity.filter(|i| verified.matches && !i.disabled) else {
+            // The reservation stays: it was a failure.
+            tracing::info!("login refused");
+            self.audit(self.event("login.failed", client).subject(email.as_str()))
+                .await;
+            return Err(AuthError::InvalidCredentials);
+        };
+        throttle.succeeded(reserved).await?;
+        if self.recovery.require_verified_email && !identity.email_verified {
+            // The only way forward is the link: send a fresh one (rate-limited).
+            let sent = Recovery(self.0)
+                .send_verification(&identity, client)
+                .await?;
+            self.audit(
+                self.event("login.unverified_email", client)
+                    .actor(identity.id)
+                    .subject(identity.id),
+            )
+            .await;
+            return Err(AuthError::FailedPrecondition(match sent {
+                Ok(()) => "the email address is not verified yet: a new verification link has \
+                           been sent to it; follow it, then log in again"
+                    .into(),
+                Err(_) => "the email address is not verified yet: follow the verification link \
+                           sent to it, then log in again"
+                    .into(),
+            }));
+        }
+        let mut credential = identity.password_hash.clone();
+        if verified.needs_rehash
+            && let Some(rehashed) = self
+                .rehash(identity.id, &credential, password.secret())
+                .await
+        {
+            credential = rehashed;
+        }
+        if let Some(challenge) = Mfa(self.0)
+            .mfa_challenge(&identity, &credential, client)
+            .await?
+        {
+            return Ok(LoginOutcome::MfaRequired(challenge));
+        }
+        Sessions(self.0)
+            .open_session(
+                (identity.id, identity.email_verified),
+                (&credential, identity.credential_version),
+                Amr::Password,
+                client,
+            )
+            .await
+            .map(LoginOutcome::Tokens)
+    }
+
+    /// Replaces the caller's password and revokes every other session.
+    #[tracing::instrument(skip_all, fields(user_id = %caller.subject_id))]
+    pub async fn change_password(
+        &self,
+        caller: &Principal,
+        old: Password,
+        new: NewPassword,
+        client: &ClientInfo,
+    ) -> Result<usize, AuthError> {
+        let identity = self.own_identity(caller).await?;
+        let user_id = identity.id;
+        let reserved = self
+            .confirm_own_password(caller, &identity, &old, "password.change_failed", client)
+            .await?;
+        self.throttle().succeeded(reserved).await?;
+        let hash = self.hasher.hash(new.secret()).await?;
+        let now = self.clock.now();
+        let notice = Recovery(self.0).notice(PASSWORD_CHANGED, (user_id, &identity.email), now)?;
+        let revoked = platform::sql!(
+            write & self.stores.db,
+            IdentitySql::change_password(
+                (user_id, Some(caller.session_id)),
+                &identity.password_hash,
+                &hash,
+                &CredentialChange::PasswordChanged.ends(),
+                notice.as_slice(),
+                now,
+            )
+        )?
+        // Another change won meanwhile: the old password is no longer current.
+        .ok_or_else(|| {
+            AuthError::PermissionDenied("old_password: is not the current password".into())
+        })?;
+        for s in &revoked {
+            self.revoked.insert(*s, now);
+        }
+        self.outbox_wake.notify_one();
+        self.audit(
+            self.event("password.changed", client)
+                .actor(caller.subject_id)
+                .subject(caller.subject_id)
+                .detail("sessions_revoked", revoked.len()),
+        )
+        .await;
+        Ok(revoked.len())
+    }
+
+    /// Checks the caller's own password before a sensitive change. A wrong one
+    /// is a failed login (the same throttle, so a stolen access token is no
+    /// unlimited password oracle); the third in a row ends the calling session.
+    /// The reservation is returned: released by the caller once all is well.
+    pub(crate) async fn confirm_own_password(
+        &self,
+        caller: &Principal,
+        identity: &IdentityRecord,
+        password: &Password,
+        failure: &str,
+        client: &ClientInfo,
+    ) -> Result<Reserved, AuthError> {
+        let throttle = self.throttle();
+        let reserved = throttle
+            .reserve(&identity.email, client.address.as_deref(), self.clock.now())
+            .await?
+            .map_err(AuthError::Throttled)?;
+        let verified = self
+            .hasher
+            .verify(password.secret(), Some(&identity.password_hash))
+            .await?;
+        if verified.matches {
+            return Ok(reserved);
+        }
+        self.audit(self.event(failure, client).actor(caller.subject_id))
+            .await;
+        if reserved.failures >= OWN_PASSWORD_FAILURES {
+            Sessions(self.0)
+                .end_session(caller.session_id, "password_guessing")
+                .await?;
+            return Err(AuthError::Unauthenticated(
+                "too many wrong passwords: this session has ended; log in again".into(),
+            ));
+        }
+        Err(AuthError::PermissionDenied(
+            "the password given is not the current password".into(),
+        ))
+    }
+
+    /// Upgrades a hash made with older parameters, unless the password changed
+    /// meanwhile; returns the new hash if stored. A failure only costs the upgrade.
+    async fn rehash(
+        &self,
+        user_id: UserId,
+        current: &str,
+        password: &SecretString,
+    ) -> Option<String> {
+        let result = match self.hasher.hash(password).await {
+            Ok(hash) => platform::sql!(
+                read & self.stores.db,
+                IdentitySql::rehash_password(user_id, current, &hash, self.clock.now())
+            )
+            .map(|stored| stored.then_some(hash))
+            .map_err(AuthError::from),
+            Err(e) => Err(e.into()),
+        };
+        result.unwrap_or_else(|e| {
+            tracing::warn!(%user_id, error = %e, "password re-hash failed");
+            None
+        })
+    }
+}
