@@ -13,7 +13,6 @@ use crate::crypto::hasher::PasswordHasher;
 use crate::crypto::jwt::{TokenAuthority, TokenError, TokenSubject};
 use crate::error::AuthError;
 use crate::keys::{KeyRing, KeySet};
-use crate::storage::Stores;
 use chrono::{DateTime, Duration, Utc};
 use platform::clock::SharedClock;
 use platform::ids::{ServiceAccountId, SessionId, UserId};
@@ -103,7 +102,7 @@ pub const USER_EMAIL_CHANGED: &str = "user.email_changed";
 /// The Auth Service's shared state, one per process.
 #[derive(Debug)]
 pub struct Context {
-    pub(crate) stores: Stores,
+    pub(crate) db: platform::db::Database,
     pub(crate) hasher: PasswordHasher,
     pub(crate) keys: Arc<KeyRing>,
     pub(crate) tokens: TokenAuthority,
@@ -228,8 +227,8 @@ impl Context {
         mut subject: TokenSubject,
         now: DateTime<Utc>,
     ) -> Result<(String, i64), AuthError> {
-        subject.roles = platform::sql!(read & self.stores.db, RoleSql::subject_roles(subject.id))?
-            .unwrap_or_default();
+        subject.roles =
+            platform::sql!(read(&self.db), RoleSql::subject_roles(subject.id))?.unwrap_or_default();
         let keys = self.key_set()?;
         let (token, claims) = self
             .tokens
@@ -242,7 +241,7 @@ impl Context {
     /// its lifetime in seconds.
     pub async fn own_token(&self) -> Result<(String, i64), AuthError> {
         let account = platform::sql!(
-            read & self.stores.db,
+            read(&self.db),
             AccountSql::service_account_by_name(OWN_ACCOUNT)
         )?
         .ok_or_else(|| AuthError::Internal("the auth-service account is missing".into()))?;
@@ -260,20 +259,18 @@ impl Context {
                     .into(),
             )
         })?;
-        platform::sql!(read & self.stores.db, IdentitySql::identity_by_id(user_id))?
+        platform::sql!(read(&self.db), IdentitySql::identity_by_id(user_id))?
             .ok_or_else(|| AuthError::Unauthenticated("the identity no longer exists".into()))
     }
 
     /// The login and rate limits, over this service's counters.
     pub(crate) fn throttle(&self) -> crate::throttle::Throttle<'_> {
-        crate::throttle::Throttle {
-            db: &self.stores.db,
-        }
+        crate::throttle::Throttle { db: &self.db }
     }
 
     /// Records an audit event.
     pub(crate) async fn audit(&self, event: Event) {
-        event.record(&self.stores.db).await;
+        event.record(&self.db).await;
     }
 
     pub(crate) fn event(&self, kind: &str, client: &ClientInfo) -> Event {

@@ -104,7 +104,7 @@ impl ToUserService {
     async fn email_changed(&self, event: &OutboxEvent) -> Result<(), DeliveryError> {
         let body: UserEmailChanged = serde_json::from_str(&event.payload)?;
         let Some(identity) =
-            platform::sql!(read & self.db, IdentitySql::identity_by_id(body.user_id))
+            platform::sql!(read(&self.db), IdentitySql::identity_by_id(body.user_id))
                 .map_err(|e| DeliveryError::Unreachable(e.to_string()))?
         else {
             return Ok(());

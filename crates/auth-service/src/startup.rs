@@ -325,8 +325,15 @@ pub async fn build_core(settings: &Settings, clock: SharedClock) -> anyhow::Resu
     keys.refresh().await.context("cannot load signing keys")?;
     let access_ttl = chrono::Duration::from_std(settings.access_token_ttl)?;
     let horizon = access_ttl + chrono::Duration::minutes(1);
-    let views =
-        Arc::new(Views::load(store.clone(), clock.clone(), horizon, settings.max_sync_age).await?);
+    let views = Arc::new(
+        Views::load(
+            store.db.clone(),
+            clock.clone(),
+            horizon,
+            settings.max_sync_age,
+        )
+        .await?,
+    );
     let workers = settings
         .hash_workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
@@ -338,7 +345,7 @@ pub async fn build_core(settings: &Settings, clock: SharedClock) -> anyhow::Resu
     );
     let outbox_wake = Arc::new(tokio::sync::Notify::new());
     let authenticator = Arc::new(Context {
-        stores: store.clone(),
+        db: store.db.clone(),
         hasher,
         keys: keys.clone(),
         tokens,

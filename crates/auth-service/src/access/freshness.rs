@@ -8,8 +8,9 @@
 use crate::access::authz::AuthzState;
 use crate::access::revocation::RevocationSet;
 use crate::error::AuthError;
-use crate::storage::{StoreError, Stores};
+use crate::storage::StoreError;
 use platform::clock::SharedClock;
+use platform::db::Database;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{Gauge, Registry};
@@ -115,14 +116,14 @@ pub struct Views {
     pub revoked: Arc<RevocationSet>,
     pub authz: Arc<AuthzState>,
     pub freshness: Arc<Freshness>,
-    stores: Stores,
+    db: Database,
     clock: SharedClock,
 }
 
 impl Views {
     /// Loads both views (entries matter for `horizon`), trusted for `bound`.
     pub async fn load(
-        stores: Stores,
+        db: Database,
         clock: SharedClock,
         horizon: chrono::Duration,
         bound: Duration,
@@ -131,7 +132,7 @@ impl Views {
             revoked: Arc::new(RevocationSet::new(horizon)),
             authz: Arc::new(AuthzState::new(horizon)),
             freshness: Arc::new(Freshness::new(platform::clock::monotonic_now(), bound)?),
-            stores,
+            db,
             clock,
         };
         views.poll_revocations().await?;
@@ -142,14 +143,14 @@ impl Views {
     /// Loads the revocations since the last poll.
     pub async fn poll_revocations(&self) -> Result<(), StoreError> {
         let now = self.clock.now();
-        self.track(View::Revocations, self.revoked.poll(&self.stores.db, now))
+        self.track(View::Revocations, self.revoked.poll(&self.db, now))
             .await
     }
 
     /// Reloads role definitions and the subject changes since the last poll.
     pub async fn poll_roles(&self) -> Result<(), StoreError> {
         let now = self.clock.now();
-        self.track(View::Roles, self.authz.poll(&self.stores.db, now))
+        self.track(View::Roles, self.authz.poll(&self.db, now))
             .await
     }
 

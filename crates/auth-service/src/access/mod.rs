@@ -39,15 +39,15 @@ crate::context::use_cases! {
 
 impl Roles<'_> {
     async fn reload_definitions(&self) -> Result<(), AuthError> {
-        let roles = platform::sql!(read & self.stores.db, RoleSql::list_roles())?;
+        let roles = platform::sql!(read(&self.db), RoleSql::list_roles())?;
         self.authz
             .set_definitions(roles.into_iter().map(|r| (r.name, r.permissions)).collect());
         Ok(())
     }
 
     async fn note_roles_changed(&self, subject: Uuid) -> Result<(), AuthError> {
-        let roles = platform::sql!(read & self.stores.db, RoleSql::subject_roles(subject))?
-            .unwrap_or_default();
+        let roles =
+            platform::sql!(read(&self.db), RoleSql::subject_roles(subject))?.unwrap_or_default();
         self.authz.note(SubjectChange {
             subject_id: subject,
             changed_at: self.clock.now(),
@@ -59,10 +59,7 @@ impl Roles<'_> {
 
     pub async fn list_roles(&self, caller: &Principal) -> Result<Vec<RoleRecord>, AuthError> {
         self.require(caller, ROLES_ADMIN, None)?;
-        Ok(platform::sql!(
-            read & self.stores.db,
-            RoleSql::list_roles()
-        )?)
+        Ok(platform::sql!(read(&self.db), RoleSql::list_roles())?)
     }
 
     pub async fn create_role(
@@ -84,7 +81,7 @@ impl Roles<'_> {
             updated_at: now,
         };
         outcome(
-            platform::sql!(read & self.stores.db, RoleSql::create_role(&role))?,
+            platform::sql!(read(&self.db), RoleSql::create_role(&role))?,
             &format!("role {}", role.name),
         )?;
         self.reload_definitions().await?;
@@ -108,7 +105,7 @@ impl Roles<'_> {
     ) -> Result<RoleRecord, AuthError> {
         self.require(caller, ROLES_ADMIN, None)?;
         let role = platform::sql!(
-            read & self.stores.db,
+            read(&self.db),
             RoleSql::update_role(name, description, permissions, self.clock.now())
         )?
         .ok_or_else(|| AuthError::NotFound(format!("no such role: {name}")))?;
@@ -132,7 +129,7 @@ impl Roles<'_> {
         self.require(caller, ROLES_ADMIN, None)?;
         outcome(
             platform::sql!(
-                write & self.stores.db,
+                write(&self.db),
                 RoleSql::delete_role(name, self.clock.now())
             )?,
             name,
@@ -158,15 +155,9 @@ impl Roles<'_> {
         self.require(caller, ROLES_ADMIN, None)?;
         let now = self.clock.now();
         let result = if assign {
-            platform::sql!(
-                write & self.stores.db,
-                RoleSql::assign_role(subject, role, now)
-            )?
+            platform::sql!(write(&self.db), RoleSql::assign_role(subject, role, now))?
         } else {
-            platform::sql!(
-                write & self.stores.db,
-                RoleSql::unassign_role(subject, role, now)
-            )?
+            platform::sql!(write(&self.db), RoleSql::unassign_role(subject, role, now))?
         };
         outcome(
             result,
@@ -202,7 +193,7 @@ impl Roles<'_> {
         if subject != caller.subject_id {
             self.require(caller, ROLES_ADMIN, None)?;
         }
-        let roles = platform::sql!(read & self.stores.db, RoleSql::subject_roles(subject))?
+        let roles = platform::sql!(read(&self.db), RoleSql::subject_roles(subject))?
             .ok_or_else(|| AuthError::NotFound(format!("no user or service account {subject}")))?;
         let permissions = authz::permissions_of(&roles, &self.authz.definitions());
         Ok((roles, permissions))

@@ -43,7 +43,7 @@ impl RevocationSet {
     /// Loads the revocations written since the last poll and forgets expired ones.
     pub async fn poll(&self, db: &Database, now: DateTime<Utc>) -> Result<(), StoreError> {
         let since = self.cursor.since(now);
-        let rows = platform::sql!(read db, SessionSql::revoked_sessions_since(since))?;
+        let rows = platform::sql!(read(db), SessionSql::revoked_sessions_since(since))?;
         let newest = rows.iter().map(|(_, at)| *at).max();
         {
             let mut set = self.revoked.write();

@@ -17,15 +17,18 @@ platform::generic_store! {
             c: &mut DB::Connection,
             subject: Uuid,
         ) -> Result<Vec<String>, StoreError> {
-            Ok(
-                sqlx::query_scalar("SELECT role FROM subject_roles WHERE subject_id = $1 ORDER BY role")
-                    .bind(subject)
-                    .fetch_all(c)
-                    .await?,
+            Ok(sqlx::query_scalar(
+                "SELECT role FROM subject_roles WHERE subject_id = $1 ORDER BY role",
             )
+            .bind(subject)
+            .fetch_all(c)
+            .await?)
         }
 
-        pub async fn subject_exists(c: &mut DB::Connection, subject: Uuid) -> Result<bool, StoreError> {
+        pub async fn subject_exists(
+            c: &mut DB::Connection,
+            subject: Uuid,
+        ) -> Result<bool, StoreError> {
             Ok(sqlx::query_scalar(
                 "SELECT EXISTS (SELECT 1 FROM identities WHERE id = $1)
                      OR EXISTS (SELECT 1 FROM service_accounts WHERE id = $1 AND disabled_at IS NULL)",
@@ -42,11 +45,13 @@ platform::generic_store! {
             now: DateTime<Utc>,
         ) -> Result<(), StoreError> {
             for table in ["identities", "service_accounts"] {
-                sqlx::query(&format!("UPDATE {table} SET roles_changed_at = $2 WHERE id = $1"))
-                    .bind(subject)
-                    .bind(Timestamp(now))
-                    .execute(&mut *c)
-                    .await?;
+                sqlx::query(&format!(
+                    "UPDATE {table} SET roles_changed_at = $2 WHERE id = $1"
+                ))
+                .bind(subject)
+                .bind(Timestamp(now))
+                .execute(&mut *c)
+                .await?;
             }
             Ok(())
         }
@@ -74,7 +79,7 @@ platform::generic_store! {
 
 platform::generic_store! {
     types(Json<Vec<String>>);
-        impl<DB> RoleSql<DB> {
+    impl<DB> RoleSql<DB> {
         pub async fn list_roles(c: &mut DB::Connection) -> Result<Vec<RoleRecord>, StoreError> {
             Ok(sqlx::query_as("SELECT * FROM roles ORDER BY name")
                 .fetch_all(&mut *c)
@@ -83,7 +88,9 @@ platform::generic_store! {
 
         /// `Exists` when the name is taken.
         pub async fn create_role(
-            c: &mut DB::Connection, r: &RoleRecord) -> Result<Outcome, StoreError> {
+            c: &mut DB::Connection,
+            r: &RoleRecord,
+        ) -> Result<Outcome, StoreError> {
             let done = sqlx::query(
                 "INSERT INTO roles (name, description, permissions, builtin, created_at, updated_at)
                  VALUES ($1, $2, $3, FALSE, $4, $4) ON CONFLICT (name) DO NOTHING",
@@ -124,7 +131,10 @@ platform::generic_store! {
 
         /// Deletes a role and its assignments (`Builtin`, `NoSuchRole` otherwise).
         pub async fn delete_role(
-            c: &mut DB::Connection, name: &str, now: DateTime<Utc>) -> Result<Outcome, StoreError> {
+            c: &mut DB::Connection,
+            name: &str,
+            now: DateTime<Utc>,
+        ) -> Result<Outcome, StoreError> {
             let builtin: Option<bool> = sqlx::query_scalar(&format!(
                 "SELECT builtin FROM roles WHERE name = $1{}",
                 DB::FOR_UPDATE
@@ -169,7 +179,11 @@ platform::generic_store! {
                         .bind(role)
                         .fetch_one(&mut *c)
                         .await?;
-                return Ok(if exists { Outcome::Done } else { Outcome::NoSuchRole });
+                return Ok(if exists {
+                    Outcome::Done
+                } else {
+                    Outcome::NoSuchRole
+                });
             }
             Self::mark_subject_changed(&mut *c, subject, now).await?;
             Ok(Outcome::Done)
@@ -185,11 +199,12 @@ platform::generic_store! {
             if !Self::subject_exists(&mut *c, subject).await? {
                 return Ok(Outcome::NoSuchSubject);
             }
-            let deleted = sqlx::query("DELETE FROM subject_roles WHERE subject_id = $1 AND role = $2")
-                .bind(subject)
-                .bind(role)
-                .execute(&mut *c)
-                .await?;
+            let deleted =
+                sqlx::query("DELETE FROM subject_roles WHERE subject_id = $1 AND role = $2")
+                    .bind(subject)
+                    .bind(role)
+                    .execute(&mut *c)
+                    .await?;
             if DB::rows_affected(&deleted) > 0 {
                 Self::mark_subject_changed(&mut *c, subject, now).await?;
             }
@@ -198,7 +213,9 @@ platform::generic_store! {
 
         /// A subject's roles, sorted; `None` for an unknown subject.
         pub async fn subject_roles(
-            c: &mut DB::Connection, subject: Uuid) -> Result<Option<Vec<String>>, StoreError> {
+            c: &mut DB::Connection,
+            subject: Uuid,
+        ) -> Result<Option<Vec<String>>, StoreError> {
             // One round trip when the subject holds roles (every login and refresh);
             // a second only to tell "no roles" from "no such subject".
             let roles: Vec<String> = sqlx::query_scalar(

@@ -70,7 +70,7 @@ impl Accounts<'_> {
             name,
         };
         match platform::sql!(
-            write & self.stores.db,
+            write(&self.db),
             AccountSql::insert_service_account(&account)
         )? {
             Outcome::NoSuchRole => {
@@ -99,7 +99,7 @@ impl Accounts<'_> {
     ) -> Result<Vec<ServiceAccountRecord>, AuthError> {
         self.require(caller, ACCOUNTS_ADMIN, None)?;
         Ok(platform::sql!(
-            read & self.stores.db,
+            read(&self.db),
             AccountSql::list_service_accounts()
         )?)
     }
@@ -112,10 +112,7 @@ impl Accounts<'_> {
     ) -> Result<(), AuthError> {
         self.require(caller, ACCOUNTS_ADMIN, None)?;
         let now = self.clock.now();
-        if !platform::sql!(
-            read & self.stores.db,
-            AccountSql::disable_service_account(id, now)
-        )? {
+        if !platform::sql!(read(&self.db), AccountSql::disable_service_account(id, now))? {
             return Err(AuthError::NotFound(format!(
                 "no active service account {id}"
             )));
@@ -147,7 +144,7 @@ impl Accounts<'_> {
         client: &ClientInfo,
     ) -> Result<ServiceAccountRecord, AuthError> {
         let account = platform::sql!(
-            read & self.stores.db,
+            read(&self.db),
             AccountSql::service_account_by_client_id(client_id.as_str())
         )?;
         let presented = secret_hash(secret.expose_secret());
@@ -218,7 +215,7 @@ impl Accounts<'_> {
     /// Makes sure the Auth Service's own account exists (it signs the relay's tokens).
     pub async fn ensure_own_account(&self) -> Result<(), AuthError> {
         if platform::sql!(
-            read & self.stores.db,
+            read(&self.db),
             AccountSql::service_account_by_name(OWN_ACCOUNT)
         )?
         .is_none()

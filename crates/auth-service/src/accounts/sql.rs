@@ -49,7 +49,7 @@ platform::generic_store! {
 }
 
 platform::generic_store! {
-        impl<DB> AccountSql<DB> {
+    impl<DB> AccountSql<DB> {
         /// Inserts a service account with roles (`Exists`, `NoSuchRole` otherwise).
         pub async fn insert_service_account(
             c: &mut DB::Connection,
@@ -97,18 +97,26 @@ platform::generic_store! {
             c: &mut DB::Connection,
             client_id: &str,
         ) -> Result<Option<ServiceAccountRecord>, StoreError> {
-            Ok(Self::accounts(&mut *c, "AND client_id = $1", Some(client_id)).await?.pop())
+            Ok(
+                Self::accounts(&mut *c, "AND client_id = $1", Some(client_id))
+                    .await?
+                    .pop(),
+            )
         }
 
         pub async fn service_account_by_name(
             c: &mut DB::Connection,
             name: &str,
         ) -> Result<Option<ServiceAccountRecord>, StoreError> {
-            Ok(Self::accounts(&mut *c, "AND name = $1", Some(name)).await?.pop())
+            Ok(Self::accounts(&mut *c, "AND name = $1", Some(name))
+                .await?
+                .pop())
         }
 
         /// Active service accounts, by name.
-        pub async fn list_service_accounts(c: &mut DB::Connection) -> Result<Vec<ServiceAccountRecord>, StoreError> {
+        pub async fn list_service_accounts(
+            c: &mut DB::Connection,
+        ) -> Result<Vec<ServiceAccountRecord>, StoreError> {
             Self::accounts(&mut *c, "", None).await
         }
 

@@ -123,7 +123,7 @@ impl Event {
     /// Writes the event. A failure is logged, not returned: the action it
     /// describes has already happened.
     pub async fn record(self, db: &Database) {
-        if let Err(e) = platform::sql!(read db, AuditSql::insert_audit(&self.record)) {
+        if let Err(e) = platform::sql!(read(db), AuditSql::insert_audit(&self.record)) {
             tracing::error!(kind = %self.record.kind, error = %e, "audit event not recorded");
         }
     }
@@ -227,9 +227,6 @@ impl Audit<'_> {
         query: &crate::audit::AuditQuery,
     ) -> Result<Vec<crate::audit::AuditRecord>, AuthError> {
         self.require(caller, "audit:read", None)?;
-        Ok(platform::sql!(
-            read & self.stores.db,
-            AuditSql::list_audit(query)
-        )?)
+        Ok(platform::sql!(read(&self.db), AuditSql::list_audit(query))?)
     }
 }

@@ -11,9 +11,11 @@ pub struct AuditSql<DB>(std::marker::PhantomData<DB>);
 
 platform::generic_store! {
     types(Json<BTreeMap<String, String>>);
-        impl<DB> AuditSql<DB> {
+    impl<DB> AuditSql<DB> {
         pub async fn insert_audit(
-            c: &mut DB::Connection, e: &AuditRecord) -> Result<(), StoreError> {
+            c: &mut DB::Connection,
+            e: &AuditRecord,
+        ) -> Result<(), StoreError> {
             sqlx::query(
                 "INSERT INTO audit_events (id, at, kind, actor_id, subject, client_address, details)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -31,7 +33,9 @@ platform::generic_store! {
         }
 
         pub async fn list_audit(
-            c: &mut DB::Connection, q: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+            c: &mut DB::Connection,
+            q: &AuditQuery,
+        ) -> Result<Vec<AuditRecord>, StoreError> {
             let (before_at, before_id) = q
                 .before
                 .map_or((None, None), |(t, id)| (Some(Timestamp(t)), Some(id)));

@@ -2,7 +2,7 @@
 //! user everywhere.
 
 use super::changes::CredentialChange;
-use super::{Credentials, IdentitySql};
+use super::{Credentials, EndsSql, IdentitySql};
 use crate::access::RoleSql;
 use crate::access::authz::Principal;
 use crate::audit::ClientInfo;
@@ -28,7 +28,7 @@ impl Credentials<'_> {
     ) -> anyhow::Result<UserId> {
         let client = ClientInfo::default();
         let Some(existing) = platform::sql!(
-            read & self.stores.db,
+            read(&self.db),
             IdentitySql::identity_by_email(email.as_str())
         )?
         else {
@@ -46,25 +46,18 @@ impl Credentials<'_> {
         }
         let hash = self.hasher.hash(password()?.secret()).await?;
         let now = self.clock.now();
-        let revoked = platform::sql!(
-            write & self.stores.db,
-            IdentitySql::change_password(
-                (existing.id, None),
-                &existing.password_hash,
-                &hash,
-                &CredentialChange::PasswordReset.ends(),
-                &[],
-                now,
-            )
-        )?
-        .ok_or_else(|| anyhow::anyhow!("the account's password changed meanwhile; run again"))?;
+        let (id, old) = (existing.id, &existing.password_hash);
+        let mut tx = self.db.write().await?;
+        if !platform::sql!(&mut tx, IdentitySql::replace_hash(id, old, &hash, now))? {
+            anyhow::bail!("the account's password changed meanwhile; run again");
+        }
+        let ends = CredentialChange::PasswordReset.ends();
+        let revoked = platform::sql!(&mut tx, EndsSql::end_artefacts(id, &ends, None, now))?;
+        platform::sql!(&mut tx, RoleSql::assign_role(id.uuid(), ADMIN_ROLE, now))?;
+        tx.commit().await?;
         for session in &revoked {
             self.revoked.insert(*session, now);
         }
-        platform::sql!(
-            write & self.stores.db,
-            RoleSql::assign_role(existing.id.uuid(), ADMIN_ROLE, now)
-        )?;
         self.audit(
             self.event("user.promoted", &client)
                 .actor("command-line")
@@ -87,10 +80,11 @@ impl Credentials<'_> {
     ) -> Result<(), AuthError> {
         self.require(caller, USERS_DISABLE, None)?;
         let now = self.clock.now();
-        let revoked = platform::sql!(
-            write & self.stores.db,
-            IdentitySql::disable_identity(user_id, &CredentialChange::AccountDisabled.ends(), now)
-        )?;
+        let mut tx = self.db.write().await?;
+        platform::sql!(&mut tx, IdentitySql::disable(user_id, now))?;
+        let ends = CredentialChange::AccountDisabled.ends();
+        let revoked = platform::sql!(&mut tx, EndsSql::end_artefacts(user_id, &ends, None, now))?;
+        tx.commit().await?;
         for session_id in &revoked {
             self.revoked.insert(*session_id, now);
         }

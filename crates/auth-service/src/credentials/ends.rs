@@ -111,7 +111,10 @@ platform::generic_store! {
                 let kept = if ends.revert_links {
                     String::new()
                 } else {
-                    format!(" AND purpose <> '{}'", super::Purpose::CancelEmailChange.as_str())
+                    format!(
+                        " AND purpose <> '{}'",
+                        super::Purpose::CancelEmailChange.as_str()
+                    )
                 };
                 sqlx::query(&format!(
                     "UPDATE one_time_tokens SET used_at = $2
@@ -143,7 +146,14 @@ platform::generic_store! {
                 SessionsEnded::AllButCurrent => current,
                 SessionsEnded::All => None,
             };
-            crate::sessions::SessionSql::<DB>::revoke_user_sessions(c, user_id, except, now, ends.reason).await
+            crate::sessions::SessionSql::<DB>::revoke_user_sessions(
+                c,
+                user_id,
+                except,
+                now,
+                ends.reason,
+            )
+            .await
         }
     }
 }

@@ -27,7 +27,7 @@ use crate::storage::StoreError;
 use crate::throttle::Reserved;
 use changes::CredentialChange;
 use platform::ids::UserId;
-use platform::outbox::OutboxEvent;
+use platform::outbox::{OutboxEvent, SqlOutbox};
 use secrecy::SecretString;
 
 /// Wrong passwords (with the account's failed logins) that end the session a
@@ -83,14 +83,13 @@ impl Credentials<'_> {
         let password_hash = self.hasher.hash(password.secret()).await?;
         let id = UserId::generate();
         let now = self.clock.now();
-        let mut identity = NewIdentity {
+        let identity = NewIdentity {
             id,
             email: email.as_str().to_owned(),
             display_name: display_name.as_str().to_owned(),
             password_hash,
             roles: roles.iter().map(|r| (*r).to_owned()).collect(),
             created_at: now,
-            verification: None,
         };
         let payload = serde_json::to_string(&UserRegistered {
             user_id: id,
@@ -98,22 +97,22 @@ impl Credentials<'_> {
             display_name: identity.display_name.clone(),
         })
         .map_err(|e| AuthError::Internal(e.to_string()))?;
+        let mut tx = self.db.write().await?;
+        if let Err(StoreError::EmailTaken) =
+            platform::sql!(&mut tx, IdentitySql::insert_identity(&identity))
+        {
+            return Err(AuthError::EmailTaken);
+        }
         let mut events = vec![OutboxEvent::new(USER_REGISTERED, id.uuid(), payload, now)];
         // The first verification goes out with the registration, atomically.
         if self.recovery.notifications {
             let issued =
                 Recovery(self.0).one_time((id, &identity.email), Purpose::VerifyEmail, now)?;
-            identity.verification = Some(issued.token);
+            platform::sql!(&mut tx, TokenSql::insert_token(&issued.token))?;
             events.push(issued.event);
         }
-        platform::sql!(
-            write & self.stores.db,
-            IdentitySql::insert_identity(&identity, &events)
-        )
-        .map_err(|e| match e {
-            StoreError::EmailTaken => AuthError::EmailTaken,
-            other => other.into(),
-        })?;
+        platform::sql!(&mut tx, SqlOutbox::insert_all(&events))?;
+        tx.commit().await?;
         self.outbox_wake.notify_one();
         tracing::info!(user_id = %id, "identity registered");
         self.audit(
@@ -134,11 +133,11 @@ impl Credentials<'_> {
         email: &str,
         by: Option<UserId>,
     ) -> Result<bool, AuthError> {
-        if platform::sql!(read & self.stores.db, IdentitySql::identity_by_email(email))?.is_some() {
+        if platform::sql!(read(&self.db), IdentitySql::identity_by_email(email))?.is_some() {
             return Ok(true);
         }
         Ok(platform::sql!(
-            read & self.stores.db,
+            read(&self.db),
             TokenSql::address_reserved(email, by, self.clock.now())
         )?)
     }
@@ -168,7 +167,7 @@ impl Credentials<'_> {
             }
         };
         let identity = platform::sql!(
-            read & self.stores.db,
+            read(&self.db),
             IdentitySql::identity_by_email(email.as_str())
         )?;
         let stored = identity.as_ref().map(|i| i.password_hash.as_str());
@@ -243,22 +242,22 @@ impl Credentials<'_> {
         self.throttle().succeeded(reserved).await?;
         let hash = self.hasher.hash(new.secret()).await?;
         let now = self.clock.now();
-        let notice = Recovery(self.0).notice(PASSWORD_CHANGED, (user_id, &identity.email), now)?;
+        let mut tx = self.db.write().await?;
+        let old = &identity.password_hash;
+        if !platform::sql!(&mut tx, IdentitySql::replace_hash(user_id, old, &hash, now))? {
+            // Another change won meanwhile: the old password is no longer current.
+            return Err(AuthError::PermissionDenied(
+                "old_password: is not the current password".into(),
+            ));
+        }
+        let (ends, current) = (CredentialChange::PasswordChanged.ends(), caller.session_id);
         let revoked = platform::sql!(
-            write & self.stores.db,
-            IdentitySql::change_password(
-                (user_id, Some(caller.session_id)),
-                &identity.password_hash,
-                &hash,
-                &CredentialChange::PasswordChanged.ends(),
-                notice.as_slice(),
-                now,
-            )
-        )?
-        // Another change won meanwhile: the old password is no longer current.
-        .ok_or_else(|| {
-            AuthError::PermissionDenied("old_password: is not the current password".into())
-        })?;
+            &mut tx,
+            EndsSql::end_artefacts(user_id, &ends, Some(current), now)
+        )?;
+        let notice = Recovery(self.0).notice(PASSWORD_CHANGED, (user_id, &identity.email), now)?;
+        platform::sql!(&mut tx, SqlOutbox::insert_all(notice.as_slice()))?;
+        tx.commit().await?;
         for s in &revoked {
             self.revoked.insert(*s, now);
         }
@@ -322,8 +321,8 @@ impl Credentials<'_> {
     ) -> Option<String> {
         let result = match self.hasher.hash(password).await {
             Ok(hash) => platform::sql!(
-                read & self.stores.db,
-                IdentitySql::rehash_password(user_id, current, &hash, self.clock.now())
+                read(&self.db),
+                IdentitySql::replace_hash(user_id, current, &hash, self.clock.now())
             )
             .map(|stored| stored.then_some(hash))
             .map_err(AuthError::from),

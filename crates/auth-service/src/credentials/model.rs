@@ -1,6 +1,5 @@
 //! The types of credentials as the use cases and the SQL share them.
 
-use crate::recovery::NewOneTimeToken;
 use chrono::{DateTime, Utc};
 use platform::ids::UserId;
 
@@ -13,8 +12,6 @@ pub struct NewIdentity {
     pub password_hash: String,
     pub roles: Vec<String>,
     pub created_at: DateTime<Utc>,
-    /// The first email verification, sent with the registration.
-    pub verification: Option<NewOneTimeToken>,
 }
 
 /// A stored identity.

@@ -2,11 +2,9 @@
 //! disabling, each with its effect on sessions in the same transaction.
 
 use super::model::*;
-use crate::credentials::Ends;
 use crate::storage::StoreError;
 use chrono::{DateTime, Utc};
-use platform::ids::{SessionId, UserId};
-use platform::outbox::{OutboxEvent, SqlOutbox};
+use platform::ids::UserId;
 use platform::sql::{Timestamp, UniqueKey};
 
 pub(crate) const EMAIL_KEY: UniqueKey = UniqueKey {
@@ -23,7 +21,8 @@ pub struct IdentitySql<DB>(std::marker::PhantomData<DB>);
 
 platform::generic_store! {
     impl<DB> IdentitySql<DB> {
-        /// Sets the password hash if it is still `expected`; true if it was.
+        /// Sets the password hash if it is still `expected` (a re-hash or a change
+        /// never overwrites a password changed meanwhile); true if it was.
         pub async fn replace_hash(
             c: &mut DB::Connection,
             user_id: UserId,
@@ -47,13 +46,79 @@ platform::generic_store! {
 }
 
 platform::generic_store! {
-        impl<DB> IdentitySql<DB> {
-        /// Inserts an identity, its roles, its first verification token and
-        /// `events` (for the outbox); `EmailTaken` when the email exists.
+    impl<DB> IdentitySql<DB> {
+        /// Marks the identity's address verified.
+        pub async fn mark_verified(
+            c: &mut DB::Connection,
+            user_id: UserId,
+            now: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            sqlx::query(
+                "UPDATE identities SET email_verified = TRUE, updated_at = $2 WHERE id = $1",
+            )
+            .bind(user_id)
+            .bind(Timestamp(now))
+            .execute(c)
+            .await?;
+            Ok(())
+        }
+
+        /// Moves the identity to a verified `email` (`EmailTaken` if another
+        /// identity has it).
+        pub async fn move_to(
+            c: &mut DB::Connection,
+            user_id: UserId,
+            email: &str,
+            now: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            let moved = sqlx::query(
+                "UPDATE identities SET email = $2, email_verified = TRUE, updated_at = $3
+                 WHERE id = $1",
+            )
+            .bind(user_id)
+            .bind(email)
+            .bind(Timestamp(now))
+            .execute(c)
+            .await;
+            match moved {
+                Err(e) if DB::violates(&e, EMAIL_KEY) => Err(StoreError::EmailTaken),
+                other => other.map(drop).map_err(Into::into),
+            }
+        }
+
+        /// Sets the identity's password hash.
+        pub async fn set_password(
+            c: &mut DB::Connection,
+            user_id: UserId,
+            hash: &str,
+            now: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            sqlx::query("UPDATE identities SET password_hash = $2, updated_at = $3 WHERE id = $1")
+                .bind(user_id)
+                .bind(hash)
+                .bind(Timestamp(now))
+                .execute(c)
+                .await?;
+            Ok(())
+        }
+
+        /// Puts the identity back at a verified `email` with password `hash`
+        /// (`EmailTaken` if another identity has the address).
+        pub async fn restore(
+            c: &mut DB::Connection,
+            user_id: UserId,
+            email: &str,
+            hash: &str,
+            now: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            Self::move_to(&mut *c, user_id, email, now).await?;
+            Self::set_password(c, user_id, hash, now).await
+        }
+
+        /// Inserts an identity with its roles; `EmailTaken` when the email exists.
         pub async fn insert_identity(
             c: &mut DB::Connection,
             identity: &NewIdentity,
-            events: &[OutboxEvent],
         ) -> Result<(), StoreError> {
             let inserted = sqlx::query(
                 "INSERT INTO identities (id, email, display_name, password_hash, created_at, updated_at)
@@ -77,10 +142,6 @@ platform::generic_store! {
                     .execute(&mut *c)
                     .await?;
             }
-            if let Some(token) = &identity.verification {
-                crate::recovery::TokenSql::<DB>::insert_token(&mut *c, token).await?;
-            }
-            SqlOutbox::<DB>::insert_all(&mut *c, events).await?;
             Ok(())
         }
 
@@ -97,54 +158,21 @@ platform::generic_store! {
 
         /// The identity with this id.
         pub async fn identity_by_id(
-            c: &mut DB::Connection, id: UserId) -> Result<Option<IdentityRecord>, StoreError> {
+            c: &mut DB::Connection,
+            id: UserId,
+        ) -> Result<Option<IdentityRecord>, StoreError> {
             Ok(sqlx::query_as(&format!("{IDENTITY} WHERE id = $1"))
                 .bind(id)
                 .fetch_optional(&mut *c)
                 .await?)
         }
 
-        /// Replaces the password hash if it is still `expected` (a re-hash with new
-        /// parameters never overwrites a password changed meanwhile); true if replaced.
-        pub async fn rehash_password(
+        /// Disables an identity; disabling twice changes nothing.
+        pub async fn disable(
             c: &mut DB::Connection,
             user_id: UserId,
-            expected: &str,
-            hash: &str,
             now: DateTime<Utc>,
-        ) -> Result<bool, StoreError> {
-            Self::replace_hash(&mut *c, user_id, expected, hash, now).await
-        }
-
-        /// Sets a new password hash if the current one is still `expected`, ends
-        /// what `ends` names (`current` is the session that asked) and records the
-        /// `notice` events; returns the sessions revoked, or `None` when the
-        /// password changed meanwhile (nothing written).
-        pub async fn change_password(
-            c: &mut DB::Connection,
-            (user_id, current): (UserId, Option<SessionId>),
-            expected: &str,
-            hash: &str,
-            ends: &Ends,
-            notice: &[OutboxEvent],
-            now: DateTime<Utc>,
-        ) -> Result<Option<Vec<SessionId>>, StoreError> {
-            if !Self::replace_hash(&mut *c, user_id, expected, hash, now).await? {
-                return Ok(None);
-            }
-            let revoked = crate::credentials::EndsSql::<DB>::end_artefacts(&mut *c, user_id, ends, current, now).await?;
-            SqlOutbox::<DB>::insert_all(&mut *c, notice).await?;
-            Ok(Some(revoked))
-        }
-
-        /// Disables an identity and ends what `ends` names; returns the sessions
-        /// revoked now. Disabling twice changes nothing.
-        pub async fn disable_identity(
-            c: &mut DB::Connection,
-            user_id: UserId,
-            ends: &Ends,
-            now: DateTime<Utc>,
-        ) -> Result<Vec<SessionId>, StoreError> {
+        ) -> Result<(), StoreError> {
             sqlx::query(
                 "UPDATE identities SET disabled_at = $2, updated_at = $2
                  WHERE id = $1 AND disabled_at IS NULL",
@@ -153,8 +181,7 @@ platform::generic_store! {
             .bind(Timestamp(now))
             .execute(&mut *c)
             .await?;
-            let revoked = crate::credentials::EndsSql::<DB>::end_artefacts(&mut *c, user_id, ends, None, now).await?;
-            Ok(revoked)
+            Ok(())
         }
     }
 }

@@ -205,13 +205,13 @@ impl KeyRing {
     /// key-encryption key is set, and reloads the ring.
     pub async fn refresh(&self) -> Result<(), KeyError> {
         let now = self.clock.now();
-        let mut records = platform::sql!(read & self.db, KeySql::signing_keys())?;
+        let mut records = platform::sql!(read(&self.db), KeySql::signing_keys())?;
         if self.seal_plaintext(&records).await? > 0 {
-            records = platform::sql!(read & self.db, KeySql::signing_keys())?;
+            records = platform::sql!(read(&self.db), KeySql::signing_keys())?;
         }
         if records.is_empty() {
             self.create(1, now, now).await?;
-            records = platform::sql!(read & self.db, KeySql::signing_keys())?;
+            records = platform::sql!(read(&self.db), KeySql::signing_keys())?;
         }
         let current = current_index(&records, now);
         let newest = records.last().map_or(0, |r| r.generation);
@@ -219,7 +219,7 @@ impl KeyRing {
             let lead = self.rotation.min(MAX_PUBLISH_LEAD);
             let activates = (cur.activates_at + self.rotation).max(now + lead);
             self.create(cur.generation + 1, now, activates).await?;
-            records = platform::sql!(read & self.db, KeySql::signing_keys())?;
+            records = platform::sql!(read(&self.db), KeySql::signing_keys())?;
         }
         let set = self.build(&records, now)?;
         *self.current.write() = Some(Arc::new(set));
@@ -236,7 +236,7 @@ impl KeyRing {
         for r in records.iter().filter(|r| !r.encrypted) {
             let boxed = kek.seal(&r.kid, &r.private_key)?;
             if platform::sql!(
-                read & self.db,
+                read(&self.db),
                 KeySql::seal_signing_key(r.generation, &boxed)
             )? {
                 sealed += 1;
@@ -256,11 +256,11 @@ impl KeyRing {
     pub async fn rotate_now(&self) -> Result<(), KeyError> {
         self.refresh().await?;
         let now = self.clock.now();
-        let records = platform::sql!(read & self.db, KeySql::signing_keys())?;
+        let records = platform::sql!(read(&self.db), KeySql::signing_keys())?;
         let current = current_index(&records, now);
         if let Some(next) = records.get(current + 1) {
             platform::sql!(
-                read & self.db,
+                read(&self.db),
                 KeySql::set_key_activation(next.generation, now)
             )?;
         }
@@ -285,7 +285,7 @@ impl KeyRing {
             None => (pkcs8.as_ref().to_vec(), false),
         };
         let inserted = platform::sql!(
-            read & self.db,
+            read(&self.db),
             KeySql::insert_signing_key(&SigningKeyRecord {
                 generation,
                 kid: kid.clone(),

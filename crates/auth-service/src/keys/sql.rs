@@ -10,9 +10,11 @@ use platform::sql::Timestamp;
 pub struct KeySql<DB>(std::marker::PhantomData<DB>);
 
 platform::generic_store! {
-        impl<DB> KeySql<DB> {
+    impl<DB> KeySql<DB> {
         /// Every stored signing key, by generation.
-        pub async fn signing_keys(c: &mut DB::Connection) -> Result<Vec<SigningKeyRecord>, StoreError> {
+        pub async fn signing_keys(
+            c: &mut DB::Connection,
+        ) -> Result<Vec<SigningKeyRecord>, StoreError> {
             Ok(sqlx::query_as(
                 "SELECT generation, kid, algorithm, public_key, private_key, encrypted,
                         created_at, activates_at
@@ -24,7 +26,9 @@ platform::generic_store! {
 
         /// Inserts a key unless its generation exists (another replica won); true if inserted.
         pub async fn insert_signing_key(
-            c: &mut DB::Connection, key: &SigningKeyRecord) -> Result<bool, StoreError> {
+            c: &mut DB::Connection,
+            key: &SigningKeyRecord,
+        ) -> Result<bool, StoreError> {
             let done = sqlx::query(
                 "INSERT INTO signing_keys
                    (generation, kid, algorithm, public_key, private_key, encrypted, created_at, activates_at)
@@ -47,7 +51,10 @@ platform::generic_store! {
         /// Replaces a plaintext private key with its sealed form; false when it was
         /// sealed already (another replica did it).
         pub async fn seal_signing_key(
-            c: &mut DB::Connection, generation: i64, sealed: &[u8]) -> Result<bool, StoreError> {
+            c: &mut DB::Connection,
+            generation: i64,
+            sealed: &[u8],
+        ) -> Result<bool, StoreError> {
             let done = sqlx::query(
                 "UPDATE signing_keys SET private_key = $2, encrypted = $3
                  WHERE generation = $1 AND encrypted = $4",

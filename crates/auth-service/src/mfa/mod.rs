@@ -33,6 +33,7 @@ use aws_lc_rs::digest::{SHA256, digest};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use chrono::{DateTime, Utc};
 use platform::ids::UserId;
+use platform::outbox::SqlOutbox;
 use platform::sql::Tx;
 use platform::validation::FieldViolation;
 use secrecy::{ExposeSecret, SecretString};
@@ -232,19 +233,21 @@ impl Mfa<'_> {
             .keys
             .seal_secret(&aad(identity.id), &secret)
             .map_err(|e| AuthError::Internal(e.to_string()))?;
-        let version = (identity.id, identity.credential_version);
+        let (user_id, now) = (identity.id, self.clock.now());
+        let mut tx = self.db.write().await?;
+        // Not if a credential changed since the password was checked.
+        platform::sql!(&mut tx, EndsSql::lock_identity(user_id))?
+            .filter(|l| !l.disabled && l.credential_version == identity.credential_version)
+            .ok_or(AuthError::Changed)?;
         if !platform::sql!(
-            write & self.stores.db,
-            MfaSql::begin_enrolment(version, &stored, sealed, self.clock.now())
+            &mut tx,
+            MfaSql::begin_enrolment(user_id, &stored, sealed, now)
         )? {
-            let on = platform::sql!(read & self.stores.db, MfaSql::totp(identity.id))?;
-            return Err(match on {
-                Some(factor) if factor.confirmed => AuthError::FailedPrecondition(
-                    "two-factor login is already on; disable it first".into(),
-                ),
-                _ => AuthError::Changed,
-            });
+            return Err(AuthError::FailedPrecondition(
+                "two-factor login is already on; disable it first".into(),
+            ));
         }
+        tx.commit().await?;
         let totp = self.totp(secret, &identity.email);
         self.audit(
             self.event("mfa.enrolment_started", client)
@@ -275,7 +278,7 @@ impl Mfa<'_> {
             )
             .into());
         };
-        let record = platform::sql!(read & self.stores.db, MfaSql::totp(identity.id))?
+        let record = platform::sql!(read(&self.db), MfaSql::totp(identity.id))?
             .filter(|r| !r.confirmed)
             .ok_or_else(|| {
                 AuthError::FailedPrecondition(
@@ -299,19 +302,20 @@ impl Mfa<'_> {
             .iter()
             .map(|c| sha256(c.expose_secret().replace('-', "").as_bytes()))
             .collect();
-        let notice = Recovery(self.0).notice(MFA_ENABLED, (identity.id, &identity.email), now)?;
+        let (user_id, checked) = (identity.id, &record.secret);
+        let mut tx = self.db.write().await?;
+        platform::sql!(&mut tx, EndsSql::lock_identity(user_id))?;
         if !platform::sql!(
-            write & self.stores.db,
-            MfaSql::confirm(
-                (identity.id, &record.secret),
-                step,
-                &hashes,
-                (&CredentialChange::MfaEnabled.ends(), notice.as_slice()),
-                now,
-            )
+            &mut tx,
+            MfaSql::confirm((user_id, checked), step, &hashes, now)
         )? {
             return Err(wrong_own_code());
         }
+        let ends = CredentialChange::MfaEnabled.ends();
+        platform::sql!(&mut tx, EndsSql::end_artefacts(user_id, &ends, None, now))?;
+        let notice = Recovery(self.0).notice(MFA_ENABLED, (user_id, &identity.email), now)?;
+        platform::sql!(&mut tx, SqlOutbox::insert_all(notice.as_slice()))?;
+        tx.commit().await?;
         self.throttle().succeeded(reserved).await?;
         self.outbox_wake.notify_one();
         self.audit(
@@ -331,8 +335,7 @@ impl Mfa<'_> {
         credential: &str,
         client: &ClientInfo,
     ) -> Result<Option<MfaChallenge>, AuthError> {
-        if !platform::sql!(read & self.stores.db, MfaSql::totp(identity.id))?
-            .is_some_and(|r| r.confirmed)
+        if !platform::sql!(read(&self.db), MfaSql::totp(identity.id))?.is_some_and(|r| r.confirmed)
         {
             return Ok(None);
         }
@@ -340,7 +343,7 @@ impl Mfa<'_> {
         let minted = refresh::mint().map_err(|_| AuthError::Internal("no randomness".into()))?;
         let expires_at = now + self.recovery.mfa_challenge_ttl;
         platform::sql!(
-            read & self.stores.db,
+            read(&self.db),
             MfaSql::insert_challenge(&NewChallenge {
                 hash: minted.hash,
                 user_id: identity.id,
@@ -416,8 +419,8 @@ impl Mfa<'_> {
         client: &ClientInfo,
         now: DateTime<Utc>,
     ) -> Result<Option<&'static str>, AuthError> {
-        let Some(factor) = platform::sql!(read & self.stores.db, MfaSql::totp(identity.id))?
-            .filter(|f| f.confirmed)
+        let Some(factor) =
+            platform::sql!(read(&self.db), MfaSql::totp(identity.id))?.filter(|f| f.confirmed)
         else {
             return Ok(None);
         };
@@ -433,7 +436,7 @@ impl Mfa<'_> {
                 let totp = self.stored_totp(identity, &factor)?;
                 match self.matching_step(&totp, code, now) {
                     Some(step) => {
-                        platform::sql!(read & self.stores.db, MfaSql::use_step(identity.id, step))?
+                        platform::sql!(read(&self.db), MfaSql::spend_step(identity.id, step))?
                     }
                     None => false,
                 }
@@ -442,8 +445,8 @@ impl Mfa<'_> {
             MfaCode::Recovery(code) => {
                 let hash = sha256(code.expose_secret().as_bytes());
                 platform::sql!(
-                    read & self.stores.db,
-                    MfaSql::use_recovery_code(identity.id, &hash, now)
+                    read(&self.db),
+                    MfaSql::spend_recovery_code(identity.id, &hash, now)
                 )?
                 .then_some("recovery_code")
             }
@@ -472,15 +475,13 @@ impl Mfa<'_> {
     ) -> Result<IssuedTokens, AuthError> {
         let hash = refresh::parse(challenge).ok_or_else(dead_challenge)?;
         let now = self.clock.now();
-        let pending = platform::sql!(read & self.stores.db, MfaSql::challenge(&hash, now))?
+        let pending = platform::sql!(read(&self.db), MfaSql::challenge(&hash, now))?
             .ok_or_else(dead_challenge)?;
-        let identity = platform::sql!(
-            read & self.stores.db,
-            IdentitySql::identity_by_id(pending.user_id)
-        )?
-        .filter(|i| !i.disabled)
-        .ok_or_else(dead_challenge)?;
-        let factor = platform::sql!(read & self.stores.db, MfaSql::totp(identity.id))?
+        let identity =
+            platform::sql!(read(&self.db), IdentitySql::identity_by_id(pending.user_id))?
+                .filter(|i| !i.disabled)
+                .ok_or_else(dead_challenge)?;
+        let factor = platform::sql!(read(&self.db), MfaSql::totp(identity.id))?
             .filter(|f| f.confirmed)
             .ok_or_else(dead_challenge)?;
         let attempt = match code {
@@ -492,9 +493,7 @@ impl Mfa<'_> {
             .await?;
         let opening = Sessions(self.0).new_session(identity.id, Amr::PasswordAndOtp, client)?;
         let user_id = identity.id;
-        let mut tx = Tx::write(&self.stores.db.pool)
-            .await
-            .map_err(StoreError::from)?;
+        let mut tx = Tx::write(&self.db.pool).await.map_err(StoreError::from)?;
         // The identity first, as every transaction that changes its factor.
         let locked = platform::sql!(&mut tx, EndsSql::lock_identity(user_id))?;
         let method = match &code {
@@ -518,7 +517,7 @@ impl Mfa<'_> {
             // recovery codes only count per address) each cost a login.
             drop(tx);
             platform::sql!(
-                read & self.stores.db,
+                read(&self.db),
                 MfaSql::fail_challenge(&hash, CHALLENGE_WRONG_ANSWERS, now)
             )?;
             self.audit(self.event("mfa.failed", client).actor(user_id))
@@ -571,8 +570,7 @@ impl Mfa<'_> {
             .await?;
         self.throttle().succeeded(reserved).await?;
         let now = self.clock.now();
-        if !platform::sql!(read & self.stores.db, MfaSql::totp(identity.id))?
-            .is_some_and(|f| f.confirmed)
+        if !platform::sql!(read(&self.db), MfaSql::totp(identity.id))?.is_some_and(|f| f.confirmed)
         {
             return Err(AuthError::FailedPrecondition(
                 "two-factor login is not on".into(),
@@ -606,14 +604,17 @@ impl Mfa<'_> {
         change: CredentialChange,
         now: DateTime<Utc>,
     ) -> Result<Option<()>, AuthError> {
-        let notice = Recovery(self.0).notice(MFA_DISABLED, (identity.id, &identity.email), now)?;
-        let Some(revoked) = platform::sql!(
-            write & self.stores.db,
-            MfaSql::remove(identity.id, (&change.ends(), notice.as_slice()), now)
-        )?
-        else {
+        let user_id = identity.id;
+        let mut tx = self.db.write().await?;
+        platform::sql!(&mut tx, EndsSql::lock_identity(user_id))?;
+        if !platform::sql!(&mut tx, MfaSql::remove(user_id))? {
             return Ok(None);
-        };
+        }
+        let ends = change.ends();
+        let revoked = platform::sql!(&mut tx, EndsSql::end_artefacts(user_id, &ends, None, now))?;
+        let notice = Recovery(self.0).notice(MFA_DISABLED, (user_id, &identity.email), now)?;
+        platform::sql!(&mut tx, SqlOutbox::insert_all(notice.as_slice()))?;
+        tx.commit().await?;
         for session in &revoked {
             self.revoked.insert(*session, now);
         }
@@ -631,7 +632,7 @@ impl Mfa<'_> {
         client: &ClientInfo,
     ) -> Result<(), AuthError> {
         self.require(caller, "mfa:admin", None)?;
-        let identity = platform::sql!(read & self.stores.db, IdentitySql::identity_by_id(user_id))?
+        let identity = platform::sql!(read(&self.db), IdentitySql::identity_by_id(user_id))?
             .ok_or_else(|| AuthError::NotFound(format!("no user {user_id}")))?;
         let now = self.clock.now();
         self.remove_factor(&identity, CredentialChange::MfaReset, now)

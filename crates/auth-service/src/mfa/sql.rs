@@ -3,22 +3,22 @@
 //! pending login challenges. Every "accept once" is one conditional UPDATE.
 
 use super::model::*;
-use crate::credentials::Ends;
 use crate::storage::StoreError;
 use crate::throttle::Counter;
 use chrono::{DateTime, Utc};
-use platform::ids::{SessionId, UserId};
-use platform::outbox::{OutboxEvent, SqlOutbox};
+use platform::ids::UserId;
 use platform::sql::Timestamp;
 
 /// TOTP secrets, recovery codes and challenges.
 pub struct MfaSql<DB>(std::marker::PhantomData<DB>);
 
 platform::generic_store! {
-        impl<DB> MfaSql<DB> {
+    impl<DB> MfaSql<DB> {
         /// The identity's TOTP secret, confirmed or not.
         pub async fn totp(
-            c: &mut DB::Connection, user_id: UserId) -> Result<Option<TotpRecord>, StoreError> {
+            c: &mut DB::Connection,
+            user_id: UserId,
+        ) -> Result<Option<TotpRecord>, StoreError> {
             Ok(sqlx::query_as(
                 "SELECT secret, encrypted, confirmed_at IS NOT NULL AS confirmed, failures, failed_at
                  FROM mfa_totp WHERE user_id = $1",
@@ -28,20 +28,15 @@ platform::generic_store! {
             .await?)
         }
 
-        /// Stores a new unconfirmed secret (replacing an unconfirmed one) if the
-        /// identity's credentials are still at `version` (the one the request
-        /// checked); false when they are not or a confirmed secret exists.
+        /// Stores a new unconfirmed secret (replacing an unconfirmed one); false
+        /// when a confirmed secret exists.
         pub async fn begin_enrolment(
             c: &mut DB::Connection,
-            (user_id, version): (UserId, i64),
+            user_id: UserId,
             secret: &[u8],
             encrypted: bool,
             now: DateTime<Utc>,
         ) -> Result<bool, StoreError> {
-            let locked = crate::credentials::EndsSql::<DB>::lock_identity(&mut *c, user_id).await?;
-            if !locked.is_some_and(|l| !l.disabled && l.credential_version == version) {
-                return Ok(false);
-            }
             let done = sqlx::query(
                 "INSERT INTO mfa_totp (user_id, secret, encrypted, created_at)
                  VALUES ($1, $2, $3, $4)
@@ -60,21 +55,18 @@ platform::generic_store! {
             Ok(DB::rows_affected(&done) == 1)
         }
 
-        /// Confirms the unconfirmed secret with the code of time step `step`,
-        /// replaces the recovery codes, ends what `ends` names and records the
-        /// `notice` events; false when
-        /// there is nothing to confirm, the step was already used, or the stored
-        /// secret is no longer `checked` (the one the code was checked against: an
+        /// Confirms the unconfirmed secret with the code of time step `step` and
+        /// replaces the recovery codes with `codes`; false when there is nothing
+        /// to confirm, the step was already used, or the stored secret is no
+        /// longer `checked` (the one the code was checked against: an
         /// EnrollTotp raced this confirmation).
         pub async fn confirm(
             c: &mut DB::Connection,
             (user_id, checked): (UserId, &[u8]),
             step: i64,
             codes: &[[u8; 32]],
-            (ends, notice): (&Ends, &[OutboxEvent]),
             now: DateTime<Utc>,
         ) -> Result<bool, StoreError> {
-            crate::credentials::EndsSql::<DB>::lock_identity(&mut *c, user_id).await?;
             let done = sqlx::query(
                 "UPDATE mfa_totp SET confirmed_at = $3, last_step = $2, failures = 0, failed_at = NULL
                  WHERE user_id = $1 AND confirmed_at IS NULL AND secret = $4
@@ -100,19 +92,15 @@ platform::generic_store! {
                     .execute(&mut *c)
                     .await?;
             }
-            crate::credentials::EndsSql::<DB>::end_artefacts(&mut *c, user_id, ends, None, now).await?;
-            SqlOutbox::<DB>::insert_all(&mut *c, notice).await?;
             Ok(true)
         }
 
         /// Counts one more wrong code against the identity's factor (reserved
         /// before the code is checked); the counter after it, `None` without a
-        /// factor. The attempt that brings the count to `alarm.0` records the
-        /// event `alarm.1` with it (the owner is told once of the lockout).
+        /// factor.
         pub async fn reserve_failure(
             c: &mut DB::Connection,
             user_id: UserId,
-            alarm: Option<(i64, &OutboxEvent)>,
             now: DateTime<Utc>,
         ) -> Result<Option<Counter>, StoreError> {
             // One statement: concurrent wrong codes are serialised by the row,
@@ -126,65 +114,31 @@ platform::generic_store! {
             .bind(Timestamp(now))
             .fetch_optional(&mut *c)
             .await?;
-            if let (Some(counted), Some((at, event))) = (&counter, alarm)
-                && counted.count == at
-            {
-                SqlOutbox::<DB>::insert(&mut *c, event).await?;
-            }
             Ok(counter)
         }
 
-        /// A right code: the factor's failures are forgotten.
-        pub async fn clear_failures(
-            c: &mut DB::Connection, user_id: UserId) -> Result<(), StoreError> {
-            Self::clear_factor_failures(&mut *c, user_id).await
-        }
-
-        /// Accepts time step `step` if it is later than every accepted one.
-        pub async fn use_step(
-            c: &mut DB::Connection, user_id: UserId, step: i64) -> Result<bool, StoreError> {
-            Self::spend_step(&mut *c, user_id, step).await
-        }
-
-        /// Spends an unused recovery code.
-        pub async fn use_recovery_code(
-            c: &mut DB::Connection,
-            user_id: UserId,
-            hash: &[u8; 32],
-            now: DateTime<Utc>,
-        ) -> Result<bool, StoreError> {
-            Self::spend_recovery_code(&mut *c, user_id, hash, now).await
-        }
-
-        /// Removes the second factor (secret, codes), ends what `ends` names and
-        /// records `notice`; the sessions revoked, `None` when there was no factor.
-        pub async fn remove(
-            c: &mut DB::Connection,
-            user_id: UserId,
-            (ends, notice): (&Ends, &[OutboxEvent]),
-            now: DateTime<Utc>,
-        ) -> Result<Option<Vec<SessionId>>, StoreError> {
-            crate::credentials::EndsSql::<DB>::lock_identity(&mut *c, user_id).await?;
-            let done = sqlx::query(
-                "DELETE FROM mfa_totp WHERE user_id = $1 AND confirmed_at IS NOT NULL",
-            )
-            .bind(user_id)
-            .execute(&mut *c)
-            .await?;
+        /// Removes the confirmed second factor (secret, codes); false when
+        /// there was none.
+        pub async fn remove(c: &mut DB::Connection, user_id: UserId) -> Result<bool, StoreError> {
+            let done =
+                sqlx::query("DELETE FROM mfa_totp WHERE user_id = $1 AND confirmed_at IS NOT NULL")
+                    .bind(user_id)
+                    .execute(&mut *c)
+                    .await?;
             if DB::rows_affected(&done) != 1 {
-                return Ok(None);
+                return Ok(false);
             }
             sqlx::query("DELETE FROM mfa_recovery_codes WHERE user_id = $1")
                 .bind(user_id)
                 .execute(&mut *c)
                 .await?;
-            let revoked = crate::credentials::EndsSql::<DB>::end_artefacts(&mut *c, user_id, ends, None, now).await?;
-            SqlOutbox::<DB>::insert_all(&mut *c, notice).await?;
-            Ok(Some(revoked))
+            Ok(true)
         }
 
         pub async fn insert_challenge(
-            c: &mut DB::Connection, challenge: &NewChallenge) -> Result<(), StoreError> {
+            c: &mut DB::Connection,
+            challenge: &NewChallenge,
+        ) -> Result<(), StoreError> {
             sqlx::query(
                 "INSERT INTO mfa_challenges (challenge_hash, user_id, credential, client_address,
                                              user_agent, created_at, expires_at, credential_version)

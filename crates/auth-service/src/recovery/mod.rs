@@ -12,9 +12,11 @@ use crate::access::authz::Principal;
 use crate::audit::ClientInfo;
 use crate::context::{USER_EMAIL_CHANGED, UserEmailChanged};
 use crate::credentials::Credentials;
+use crate::credentials::EndsSql;
 use crate::credentials::IdentityRecord;
 use crate::credentials::IdentitySql;
 use crate::credentials::changes::CredentialChange;
+use crate::crypto::hasher::NO_PASSWORD;
 use crate::crypto::refresh;
 use crate::domain::Password;
 use crate::domain::{Email, NewPassword};
@@ -27,6 +29,7 @@ use crate::storage::StoreError;
 use chrono::{DateTime, Duration, Utc};
 use platform::ids::UserId;
 use platform::outbox::OutboxEvent;
+use platform::outbox::SqlOutbox;
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
 
@@ -50,18 +53,6 @@ pub struct RecoverySettings {
     pub mfa_challenge_ttl: Duration,
     /// Refuse logins until the address is verified.
     pub require_verified_email: bool,
-}
-
-/// A cancel link's effect, planned from the identity as read: a reset link
-/// to the address the link was sent to (`live.email`), and, if the account has
-/// left that address (`current`), the User Service's update and a notice to
-/// the address it leaves.
-struct CancelDraft {
-    user_id: UserId,
-    events: Vec<OutboxEvent>,
-    reset: NewOneTimeToken,
-    current: String,
-    live: LiveToken,
 }
 
 /// A token ready to be stored with the notification carrying it.
@@ -146,19 +137,21 @@ impl Recovery<'_> {
     ) -> Result<(), AuthError> {
         let user_id = identity.id;
         let now = self.clock.now();
-        let (mut tokens, mut events) = (Vec::new(), Vec::new());
+        let mut tx = self.db.write().await?;
+        let locked = platform::sql!(&mut tx, EndsSql::lock_identity(user_id))?
+            .filter(|l| !l.disabled && l.credential_version == identity.credential_version)
+            .ok_or(AuthError::Changed)?;
         for (purpose, to) in sends {
+            // Only an email change's token goes anywhere but the address.
+            if *purpose != Purpose::ChangeEmail && *to != locked.email {
+                return Err(AuthError::Changed);
+            }
             let issued = self.one_time((user_id, to), *purpose, now)?;
-            tokens.push(issued.token);
-            events.push(issued.event);
+            platform::sql!(&mut tx, TokenSql::supersede(&issued.token))?;
+            platform::sql!(&mut tx, TokenSql::insert_token(&issued.token))?;
+            platform::sql!(&mut tx, SqlOutbox::insert(&issued.event))?;
         }
-        let stored = platform::sql!(
-            write & self.stores.db,
-            TokenSql::issue_tokens(&tokens, &events, identity.credential_version)
-        )?;
-        if !stored {
-            return Err(AuthError::Changed);
-        }
+        tx.commit().await?;
         self.outbox_wake.notify_one();
         self.audit(self.event(audit, client).subject(user_id)).await;
         Ok(())
@@ -237,47 +230,47 @@ impl Recovery<'_> {
 
     /// Marks the address a verification token was sent to verified; for an
     /// email change, moves the identity to it, and the User Service's profile
-    /// follows through the outbox.
+    /// follows through the outbox. One transaction, the identity locked first.
     #[tracing::instrument(skip_all)]
     pub async fn verify_email(
         &self,
         token: &SecretString,
         client: &ClientInfo,
     ) -> Result<(), AuthError> {
-        let hash = refresh::parse(token).ok_or(AuthError::InvalidOneTimeToken)?;
+        use AuthError::InvalidOneTimeToken as Invalid;
+        let hash = refresh::parse(token).ok_or(Invalid)?;
         let now = self.clock.now();
-        let purposes = [Purpose::VerifyEmail, Purpose::ChangeEmail];
-        let live = platform::sql!(
-            read & self.stores.db,
-            TokenSql::live_token(&hash, &purposes, now)
-        )?
-        .ok_or(AuthError::InvalidOneTimeToken)?;
-        let identity = platform::sql!(
-            read & self.stores.db,
-            IdentitySql::identity_by_id(live.user_id)
-        )?
-        .ok_or(AuthError::InvalidOneTimeToken)?;
-        let user_id = identity.id;
-        let events = self.moved((user_id, &identity.email), now)?;
-        let change = (&CredentialChange::EmailChanged.ends(), events.as_slice());
-        let verified = match platform::sql!(
-            write & self.stores.db,
-            TokenSql::verify_email(&hash, &identity.email, change, now)
-        ) {
-            Err(StoreError::EmailTaken) => {
+        let purposes = [Purpose::ChangeEmail.as_str(), Purpose::VerifyEmail.as_str()];
+        let mut tx = self.db.write().await?;
+        let (_, purpose, locked) =
+            platform::sql!(&mut tx, EndsSql::lock_token_owner(&hash, &purposes))?
+                .filter(|(.., locked)| !locked.disabled)
+                .ok_or(Invalid)?;
+        let (user_id, address) =
+            platform::sql!(&mut tx, TokenSql::spend_token(&hash, &purpose, now))?.ok_or(Invalid)?;
+        let kind = if purpose == Purpose::VerifyEmail.as_str() {
+            // Sent to an address the identity has left: it proves nothing.
+            if address != locked.email {
+                return Err(Invalid);
+            }
+            platform::sql!(&mut tx, IdentitySql::mark_verified(user_id, now))?;
+            "email.verified"
+        } else {
+            if let Err(StoreError::EmailTaken) =
+                platform::sql!(&mut tx, IdentitySql::move_to(user_id, &address, now))
+            {
                 return Err(AuthError::AlreadyExists(
                     "another account took this address meanwhile".into(),
                 ));
             }
-            other => other?.ok_or(AuthError::InvalidOneTimeToken)?,
+            let ends = CredentialChange::EmailChanged.ends();
+            platform::sql!(&mut tx, EndsSql::end_artefacts(user_id, &ends, None, now))?;
+            let events = self.moved((user_id, &locked.email), now)?;
+            platform::sql!(&mut tx, SqlOutbox::insert_all(&events))?;
+            "email.changed"
         };
-        let kind = match verified {
-            Verified::Address(_) => "email.verified",
-            Verified::Changed(_) => {
-                self.outbox_wake.notify_one();
-                "email.changed"
-            }
-        };
+        tx.commit().await?;
+        self.outbox_wake.notify_one();
         tracing::info!(%user_id, kind, "email verified");
         self.audit(self.event(kind, client).actor(user_id).subject(user_id))
             .await;
@@ -344,97 +337,65 @@ impl Recovery<'_> {
         token: &SecretString,
         client: &ClientInfo,
     ) -> Result<(), AuthError> {
-        let hash = refresh::parse(token).ok_or(AuthError::InvalidOneTimeToken)?;
-        // The plan is made from the identity as read; if a racing change (the
-        // thief verifying at that moment) moved it first, plan again, so the
-        // owner's link is never refused for having raced.
-        for _ in 0..3 {
-            let now = self.clock.now();
-            let Some(draft) = self.plan_cancel(&hash, now).await? else {
-                return Err(AuthError::InvalidOneTimeToken);
-            };
-            let (user_id, plan_events) = (draft.user_id, draft.events);
-            let reverted = draft.current != draft.live.email;
-            let plan = CancelPlan {
-                user_id,
-                current: &draft.current,
-                restore: &draft.live.email,
-                no_password: crate::crypto::hasher::NO_PASSWORD,
-                // The state restored is the one this link was issued in: the
-                // links of every later change (a thief's own moves) end, the
-                // links of earlier ones (the owner's) stay.
-                later_links_from: draft.live.created_at,
-                ends: CredentialChange::EmailChangeCancelled.ends(),
-                reset: &draft.reset,
-                events: &plan_events,
-            };
-            let revoked = match platform::sql!(
-                write & self.stores.db,
-                TokenSql::cancel_email_change(&hash, &plan, now)
-            ) {
-                Err(StoreError::EmailTaken) => {
-                    return Err(AuthError::FailedPrecondition(
-                        "the address this link was sent to now belongs to another account; \
-                         ask an administrator"
-                            .into(),
-                    ));
-                }
-                Ok(Cancelled::Stale) => continue,
-                Ok(Cancelled::Invalid) => return Err(AuthError::InvalidOneTimeToken),
-                Ok(Cancelled::Done(revoked)) => revoked,
-                Err(e) => return Err(e.into()),
-            };
-            for s in &revoked {
-                self.revoked.insert(*s, now);
-            }
-            self.outbox_wake.notify_one();
-            tracing::info!(%user_id, reverted, "email change cancelled");
-            self.audit(
-                self.event("email_change.cancelled", client)
-                    .actor(user_id)
-                    .subject(user_id)
-                    .detail("reverted", reverted)
-                    .detail("sessions_revoked", revoked.len()),
-            )
-            .await;
-            return Ok(());
+        use AuthError::InvalidOneTimeToken as Invalid;
+        let hash = refresh::parse(token).ok_or(Invalid)?;
+        let now = self.clock.now();
+        let purpose = Purpose::CancelEmailChange;
+        let mut tx = self.db.write().await?;
+        let (user_id, _, locked) = platform::sql!(
+            &mut tx,
+            EndsSql::lock_token_owner(&hash, &[purpose.as_str()])
+        )?
+        .filter(|(.., locked)| !locked.disabled)
+        .ok_or(Invalid)?;
+        let link = platform::sql!(&mut tx, TokenSql::live_token(&hash, &[purpose], now))?
+            .ok_or(Invalid)?;
+        platform::sql!(&mut tx, TokenSql::spend_token(&hash, purpose.as_str(), now))?
+            .ok_or(Invalid)?;
+        let reverted = locked.email != link.email;
+        let (restore, no_password) = (&link.email, NO_PASSWORD);
+        let restored = platform::sql!(
+            &mut tx,
+            IdentitySql::restore(user_id, restore, no_password, now)
+        );
+        if let Err(StoreError::EmailTaken) = restored {
+            return Err(AuthError::FailedPrecondition(
+                "the address this link was sent to now belongs to another account; \
+                 ask an administrator"
+                    .into(),
+            ));
         }
-        Err(AuthError::Changed)
-    }
-
-    /// What a cancel link would do now, planned from the identity as read.
-    async fn plan_cancel(
-        &self,
-        hash: &[u8; 32],
-        now: DateTime<Utc>,
-    ) -> Result<Option<CancelDraft>, AuthError> {
-        let Some(live) = platform::sql!(
-            read & self.stores.db,
-            TokenSql::live_token(hash, &[Purpose::CancelEmailChange], now)
-        )?
-        else {
-            return Ok(None);
-        };
-        let Some(identity) = platform::sql!(
-            read & self.stores.db,
-            IdentitySql::identity_by_id(live.user_id)
-        )?
-        .filter(|i| !i.disabled) else {
-            return Ok(None);
-        };
-        let user_id = identity.id;
-        let reset = self.one_time((user_id, &live.email), Purpose::ResetPassword, now)?;
+        let ends = CredentialChange::EmailChangeCancelled.ends();
+        let revoked = platform::sql!(&mut tx, EndsSql::end_artefacts(user_id, &ends, None, now))?;
+        // The state restored is the one this link was issued in: the links of
+        // every later change (a thief's own moves) end, the owner's stay.
+        let from = link.created_at;
+        platform::sql!(
+            &mut tx,
+            TokenSql::spend_links_since(user_id, purpose, from, now)
+        )?;
+        let reset = self.one_time((user_id, &link.email), Purpose::ResetPassword, now)?;
+        platform::sql!(&mut tx, TokenSql::insert_token(&reset.token))?;
         let mut events = vec![reset.event];
-        if identity.email != live.email {
-            events.extend(self.moved((user_id, &identity.email), now)?);
+        if reverted {
+            events.extend(self.moved((user_id, &locked.email), now)?);
         }
-        Ok(Some(CancelDraft {
-            user_id,
-            events,
-            reset: reset.token,
-            current: identity.email,
-            live,
-        }))
+        platform::sql!(&mut tx, SqlOutbox::insert_all(&events))?;
+        tx.commit().await?;
+        for s in &revoked {
+            self.revoked.insert(*s, now);
+        }
+        self.outbox_wake.notify_one();
+        tracing::info!(%user_id, reverted, "email change cancelled");
+        self.audit(
+            self.event("email_change.cancelled", client)
+                .actor(user_id)
+                .subject(user_id)
+                .detail("reverted", reverted)
+                .detail("sessions_revoked", revoked.len()),
+        )
+        .await;
+        Ok(())
     }
 
     /// Queues a reset for the identity with `email`, if there is an enabled
@@ -473,7 +434,7 @@ impl Recovery<'_> {
 
     async fn queue_reset(&self, email: &Email, client: &ClientInfo) -> Result<(), AuthError> {
         let Some(identity) = platform::sql!(
-            read & self.stores.db,
+            read(&self.db),
             IdentitySql::identity_by_email(email.as_str())
         )?
         .filter(|i| !i.disabled) else {
@@ -519,32 +480,46 @@ impl Recovery<'_> {
         let hash = refresh::parse(token).ok_or(AuthError::InvalidOneTimeToken)?;
         // A cheap look first, so random tokens cost no Argon2 hash; spending
         // the token below checks again in the same transaction as its effect.
-        let live = platform::sql!(
-            read & self.stores.db,
+        platform::sql!(
+            read(&self.db),
             TokenSql::live_token(&hash, &[Purpose::ResetPassword], self.clock.now())
         )?
         .ok_or(AuthError::InvalidOneTimeToken)?;
         let password_hash = self.hasher.hash(password.secret()).await?;
         let now = self.clock.now();
-        let notice = self.notice(PASSWORD_CHANGED, (live.user_id, &live.email), now)?;
-        let change = (&CredentialChange::PasswordReset.ends(), notice.as_slice());
-        let reset = platform::sql!(
-            write & self.stores.db,
-            TokenSql::reset_password(&hash, &password_hash, change, now)
-        )?
-        .ok_or(AuthError::InvalidOneTimeToken)?;
-        for s in &reset.revoked {
+        let purpose = Purpose::ResetPassword.as_str();
+        let mut tx = self.db.write().await?;
+        let (_, _, locked) = platform::sql!(&mut tx, EndsSql::lock_token_owner(&hash, &[purpose]))?
+            .ok_or(AuthError::InvalidOneTimeToken)?;
+        let (user_id, sent_to) =
+            platform::sql!(&mut tx, TokenSql::spend_token(&hash, purpose, now))?
+                .ok_or(AuthError::InvalidOneTimeToken)?;
+        // A move ends the reset tokens anyway; the address is checked too,
+        // so a link mailed to an address the account has left never works.
+        if locked.disabled || locked.email != sent_to {
+            return Err(AuthError::InvalidOneTimeToken);
+        }
+        platform::sql!(
+            &mut tx,
+            IdentitySql::set_password(user_id, &password_hash, now)
+        )?;
+        let ends = CredentialChange::PasswordReset.ends();
+        let revoked = platform::sql!(&mut tx, EndsSql::end_artefacts(user_id, &ends, None, now))?;
+        let notice = self.notice(PASSWORD_CHANGED, (user_id, &sent_to), now)?;
+        platform::sql!(&mut tx, SqlOutbox::insert_all(notice.as_slice()))?;
+        tx.commit().await?;
+        for s in &revoked {
             self.revoked.insert(*s, now);
         }
         // Whoever was guessing the old password has nothing left to guess.
-        self.throttle().forgive(&live.email).await?;
+        self.throttle().forgive(&sent_to).await?;
         self.outbox_wake.notify_one();
-        tracing::info!(user_id = %reset.user_id, "password reset");
+        tracing::info!(%user_id, "password reset");
         self.audit(
             self.event("password.reset", client)
-                .actor(reset.user_id)
-                .subject(reset.user_id)
-                .detail("sessions_revoked", reset.revoked.len()),
+                .actor(user_id)
+                .subject(user_id)
+                .detail("sessions_revoked", revoked.len()),
         )
         .await;
         Ok(())

@@ -68,34 +68,49 @@ impl Pruner {
         let db = &self.stores.db;
         let pruned = Pruned {
             refresh_tokens: in_batches(|n| async move {
-                platform::sql!(read db, RetentionSql::prune_refresh_tokens(now - MARGIN, n))
+                platform::sql!(
+                    read(db),
+                    RetentionSql::prune_refresh_tokens(now - MARGIN, n)
+                )
             })
             .await?,
             sessions: in_batches(|n| async move {
-                platform::sql!(read db, RetentionSql::prune_sessions(
-                    now - k.access_token_ttl - MARGIN,
-                    now - k.session_max_lifetime - MARGIN,
-                    now - k.refresh_token_ttl - MARGIN,
-                    n,
-                ))
+                platform::sql!(
+                    read(db),
+                    RetentionSql::prune_sessions(
+                        now - k.access_token_ttl - MARGIN,
+                        now - k.session_max_lifetime - MARGIN,
+                        now - k.refresh_token_ttl - MARGIN,
+                        n,
+                    )
+                )
             })
             .await?,
             throttle_counters: in_batches(|n| async move {
-                platform::sql!(read db, RetentionSql::prune_throttle(now - ACCOUNT_WINDOW, n))
+                platform::sql!(
+                    read(db),
+                    RetentionSql::prune_throttle(now - ACCOUNT_WINDOW, n)
+                )
             })
             .await?,
             outbox_events: platform::outbox::prune_delivered(self.stores.outbox.as_ref(), now)
                 .await?,
             audit_events: in_batches(|n| async move {
-                platform::sql!(read db, RetentionSql::prune_audit(now - k.audit, n))
+                platform::sql!(read(db), RetentionSql::prune_audit(now - k.audit, n))
             })
             .await?,
             one_time_tokens: in_batches(|n| async move {
-                platform::sql!(read db, RetentionSql::prune_one_time_tokens(now - MARGIN, n))
+                platform::sql!(
+                    read(db),
+                    RetentionSql::prune_one_time_tokens(now - MARGIN, n)
+                )
             })
             .await?,
             mfa_challenges: in_batches(|n| async move {
-                platform::sql!(read db, RetentionSql::prune_mfa_challenges(now - MARGIN, n))
+                platform::sql!(
+                    read(db),
+                    RetentionSql::prune_mfa_challenges(now - MARGIN, n)
+                )
             })
             .await?,
         };

@@ -9,7 +9,7 @@ use platform::sql::{Expired, Timestamp};
 pub struct RetentionSql<DB>(std::marker::PhantomData<DB>);
 
 platform::generic_store! {
-        impl<DB> RetentionSql<DB> {
+    impl<DB> RetentionSql<DB> {
         /// Refresh tokens that expired before `before` (spent ones are kept until
         /// then: reuse detection needs them).
         pub async fn prune_refresh_tokens(
@@ -53,7 +53,10 @@ platform::generic_store! {
 
         /// Throttle counters last touched before `before`.
         pub async fn prune_throttle(
-            c: &mut DB::Connection, before: DateTime<Utc>, limit: i64) -> Result<u64, StoreError> {
+            c: &mut DB::Connection,
+            before: DateTime<Utc>,
+            limit: i64,
+        ) -> Result<u64, StoreError> {
             let counters = Expired {
                 table: "throttle_counters",
                 key: "key",
@@ -93,7 +96,10 @@ platform::generic_store! {
 
         /// Audit events older than `before`.
         pub async fn prune_audit(
-            c: &mut DB::Connection, before: DateTime<Utc>, limit: i64) -> Result<u64, StoreError> {
+            c: &mut DB::Connection,
+            before: DateTime<Utc>,
+            limit: i64,
+        ) -> Result<u64, StoreError> {
             let events = Expired {
                 table: "audit_events",
                 key: "id",

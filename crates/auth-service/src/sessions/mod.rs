@@ -35,7 +35,7 @@ impl Sessions<'_> {
     ) -> Result<(), AuthError> {
         let now = self.clock.now();
         if platform::sql!(
-            read & self.stores.db,
+            read(&self.db),
             SessionSql::revoke_session(session, now, reason)
         )? {
             self.revoked.insert(session, now);
@@ -66,7 +66,7 @@ impl Sessions<'_> {
         };
         self.require_user_or_admin(caller, user)?;
         Ok(platform::sql!(
-            read & self.stores.db,
+            read(&self.db),
             SessionSql::list_sessions(user, before, limit)
         )?)
     }
@@ -78,7 +78,7 @@ impl Sessions<'_> {
         session: SessionId,
         client: &ClientInfo,
     ) -> Result<(), AuthError> {
-        let owner = platform::sql!(read & self.stores.db, SessionSql::session_owner(session))?;
+        let owner = platform::sql!(read(&self.db), SessionSql::session_owner(session))?;
         // An unknown session and someone else's look the same to a non-admin.
         let not_found = || AuthError::NotFound(format!("no active session {session}"));
         let owner = match owner {
@@ -120,7 +120,7 @@ impl Sessions<'_> {
         };
         let now = self.clock.now();
         let revoked = platform::sql!(
-            read & self.stores.db,
+            read(&self.db),
             SessionSql::revoke_sessions_of(user, keep, now, "revoked")
         )?;
         for s in &revoked {
@@ -148,7 +148,7 @@ impl Sessions<'_> {
     ) -> Result<IssuedTokens, AuthError> {
         let opening = self.new_session(user_id, amr, client)?;
         if !platform::sql!(
-            write & self.stores.db,
+            write(&self.db),
             SessionSql::insert_session(&opening.session, &opening.token, credential)
         )? {
             return Err(self.login_lost_race(user_id, client).await);
@@ -233,7 +233,7 @@ impl Sessions<'_> {
         // The session is the spent token's; the store fills it in.
         let next = self.refresh_record(minted.hash, SessionId::from_uuid(Uuid::nil()), now);
         match platform::sql!(
-            write & self.stores.db,
+            write(&self.db),
             SessionSql::rotate_refresh_token(&hash, &next, self.session_max_lifetime, now)
         )? {
             Rotation::Rotated {
@@ -280,7 +280,7 @@ impl Sessions<'_> {
         };
         let now = self.clock.now();
         if let Some((session_id, spent)) = platform::sql!(
-            write & self.stores.db,
+            write(&self.db),
             SessionSql::revoke_session_by_refresh_token(&hash, now, "logout")
         )? {
             self.revoked.insert(session_id, now);

@@ -55,7 +55,7 @@ platform::generic_store! {
 }
 
 platform::generic_store! {
-        impl<DB> SessionSql<DB> {
+    impl<DB> SessionSql<DB> {
         /// Opens a session with its first refresh token, if the identity is still
         /// enabled and its password hash is still `credential` (the one the login
         /// checked); false, with nothing written, otherwise.
@@ -93,11 +93,12 @@ platform::generic_store! {
             .fetch_optional(&mut *c)
             .await?;
             let Some((session_id, expires_at)) = spent else {
-                let session_id: Option<SessionId> =
-                    sqlx::query_scalar("SELECT session_id FROM refresh_tokens WHERE token_hash = $1")
-                        .bind(&presented[..])
-                        .fetch_optional(&mut *c)
-                        .await?;
+                let session_id: Option<SessionId> = sqlx::query_scalar(
+                    "SELECT session_id FROM refresh_tokens WHERE token_hash = $1",
+                )
+                .bind(&presented[..])
+                .fetch_optional(&mut *c)
+                .await?;
                 let Some(session_id) = session_id else {
                     return Ok(Rotation::Unknown);
                 };
@@ -119,7 +120,9 @@ platform::generic_store! {
             .bind(session_id)
             .fetch_optional(&mut *c)
             .await?;
-            let ends_at = live.as_ref().map(|(_, created, ..)| created.0 + max_lifetime);
+            let ends_at = live
+                .as_ref()
+                .map(|(_, created, ..)| created.0 + max_lifetime);
             let (Some((user_id, _, email_verified, amr)), Some(ends_at)) = (live, ends_at) else {
                 return Ok(Rotation::Dead);
             };
@@ -214,13 +217,15 @@ platform::generic_store! {
 
         /// The user of an active session.
         pub async fn session_owner(
-            c: &mut DB::Connection, session_id: SessionId) -> Result<Option<UserId>, StoreError> {
-            Ok(
-                sqlx::query_scalar("SELECT user_id FROM sessions WHERE id = $1 AND revoked_at IS NULL")
-                    .bind(session_id)
-                    .fetch_optional(&mut *c)
-                    .await?,
+            c: &mut DB::Connection,
+            session_id: SessionId,
+        ) -> Result<Option<UserId>, StoreError> {
+            Ok(sqlx::query_scalar(
+                "SELECT user_id FROM sessions WHERE id = $1 AND revoked_at IS NULL",
             )
+            .bind(session_id)
+            .fetch_optional(&mut *c)
+            .await?)
         }
 
         /// Revokes one active session; false when there was none.

@@ -31,7 +31,7 @@ use crate::storage::StoreError;
 use chrono::{DateTime, Duration, Utc};
 use platform::db::Database;
 use platform::ids::UserId;
-use platform::outbox::OutboxEvent;
+use platform::outbox::{OutboxEvent, SqlOutbox};
 
 /// How a credential's consecutive failures slow its guesser down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,7 +171,7 @@ impl Throttle<'_> {
         let account = account_key(email);
         let address = address.map(address_key);
         // A cheap read first: an attempt already throttled costs no write.
-        let seen = platform::sql!(read self.db, ThrottleSql::counter(&account))?;
+        let seen = platform::sql!(read(self.db), ThrottleSql::counter(&account))?;
         let wait = seen.as_ref().and_then(|c| PASSWORD.wait(c, now));
         if let Some(wait) = wait.max(self.address_wait(address.as_deref(), now).await?) {
             return Ok(Err(wait));
@@ -180,7 +180,7 @@ impl Throttle<'_> {
         if let Some(key) = &address {
             keys.push((key.as_str(), ADDRESS_WINDOW));
         }
-        let after = platform::sql!(write self.db, ThrottleSql::reserve(&keys, now))?;
+        let after = platform::sql!(write(self.db), ThrottleSql::reserve(&keys, now))?;
         let mut wait = after
             .first()
             .and_then(|c| PASSWORD.admits(seen.as_ref(), c, now));
@@ -217,14 +217,25 @@ impl Throttle<'_> {
         if let Some(wait) = wait.max(self.address_wait(address.as_deref(), now).await?) {
             return Ok(Err(wait));
         }
-        let alarm = locked_notice.map(|n| (SECOND_FACTOR_LOCKOUT, n));
-        let after = platform::sql!(write self.db, MfaSql::reserve_failure(user_id, alarm, now))?;
+        // The attempt that locks the codes tells the owner, in its transaction.
+        let mut tx = self.db.write().await?;
+        let after = platform::sql!(&mut tx, MfaSql::reserve_failure(user_id, now))?;
+        if let Some(notice) = locked_notice
+            && after
+                .as_ref()
+                .is_some_and(|c| c.count == SECOND_FACTOR_LOCKOUT)
+        {
+            platform::sql!(&mut tx, SqlOutbox::insert(notice))?;
+        }
+        tx.commit().await?;
         let mut wait = after
             .as_ref()
             .and_then(|c| SECOND_FACTOR.admits(seen.as_ref(), c, now));
         if let Some(key) = &address {
-            let counted =
-                platform::sql!(write self.db, ThrottleSql::reserve(&[(key, ADDRESS_WINDOW)], now))?;
+            let counted = platform::sql!(
+                write(self.db),
+                ThrottleSql::reserve(&[(key, ADDRESS_WINDOW)], now)
+            )?;
             wait = wait.max(counted.first().and_then(|c| address_admits(c, now)));
         }
         if let Some(wait) = wait {
@@ -252,8 +263,10 @@ impl Throttle<'_> {
             return Ok(Err(wait));
         }
         if let Some(key) = &address {
-            let counted =
-                platform::sql!(write self.db, ThrottleSql::reserve(&[(key, ADDRESS_WINDOW)], now))?;
+            let counted = platform::sql!(
+                write(self.db),
+                ThrottleSql::reserve(&[(key, ADDRESS_WINDOW)], now)
+            )?;
             if let Some(wait) = counted.first().and_then(|c| address_admits(c, now)) {
                 return Ok(Err(wait));
             }
@@ -274,7 +287,7 @@ impl Throttle<'_> {
         let Some(key) = key else {
             return Ok(None);
         };
-        Ok(platform::sql!(read self.db, ThrottleSql::counter(key))?
+        Ok(platform::sql!(read(self.db), ThrottleSql::counter(key))?
             .and_then(|c| address_wait(&c, now)))
     }
 
@@ -309,7 +322,7 @@ impl Throttle<'_> {
         window: Duration,
         now: DateTime<Utc>,
     ) -> Result<Result<(), Duration>, StoreError> {
-        let after = platform::sql!(write self.db, ThrottleSql::reserve(&[(key, window)], now))?;
+        let after = platform::sql!(write(self.db), ThrottleSql::reserve(&[(key, window)], now))?;
         Ok(
             match after
                 .first()
@@ -325,7 +338,10 @@ impl Throttle<'_> {
     /// someone who proved they own the address). The second factor's
     /// failures stay: a reset proves the address, not the factor.
     pub async fn forgive(&self, email: &str) -> Result<(), StoreError> {
-        platform::sql!(write self.db, ThrottleSql::release(Some(&account_key(email)), None))
+        platform::sql!(
+            write(self.db),
+            ThrottleSql::release(Some(&account_key(email)), None)
+        )
     }
 
     /// The attempt succeeded: the credential's failures are forgotten and the
@@ -334,11 +350,11 @@ impl Throttle<'_> {
         let address = reserved.address.as_deref();
         match &reserved.guessed {
             Guessed::Password(key) => {
-                platform::sql!(write self.db, ThrottleSql::release(Some(key), address))
+                platform::sql!(write(self.db), ThrottleSql::release(Some(key), address))
             }
             Guessed::SecondFactor(user_id) => {
-                platform::sql!(read self.db, MfaSql::clear_failures(*user_id))?;
-                platform::sql!(write self.db, ThrottleSql::release(None, address))
+                platform::sql!(read(self.db), MfaSql::clear_factor_failures(*user_id))?;
+                platform::sql!(write(self.db), ThrottleSql::release(None, address))
             }
         }
     }

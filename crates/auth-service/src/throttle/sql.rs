@@ -9,7 +9,7 @@ use platform::sql::Timestamp;
 pub struct ThrottleSql<DB>(std::marker::PhantomData<DB>);
 
 platform::generic_store! {
-        impl<DB> ThrottleSql<DB> {
+    impl<DB> ThrottleSql<DB> {
         /// Counts one more attempt under each `(key, window)` in one transaction,
         /// starting a new window where the current one is older than `window`;
         /// returns the counters after the increment, in order.
@@ -68,7 +68,9 @@ platform::generic_store! {
         }
 
         pub async fn counter(
-            c: &mut DB::Connection, key: &str) -> Result<Option<Counter>, StoreError> {
+            c: &mut DB::Connection,
+            key: &str,
+        ) -> Result<Option<Counter>, StoreError> {
             Ok(sqlx::query_as(
                 "SELECT count, window_start, updated_at FROM throttle_counters WHERE key = $1",
             )

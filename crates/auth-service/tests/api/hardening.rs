@@ -463,7 +463,7 @@ async fn pruning_deletes_what_is_due_and_nothing_live(backend: Backend) {
         expires_at: chrono::Utc::now(),
     };
     let rotation = platform::sql!(
-        write & stores.db,
+        write(&stores.db),
         SessionSql::rotate_refresh_token(&hash, &next, Duration::days(30), chrono::Utc::now())
     )
     .unwrap();
@@ -492,14 +492,14 @@ async fn pruning_deletes_what_is_due_and_nothing_live(backend: Backend) {
     let user_id = platform::ids::UserId::parse(&user, "id").unwrap();
     assert!(
         platform::sql!(
-            read & stores.db,
+            read(&stores.db),
             SessionSql::list_sessions(user_id, None, 10)
         )
         .unwrap()
         .is_empty()
     );
     assert!(
-        platform::sql!(read & stores.db, IdentitySql::identity_by_id(user_id))
+        platform::sql!(read(&stores.db), IdentitySql::identity_by_id(user_id))
             .unwrap()
             .is_some()
     );

@@ -3,13 +3,14 @@
 use crate::helpers::{Backend, both_backends};
 use auth_service::credentials::NewIdentity;
 use auth_service::credentials::changes::CredentialChange;
+use auth_service::credentials::{EndsSql, IdentitySql};
 use auth_service::keys::SigningKeyRecord;
 use auth_service::sessions::{Amr, NewRefreshToken, NewSession, Rotation};
 use auth_service::storage::{StoreError, Stores};
-use auth_service::{access::RoleSql, credentials::IdentitySql, keys::KeySql, sessions::SessionSql};
+use auth_service::{access::RoleSql, keys::KeySql, sessions::SessionSql};
 use chrono::{Duration, Utc};
 use platform::ids::{SessionId, UserId};
-use platform::outbox::OutboxEvent;
+use platform::outbox::{OutboxEvent, SqlOutbox};
 use uuid::Uuid;
 
 /// The session a rotation's next token belongs to is filled in by the store.
@@ -42,7 +43,6 @@ fn identity(email: &str) -> NewIdentity {
         password_hash: "$argon2id$fake".into(),
         roles: vec!["user".into(), "admin".into()],
         created_at: Utc::now(),
-        verification: None,
     }
 }
 
@@ -53,6 +53,50 @@ fn event(identity: &NewIdentity) -> OutboxEvent {
         "{}".into(),
         identity.created_at,
     )
+}
+
+/// Registers `identity` as the use case does: its rows and its event.
+async fn insert(s: &Stores, identity: &NewIdentity) -> Result<(), StoreError> {
+    let mut tx = s.db.write().await?;
+    platform::sql!(&mut tx, IdentitySql::insert_identity(identity))?;
+    platform::sql!(&mut tx, SqlOutbox::insert_all(&[event(identity)]))?;
+    Ok(tx.commit().await?)
+}
+
+/// A password change as the use case writes it: the hash if still
+/// `expected`, and what the change ends, in one transaction.
+async fn change_password(
+    s: &Stores,
+    (user_id, current): (UserId, Option<SessionId>),
+    expected: &str,
+    hash: &str,
+) -> Option<Vec<SessionId>> {
+    let (mut tx, now) = (s.db.write().await.unwrap(), Utc::now());
+    if !platform::sql!(
+        &mut tx,
+        IdentitySql::replace_hash(user_id, expected, hash, now)
+    )
+    .unwrap()
+    {
+        return None;
+    }
+    let ends = CredentialChange::PasswordChanged.ends();
+    let revoked = platform::sql!(
+        &mut tx,
+        EndsSql::end_artefacts(user_id, &ends, current, now)
+    );
+    tx.commit().await.unwrap();
+    Some(revoked.unwrap())
+}
+
+/// Disables an identity as the use case does; the sessions revoked.
+async fn disable(s: &Stores, user_id: UserId) -> Vec<SessionId> {
+    let (mut tx, now) = (s.db.write().await.unwrap(), Utc::now());
+    platform::sql!(&mut tx, IdentitySql::disable(user_id, now)).unwrap();
+    let ends = CredentialChange::AccountDisabled.ends();
+    let revoked = platform::sql!(&mut tx, EndsSql::end_artefacts(user_id, &ends, None, now));
+    tx.commit().await.unwrap();
+    revoked.unwrap()
 }
 
 fn token(byte: u8, session_id: SessionId, expires_in: Duration) -> NewRefreshToken {
@@ -68,20 +112,13 @@ fn token(byte: u8, session_id: SessionId, expires_in: Duration) -> NewRefreshTok
 async fn identities(backend: Backend) {
     let (s, _db) = store(backend).await;
     let ada = identity("ada@example.com");
-    platform::sql!(
-        write & s.db,
-        IdentitySql::insert_identity(&ada, &[event(&ada)])
-    )
-    .unwrap();
+    insert(&s, &ada).await.unwrap();
     assert!(matches!(
-        platform::sql!(
-            write & s.db,
-            IdentitySql::insert_identity(&identity("ada@example.com"), &[event(&ada)])
-        ),
+        insert(&s, &identity("ada@example.com")).await,
         Err(StoreError::EmailTaken)
     ));
     let found = platform::sql!(
-        read & s.db,
+        read(&s.db),
         IdentitySql::identity_by_email("ada@example.com")
     )
     .unwrap()
@@ -92,35 +129,35 @@ async fn identities(backend: Backend) {
     );
     assert!(
         platform::sql!(
-            read & s.db,
+            read(&s.db),
             IdentitySql::identity_by_email("nobody@example.com")
         )
         .unwrap()
         .is_none()
     );
     assert_eq!(
-        platform::sql!(read & s.db, RoleSql::subject_roles(ada.id.uuid()))
+        platform::sql!(read(&s.db), RoleSql::subject_roles(ada.id.uuid()))
             .unwrap()
             .unwrap(),
         vec!["admin".to_owned(), "user".to_owned()]
     );
     assert!(
         !platform::sql!(
-            read & s.db,
-            IdentitySql::rehash_password(ada.id, "$argon2id$other", "$argon2id$new", Utc::now())
+            write(&s.db),
+            IdentitySql::replace_hash(ada.id, "$argon2id$other", "$argon2id$new", Utc::now())
         )
         .unwrap(),
         "a re-hash never overwrites a password changed meanwhile"
     );
     assert!(
         platform::sql!(
-            read & s.db,
-            IdentitySql::rehash_password(ada.id, "$argon2id$fake", "$argon2id$new", Utc::now())
+            write(&s.db),
+            IdentitySql::replace_hash(ada.id, "$argon2id$fake", "$argon2id$new", Utc::now())
         )
         .unwrap()
     );
     let found = platform::sql!(
-        read & s.db,
+        read(&s.db),
         IdentitySql::identity_by_email("ada@example.com")
     )
     .unwrap()
@@ -144,7 +181,7 @@ async fn identities(backend: Backend) {
     for (n, s2) in [(1, &kept), (2, &other)] {
         assert!(
             platform::sql!(
-                write & s.db,
+                write(&s.db),
                 SessionSql::insert_session(
                     s2,
                     &token(n, s2.id, Duration::days(1)),
@@ -155,40 +192,18 @@ async fn identities(backend: Backend) {
         );
     }
     assert_eq!(
-        platform::sql!(
-            write & s.db,
-            IdentitySql::change_password(
-                (ada.id, Some(kept.id)),
-                "$argon2id$fake",
-                "$argon2id$x",
-                &CredentialChange::PasswordChanged.ends(),
-                &[],
-                Utc::now()
-            )
-        )
-        .unwrap(),
+        change_password(&s, (ada.id, Some(kept.id)), "$argon2id$fake", "$argon2id$x").await,
         None,
         "a stale hash changes nothing"
     );
     assert_eq!(
-        platform::sql!(
-            write & s.db,
-            IdentitySql::change_password(
-                (ada.id, Some(kept.id)),
-                "$argon2id$new",
-                "$argon2id$x",
-                &CredentialChange::PasswordChanged.ends(),
-                &[],
-                Utc::now()
-            )
-        )
-        .unwrap(),
+        change_password(&s, (ada.id, Some(kept.id)), "$argon2id$new", "$argon2id$x").await,
         Some(vec![other.id])
     );
     let late = session(SessionId::generate());
     assert!(
         !platform::sql!(
-            write & s.db,
+            write(&s.db),
             SessionSql::insert_session(
                 &late,
                 &token(3, late.id, Duration::days(1)),
@@ -203,11 +218,7 @@ async fn identities(backend: Backend) {
 async fn refresh_token_rotation(backend: Backend) {
     let (s, _db) = store(backend).await;
     let ada = identity("ada@example.com");
-    platform::sql!(
-        write & s.db,
-        IdentitySql::insert_identity(&ada, &[event(&ada)])
-    )
-    .unwrap();
+    insert(&s, &ada).await.unwrap();
     let session = NewSession {
         id: SessionId::generate(),
         user_id: ada.id,
@@ -218,7 +229,7 @@ async fn refresh_token_rotation(backend: Backend) {
     };
     assert!(
         platform::sql!(
-            write & s.db,
+            write(&s.db),
             SessionSql::insert_session(
                 &session,
                 &token(1, session.id, Duration::days(1)),
@@ -231,7 +242,7 @@ async fn refresh_token_rotation(backend: Backend) {
     let now = Utc::now();
     let next = token(2, NO_SESSION, Duration::days(1));
     let rotated = platform::sql!(
-        write & s.db,
+        write(&s.db),
         SessionSql::rotate_refresh_token(&[1; 32], &next, LIFETIME, now)
     )
     .unwrap();
@@ -247,7 +258,7 @@ async fn refresh_token_rotation(backend: Backend) {
     );
     assert_eq!(
         platform::sql!(
-            write & s.db,
+            write(&s.db),
             SessionSql::rotate_refresh_token(
                 &[9; 32],
                 &token(3, NO_SESSION, Duration::days(1)),
@@ -261,7 +272,7 @@ async fn refresh_token_rotation(backend: Backend) {
     // Token 1 again: reuse, the session is revoked, and token 2 is dead with it.
     assert_eq!(
         platform::sql!(
-            write & s.db,
+            write(&s.db),
             SessionSql::rotate_refresh_token(
                 &[1; 32],
                 &token(4, NO_SESSION, Duration::days(1)),
@@ -276,7 +287,7 @@ async fn refresh_token_rotation(backend: Backend) {
     );
     assert_eq!(
         platform::sql!(
-            write & s.db,
+            write(&s.db),
             SessionSql::rotate_refresh_token(
                 &[2; 32],
                 &token(5, NO_SESSION, Duration::days(1)),
@@ -288,7 +299,7 @@ async fn refresh_token_rotation(backend: Backend) {
         Rotation::Dead
     );
     let revoked = platform::sql!(
-        read & s.db,
+        read(&s.db),
         SessionSql::revoked_sessions_since(now - Duration::seconds(1))
     )
     .unwrap();
@@ -308,7 +319,7 @@ async fn refresh_token_rotation(backend: Backend) {
     };
     assert!(
         platform::sql!(
-            write & s.db,
+            write(&s.db),
             SessionSql::insert_session(
                 &other,
                 &token(6, other.id, Duration::seconds(-1)),
@@ -319,7 +330,7 @@ async fn refresh_token_rotation(backend: Backend) {
     );
     assert_eq!(
         platform::sql!(
-            write & s.db,
+            write(&s.db),
             SessionSql::rotate_refresh_token(
                 &[6; 32],
                 &token(7, NO_SESSION, Duration::days(1)),
@@ -335,11 +346,7 @@ async fn refresh_token_rotation(backend: Backend) {
 async fn revocations_and_keys(backend: Backend) {
     let (s, _db) = store(backend).await;
     let ada = identity("ada@example.com");
-    platform::sql!(
-        write & s.db,
-        IdentitySql::insert_identity(&ada, &[event(&ada)])
-    )
-    .unwrap();
+    insert(&s, &ada).await.unwrap();
     let session = NewSession {
         id: SessionId::generate(),
         user_id: ada.id,
@@ -350,7 +357,7 @@ async fn revocations_and_keys(backend: Backend) {
     };
     assert!(
         platform::sql!(
-            write & s.db,
+            write(&s.db),
             SessionSql::insert_session(
                 &session,
                 &token(1, session.id, Duration::days(1)),
@@ -362,7 +369,7 @@ async fn revocations_and_keys(backend: Backend) {
     let t0 = Utc::now();
     assert!(
         platform::sql!(
-            read & s.db,
+            read(&s.db),
             SessionSql::revoked_sessions_since(t0 - Duration::hours(1))
         )
         .unwrap()
@@ -370,7 +377,7 @@ async fn revocations_and_keys(backend: Backend) {
     );
     assert_eq!(
         platform::sql!(
-            write & s.db,
+            write(&s.db),
             SessionSql::revoke_session_by_refresh_token(&[1; 32], t0, "logout")
         )
         .unwrap(),
@@ -378,7 +385,7 @@ async fn revocations_and_keys(backend: Backend) {
     );
     assert_eq!(
         platform::sql!(
-            write & s.db,
+            write(&s.db),
             SessionSql::revoke_session_by_refresh_token(&[1; 32], t0, "logout")
         )
         .unwrap(),
@@ -387,14 +394,14 @@ async fn revocations_and_keys(backend: Backend) {
     );
     assert_eq!(
         platform::sql!(
-            write & s.db,
+            write(&s.db),
             SessionSql::revoke_session_by_refresh_token(&[8; 32], t0, "logout")
         )
         .unwrap(),
         None
     );
     let since = platform::sql!(
-        read & s.db,
+        read(&s.db),
         SessionSql::revoked_sessions_since(t0 - Duration::seconds(1))
     )
     .unwrap();
@@ -405,7 +412,7 @@ async fn revocations_and_keys(backend: Backend) {
     );
     assert!(
         platform::sql!(
-            read & s.db,
+            read(&s.db),
             SessionSql::revoked_sessions_since(t0 + Duration::seconds(1))
         )
         .unwrap()
@@ -422,14 +429,14 @@ async fn revocations_and_keys(backend: Backend) {
         created_at: t0,
         activates_at: t0 + Duration::days(generation),
     };
-    assert!(platform::sql!(read & s.db, KeySql::insert_signing_key(&key(1, "a"))).unwrap());
+    assert!(platform::sql!(read(&s.db), KeySql::insert_signing_key(&key(1, "a"))).unwrap());
     assert!(
-        !platform::sql!(read & s.db, KeySql::insert_signing_key(&key(1, "b"))).unwrap(),
+        !platform::sql!(read(&s.db), KeySql::insert_signing_key(&key(1, "b"))).unwrap(),
         "a generation is created once"
     );
-    assert!(platform::sql!(read & s.db, KeySql::insert_signing_key(&key(2, "c"))).unwrap());
-    platform::sql!(read & s.db, KeySql::set_key_activation(2, t0)).unwrap();
-    let keys = platform::sql!(read & s.db, KeySql::signing_keys()).unwrap();
+    assert!(platform::sql!(read(&s.db), KeySql::insert_signing_key(&key(2, "c"))).unwrap());
+    platform::sql!(read(&s.db), KeySql::set_key_activation(2, t0)).unwrap();
+    let keys = platform::sql!(read(&s.db), KeySql::signing_keys()).unwrap();
     assert_eq!(
         keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(),
         vec!["a", "c"]
@@ -451,7 +458,7 @@ async fn revocations_and_keys(backend: Backend) {
     };
     assert!(
         platform::sql!(
-            write & s.db,
+            write(&s.db),
             SessionSql::insert_session(
                 &other,
                 &token(2, other.id, Duration::days(1)),
@@ -460,33 +467,11 @@ async fn revocations_and_keys(backend: Backend) {
         )
         .unwrap()
     );
-    assert_eq!(
-        platform::sql!(
-            write & s.db,
-            IdentitySql::disable_identity(
-                ada.id,
-                &CredentialChange::AccountDisabled.ends(),
-                Utc::now()
-            )
-        )
-        .unwrap(),
-        vec![other.id]
-    );
+    assert_eq!(disable(&s, ada.id).await, vec![other.id]);
+    assert!(disable(&s, ada.id).await.is_empty());
     assert!(
         platform::sql!(
-            write & s.db,
-            IdentitySql::disable_identity(
-                ada.id,
-                &CredentialChange::AccountDisabled.ends(),
-                Utc::now()
-            )
-        )
-        .unwrap()
-        .is_empty()
-    );
-    assert!(
-        platform::sql!(
-            read & s.db,
+            read(&s.db),
             IdentitySql::identity_by_email("ada@example.com")
         )
         .unwrap()
@@ -503,7 +488,7 @@ async fn revocations_and_keys(backend: Backend) {
     };
     assert!(
         !platform::sql!(
-            write & s.db,
+            write(&s.db),
             SessionSql::insert_session(
                 &late,
                 &token(3, late.id, Duration::days(1)),
@@ -523,11 +508,7 @@ async fn logins_racing_a_credential_change(backend: Backend) {
     let (s, _db) = store(backend).await;
     for (round, change) in [(0u8, "password"), (1, "disable")] {
         let ada = identity(&format!("{change}@example.com"));
-        platform::sql!(
-            write & s.db,
-            IdentitySql::insert_identity(&ada, &[event(&ada)])
-        )
-        .unwrap();
+        insert(&s, &ada).await.unwrap();
         let logins: Vec<_> = (0..40u8)
             .map(|n| {
                 let (s, user_id) = (s.clone(), ada.id);
@@ -543,7 +524,7 @@ async fn logins_racing_a_credential_change(backend: Backend) {
                     };
                     let hash = round * 100 + n;
                     platform::sql!(
-                        write & s.db,
+                        write(&s.db),
                         SessionSql::insert_session(
                             &session,
                             &token(hash, session.id, Duration::days(1)),
@@ -556,36 +537,18 @@ async fn logins_racing_a_credential_change(backend: Backend) {
             .collect();
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         let revoked = if change == "password" {
-            platform::sql!(
-                write & s.db,
-                IdentitySql::change_password(
-                    (ada.id, None),
-                    "$argon2id$fake",
-                    "$argon2id$new",
-                    &CredentialChange::PasswordChanged.ends(),
-                    &[],
-                    Utc::now(),
-                )
-            )
-            .unwrap()
-            .expect("the hash checked is current")
+            change_password(&s, (ada.id, None), "$argon2id$fake", "$argon2id$new")
+                .await
+                .expect("the hash checked is current")
         } else {
-            platform::sql!(
-                write & s.db,
-                IdentitySql::disable_identity(
-                    ada.id,
-                    &CredentialChange::AccountDisabled.ends(),
-                    Utc::now(),
-                )
-            )
-            .unwrap()
+            disable(&s, ada.id).await
         };
         let mut opened = 0;
         for login in logins {
             opened += usize::from(login.await.unwrap());
         }
         assert!(
-            platform::sql!(read & s.db, SessionSql::list_sessions(ada.id, None, 10))
+            platform::sql!(read(&s.db), SessionSql::list_sessions(ada.id, None, 10))
                 .unwrap()
                 .is_empty(),
             "{change}: a session opened with the old credential survived"
@@ -614,7 +577,7 @@ async fn delivered_outbox_events_are_pruned_undelivered_kept(backend: Backend) {
     let (s, _db) = store(backend).await;
     let (ada, bob) = (identity("ada@example.com"), identity("bob@example.com"));
     for i in [&ada, &bob] {
-        platform::sql!(write & s.db, IdentitySql::insert_identity(i, &[event(i)])).unwrap();
+        insert(&s, i).await.unwrap();
     }
     let now = Utc::now();
     let due = s

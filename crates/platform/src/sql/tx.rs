@@ -91,13 +91,13 @@ impl Handle for Read {
 /// (its first parameter the connection), with the connection of a handle (a
 /// `&mut Tx` or `&mut Read`) and awaits it:
 /// `sql!(&mut tx, MfaSql::spend_challenge(&hash, now))`; or, for one read on
-/// a connection of its own, `sql!(read &db, KeySql::signing_keys())` (a
+/// a connection of its own, `sql!(read(&db), KeySql::signing_keys())` (a
 /// failure to connect is the function's error type, from `sqlx::Error`); or,
 /// for one function that is a whole transaction,
-/// `sql!(write &db, RoleSql::assign_role(..))` (committed when it returns `Ok`).
+/// `sql!(write(&db), RoleSql::assign_role(..))` (committed when it returns `Ok`).
 #[macro_export]
 macro_rules! sql {
-    (write $db:expr, $queries:ident :: $f:ident ( $($arg:expr),* $(,)? )) => {
+    (write($db:expr), $queries:ident :: $f:ident ( $($arg:expr),* $(,)? )) => {
         match $crate::db::Database::write($db).await {
             Ok(mut tx) => match $crate::sql!(&mut tx, $queries::$f($($arg),*)) {
                 Ok(done) => tx.commit().await.map(|()| done).map_err(Into::into),
@@ -106,7 +106,7 @@ macro_rules! sql {
             Err(e) => Err(e.into()),
         }
     };
-    (read $db:expr, $queries:ident :: $f:ident ( $($arg:expr),* $(,)? )) => {
+    (read($db:expr), $queries:ident :: $f:ident ( $($arg:expr),* $(,)? )) => {
         match $crate::db::Database::read($db).await {
             Ok(mut handle) => $crate::sql!(&mut handle, $queries::$f($($arg),*)),
             Err(e) => Err(e.into()),
