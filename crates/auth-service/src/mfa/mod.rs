@@ -34,7 +34,6 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use chrono::{DateTime, Utc};
 use platform::ids::UserId;
 use platform::outbox::SqlOutbox;
-use platform::sql::Tx;
 use platform::validation::FieldViolation;
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
@@ -493,7 +492,7 @@ impl Mfa<'_> {
             .await?;
         let opening = Sessions(self.0).new_session(identity.id, Amr::PasswordAndOtp, client)?;
         let user_id = identity.id;
-        let mut tx = Tx::write(&self.db.pool).await.map_err(StoreError::from)?;
+        let mut tx = self.db.write().await?;
         // The identity first, as every transaction that changes its factor.
         let locked = platform::sql!(&mut tx, EndsSql::lock_identity(user_id))?;
         let method = match &code {
@@ -542,7 +541,7 @@ impl Mfa<'_> {
             drop(tx);
             return Err(Sessions(self.0).login_lost_race(user_id, client).await);
         }
-        tx.commit().await.map_err(StoreError::from)?;
+        tx.commit().await?;
         self.throttle().succeeded(reserved).await?;
         self.audit(
             self.event("mfa.verified", client)
