@@ -8,7 +8,6 @@ use clap::Parser;
 use platform::clock::{SharedClock, SystemClock};
 use secrecy::ExposeSecret;
 use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
 
 /// jemalloc gives freed memory back to the system after a short decay, so the
 /// Argon2 buffers of a login burst (19 MiB each) do not stay resident once the
@@ -35,9 +34,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let app = Application::build(cli.settings, clock).await?;
-            let shutdown = CancellationToken::new();
-            platform::shutdown::cancel_on_signal(shutdown.clone());
-            app.run_until_stopped(shutdown).await
+            platform::shutdown::run_until_signal(|shutdown| app.run_until_stopped(shutdown)).await
         }
         Command::Migrate => {
             startup::open_store(&cli.settings).await?;

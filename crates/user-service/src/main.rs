@@ -3,7 +3,6 @@
 use clap::Parser;
 use platform::clock::{SharedClock, SystemClock};
 use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
 use user_service::config::{Cli, Command};
 use user_service::startup::{self, Application};
 
@@ -26,9 +25,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let app = Application::build(cli.settings, clock).await?;
-            let shutdown = CancellationToken::new();
-            platform::shutdown::cancel_on_signal(shutdown.clone());
-            app.run_until_stopped(shutdown).await
+            platform::shutdown::run_until_signal(|shutdown| app.run_until_stopped(shutdown)).await
         }
         Command::Migrate => {
             startup::open_store(&cli.settings).await?;
