@@ -2,22 +2,16 @@
 
 use clap::Parser;
 use platform::clock::{SharedClock, SystemClock};
+use platform::server::Command;
 use std::sync::Arc;
-use user_service::config::{Cli, Command};
+use user_service::config::{Cli, UserService};
 use user_service::startup::{self, Application};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    platform::telemetry::init(cli.settings.log_format);
-    match run(cli).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "user-service failed");
-            eprintln!("user-service: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    platform::telemetry::init(cli.settings.server.log_format);
+    platform::server::exit_code::<UserService>(run(cli).await)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
