@@ -22,7 +22,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             platform::shutdown::run_until_signal(|shutdown| app.run_until_stopped(shutdown)).await
         }
         Command::Migrate => {
-            startup::open_store(&cli.settings).await?;
+            startup::open_database(&cli.settings).await?;
             tracing::info!("migrations applied");
             Ok(())
         }

@@ -5,19 +5,18 @@ use crate::config::Settings;
 use crate::reads::Reads;
 use crate::relay::ToAuthService;
 use crate::service::Directory;
-use crate::storage::{self, Stores};
+use crate::storage;
 use crate::transport::grpc::UserGrpc;
-use anyhow::Context as _;
 use identity_proto::auth::v1::auth_service_client::AuthServiceClient;
 use identity_proto::user::v1::user_service_server::UserServiceServer;
 use platform::access::{Authorizer, ClientCredentials, TokenSource};
 use platform::clock::SharedClock;
+use platform::db::Database;
 use platform::grpc::MAX_MESSAGE_BYTES;
-use platform::outbox::{Relay, RelayMetrics};
+use platform::outbox::{OutboxStore, Relay, RelayMetrics};
 use platform::server::{Api, Listeners, PRUNE_EVERY, Shell};
 use platform::tasks::Supervisor;
 use platform::tls::Tls;
-use secrecy::ExposeSecret;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -29,23 +28,16 @@ use tonic::transport::Channel;
 pub struct Application {
     shell: Shell,
     directory: Arc<Directory>,
-    store: Stores,
+    db: Database,
+    outbox: Arc<dyn OutboxStore>,
     auth: AuthServiceClient<Channel>,
     credentials: Option<Arc<dyn TokenSource>>,
     clock: SharedClock,
 }
 
 /// Opens the database and applies the migrations.
-pub async fn open_store(settings: &Settings) -> anyhow::Result<Stores> {
-    let store = storage::connect(settings.server.database_url.expose_secret())
-        .await
-        .context("cannot open the database")?;
-    store
-        .db
-        .migrate()
-        .await
-        .context("cannot apply migrations")?;
-    Ok(store)
+pub async fn open_database(settings: &Settings) -> anyhow::Result<Database> {
+    settings.server.open_database(&storage::MIGRATIONS).await
 }
 
 impl Application {
@@ -64,7 +56,7 @@ impl Application {
         clock: SharedClock,
     ) -> anyhow::Result<Self> {
         let shell = Shell::new(&settings.server, Listeners { grpc, http })?;
-        let store = open_store(&settings).await?;
+        let db = open_database(&settings).await?;
         let auth = platform::access::auth_client(&settings.auth_url, shell.tls().map(Tls::client))
             .map_err(anyhow::Error::msg)?;
         let credentials: Option<Arc<dyn TokenSource>> = match settings.client_credentials()? {
@@ -77,15 +69,16 @@ impl Application {
             }
         };
         let directory = Arc::new(Directory {
-            store: store.users.clone(),
-            reads: Reads::spawn(store.users.clone()),
+            db: db.clone(),
+            reads: Reads::spawn(db.clone()),
             clock: clock.clone(),
             outbox_wake: Arc::new(Notify::new()),
         });
         Ok(Self {
             shell,
             directory,
-            store,
+            outbox: storage::outbox(&db),
+            db,
             auth,
             credentials,
             clock,
@@ -106,7 +99,7 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let mut tasks = Supervisor::new(shutdown.clone());
         let relay = Relay {
-            store: self.store.outbox.clone(),
+            store: self.outbox.clone(),
             deliver: Arc::new(ToAuthService::new(
                 self.auth.clone(),
                 self.credentials.clone(),
@@ -117,7 +110,7 @@ impl Application {
             metrics: RelayMetrics::new(self.shell.metrics().registry())?,
         };
         tasks.spawn("outbox relay", move |stop| relay.clone().run(stop));
-        let (outbox, clock) = (self.store.outbox.clone(), self.clock.clone());
+        let (outbox, clock) = (self.outbox.clone(), self.clock.clone());
         tasks.every("pruning", PRUNE_EVERY, move || {
             let (outbox, now) = (outbox.clone(), clock.now());
             async move {
@@ -135,7 +128,7 @@ impl Application {
             grpc: tonic::service::Routes::new(users),
             health: "identity.user.v1.UserService",
             undescribed: &[],
-            readiness: Arc::new(self.store.db.clone()),
+            readiness: Arc::new(self.db.clone()),
             http: Default::default(),
         };
         let directory = self.directory;
