@@ -11,28 +11,31 @@ pub const PASSWORD: &str = "correct horse battery staple";
 
 /// Settings of a service under test: the defaults its flags declare, listening
 /// on port 0 of loopback, logging for a terminal, on `database_url`, with
-/// `args` (flags as on the command line) on top.
-pub fn settings<T: clap::Args + clap::FromArgMatches>(database_url: &str, args: &[&str]) -> T {
+/// `flags` (name and value) on top.
+pub fn settings<T: clap::Args + clap::FromArgMatches>(
+    database_url: &str,
+    flags: &[(&str, &str)],
+) -> T {
     let command = T::augment_args(clap::Command::new("test"))
         // A developer's own AUTH_* or USER_* variables must not reach the tests.
         .mut_args(|arg| arg.env(None));
     let local = [
-        "--grpc-addr",
-        "127.0.0.1:0",
-        "--http-addr",
-        "127.0.0.1:0",
-        "--log-format",
-        "pretty",
-        "--database-url",
-        database_url,
+        ("grpc-addr", "127.0.0.1:0"),
+        ("http-addr", "127.0.0.1:0"),
+        ("log-format", "pretty"),
+        ("database-url", database_url),
     ];
-    let argv = std::iter::once("test")
-        .chain(local)
-        .chain(args.iter().copied());
+    // `--flag=value`: a value that starts with `-` (a random secret may) stays a value.
+    let argv = std::iter::once("test".to_owned()).chain(
+        local
+            .iter()
+            .chain(flags)
+            .map(|(flag, value)| format!("--{flag}={value}")),
+    );
     let matches = command
         .try_get_matches_from(argv)
-        .unwrap_or_else(|e| panic!("test settings {args:?}: {e}"));
-    T::from_arg_matches(&matches).unwrap_or_else(|e| panic!("test settings {args:?}: {e}"))
+        .unwrap_or_else(|e| panic!("test settings {flags:?}: {e}"));
+    T::from_arg_matches(&matches).unwrap_or_else(|e| panic!("test settings {flags:?}: {e}"))
 }
 
 /// A channel to the gRPC port at `addr`: connected now, or on first use when
@@ -84,5 +87,30 @@ where
     while !check().await {
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug, clap::Args)]
+    struct Flags {
+        #[arg(long, env = "TEST_SUPPORT_SECRET")]
+        secret: String,
+        #[arg(long)]
+        database_url: String,
+        #[arg(long)]
+        grpc_addr: String,
+        #[arg(long)]
+        http_addr: String,
+        #[arg(long)]
+        log_format: String,
+    }
+
+    #[test]
+    fn a_value_that_starts_with_a_dash_stays_a_value() {
+        let flags: Flags = super::settings("sqlite:x.db", &[("secret", "-Xy_z")]);
+        assert_eq!(flags.secret, "-Xy_z");
+        assert_eq!(flags.database_url, "sqlite:x.db");
+        assert_eq!(flags.grpc_addr, "127.0.0.1:0");
     }
 }

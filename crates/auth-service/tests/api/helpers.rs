@@ -37,11 +37,11 @@ pub fn settings(db_url: &str) -> Settings {
     test_support::service::settings(
         db_url,
         &[
-            "--hash-workers=2",
-            "--hash-queue=64",
-            "--sync-interval=50ms",
+            ("hash-workers", "2"),
+            ("hash-queue", "64"),
+            ("sync-interval", "50ms"),
             // Nothing listens here: registrations wait in the outbox.
-            "--user-url=http://127.0.0.1:9",
+            ("user-url", "http://127.0.0.1:9"),
         ],
     )
 }

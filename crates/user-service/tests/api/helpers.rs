@@ -50,11 +50,10 @@ pub fn auth_settings(db: &str, user_url: String) -> auth_service::config::Settin
     test_support::service::settings(
         db,
         &[
-            "--hash-workers=2",
-            "--hash-queue=64",
-            "--sync-interval=50ms",
-            "--user-url",
-            &user_url,
+            ("hash-workers", "2"),
+            ("hash-queue", "64"),
+            ("sync-interval", "50ms"),
+            ("user-url", &user_url),
         ],
     )
 }
@@ -67,12 +66,9 @@ pub fn user_settings(
     test_support::service::settings(
         db,
         &[
-            "--auth-url",
-            &auth_url,
-            "--client-id",
-            &client.0,
-            "--client-secret",
-            &client.1,
+            ("auth-url", &auth_url),
+            ("client-id", &client.0),
+            ("client-secret", &client.1),
         ],
     )
 }
