@@ -1,12 +1,11 @@
-//! The Auth Service's configuration: every flag is also an environment variable,
+//! The Auth Service's configuration: the flags every service has
+//! ([`ServerFlags`]) and its own; every flag is also an environment variable,
 //! validated once at start.
 
 use axum::http::HeaderName;
 use clap::{Args, Parser, Subcommand};
-use platform::telemetry::LogFormat;
+use platform::server::{ServerFlags, Service};
 use secrecy::SecretString;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -23,10 +22,9 @@ pub struct Cli {
 /// What to do; `serve` when none is given.
 #[derive(Debug, Clone, Subcommand, PartialEq, Eq)]
 pub enum Command {
-    /// Run the service (the default).
-    Serve,
-    /// Apply the database migrations and exit.
-    Migrate,
+    /// `serve` (the default) and `migrate`, as every service has.
+    #[command(flatten)]
+    Server(platform::server::Command),
     /// Start signing with the next key now (published keys keep verifying).
     RotateKeys,
     /// Create an administrator. The password is read from AUTH_ADMIN_PASSWORD,
@@ -55,35 +53,28 @@ pub enum Command {
     },
 }
 
+/// The Auth Service in the shared flags: `AUTH_GRPC_ADDR`, `AUTH_HTTP_ADDR`,
+/// `AUTH_DATABASE_URL`, `AUTH_TLS_CERT`, `AUTH_TLS_KEY`, `AUTH_TLS_CLIENT_CA`,
+/// `AUTH_TLS_CA` and `AUTH_LOG_FORMAT`.
+#[derive(Debug, Clone)]
+pub struct AuthService;
+
+impl Service for AuthService {
+    const NAME: &'static str = "auth-service";
+    const METRICS_LABEL: &'static str = "auth";
+    const ENV_PREFIX: &'static str = "AUTH";
+    const GRPC_ADDR: &'static str = "127.0.0.1:50051";
+    const HTTP_ADDR: &'static str = "127.0.0.1:8081";
+    const DATABASE_URL: &'static str = "sqlite:./data/auth.db";
+    const HTTP_ROUTES: &'static str = "/healthz, /readyz, /metrics, /.well-known/jwks.json";
+    const PEER: &'static str = "User Service";
+}
+
 /// Settings shared by every subcommand.
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
-    /// gRPC listen address (loopback by default: this is an internal service).
-    #[arg(
-        long,
-        env = "AUTH_GRPC_ADDR",
-        default_value = "127.0.0.1:50051",
-        global = true
-    )]
-    pub grpc_addr: SocketAddr,
-
-    /// Auxiliary HTTP listen address: /healthz, /readyz, /metrics, /.well-known/jwks.json.
-    #[arg(
-        long,
-        env = "AUTH_HTTP_ADDR",
-        default_value = "127.0.0.1:8081",
-        global = true
-    )]
-    pub http_addr: SocketAddr,
-
-    /// Database URL: `sqlite:<path>` (embedded, the default) or `postgres://...`.
-    #[arg(
-        long,
-        env = "AUTH_DATABASE_URL",
-        default_value = "sqlite:./data/auth.db",
-        global = true
-    )]
-    pub database_url: SecretString,
+    #[command(flatten)]
+    pub server: ServerFlags<AuthService>,
 
     /// The `iss` claim of issued tokens.
     #[arg(
@@ -255,39 +246,9 @@ pub struct Settings {
     /// `x-forwarded-user-agent` believed.
     #[arg(long, env = "AUTH_TRUSTED_PROXIES", default_value = "", global = true)]
     pub trusted_proxies: String,
-
-    /// PEM certificate of the gRPC port; enables TLS.
-    #[arg(long, env = "AUTH_TLS_CERT", global = true)]
-    pub tls_cert: Option<PathBuf>,
-
-    /// PEM private key for `--tls-cert`.
-    #[arg(long, env = "AUTH_TLS_KEY", global = true)]
-    pub tls_key: Option<PathBuf>,
-
-    /// PEM CA: when set, gRPC clients must present a certificate it signed (mTLS).
-    #[arg(long, env = "AUTH_TLS_CLIENT_CA", global = true)]
-    pub tls_client_ca: Option<PathBuf>,
-
-    /// PEM CA that signed the User Service's certificate (default: the client CA).
-    #[arg(long, env = "AUTH_TLS_CA", global = true)]
-    pub tls_ca: Option<PathBuf>,
-
-    /// Log format: `json` or `pretty`.
-    #[arg(long, env = "AUTH_LOG_FORMAT", default_value = "json", global = true)]
-    pub log_format: LogFormat,
 }
 
 impl Settings {
-    /// The TLS files given.
-    pub fn tls_files(&self) -> platform::tls::TlsFiles {
-        platform::tls::TlsFiles {
-            cert: self.tls_cert.clone(),
-            key: self.tls_key.clone(),
-            client_ca: self.tls_client_ca.clone(),
-            ca: self.tls_ca.clone(),
-        }
-    }
-
     /// Whether any notification sink is configured.
     pub fn sends_notifications(&self) -> bool {
         self.notify_url.is_some() || self.smtp_url.is_some()

@@ -2,15 +2,15 @@
 
 use auth_service::accounts::Accounts;
 use auth_service::audit::ClientInfo;
-use auth_service::config::{Cli, Command};
+use auth_service::config::{AuthService, Cli, Command};
 use auth_service::credentials::Credentials;
 use auth_service::domain::{DisplayName, Email, NewPassword};
 use auth_service::startup::{self, Application};
 use clap::Parser;
 use platform::clock::{SharedClock, SystemClock};
+use platform::server::Command::{Migrate, Serve};
 use secrecy::ExposeSecret;
 use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
 
 /// jemalloc gives freed memory back to the system after a short decay, so the
 /// Argon2 buffers of a login burst (19 MiB each) do not stay resident once the
@@ -21,27 +21,18 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    platform::telemetry::init(cli.settings.log_format);
-    match run(cli).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "auth-service failed");
-            eprintln!("auth-service: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    platform::telemetry::init(cli.settings.server.log_format);
+    platform::server::exit_code::<AuthService>(run(cli).await)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let clock: SharedClock = Arc::new(SystemClock);
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => {
+    match cli.command.unwrap_or(Command::Server(Serve)) {
+        Command::Server(Serve) => {
             let app = Application::build(cli.settings, clock).await?;
-            let shutdown = CancellationToken::new();
-            platform::shutdown::cancel_on_signal(shutdown.clone());
-            app.run_until_stopped(shutdown).await
+            platform::shutdown::run_until_signal(|shutdown| app.run_until_stopped(shutdown)).await
         }
-        Command::Migrate => {
+        Command::Server(Migrate) => {
             startup::open_store(&cli.settings).await?;
             tracing::info!("migrations applied");
             Ok(())

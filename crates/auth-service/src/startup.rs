@@ -1,8 +1,8 @@
-//! Builds the Auth Service from its settings and runs it until shutdown.
-//! `Application::build` binds the listeners first, so tests start the real thing on
-//! port 0 and read the bound addresses back.
+//! Builds the Auth Service from its settings and runs it in the shell every
+//! service shares ([`Shell`]): what is here is only the Auth Service's own.
 
 use crate::access::freshness::{Freshness, Views};
+use crate::accounts::Accounts;
 use crate::config::Settings;
 use crate::context::Context;
 use crate::crypto::hasher::{HashParams, PasswordHasher};
@@ -25,14 +25,10 @@ use platform::access::{CachedToken, TokenError, TokenIssuer, TokenSource};
 use platform::clock::SharedClock;
 use platform::db::Database;
 use platform::grpc::MAX_MESSAGE_BYTES;
-use platform::http_aux::{self, Readiness};
-use platform::metrics::Metrics;
+use platform::http_aux::Readiness;
 use platform::outbox::{Relay, RelayMetrics};
+use platform::server::{Api, Listeners, PRUNE_EVERY, Shell};
 use platform::tasks::Supervisor;
-
-/// How often expired rows are pruned.
-const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(15 * 60);
-use crate::accounts::Accounts;
 use platform::tls;
 use secrecy::ExposeSecret;
 use std::net::SocketAddr;
@@ -45,16 +41,11 @@ const KEY_REFRESH_EVERY: u32 = 20;
 
 /// A built, bound, not yet running Auth Service.
 pub struct Application {
-    grpc: TcpListener,
-    http: TcpListener,
-    grpc_addr: SocketAddr,
-    http_addr: SocketAddr,
+    shell: Shell,
     core: Core,
     clock: SharedClock,
     settings: Settings,
-    metrics: Metrics,
     proxies: TrustedProxies,
-    tls: Option<tls::Tls>,
     router: Router,
     retention: Retention,
 }
@@ -90,7 +81,7 @@ impl Readiness for DbReadiness {
 
 /// Opens the database and applies the migrations.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Stores> {
-    let store = storage::connect(settings.database_url.expose_secret())
+    let store = storage::connect(settings.server.database_url.expose_secret())
         .await
         .context("cannot open the database")?;
     store
@@ -130,12 +121,7 @@ impl Application {
     /// loads (or creates) the signing keys.
     pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
         settings.validate()?;
-        let grpc = TcpListener::bind(settings.grpc_addr)
-            .await
-            .with_context(|| format!("cannot bind gRPC address {}", settings.grpc_addr))?;
-        let http = TcpListener::bind(settings.http_addr)
-            .await
-            .with_context(|| format!("cannot bind HTTP address {}", settings.http_addr))?;
+        let Listeners { grpc, http } = settings.server.bind().await?;
         Self::build_on(settings, grpc, http, clock).await
     }
 
@@ -147,17 +133,16 @@ impl Application {
         http: TcpListener,
         clock: SharedClock,
     ) -> anyhow::Result<Self> {
-        platform::tls::install_crypto_provider();
+        let shell = Shell::new(&settings.server, Listeners { grpc, http })?;
         let core = build_core(&settings, clock.clone()).await?;
         Accounts(&core.authenticator).ensure_own_account().await?;
         let proxies =
             TrustedProxies::parse(&settings.trusted_proxies).map_err(anyhow::Error::msg)?;
-        let tls = tls::Tls::from_files(&settings.tls_files())?;
         let own: Arc<dyn TokenSource> = CachedToken::new(OwnToken(core.authenticator.clone()));
         let to_users = ToUserService::new(
             &settings.user_url,
             own,
-            tls.as_ref().map(tls::Tls::client),
+            shell.tls().map(tls::Tls::client),
             core.stores.db.clone(),
         )
         .map_err(anyhow::Error::msg)?;
@@ -174,28 +159,23 @@ impl Application {
         };
         Ok(Self {
             retention,
-            grpc_addr: grpc.local_addr()?,
-            http_addr: http.local_addr()?,
-            grpc,
-            http,
+            shell,
             core,
             clock,
             settings,
-            metrics: Metrics::new("auth")?,
             proxies,
-            tls,
             router,
         })
     }
 
     /// The bound gRPC address.
     pub fn grpc_addr(&self) -> SocketAddr {
-        self.grpc_addr
+        self.shell.grpc_addr()
     }
 
     /// The bound HTTP address.
     pub fn http_addr(&self) -> SocketAddr {
-        self.http_addr
+        self.shell.http_addr()
     }
 
     /// Handles to the running service's parts.
@@ -213,7 +193,6 @@ impl Application {
 
     /// Serves until `shutdown` is cancelled, then lets in-flight calls finish.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        tracing::info!(grpc = %self.grpc_addr, http = %self.http_addr, "auth-service listening");
         let sync = self.settings.sync_interval;
         let pruner = self.pruner();
         let Core {
@@ -223,7 +202,7 @@ impl Application {
             views,
             outbox_wake,
         } = self.core;
-        views.freshness.register(self.metrics.registry())?;
+        views.freshness.register(self.shell.metrics().registry())?;
         let mut tasks = Supervisor::new(shutdown.clone());
         let v = views.clone();
         tasks.every("revocation poll", sync, move || {
@@ -245,7 +224,7 @@ impl Application {
             clock: self.clock.clone(),
             wake: outbox_wake,
             poll: std::time::Duration::from_millis(500),
-            metrics: RelayMetrics::new(self.metrics.registry())?,
+            metrics: RelayMetrics::new(self.shell.metrics().registry())?,
         };
         tasks.spawn("outbox relay", move |stop| relay.clone().run(stop));
         tasks.every("pruning", PRUNE_EVERY, move || {
@@ -261,26 +240,7 @@ impl Application {
             !self.settings.gateway_strip_authorization,
         ))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
-        let grpc = platform::grpc::serve(
-            self.grpc,
-            tonic::service::Routes::new(auth).add_service(ext_authz),
-            "identity.auth.v1.AuthService",
-            &[identity_proto::FILE_DESCRIPTOR_SET],
-            &[CHECK_METHOD],
-            self.tls.as_ref().map(tls::Tls::server),
-            self.metrics.clone(),
-            shutdown.clone(),
-        );
-
-        let router = http_aux::router(
-            Arc::new(DbReadiness {
-                db: stores.db.clone(),
-                freshness: views.freshness.clone(),
-            }),
-            self.metrics.clone(),
-            shutdown.clone(),
-        )
-        .merge(crate::transport::http::routes(HttpState {
+        let routes = crate::transport::http::routes(HttpState {
             core: authenticator.clone(),
             issuer: self.settings.issuer.clone(),
             public_url: self
@@ -288,22 +248,24 @@ impl Application {
                 .public_http_url
                 .clone()
                 .map(|u| u.trim_end_matches('/').to_owned())
-                .unwrap_or_else(|| format!("http://{}", self.http_addr)),
+                .unwrap_or_else(|| format!("http://{}", self.shell.http_addr())),
             jwks_max_age: crate::keys::jwks_max_age(chrono::Duration::from_std(
                 self.settings.key_rotation_interval,
             )?),
             forward_uri_header: self.settings.forward_uri_header.clone(),
-        }));
-        let http = http_aux::serve(self.http, router, shutdown.clone());
-
-        let (grpc_result, http_result) = tokio::join!(grpc, http);
-        shutdown.cancel();
-        authenticator.finish_jobs().await;
-        tasks.join().await;
-        tracing::info!("auth-service stopped");
-        grpc_result.context("gRPC server failed")?;
-        http_result.context("HTTP server failed")?;
-        Ok(())
+        });
+        let api = Api {
+            grpc: tonic::service::Routes::new(auth).add_service(ext_authz),
+            health: "identity.auth.v1.AuthService",
+            undescribed: &[CHECK_METHOD],
+            readiness: Arc::new(DbReadiness {
+                db: stores.db.clone(),
+                freshness: views.freshness.clone(),
+            }),
+            http: routes,
+        };
+        let jobs_done = async move { authenticator.finish_jobs().await };
+        self.shell.run(shutdown, tasks, api, jobs_done).await
     }
 }
 

@@ -379,33 +379,39 @@ mod tests {
         let calls = Arc::new(AtomicUsize::new(0));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(AuthServiceServer::new(Counting(calls.clone())))
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-        );
-        let authorizer = Authorizer::new(auth_client(&url, None).unwrap());
-        let mut m = MetadataMap::new();
-        m.insert("authorization", "Bearer tok".parse().unwrap());
+        // Served beside the test body rather than spawned: it stops with the test.
+        let server = tonic::transport::Server::builder()
+            .add_service(AuthServiceServer::new(Counting(calls.clone())))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
+        let test = async {
+            let authorizer = Authorizer::new(auth_client(&url, None).unwrap());
+            let mut m = MetadataMap::new();
+            m.insert("authorization", "Bearer tok".parse().unwrap());
 
-        let asked = || calls.load(Ordering::SeqCst);
-        let read = |resource: &'static str| authorizer.require(&m, "users:read", Some(resource));
+            let asked = || calls.load(Ordering::SeqCst);
+            let read =
+                |resource: &'static str| authorizer.require(&m, "users:read", Some(resource));
 
-        for _ in 0..3 {
+            for _ in 0..3 {
+                read("users/a").await.unwrap();
+            }
+            assert_eq!(asked(), 1, "allowed decisions are reused");
+            for _ in 0..3 {
+                let denied = authorizer.require(&m, "users:delete", None).await;
+                assert_eq!(denied.unwrap_err().code(), Code::PermissionDenied);
+            }
+            assert_eq!(asked(), 2, "denials are reused");
+            read("users/b").await.unwrap();
+            assert_eq!(asked(), 3, "another resource is another decision");
+
+            tokio::time::sleep(DECISION_TTL + Duration::from_millis(50)).await;
             read("users/a").await.unwrap();
+            assert_eq!(asked(), 4, "expired decisions are asked again");
+        };
+        tokio::select! {
+            stopped = server => panic!("the Auth Service stand-in stopped: {stopped:?}"),
+            () = test => {}
         }
-        assert_eq!(asked(), 1, "allowed decisions are reused");
-        for _ in 0..3 {
-            let denied = authorizer.require(&m, "users:delete", None).await;
-            assert_eq!(denied.unwrap_err().code(), Code::PermissionDenied);
-        }
-        assert_eq!(asked(), 2, "denials are reused");
-        read("users/b").await.unwrap();
-        assert_eq!(asked(), 3, "another resource is another decision");
-
-        tokio::time::sleep(DECISION_TTL + Duration::from_millis(50)).await;
-        read("users/a").await.unwrap();
-        assert_eq!(asked(), 4, "expired decisions are asked again");
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! What the identity services truly share: the clock, telemetry, graceful shutdown,
-//! database pools, the auxiliary HTTP port (health, readiness, metrics), gRPC
-//! request metrics, access checks and the transactional outbox.
+//! What the identity services truly share: the server shell (common flags, the app
+//! builder), the clock, telemetry, graceful shutdown, database pools, the auxiliary
+//! HTTP port (health, readiness, metrics), gRPC request metrics, access checks and
+//! the transactional outbox.
 
 pub mod access;
 pub mod clock;
@@ -11,6 +12,7 @@ pub mod ids;
 pub mod metrics;
 pub mod outbox;
 pub mod paging;
+pub mod server;
 pub mod shutdown;
 pub mod sql;
 pub mod status;

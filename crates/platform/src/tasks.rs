@@ -61,6 +61,8 @@ impl Supervisor {
 
     /// Runs the task `start` makes (given the shutdown token) until shutdown,
     /// restarting it whenever it ends before then.
+    // The one place a long-running task starts: here it is named, restarted and joined.
+    #[allow(clippy::disallowed_methods)]
     pub fn spawn<F, Fut>(&mut self, name: &'static str, start: F)
     where
         F: Fn(CancellationToken) -> Fut + Send + 'static,
@@ -148,6 +150,8 @@ impl Jobs {
 
     /// Starts `job`, named `name` in the log if it panics; false (and `job`
     /// dropped) when `limit` jobs are already running.
+    // The one place a one-off job starts: here it is bounded and joined.
+    #[allow(clippy::disallowed_methods)]
     pub fn spawn<F>(&self, name: &'static str, job: F) -> bool
     where
         F: Future<Output = ()> + Send + 'static,

@@ -1,5 +1,6 @@
 //! Helpers for the services' integration tests: a throwaway PostgreSQL cluster per
-//! test process with a fresh database per test, fresh SQLite files, and log capture.
+//! test process with a fresh database per test, fresh SQLite files, log capture,
+//! and the base of every service's `spawn_app` ([`service`]).
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 // Test scaffolding waits for real processes (PostgreSQL, the services) by the
@@ -9,6 +10,9 @@
 pub mod postgres;
 pub mod process;
 pub mod schema;
+pub mod service;
+
+pub use service::{PASSWORD, assert_code, bearer, eventually, unique_email};
 
 /// Runs an async test body, `async fn name(backend: Backend)`, once per backend:
 /// `both_backends!(name, other_name);` makes `name::sqlite` and `name::postgres`.

@@ -1,11 +1,11 @@
-//! The User Service's configuration: every flag is also an environment variable,
+//! The User Service's configuration: the flags every service has
+//! ([`ServerFlags`]) and its own; every flag is also an environment variable,
 //! validated once at start.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser};
 use platform::ids::ClientId;
-use platform::telemetry::LogFormat;
+use platform::server::{Command, ServerFlags, Service};
 use secrecy::SecretString;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// The platform's User Service: user profiles.
@@ -18,44 +18,28 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-/// What to do; `serve` when none is given.
-#[derive(Debug, Clone, Copy, Subcommand, PartialEq, Eq)]
-pub enum Command {
-    /// Run the service (the default).
-    Serve,
-    /// Apply the database migrations and exit.
-    Migrate,
+/// The User Service in the shared flags: `USER_GRPC_ADDR`, `USER_HTTP_ADDR`,
+/// `USER_DATABASE_URL`, `USER_TLS_CERT`, `USER_TLS_KEY`, `USER_TLS_CLIENT_CA`,
+/// `USER_TLS_CA` and `USER_LOG_FORMAT`.
+#[derive(Debug, Clone)]
+pub struct UserService;
+
+impl Service for UserService {
+    const NAME: &'static str = "user-service";
+    const METRICS_LABEL: &'static str = "user";
+    const ENV_PREFIX: &'static str = "USER";
+    const GRPC_ADDR: &'static str = "127.0.0.1:50052";
+    const HTTP_ADDR: &'static str = "127.0.0.1:8082";
+    const DATABASE_URL: &'static str = "sqlite:./data/user.db";
+    const HTTP_ROUTES: &'static str = "/healthz, /readyz, /metrics";
+    const PEER: &'static str = "Auth Service";
 }
 
 /// Settings shared by every subcommand.
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
-    /// gRPC listen address (loopback by default: this is an internal service).
-    #[arg(
-        long,
-        env = "USER_GRPC_ADDR",
-        default_value = "127.0.0.1:50052",
-        global = true
-    )]
-    pub grpc_addr: SocketAddr,
-
-    /// Auxiliary HTTP listen address: /healthz, /readyz, /metrics.
-    #[arg(
-        long,
-        env = "USER_HTTP_ADDR",
-        default_value = "127.0.0.1:8082",
-        global = true
-    )]
-    pub http_addr: SocketAddr,
-
-    /// Database URL: `sqlite:<path>` (embedded, the default) or `postgres://...`.
-    #[arg(
-        long,
-        env = "USER_DATABASE_URL",
-        default_value = "sqlite:./data/user.db",
-        global = true
-    )]
-    pub database_url: SecretString,
+    #[command(flatten)]
+    pub server: ServerFlags<UserService>,
 
     /// The Auth Service's gRPC URL: it validates callers' tokens and hears of deletions.
     #[arg(
@@ -85,26 +69,6 @@ pub struct Settings {
     /// create-service-account` prints it (instead of the two settings above).
     #[arg(long, env = "USER_CLIENT_CREDENTIALS_FILE", global = true)]
     pub client_credentials_file: Option<PathBuf>,
-
-    /// PEM certificate of the gRPC port; enables TLS.
-    #[arg(long, env = "USER_TLS_CERT", global = true)]
-    pub tls_cert: Option<PathBuf>,
-
-    /// PEM private key for `--tls-cert`.
-    #[arg(long, env = "USER_TLS_KEY", global = true)]
-    pub tls_key: Option<PathBuf>,
-
-    /// PEM CA: when set, gRPC clients must present a certificate it signed (mTLS).
-    #[arg(long, env = "USER_TLS_CLIENT_CA", global = true)]
-    pub tls_client_ca: Option<PathBuf>,
-
-    /// PEM CA that signed the Auth Service's certificate (default: the client CA).
-    #[arg(long, env = "USER_TLS_CA", global = true)]
-    pub tls_ca: Option<PathBuf>,
-
-    /// Log format: `json` or `pretty`.
-    #[arg(long, env = "USER_LOG_FORMAT", default_value = "json", global = true)]
-    pub log_format: LogFormat,
 }
 
 impl Settings {
@@ -133,16 +97,6 @@ impl Settings {
             (Some(raw), Some(secret)) => Ok(Some((id(raw)?, secret.clone()))),
             (None, None) => Ok(None),
             _ => anyhow::bail!("USER_CLIENT_ID and USER_CLIENT_SECRET go together"),
-        }
-    }
-
-    /// The TLS files given.
-    pub fn tls_files(&self) -> platform::tls::TlsFiles {
-        platform::tls::TlsFiles {
-            cert: self.tls_cert.clone(),
-            key: self.tls_key.clone(),
-            client_ca: self.tls_client_ca.clone(),
-            ca: self.tls_ca.clone(),
         }
     }
 }

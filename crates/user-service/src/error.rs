@@ -24,6 +24,12 @@ pub enum UserError {
     Store(#[from] StoreError),
 }
 
+impl From<sqlx::Error> for UserError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Store(e.into())
+    }
+}
+
 impl From<UserError> for Status {
     /// Caller mistakes carry their message; the service's own failures are logged
     /// with an id and shown only as that id.

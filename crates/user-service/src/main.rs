@@ -2,23 +2,16 @@
 
 use clap::Parser;
 use platform::clock::{SharedClock, SystemClock};
+use platform::server::Command;
 use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
-use user_service::config::{Cli, Command};
+use user_service::config::{Cli, UserService};
 use user_service::startup::{self, Application};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    platform::telemetry::init(cli.settings.log_format);
-    match run(cli).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "user-service failed");
-            eprintln!("user-service: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    platform::telemetry::init(cli.settings.server.log_format);
+    platform::server::exit_code::<UserService>(run(cli).await)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -26,12 +19,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let app = Application::build(cli.settings, clock).await?;
-            let shutdown = CancellationToken::new();
-            platform::shutdown::cancel_on_signal(shutdown.clone());
-            app.run_until_stopped(shutdown).await
+            platform::shutdown::run_until_signal(|shutdown| app.run_until_stopped(shutdown)).await
         }
         Command::Migrate => {
-            startup::open_store(&cli.settings).await?;
+            startup::open_database(&cli.settings).await?;
             tracing::info!("migrations applied");
             Ok(())
         }

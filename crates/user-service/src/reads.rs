@@ -6,7 +6,8 @@
 //! request arrived, so it sees whatever was committed before, as a lone query
 //! would.
 
-use crate::storage::{StoreError, UserRecord, UserStore};
+use crate::storage::{Sql, StoreError, UserRecord};
+use platform::db::Database;
 use platform::ids::UserId;
 use platform::tasks::Jobs;
 use std::collections::HashMap;
@@ -28,20 +29,20 @@ type Reply = oneshot::Sender<Result<Option<UserRecord>, StoreError>>;
 #[derive(Debug, Clone)]
 pub struct Reads {
     queue: mpsc::Sender<(UserId, Reply)>,
-    store: Arc<dyn UserStore>,
+    db: Database,
     /// The batching loop and its batches in flight.
     jobs: Jobs,
 }
 
 impl Reads {
     /// Starts the batching task (it ends when every handle is dropped).
-    pub fn spawn(store: Arc<dyn UserStore>) -> Self {
+    pub fn spawn(db: Database) -> Self {
         let (queue, rx) = mpsc::channel(QUEUE);
         // The loop and a batch per slot (twice: a batch releases its slot just
         // before it ends).
         let jobs = Jobs::new(2 * SLOTS + 1);
-        jobs.spawn("read batching", batch_loop(store.clone(), rx, jobs.clone()));
-        Self { queue, store, jobs }
+        jobs.spawn("read batching", batch_loop(db.clone(), rx, jobs.clone()));
+        Self { queue, db, jobs }
     }
 
     /// Waits a little for the batches in flight (at shutdown).
@@ -53,21 +54,17 @@ impl Reads {
     pub async fn get(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
         let (reply, answer) = oneshot::channel();
         if self.queue.send((id, reply)).await.is_err() {
-            return self.store.get_user(id).await;
+            return read_one(&self.db, id).await;
         }
         match answer.await {
             Ok(result) => result,
             // The batching task is gone (shutting down): read alone.
-            Err(_) => self.store.get_user(id).await,
+            Err(_) => read_one(&self.db, id).await,
         }
     }
 }
 
-async fn batch_loop(
-    store: Arc<dyn UserStore>,
-    mut rx: mpsc::Receiver<(UserId, Reply)>,
-    jobs: Jobs,
-) {
+async fn batch_loop(db: Database, mut rx: mpsc::Receiver<(UserId, Reply)>, jobs: Jobs) {
     let slots = Arc::new(Semaphore::new(SLOTS));
     loop {
         // A slot first, then whatever queued while none was free.
@@ -84,18 +81,18 @@ async fn batch_loop(
                 Err(_) => break,
             }
         }
-        let store = store.clone();
+        let db = db.clone();
         // A slot is held, so there is room: the loop and SLOTS batches.
         jobs.spawn("read batch", async move {
-            answer(store.as_ref(), batch).await;
+            answer(&db, batch).await;
             drop(slot);
         });
     }
 }
 
-async fn answer(store: &dyn UserStore, batch: Vec<(UserId, Reply)>) {
+async fn answer(db: &Database, batch: Vec<(UserId, Reply)>) {
     let ids: Vec<UserId> = batch.iter().map(|(id, _)| *id).collect();
-    match store.get_users(&ids).await {
+    match read_many(db, &ids).await {
         Ok(found) => {
             let by_id: HashMap<UserId, UserRecord> = found.into_iter().map(|u| (u.id, u)).collect();
             for (id, reply) in batch {
@@ -106,8 +103,20 @@ async fn answer(store: &dyn UserStore, batch: Vec<(UserId, Reply)>) {
         // shareable, and a lone retry may well succeed).
         Err(_) => {
             for (id, reply) in batch {
-                let _ = reply.send(store.get_user(id).await);
+                let _ = reply.send(read_one(db, id).await);
             }
         }
     }
+}
+
+/// The active user `id`, read on a connection of its own.
+async fn read_one(db: &Database, id: UserId) -> Result<Option<UserRecord>, StoreError> {
+    let mut conn = db.read().await?;
+    platform::sql!(&mut conn, Sql::get_user(id))
+}
+
+/// The active users among `ids`, in one query.
+async fn read_many(db: &Database, ids: &[UserId]) -> Result<Vec<UserRecord>, StoreError> {
+    let mut conn = db.read().await?;
+    platform::sql!(&mut conn, Sql::get_users(ids))
 }

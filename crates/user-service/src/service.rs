@@ -1,14 +1,19 @@
 //! The User Service's use cases. Transport-free: handlers authorize the caller
 //! (through the Auth Service), parse requests into domain types and call these.
+//! The rules live here (which version a write needs, what a deletion tells the
+//! Auth Service); the SQL functions they call only read and write rows.
 
 use crate::domain::{Filter, Profile, ProfileInput, UpdateMask, Username};
 use crate::error::UserError;
 use crate::reads::Reads;
-use crate::storage::{StoreError, UserRecord, UserStore, Written};
+use crate::storage::{Sql, StoreError, UserRecord};
 use platform::clock::SharedClock;
+use platform::db::Database;
 use platform::ids::UserId;
-use platform::outbox::OutboxEvent;
+use platform::outbox::{OutboxEvent, SqlOutbox};
 use platform::paging::{Limits, PageRequest};
+use platform::sql;
+use platform::sql::Tx;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -69,7 +74,7 @@ fn version_of(etag: &str) -> Result<Option<i64>, UserError> {
 /// The User Service's core.
 #[derive(Debug)]
 pub struct Directory {
-    pub(crate) store: Arc<dyn UserStore>,
+    pub(crate) db: Database,
     /// GetUser's reads, coalesced under load.
     pub(crate) reads: Reads,
     pub(crate) clock: SharedClock,
@@ -98,25 +103,37 @@ impl Directory {
         if let Some(u) = new.username {
             profile.username = u;
         }
+        // One statement per attempt, each committed on its own: no transaction
+        // to hold while a username is retried.
+        let mut conn = self.db.read().await?;
         for attempt in 0..USERNAME_ATTEMPTS {
             let record = record(new.id, &new.email, &profile, 1, now, now);
-            match self.store.create_user(&record).await {
-                Ok((stored, created)) => {
-                    if created {
-                        tracing::info!(username = %stored.username, "profile created");
-                    }
+            let clash = match platform::sql!(&mut conn, Sql::insert_user(&record)) {
+                Ok(Some(stored)) => {
+                    tracing::info!(username = %stored.username, "profile created");
                     return Ok(stored);
                 }
-                Err(StoreError::UsernameTaken) if !explicit && attempt + 1 < USERNAME_ATTEMPTS => {
+                // The id exists: a redelivery.
+                Ok(None) => StoreError::Database(sqlx::Error::RowNotFound),
+                // A redelivery whose username check fired before its id check, or
+                // a real clash with another user.
+                Err(StoreError::UsernameTaken) => StoreError::UsernameTaken,
+                Err(e) => return Err(e.into()),
+            };
+            if let Some(existing) = platform::sql!(&mut conn, Sql::any_user(new.id))? {
+                return Ok(existing);
+            }
+            match clash {
+                StoreError::UsernameTaken if !explicit && attempt + 1 < USERNAME_ATTEMPTS => {
                     let suffix = format!("{:04}", uuid::Uuid::new_v4().as_u128() % 10_000);
                     profile.username = Username::derive(&new.email, Some(&suffix));
                 }
-                Err(StoreError::UsernameTaken) => {
+                StoreError::UsernameTaken => {
                     return Err(UserError::UsernameTaken(
                         profile.username.as_str().to_owned(),
                     ));
                 }
-                Err(e) => return Err(e.into()),
+                e => return Err(e.into()),
             }
         }
         Err(UserError::UsernameTaken(
@@ -134,7 +151,8 @@ impl Directory {
 
     /// Several active users in the order asked; NOT_FOUND if any is missing.
     pub async fn batch_get(&self, ids: &[UserId]) -> Result<Vec<UserRecord>, UserError> {
-        let found = self.store.get_users(ids).await?;
+        let mut conn = self.db.read().await?;
+        let found = platform::sql!(&mut conn, Sql::get_users(ids))?;
         ids.iter()
             .map(|id| {
                 found
@@ -155,10 +173,11 @@ impl Directory {
     ) -> Result<Page, UserError> {
         let filter = Filter::parse(filter_text)?;
         let page = PageRequest::<UserId>::parse(page_size, page_token, filter_text.trim(), PAGES)?;
-        let rows = self
-            .store
-            .list_users(&filter, page.after, page.fetch())
-            .await?;
+        let mut conn = self.db.read().await?;
+        let rows = platform::sql!(
+            &mut conn,
+            Sql::list_users(&filter, page.after, page.fetch())
+        )?;
         let (users, next_page_token) = page.finish(rows, |u| u.id);
         Ok(Page {
             users,
@@ -223,10 +242,14 @@ impl Directory {
                 current.created_at,
                 self.clock.now(),
             );
-            match self.store.update_user(&candidate).await {
-                Ok(Written::Done(u)) => return Ok(u),
-                Ok(Written::Stale) => continue,
-                Ok(Written::NotFound) => return Err(UserError::NotFound(format!("users/{id}"))),
+            let mut tx = Tx::write(&self.db.pool).await?;
+            match sql!(&mut tx, Sql::update_user(&candidate)) {
+                Ok(Some(u)) => {
+                    tx.commit().await?;
+                    return Ok(u);
+                }
+                Ok(None) if sql!(&mut tx, Sql::exists(id))? => continue,
+                Ok(None) => return Err(UserError::NotFound(format!("users/{id}"))),
                 Err(StoreError::UsernameTaken) => {
                     return Err(UserError::UsernameTaken(next.username.as_str().to_owned()));
                 }
@@ -243,15 +266,20 @@ impl Directory {
         let now = self.clock.now();
         let payload = serde_json::to_string(&UserDeleted { user_id: id }).unwrap_or_default();
         let event = OutboxEvent::new(USER_DELETED, id.uuid(), payload, now);
-        match self.store.delete_user(id, expected, now, &event).await? {
-            Written::Done(()) => {
-                self.outbox_wake.notify_one();
-                tracing::info!("user deleted");
-                Ok(())
-            }
-            Written::Stale => Err(UserError::StaleEtag),
-            Written::NotFound => Err(UserError::NotFound(format!("users/{id}"))),
+        let mut tx = Tx::write(&self.db.pool).await?;
+        if !sql!(&mut tx, Sql::soft_delete(id, expected, now))? {
+            return Err(if sql!(&mut tx, Sql::exists(id))? {
+                UserError::StaleEtag
+            } else {
+                UserError::NotFound(format!("users/{id}"))
+            });
         }
+        // The Auth Service hears of the deletion if and only if it commits.
+        sql!(&mut tx, SqlOutbox::insert(&event))?;
+        tx.commit().await?;
+        self.outbox_wake.notify_one();
+        tracing::info!("user deleted");
+        Ok(())
     }
 }
 
@@ -288,4 +316,77 @@ fn profile_of(u: &UserRecord) -> Result<Profile, UserError> {
         locale: u.locale.clone(),
         time_zone: u.time_zone.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use platform::clock::ManualClock;
+    use test_support::{Backend, TestDatabase};
+
+    test_support::both_backends!(
+        a_deletion_tells_the_auth_service_only_when_it_happens,
+        a_redelivered_creation_returns_the_stored_profile
+    );
+
+    async fn directory(backend: Backend) -> (TestDatabase, Directory) {
+        let test_db = backend.fresh_database().await;
+        let db = Database::connect(&test_db.url, &crate::storage::MIGRATIONS)
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        let directory = Directory {
+            reads: Reads::spawn(db.clone()),
+            db,
+            clock: Arc::new(ManualClock::default()),
+            outbox_wake: Arc::new(Notify::new()),
+        };
+        (test_db, directory)
+    }
+
+    fn new_user(email: &str) -> NewUser {
+        NewUser {
+            id: UserId::generate(),
+            email: email.into(),
+            username: None,
+            input: ProfileInput {
+                display_name: "Ada".into(),
+                ..ProfileInput::default()
+            },
+        }
+    }
+
+    async fn a_deletion_tells_the_auth_service_only_when_it_happens(backend: Backend) {
+        let (_keep, users) = directory(backend).await;
+        let outbox = crate::storage::outbox(&users.db);
+        let ada = users.create(new_user("ada@example.com")).await.unwrap();
+        let stale = users.delete(ada.id, "v9").await;
+        assert!(matches!(stale, Err(UserError::StaleEtag)), "{stale:?}");
+        let missing = users.delete(UserId::generate(), "").await;
+        assert!(
+            matches!(missing, Err(UserError::NotFound(_))),
+            "{missing:?}"
+        );
+        assert_eq!(
+            outbox.backlog().await.unwrap(),
+            0,
+            "no event without a deletion"
+        );
+        users.delete(ada.id, "v1").await.unwrap();
+        assert_eq!(outbox.backlog().await.unwrap(), 1, "one event with it");
+        let again = users.delete(ada.id, "").await;
+        assert!(matches!(again, Err(UserError::NotFound(_))), "{again:?}");
+        assert_eq!(outbox.backlog().await.unwrap(), 1);
+    }
+
+    async fn a_redelivered_creation_returns_the_stored_profile(backend: Backend) {
+        let (_keep, users) = directory(backend).await;
+        let new = new_user("ada@example.com");
+        let first = users.create(new.clone()).await.unwrap();
+        let again = users.create(new).await.unwrap();
+        assert_eq!(again, first);
+        // Another user with the same email derives another username.
+        let other = users.create(new_user("ada@example.com")).await.unwrap();
+        assert_ne!(other.username, first.username);
+    }
 }

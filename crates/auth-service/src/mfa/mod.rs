@@ -27,7 +27,6 @@ use crate::recovery::Recovery;
 use crate::sessions::Amr;
 use crate::sessions::SessionSql;
 use crate::sessions::Sessions;
-use crate::storage::StoreError;
 use crate::throttle::{Reserved, codes_locked};
 use aws_lc_rs::digest::{SHA256, digest};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};

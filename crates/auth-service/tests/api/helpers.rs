@@ -5,12 +5,10 @@ use auth_service::startup::{Application, Handle};
 use identity_proto::auth::v1 as pb;
 use identity_proto::auth::v1::auth_service_client::AuthServiceClient;
 use platform::clock::ManualClock;
-use platform::telemetry::LogFormat;
-use secrecy::SecretString;
 use std::sync::Arc;
-use std::time::Duration;
 pub use test_support::Backend;
 use test_support::TestDatabase;
+pub use test_support::{PASSWORD, assert_code, bearer, unique_email};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
@@ -36,45 +34,16 @@ impl Drop for TestApp {
 }
 
 pub fn settings(db_url: &str) -> Settings {
-    Settings {
-        grpc_addr: "127.0.0.1:0".parse().unwrap(),
-        http_addr: "127.0.0.1:0".parse().unwrap(),
-        database_url: SecretString::from(db_url.to_owned()),
-        issuer: "identity-auth".into(),
-        audience: "identity-platform".into(),
-        access_token_ttl: Duration::from_secs(15 * 60),
-        refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
-        key_rotation_interval: Duration::from_secs(30 * 24 * 3600),
-        session_max_lifetime: Duration::from_secs(30 * 24 * 3600),
-        audit_retention: Duration::from_secs(365 * 24 * 3600),
-        registrations_per_minute: 20,
-        gateway_strip_authorization: false,
-        forward_uri_header: "x-forwarded-uri".parse().unwrap(),
-        notify_url: None,
-        notify_secret: None,
-        smtp_url: None,
-        smtp_from: "no-reply@localhost".into(),
-        public_url: None,
-        email_verification_ttl: Duration::from_secs(24 * 3600),
-        password_reset_ttl: Duration::from_secs(30 * 60),
-        mfa_challenge_ttl: Duration::from_secs(5 * 60),
-        require_verified_email: false,
-        public_http_url: None,
-        verified_token_cache: 131_072,
-        key_encryption_key: None,
-        hash_workers: Some(2),
-        hash_queue: 64,
-        sync_interval: Duration::from_millis(50),
-        max_sync_age: Duration::from_secs(30),
-        log_format: LogFormat::Pretty,
-        // Nothing listens here: registrations wait in the outbox.
-        user_url: "http://127.0.0.1:9".into(),
-        trusted_proxies: String::new(),
-        tls_cert: None,
-        tls_key: None,
-        tls_client_ca: None,
-        tls_ca: None,
-    }
+    test_support::service::settings(
+        db_url,
+        &[
+            ("hash-workers", "2"),
+            ("hash-queue", "64"),
+            ("sync-interval", "50ms"),
+            // Nothing listens here: registrations wait in the outbox.
+            ("user-url", "http://127.0.0.1:9"),
+        ],
+    )
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
@@ -94,7 +63,7 @@ pub async fn spawn_replica(app: &TestApp, tweak: impl FnOnce(&mut Settings)) -> 
 
 pub async fn spawn_with(settings: Settings, clock: ManualClock, connect: bool) -> TestApp {
     test_support::init_test_logs();
-    let db_url = secrecy::ExposeSecret::expose_secret(&settings.database_url).to_owned();
+    let db_url = secrecy::ExposeSecret::expose_secret(&settings.server.database_url).to_owned();
     let app = Application::build(settings, Arc::new(clock.clone()))
         .await
         .expect("build app");
@@ -103,12 +72,7 @@ pub async fn spawn_with(settings: Settings, clock: ManualClock, connect: bool) -
     let handle = app.handle();
     let shutdown = CancellationToken::new();
     let stopped = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-    let endpoint = Channel::from_shared(format!("http://{grpc_addr}")).unwrap();
-    let channel = if connect {
-        endpoint.connect().await.expect("connect to the gRPC port")
-    } else {
-        endpoint.connect_lazy()
-    };
+    let channel = test_support::service::channel(grpc_addr, connect).await;
     TestApp {
         grpc_addr,
         grpc: AuthServiceClient::new(channel),
@@ -120,12 +84,6 @@ pub async fn spawn_with(settings: Settings, clock: ManualClock, connect: bool) -
         stopped: Some(stopped),
         _db: None,
     }
-}
-
-pub const PASSWORD: &str = "correct horse battery staple";
-
-pub fn unique_email() -> String {
-    format!("user-{}@example.com", uuid::Uuid::new_v4().simple())
 }
 
 impl TestApp {
@@ -259,27 +217,4 @@ impl TestApp {
             .await
             .unwrap()
     }
-}
-
-/// Asserts a call failed with `code`, and returns its message.
-#[track_caller]
-pub fn assert_code<T: std::fmt::Debug>(
-    result: Result<T, tonic::Status>,
-    code: tonic::Code,
-) -> String {
-    match result {
-        Ok(v) => panic!("expected {code:?}, got OK: {v:?}"),
-        Err(s) => {
-            assert_eq!(s.code(), code, "unexpected status: {s:?}");
-            s.message().to_owned()
-        }
-    }
-}
-
-/// `message` with `authorization: Bearer <token>`.
-pub fn bearer<T>(message: T, token: &str) -> tonic::Request<T> {
-    let mut r = tonic::Request::new(message);
-    r.metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    r
 }

@@ -234,9 +234,9 @@ async fn mutual_tls_accepts_only_certified_clients() {
     let (client_cert, client_key) = leaf("user-service");
     let db = Backend::Sqlite.fresh_database().await;
     let mut s = settings(&db.url);
-    s.tls_cert = Some(write("server.pem", server_cert));
-    s.tls_key = Some(write("server.key", server_key));
-    s.tls_client_ca = Some(write("ca.pem", ca.pem()));
+    s.server.tls_cert = Some(write("server.pem", server_cert));
+    s.server.tls_key = Some(write("server.key", server_key));
+    s.server.tls_client_ca = Some(write("ca.pem", ca.pem()));
     let app = spawn_with(s, platform::clock::ManualClock::default(), false).await;
 
     use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};

@@ -1,13 +1,12 @@
 //! The `users` table, one SQL body for both backends.
 
-use super::{Sql, StoreError, UserRecord, UserStore, Written};
+use super::{StoreError, UserRecord};
 use crate::domain::Filter;
 use crate::domain::filter::like_prefix;
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use platform::ids::UserId;
-use platform::outbox::{OutboxEvent, SqlOutbox};
 use platform::sql::{SqlType, Timestamp, UniqueKey};
+use std::marker::PhantomData;
 use uuid::Uuid;
 
 const COLUMNS: &str = "id, email, username, display_name, avatar_url, bio, locale, time_zone, \
@@ -19,36 +18,29 @@ const USERNAME_KEY: UniqueKey = UniqueKey {
     columns: "users.username",
 };
 
-platform::generic_store! {
-    impl<DB> Sql<DB> {
-        /// The user with this id, deleted or not.
-        async fn any_user(
-            conn: &mut DB::Connection,
-            id: UserId,
-        ) -> Result<Option<UserRecord>, StoreError> {
-            Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
-                .bind(id)
-                .fetch_optional(conn)
-                .await?)
-        }
+/// The SQL of the `users` table on backend `DB`: `Sql::<DB>::get_user(conn, id)`,
+/// or `sql!(&mut tx, Sql::get_user(id))` on either.
+#[derive(Debug)]
+pub struct Sql<DB>(PhantomData<DB>);
 
-        /// Whether an active user has this id.
-        async fn exists(conn: &mut DB::Connection, id: UserId) -> Result<bool, StoreError> {
-            Ok(sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND deleted_at IS NULL)",
-            )
-            .bind(id)
-            .fetch_one(conn)
-            .await?)
-        }
+/// A username clash, or the database's own error.
+fn write_error<DB: platform::sql::Dialect>(e: sqlx::Error) -> StoreError {
+    if DB::violates(&e, USERNAME_KEY) {
+        StoreError::UsernameTaken
+    } else {
+        e.into()
     }
 }
 
 platform::generic_store! {
-    #[async_trait]
-    impl<DB> UserStore for Sql<DB> {
-        async fn create_user(&self, u: &UserRecord) -> Result<(UserRecord, bool), StoreError> {
-            let inserted: Result<Option<UserRecord>, _> = sqlx::query_as(&format!(
+    impl<DB> Sql<DB> {
+        /// Inserts `u`; `None` when its id exists (deleted or not).
+        /// `UsernameTaken` when another active user has the name.
+        pub async fn insert_user(
+            conn: &mut DB::Connection,
+            u: &UserRecord,
+        ) -> Result<Option<UserRecord>, StoreError> {
+            sqlx::query_as(&format!(
                 "INSERT INTO users ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
                  ON CONFLICT (id) DO NOTHING RETURNING {COLUMNS}"
             ))
@@ -63,46 +55,53 @@ platform::generic_store! {
             .bind(u.version)
             .bind(Timestamp(u.created_at))
             .bind(Timestamp(u.updated_at))
-            .fetch_optional(&self.pool)
-            .await;
-            let clash = match inserted {
-                Ok(Some(user)) => return Ok((user, true)),
-                // The id exists: a redelivery.
-                Ok(None) => StoreError::Database(sqlx::Error::RowNotFound),
-                // A redelivery whose username check fired before its id check, or a
-                // real clash with another user.
-                Err(e) if DB::violates(&e, USERNAME_KEY) => StoreError::UsernameTaken,
-                Err(e) => return Err(e.into()),
-            };
-            let mut conn = self.pool.acquire().await?;
-            match Self::any_user(&mut conn, u.id).await? {
-                Some(existing) => Ok((existing, false)),
-                None => Err(clash),
-            }
+            .fetch_optional(conn)
+            .await
+            .map_err(write_error::<DB>)
         }
 
-        async fn get_user(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
+        /// The user with this id, deleted or not.
+        pub async fn any_user(
+            conn: &mut DB::Connection,
+            id: UserId,
+        ) -> Result<Option<UserRecord>, StoreError> {
+            Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(conn)
+                .await?)
+        }
+
+        /// The active user with this id.
+        pub async fn get_user(
+            conn: &mut DB::Connection,
+            id: UserId,
+        ) -> Result<Option<UserRecord>, StoreError> {
             Ok(sqlx::query_as(&format!(
                 "SELECT {COLUMNS} FROM users WHERE id = $1 AND deleted_at IS NULL"
             ))
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(conn)
             .await?)
         }
 
-        async fn get_users(&self, ids: &[UserId]) -> Result<Vec<UserRecord>, StoreError> {
+        /// The active users among `ids`, in any order.
+        pub async fn get_users(
+            conn: &mut DB::Connection,
+            ids: &[UserId],
+        ) -> Result<Vec<UserRecord>, StoreError> {
             let sql = format!(
                 "SELECT {COLUMNS} FROM users WHERE {} AND deleted_at IS NULL",
                 DB::id_in("id", 1, ids.len())
             );
             let ids: Vec<Uuid> = ids.iter().map(|id| id.uuid()).collect();
             Ok(DB::bind_ids(sqlx::query_as(&sql), &ids)
-                .fetch_all(&self.pool)
+                .fetch_all(conn)
                 .await?)
         }
 
-        async fn list_users(
-            &self,
+        /// Active users matching `filter` with ids after `after`, in id order.
+        pub async fn list_users(
+            conn: &mut DB::Connection,
             filter: &Filter,
             after: Option<UserId>,
             limit: i64,
@@ -126,12 +125,28 @@ platform::generic_store! {
                 Some(v) => query.bind(v),
                 None => query,
             };
-            Ok(query.fetch_all(&self.pool).await?)
+            Ok(query.fetch_all(conn).await?)
         }
 
-        async fn update_user(&self, u: &UserRecord) -> Result<Written<UserRecord>, StoreError> {
-            let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
-            let updated: Result<Option<UserRecord>, _> = sqlx::query_as(&format!(
+        /// Whether an active user has this id.
+        pub async fn exists(conn: &mut DB::Connection, id: UserId) -> Result<bool, StoreError> {
+            Ok(sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND deleted_at IS NULL)",
+            )
+            .bind(id)
+            .fetch_one(conn)
+            .await?)
+        }
+
+        /// Replaces the editable fields of the active user `u.id` if it is still
+        /// at `u.version`, and returns it at the next version; `None` if it is
+        /// not (any more), or is not active. `UsernameTaken` when another active
+        /// user has the name.
+        pub async fn update_user(
+            conn: &mut DB::Connection,
+            u: &UserRecord,
+        ) -> Result<Option<UserRecord>, StoreError> {
+            sqlx::query_as(&format!(
                 "UPDATE users SET username = $3, display_name = $4, avatar_url = $5, bio = $6,
                      locale = $7, time_zone = $8, updated_at = $9, email = $10,
                      version = version + 1
@@ -148,27 +163,19 @@ platform::generic_store! {
             .bind(&u.time_zone)
             .bind(Timestamp(u.updated_at))
             .bind(&u.email)
-            .fetch_optional(&mut *tx)
-            .await;
-            let written = match updated {
-                Ok(Some(user)) => Written::Done(user),
-                Ok(None) if Self::exists(&mut tx, u.id).await? => Written::Stale,
-                Ok(None) => Written::NotFound,
-                Err(e) if DB::violates(&e, USERNAME_KEY) => return Err(StoreError::UsernameTaken),
-                Err(e) => return Err(e.into()),
-            };
-            tx.commit().await?;
-            Ok(written)
+            .fetch_optional(conn)
+            .await
+            .map_err(write_error::<DB>)
         }
 
-        async fn delete_user(
-            &self,
+        /// Marks the active user `id` deleted at `now` if it is at `version`
+        /// (at any when `None`); whether it was.
+        pub async fn soft_delete(
+            conn: &mut DB::Connection,
             id: UserId,
             version: Option<i64>,
             now: DateTime<Utc>,
-            event: &OutboxEvent,
-        ) -> Result<Written<()>, StoreError> {
-            let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        ) -> Result<bool, StoreError> {
             let deleted = sqlx::query(&format!(
                 "UPDATE users SET deleted_at = $3, updated_at = $3, version = version + 1
                  WHERE id = $1 AND deleted_at IS NULL AND ({} IS NULL OR version = $2)",
@@ -177,18 +184,9 @@ platform::generic_store! {
             .bind(id)
             .bind(version)
             .bind(Timestamp(now))
-            .execute(&mut *tx)
+            .execute(conn)
             .await?;
-            if DB::rows_affected(&deleted) == 0 {
-                return Ok(if Self::exists(&mut tx, id).await? {
-                    Written::Stale
-                } else {
-                    Written::NotFound
-                });
-            }
-            SqlOutbox::<DB>::insert(&mut tx, event).await?;
-            tx.commit().await?;
-            Ok(Written::Done(()))
+            Ok(DB::rows_affected(&deleted) != 0)
         }
     }
 }

@@ -6,26 +6,21 @@ use identity_proto::auth::v1::auth_service_client::AuthServiceClient;
 use identity_proto::user::v1 as pb;
 use identity_proto::user::v1::user_service_client::UserServiceClient;
 use platform::clock::ManualClock;
-use platform::telemetry::LogFormat;
-use secrecy::SecretString;
 use std::sync::Arc;
-use std::time::Duration;
 pub use test_support::Backend;
 use test_support::TestDatabase;
 pub(crate) use test_support::both_backends;
+pub use test_support::{PASSWORD, assert_code, bearer, eventually};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
-
-pub const PASSWORD: &str = "correct horse battery staple";
 
 pub struct TestSystem {
     /// The Auth Service's core, for what operators do from the command line.
     pub core: Arc<auth_service::context::Context>,
     /// A token of the User Service's own service account.
     pub service_token: String,
-    pub auth: AuthServiceClient<Channel>,
-    pub users: UserServiceClient<Channel>,
+    pub auth: AuthServiceClient<tonic::transport::Channel>,
+    pub users: UserServiceClient<tonic::transport::Channel>,
     pub clock: ManualClock,
     pub user_http: String,
     shutdown: CancellationToken,
@@ -52,44 +47,15 @@ async fn bind() -> TcpListener {
 }
 
 pub fn auth_settings(db: &str, user_url: String) -> auth_service::config::Settings {
-    auth_service::config::Settings {
-        grpc_addr: "127.0.0.1:0".parse().unwrap(),
-        http_addr: "127.0.0.1:0".parse().unwrap(),
-        database_url: SecretString::from(db.to_owned()),
-        issuer: "identity-auth".into(),
-        audience: "identity-platform".into(),
-        access_token_ttl: Duration::from_secs(15 * 60),
-        refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
-        key_rotation_interval: Duration::from_secs(30 * 24 * 3600),
-        session_max_lifetime: Duration::from_secs(30 * 24 * 3600),
-        audit_retention: Duration::from_secs(365 * 24 * 3600),
-        registrations_per_minute: 20,
-        gateway_strip_authorization: false,
-        forward_uri_header: "x-forwarded-uri".parse().unwrap(),
-        notify_url: None,
-        notify_secret: None,
-        smtp_url: None,
-        smtp_from: "no-reply@localhost".into(),
-        public_url: None,
-        email_verification_ttl: Duration::from_secs(24 * 3600),
-        password_reset_ttl: Duration::from_secs(30 * 60),
-        mfa_challenge_ttl: Duration::from_secs(5 * 60),
-        require_verified_email: false,
-        public_http_url: None,
-        verified_token_cache: 131_072,
-        key_encryption_key: None,
-        hash_workers: Some(2),
-        hash_queue: 64,
-        sync_interval: Duration::from_millis(50),
-        max_sync_age: Duration::from_secs(30),
-        log_format: LogFormat::Pretty,
-        user_url,
-        trusted_proxies: String::new(),
-        tls_cert: None,
-        tls_key: None,
-        tls_client_ca: None,
-        tls_ca: None,
-    }
+    test_support::service::settings(
+        db,
+        &[
+            ("hash-workers", "2"),
+            ("hash-queue", "64"),
+            ("sync-interval", "50ms"),
+            ("user-url", &user_url),
+        ],
+    )
 }
 
 pub fn user_settings(
@@ -97,28 +63,14 @@ pub fn user_settings(
     auth_url: String,
     client: (String, String),
 ) -> user_service::config::Settings {
-    user_service::config::Settings {
-        grpc_addr: "127.0.0.1:0".parse().unwrap(),
-        http_addr: "127.0.0.1:0".parse().unwrap(),
-        database_url: SecretString::from(db.to_owned()),
-        auth_url,
-        client_id: Some(client.0),
-        client_secret: Some(SecretString::from(client.1)),
-        client_credentials_file: None,
-        tls_cert: None,
-        tls_key: None,
-        tls_client_ca: None,
-        tls_ca: None,
-        log_format: LogFormat::Pretty,
-    }
-}
-
-async fn channel(addr: std::net::SocketAddr) -> Channel {
-    Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
+    test_support::service::settings(
+        db,
+        &[
+            ("auth-url", &auth_url),
+            ("client-id", &client.0),
+            ("client-secret", &client.1),
+        ],
+    )
 }
 
 pub async fn spawn_system(backend: Backend) -> TestSystem {
@@ -171,7 +123,8 @@ pub async fn spawn_system(backend: Backend) -> TestSystem {
     .unwrap();
     tokio::spawn(users.run_until_stopped(shutdown.clone()));
 
-    let mut auth_client = AuthServiceClient::new(channel(auth_addr).await);
+    let mut auth_client =
+        AuthServiceClient::new(test_support::service::channel(auth_addr, true).await);
     let service_token = auth_client
         .issue_service_token(auth_pb::IssueServiceTokenRequest {
             client_id: account.client_id,
@@ -185,7 +138,7 @@ pub async fn spawn_system(backend: Backend) -> TestSystem {
         core,
         service_token,
         auth: auth_client,
-        users: UserServiceClient::new(channel(user_addr).await),
+        users: UserServiceClient::new(test_support::service::channel(user_addr, true).await),
         clock,
         user_http: format!("http://{user_http_addr}"),
         shutdown,
@@ -193,49 +146,10 @@ pub async fn spawn_system(backend: Backend) -> TestSystem {
     }
 }
 
-/// `message` with `authorization: Bearer <token>`.
-pub fn bearer<T>(message: T, token: &str) -> tonic::Request<T> {
-    let mut r = tonic::Request::new(message);
-    r.metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    r
-}
-
-/// Asserts a call failed with `code`, and returns its message.
-#[track_caller]
-pub fn assert_code<T: std::fmt::Debug>(
-    result: Result<T, tonic::Status>,
-    code: tonic::Code,
-) -> String {
-    match result {
-        Ok(v) => panic!("expected {code:?}, got OK: {v:?}"),
-        Err(s) => {
-            assert_eq!(s.code(), code, "unexpected status: {s:?}");
-            s.message().to_owned()
-        }
-    }
-}
-
-/// Polls `check` until it holds, for up to `secs` seconds.
-pub async fn eventually<F, Fut>(secs: u64, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 impl TestSystem {
     /// Registers and logs in a fresh user, and waits for the profile to appear.
     pub async fn new_user(&self) -> TestUser {
-        let email = format!("user-{}@example.com", uuid::Uuid::new_v4().simple());
+        let email = test_support::unique_email();
         let id = self
             .auth
             .clone()

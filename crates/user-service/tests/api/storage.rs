@@ -1,11 +1,16 @@
-//! The storage conformance suite: the same expectations of both backends.
+//! The storage conformance suite: the same expectations of the SQL functions
+//! on both backends.
 
 use crate::helpers::{Backend, both_backends};
 use chrono::{Duration, Utc};
+use platform::db::Database;
 use platform::ids::UserId;
-use platform::outbox::OutboxEvent;
+use platform::sql;
+use platform::sql::Read;
+use platform::sql::Tx;
+use test_support::TestDatabase;
 use user_service::domain::Filter;
-use user_service::storage::{StoreError, UserRecord, Written};
+use user_service::storage::{MIGRATIONS, Sql, StoreError, UserRecord};
 
 both_backends!(users_round_trip, conditional_writes_and_deletion);
 
@@ -26,67 +31,87 @@ fn record(username: &str) -> UserRecord {
     }
 }
 
+/// A migrated database of `backend` and a connection to it.
+async fn open(backend: Backend) -> (TestDatabase, Database, Read) {
+    let test_db = backend.fresh_database().await;
+    let db = Database::connect(&test_db.url, &MIGRATIONS).await.unwrap();
+    db.migrate().await.unwrap();
+    let conn = db.read().await.unwrap();
+    (test_db, db, conn)
+}
+
 async fn users_round_trip(backend: Backend) {
-    let db = backend.fresh_database().await;
-    let s = user_service::storage::connect(&db.url).await.unwrap();
-    s.db.migrate().await.unwrap();
-    s.db.migrate().await.expect("migrations are idempotent");
+    let (_keep, db, mut c) = open(backend).await;
+    db.migrate().await.expect("migrations are idempotent");
     let ada = record("ada");
-    let (stored, created) = s.users.create_user(&ada).await.unwrap();
-    assert!(created);
+    let stored = platform::sql!(&mut c, Sql::insert_user(&ada))
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.id, ada.id);
     assert_eq!(
         stored.created_at.timestamp_micros(),
         ada.created_at.timestamp_micros()
     );
-    let (again, created) = s.users.create_user(&ada).await.unwrap();
-    assert!(!created, "same id: nothing created");
-    assert_eq!(again, stored);
+    assert_eq!(
+        platform::sql!(&mut c, Sql::insert_user(&ada)).unwrap(),
+        None,
+        "same id: nothing inserted"
+    );
+    assert_eq!(
+        platform::sql!(&mut c, Sql::any_user(ada.id)).unwrap(),
+        Some(stored)
+    );
     assert!(matches!(
-        s.users.create_user(&record("ada")).await,
+        platform::sql!(&mut c, Sql::insert_user(&record("ada"))),
         Err(StoreError::UsernameTaken)
     ));
 
     let names = ["ab_c", "abx", "a%c", "bob"];
     let mut ids = vec![ada.id];
     for n in names {
-        ids.push(s.users.create_user(&record(n)).await.unwrap().0.id);
+        let user = platform::sql!(&mut c, Sql::insert_user(&record(n))).unwrap();
+        ids.push(user.unwrap().id);
     }
-    assert_eq!(
-        s.users.get_user(ada.id).await.unwrap().unwrap().username,
-        "ada"
-    );
+    let got = platform::sql!(&mut c, Sql::get_user(ada.id))
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.username, "ada");
+    let nobody = UserId::generate();
     assert!(
-        s.users
-            .get_user(UserId::generate())
-            .await
+        platform::sql!(&mut c, Sql::get_user(nobody))
             .unwrap()
             .is_none()
     );
-    assert_eq!(s.users.get_users(&ids).await.unwrap().len(), 5);
-    assert!(s.users.get_users(&[]).await.unwrap().is_empty());
+    assert!(platform::sql!(&mut c, Sql::exists(ada.id)).unwrap());
+    assert!(!platform::sql!(&mut c, Sql::exists(nobody)).unwrap());
+    assert_eq!(
+        platform::sql!(&mut c, Sql::get_users(&ids)).unwrap().len(),
+        5
+    );
+    assert!(
+        platform::sql!(&mut c, Sql::get_users(&[]))
+            .unwrap()
+            .is_empty()
+    );
 
-    let all = s.users.list_users(&Filter::All, None, 100).await.unwrap();
+    let pool = &db.pool;
+    let list = |filter: Filter, after: Option<UserId>, limit: i64| async move {
+        let mut c = Read::open(pool).await.unwrap();
+        platform::sql!(&mut c, Sql::list_users(&filter, after, limit)).unwrap()
+    };
+    let all = list(Filter::All, None, 100).await;
     assert_eq!(
         all.iter().map(|u| u.id).collect::<Vec<_>>(),
         ids,
         "id order"
     );
-    let after = s
-        .users
-        .list_users(&Filter::All, Some(ids[1]), 2)
-        .await
-        .unwrap();
+    let after = list(Filter::All, Some(ids[1]), 2).await;
     assert_eq!(
         after.iter().map(|u| u.id).collect::<Vec<_>>(),
         ids[2..4].to_vec()
     );
     // LIKE wildcards in a prefix are literal.
-    let under = s
-        .users
-        .list_users(&Filter::UsernamePrefix("ab_".into()), None, 100)
-        .await
-        .unwrap();
+    let under = list(Filter::UsernamePrefix("ab_".into()), None, 100).await;
     assert_eq!(
         under
             .iter()
@@ -94,47 +119,47 @@ async fn users_round_trip(backend: Backend) {
             .collect::<Vec<_>>(),
         vec!["ab_c"]
     );
-    let pct = s
-        .users
-        .list_users(&Filter::UsernamePrefix("a%".into()), None, 100)
-        .await
-        .unwrap();
-    assert_eq!(pct.len(), 1);
-    let shown = s
-        .users
-        .list_users(&Filter::DisplayNamePrefix("bob d".into()), None, 100)
-        .await
-        .unwrap();
-    assert_eq!(shown.len(), 1);
     assert_eq!(
-        s.users
-            .list_users(&Filter::UsernameIs("abx".into()), None, 100)
+        list(Filter::UsernamePrefix("a%".into()), None, 100)
             .await
-            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        list(Filter::DisplayNamePrefix("bob d".into()), None, 100)
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(
+        list(Filter::UsernameIs("abx".into()), None, 100)
+            .await
             .len(),
         1
     );
 }
 
 async fn conditional_writes_and_deletion(backend: Backend) {
-    let db = backend.fresh_database().await;
-    let s = user_service::storage::connect(&db.url).await.unwrap();
-    s.db.migrate().await.unwrap();
-    let ada = s.users.create_user(&record("ada")).await.unwrap().0;
-    let bob = s.users.create_user(&record("bob")).await.unwrap().0;
+    let (_keep, db, mut c) = open(backend).await;
+    let ada = platform::sql!(&mut c, Sql::insert_user(&record("ada")))
+        .unwrap()
+        .unwrap();
+    let bob = platform::sql!(&mut c, Sql::insert_user(&record("bob")))
+        .unwrap()
+        .unwrap();
 
     let changed = UserRecord {
         display_name: "Countess".into(),
         updated_at: Utc::now() + Duration::seconds(1),
         ..ada.clone()
     };
-    let Written::Done(v2) = s.users.update_user(&changed).await.unwrap() else {
-        panic!("update refused")
-    };
+    let mut tx = Tx::write(&db.pool).await.unwrap();
+    let v2 = sql!(&mut tx, Sql::update_user(&changed)).unwrap().unwrap();
+    tx.commit().await.unwrap();
     assert_eq!((v2.version, v2.display_name.as_str()), (2, "Countess"));
     assert_eq!(
-        s.users.update_user(&changed).await.unwrap(),
-        Written::Stale,
+        platform::sql!(&mut c, Sql::update_user(&changed)).unwrap(),
+        None,
         "version 1 is gone"
     );
     let steal = UserRecord {
@@ -142,7 +167,7 @@ async fn conditional_writes_and_deletion(backend: Backend) {
         ..v2.clone()
     };
     assert!(matches!(
-        s.users.update_user(&steal).await,
+        platform::sql!(&mut c, Sql::update_user(&steal)),
         Err(StoreError::UsernameTaken)
     ));
     let ghost = UserRecord {
@@ -150,51 +175,44 @@ async fn conditional_writes_and_deletion(backend: Backend) {
         ..v2.clone()
     };
     assert_eq!(
-        s.users.update_user(&ghost).await.unwrap(),
-        Written::NotFound
+        platform::sql!(&mut c, Sql::update_user(&ghost)).unwrap(),
+        None
     );
 
-    let event = OutboxEvent::new("user.deleted", ada.id.uuid(), "{}".into(), Utc::now());
-    assert_eq!(
-        s.users
-            .delete_user(ada.id, Some(1), Utc::now(), &event)
-            .await
-            .unwrap(),
-        Written::Stale
+    let now = Utc::now();
+    assert!(!platform::sql!(&mut c, Sql::soft_delete(ada.id, Some(1), now)).unwrap());
+    let mut tx = Tx::write(&db.pool).await.unwrap();
+    assert!(sql!(&mut tx, Sql::soft_delete(ada.id, Some(2), now)).unwrap());
+    drop(tx);
+    assert!(
+        platform::sql!(&mut c, Sql::exists(ada.id)).unwrap(),
+        "a deletion rolled back leaves the user"
     );
-    assert_eq!(
-        s.outbox.clone().backlog().await.unwrap(),
-        0,
-        "no event without the change"
+    assert!(platform::sql!(&mut c, Sql::soft_delete(ada.id, None, now)).unwrap());
+    assert!(!platform::sql!(&mut c, Sql::soft_delete(ada.id, None, now)).unwrap());
+    assert!(
+        platform::sql!(&mut c, Sql::get_user(ada.id))
+            .unwrap()
+            .is_none()
     );
+    let deleted = platform::sql!(&mut c, Sql::any_user(ada.id))
+        .unwrap()
+        .unwrap();
+    assert_eq!(deleted.version, 3);
     assert_eq!(
-        s.users
-            .delete_user(ada.id, Some(2), Utc::now(), &event)
-            .await
-            .unwrap(),
-        Written::Done(())
-    );
-    assert_eq!(
-        s.outbox.clone().backlog().await.unwrap(),
-        1,
-        "the event is written with the change"
-    );
-    assert_eq!(
-        s.users
-            .delete_user(ada.id, None, Utc::now(), &event)
-            .await
-            .unwrap(),
-        Written::NotFound
-    );
-    assert!(s.users.get_user(ada.id).await.unwrap().is_none());
-    assert_eq!(
-        s.users.list_users(&Filter::All, None, 10).await.unwrap(),
+        platform::sql!(&mut c, Sql::list_users(&Filter::All, None, 10)).unwrap(),
         vec![bob]
     );
-    // Deleted usernames are free again; the deleted row still answers a redelivery.
-    s.users.create_user(&record("ada")).await.unwrap();
-    let (redelivered, created) = s.users.create_user(&ada).await.unwrap();
-    assert!(!created && redelivered.id == ada.id);
+    // Deleted usernames are free again; the deleted row still holds its id.
+    assert!(
+        platform::sql!(&mut c, Sql::insert_user(&record("ada")))
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        platform::sql!(&mut c, Sql::insert_user(&ada)).unwrap(),
+        None
+    );
 }
 
 /// Both migration folders describe the same tables and columns.
@@ -203,13 +221,8 @@ async fn both_schemas_have_the_same_columns() {
     let mut columns = Vec::new();
     for backend in [Backend::Postgres, Backend::Sqlite] {
         let db = backend.fresh_database().await;
-        user_service::storage::connect(&db.url)
-            .await
-            .unwrap()
-            .db
-            .migrate()
-            .await
-            .unwrap();
+        let opened = Database::connect(&db.url, &MIGRATIONS).await.unwrap();
+        opened.migrate().await.unwrap();
         columns.push(test_support::schema::columns(&db.url).await);
     }
     assert!(columns[0].len() > 15, "{:?}", columns[0]);
