@@ -27,15 +27,9 @@ fn key_set() -> Arc<KeySet> {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
         let store = auth_service::storage::connect(&url).await.expect("store");
-        store.db.migrate().await.expect("migrations");
+        store.migrate().await.expect("migrations");
         let clock: SharedClock = Arc::new(SystemClock);
-        let ring = KeyRing::new(
-            store.db,
-            clock,
-            None,
-            Duration::days(30),
-            Duration::hours(1),
-        );
+        let ring = KeyRing::new(store, clock, None, Duration::days(30), Duration::hours(1));
         ring.refresh().await.expect("keys");
         ring.keys().expect("loaded")
     })

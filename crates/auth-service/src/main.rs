@@ -39,7 +39,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::RotateKeys => {
             let store = startup::open_store(&cli.settings).await?;
-            startup::key_ring(&cli.settings, store.db, clock)?
+            startup::key_ring(&cli.settings, store, clock)?
                 .rotate_now()
                 .await?;
             tracing::info!("signing key rotated");

@@ -11,7 +11,7 @@ use crate::keys::{Kek, KeyRing};
 use crate::notify::{Fanout, Smtp, Webhook, WebhookSecret};
 use crate::relay::{Router, ToUserService};
 use crate::retention::{Pruner, Retention};
-use crate::storage::{self, Stores};
+use crate::storage;
 use crate::transport::client::TrustedProxies;
 use crate::transport::ext_authz::{CHECK_METHOD, ExtAuthz};
 use crate::transport::grpc::AuthGrpc;
@@ -80,15 +80,11 @@ impl Readiness for DbReadiness {
 }
 
 /// Opens the database and applies the migrations.
-pub async fn open_store(settings: &Settings) -> anyhow::Result<Stores> {
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Database> {
     let store = storage::connect(settings.server.database_url.expose_secret())
         .await
         .context("cannot open the database")?;
-    store
-        .db
-        .migrate()
-        .await
-        .context("cannot apply migrations")?;
+    store.migrate().await.context("cannot apply migrations")?;
     Ok(store)
 }
 
@@ -143,7 +139,7 @@ impl Application {
             &settings.user_url,
             own,
             shell.tls().map(tls::Tls::client),
-            core.stores.db.clone(),
+            core.db.clone(),
         )
         .map_err(anyhow::Error::msg)?;
         let router = Router {
@@ -188,7 +184,7 @@ impl Application {
     }
 
     fn pruner(&self) -> Pruner {
-        Pruner::new(self.core.stores.clone(), self.clock.clone(), self.retention)
+        Pruner::new(self.core.db.clone(), self.clock.clone(), self.retention)
     }
 
     /// Serves until `shutdown` is cancelled, then lets in-flight calls finish.
@@ -197,7 +193,7 @@ impl Application {
         let pruner = self.pruner();
         let Core {
             authenticator,
-            stores,
+            db,
             keys,
             views,
             outbox_wake,
@@ -219,7 +215,7 @@ impl Application {
             async move { keys.refresh().await }
         });
         let relay = Relay {
-            store: stores.outbox.clone(),
+            db: db.clone(),
             deliver: Arc::new(self.router.clone()),
             clock: self.clock.clone(),
             wake: outbox_wake,
@@ -259,7 +255,7 @@ impl Application {
             health: "identity.auth.v1.AuthService",
             undescribed: &[CHECK_METHOD],
             readiness: Arc::new(DbReadiness {
-                db: stores.db.clone(),
+                db: db.clone(),
                 freshness: views.freshness.clone(),
             }),
             http: routes,
@@ -272,7 +268,7 @@ impl Application {
 /// The parts of a running Auth Service.
 pub struct Core {
     pub authenticator: Arc<Context>,
-    pub stores: Stores,
+    pub db: Database,
     pub keys: Arc<KeyRing>,
     pub views: Arc<Views>,
     pub outbox_wake: Arc<tokio::sync::Notify>,
@@ -283,19 +279,12 @@ pub struct Core {
 pub async fn build_core(settings: &Settings, clock: SharedClock) -> anyhow::Result<Core> {
     settings.validate()?;
     let store = open_store(settings).await?;
-    let keys = Arc::new(key_ring(settings, store.db.clone(), clock.clone())?);
+    let keys = Arc::new(key_ring(settings, store.clone(), clock.clone())?);
     keys.refresh().await.context("cannot load signing keys")?;
     let access_ttl = chrono::Duration::from_std(settings.access_token_ttl)?;
     let horizon = access_ttl + chrono::Duration::minutes(1);
-    let views = Arc::new(
-        Views::load(
-            store.db.clone(),
-            clock.clone(),
-            horizon,
-            settings.max_sync_age,
-        )
-        .await?,
-    );
+    let views =
+        Arc::new(Views::load(store.clone(), clock.clone(), horizon, settings.max_sync_age).await?);
     let workers = settings
         .hash_workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
@@ -307,7 +296,7 @@ pub async fn build_core(settings: &Settings, clock: SharedClock) -> anyhow::Resu
     );
     let outbox_wake = Arc::new(tokio::sync::Notify::new());
     let authenticator = Arc::new(Context {
-        db: store.db.clone(),
+        db: store.clone(),
         hasher,
         keys: keys.clone(),
         tokens,
@@ -333,7 +322,7 @@ pub async fn build_core(settings: &Settings, clock: SharedClock) -> anyhow::Resu
     });
     Ok(Core {
         authenticator,
-        stores: store,
+        db: store,
         keys,
         views,
         outbox_wake,

@@ -4,8 +4,6 @@
 //! [`platform::sql::Dialect`] and called through [`platform::sql!`].
 
 use platform::db::{Database, Migrations};
-use platform::outbox::{OutboxStore, SqlOutbox};
-use std::sync::Arc;
 
 /// What a storage call can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -29,20 +27,8 @@ static MIGRATIONS: Migrations = Migrations {
     sqlite: sqlx::migrate!("./migrations/sqlite"),
 };
 
-/// The Auth Service's database and its outbox.
-#[derive(Debug, Clone)]
-pub struct Stores {
-    pub db: Database,
-    pub outbox: Arc<dyn OutboxStore>,
-}
-
 /// Opens the database a URL names: `postgres://` or `postgresql://` for
 /// PostgreSQL, `sqlite:` for an embedded SQLite file (created if missing).
-pub async fn connect(url: &str) -> Result<Stores, StoreError> {
-    let db = Database::connect(url, &MIGRATIONS).await?;
-    let outbox: Arc<dyn OutboxStore> = match &db.pool {
-        platform::db::Pool::Postgres(p) => Arc::new(SqlOutbox::new(p.clone())),
-        platform::db::Pool::Sqlite(p) => Arc::new(SqlOutbox::new(p.clone())),
-    };
-    Ok(Stores { db, outbox })
+pub async fn connect(url: &str) -> Result<Database, StoreError> {
+    Ok(Database::connect(url, &MIGRATIONS).await?)
 }

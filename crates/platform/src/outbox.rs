@@ -9,7 +9,7 @@ mod store;
 pub use store::SqlOutbox;
 
 use crate::clock::SharedClock;
-use async_trait::async_trait;
+use crate::db::Database;
 use chrono::{DateTime, Duration, Utc};
 use futures::future::BoxFuture;
 use prometheus::{IntCounter, IntGauge, Registry};
@@ -65,31 +65,6 @@ impl OutboxEvent {
     }
 }
 
-/// The queue side of an outbox table.
-#[async_trait]
-pub trait OutboxStore: Send + Sync + std::fmt::Debug + 'static {
-    /// Leases up to `limit` due events until `lease_until`.
-    async fn claim_due(
-        &self,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: i64,
-    ) -> Result<Vec<OutboxEvent>, sqlx::Error>;
-    /// Marks an event delivered.
-    async fn mark_delivered(&self, id: Uuid, now: DateTime<Utc>) -> Result<(), sqlx::Error>;
-    /// Records a failed attempt and when to try again.
-    async fn mark_failed(
-        &self,
-        id: Uuid,
-        next_attempt_at: DateTime<Utc>,
-        error: &str,
-    ) -> Result<(), sqlx::Error>;
-    /// Undelivered events.
-    async fn backlog(&self) -> Result<i64, sqlx::Error>;
-    /// Deletes up to `limit` events delivered before `before`; returns how many.
-    async fn prune_delivered(&self, before: DateTime<Utc>, limit: i64) -> Result<u64, sqlx::Error>;
-}
-
 /// Why one delivery attempt failed; every kind is retried with backoff.
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
@@ -114,11 +89,12 @@ pub const DELIVERED_KEPT: Duration = Duration::days(1);
 
 /// Deletes the events delivered more than [`DELIVERED_KEPT`] before `now`, in
 /// batches; undelivered events are never touched.
-pub async fn prune_delivered(
-    store: &dyn OutboxStore,
-    now: DateTime<Utc>,
-) -> Result<u64, sqlx::Error> {
-    crate::tasks::in_batches(|n| store.prune_delivered(now - DELIVERED_KEPT, n)).await
+pub async fn prune_delivered(db: &Database, now: DateTime<Utc>) -> Result<u64, sqlx::Error> {
+    let before = now - DELIVERED_KEPT;
+    crate::tasks::in_batches(|n| async move {
+        crate::sql!(write(db), SqlOutbox::prune_delivered(before, n))
+    })
+    .await
 }
 
 /// Delivers one event to its receiver.
@@ -173,8 +149,8 @@ pub fn backoff(attempts: i32) -> Duration {
 /// A relay: delivers due events until `shutdown`, woken early by `wake`.
 #[derive(Clone)]
 pub struct Relay {
-    /// The outbox.
-    pub store: Arc<dyn OutboxStore>,
+    /// The database whose outbox it delivers.
+    pub db: Database,
     /// The receiver.
     pub deliver: Arc<dyn Deliver>,
     /// Time source.
@@ -199,7 +175,7 @@ impl Relay {
                     false
                 }
             };
-            if let Ok(n) = self.store.backlog().await {
+            if let Ok(n) = crate::sql!(read(&self.db), SqlOutbox::backlog()) {
                 self.metrics.backlog.set(n);
             }
             if delivered_any {
@@ -219,14 +195,14 @@ impl Relay {
     /// One round: claim due events and try each; returns how many were delivered.
     pub async fn round(&self) -> Result<usize, sqlx::Error> {
         let now = self.clock.now();
-        let events = self.store.claim_due(now, now + LEASE, BATCH).await?;
+        let lease = now + LEASE;
+        let events = crate::sql!(write(&self.db), SqlOutbox::claim_due(now, lease, BATCH))?;
         let mut delivered = 0;
         for event in events {
             match self.deliver.deliver(&event).await {
                 Ok(()) => {
-                    self.store
-                        .mark_delivered(event.id, self.clock.now())
-                        .await?;
+                    let now = self.clock.now();
+                    crate::sql!(read(&self.db), SqlOutbox::mark_delivered(event.id, now))?;
                     self.metrics.delivered.inc();
                     delivered += 1;
                 }
@@ -237,9 +213,11 @@ impl Relay {
                         event_id = %event.id, topic = %event.topic, attempts = event.attempts + 1,
                         %error, retry_at = %next, "outbox delivery failed"
                     );
-                    self.store
-                        .mark_failed(event.id, next, &error.to_string())
-                        .await?;
+                    let error = error.to_string();
+                    crate::sql!(
+                        read(&self.db),
+                        SqlOutbox::mark_failed(event.id, next, &error)
+                    )?;
                 }
             }
         }

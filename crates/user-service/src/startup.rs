@@ -13,7 +13,7 @@ use platform::access::{Authorizer, ClientCredentials, TokenSource};
 use platform::clock::SharedClock;
 use platform::db::Database;
 use platform::grpc::MAX_MESSAGE_BYTES;
-use platform::outbox::{OutboxStore, Relay, RelayMetrics};
+use platform::outbox::{Relay, RelayMetrics};
 use platform::server::{Api, Listeners, PRUNE_EVERY, Shell};
 use platform::tasks::Supervisor;
 use platform::tls::Tls;
@@ -29,7 +29,6 @@ pub struct Application {
     shell: Shell,
     directory: Arc<Directory>,
     db: Database,
-    outbox: Arc<dyn OutboxStore>,
     auth: AuthServiceClient<Channel>,
     credentials: Option<Arc<dyn TokenSource>>,
     clock: SharedClock,
@@ -77,7 +76,6 @@ impl Application {
         Ok(Self {
             shell,
             directory,
-            outbox: storage::outbox(&db),
             db,
             auth,
             credentials,
@@ -99,7 +97,7 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let mut tasks = Supervisor::new(shutdown.clone());
         let relay = Relay {
-            store: self.outbox.clone(),
+            db: self.directory.db.clone(),
             deliver: Arc::new(ToAuthService::new(
                 self.auth.clone(),
                 self.credentials.clone(),
@@ -110,14 +108,10 @@ impl Application {
             metrics: RelayMetrics::new(self.shell.metrics().registry())?,
         };
         tasks.spawn("outbox relay", move |stop| relay.clone().run(stop));
-        let (outbox, clock) = (self.outbox.clone(), self.clock.clone());
+        let (db, clock) = (self.directory.db.clone(), self.clock.clone());
         tasks.every("pruning", PRUNE_EVERY, move || {
-            let (outbox, now) = (outbox.clone(), clock.now());
-            async move {
-                platform::outbox::prune_delivered(outbox.as_ref(), now)
-                    .await
-                    .map(drop)
-            }
+            let (db, now) = (db.clone(), clock.now());
+            async move { platform::outbox::prune_delivered(&db, now).await.map(drop) }
         });
         let users = UserServiceServer::new(UserGrpc::new(
             self.directory.clone(),

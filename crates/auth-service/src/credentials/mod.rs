@@ -17,18 +17,19 @@ use crate::context::{DEFAULT_ROLE, LoginOutcome, USER_REGISTERED, UserRegistered
 use crate::domain::{DisplayName, Email, NewPassword, Password};
 use crate::error::AuthError;
 use crate::mfa::Mfa;
+use crate::mfa::MfaSql;
 use crate::notify::PASSWORD_CHANGED;
 use crate::recovery::Purpose;
 use crate::recovery::Recovery;
 use crate::recovery::TokenSql;
 use crate::sessions::Amr;
+use crate::sessions::SessionSql;
 use crate::sessions::Sessions;
 use crate::storage::StoreError;
-use crate::throttle::Reserved;
+use crate::throttle::{Reserved, Throttle};
 use changes::CredentialChange;
 use platform::ids::UserId;
 use platform::outbox::{OutboxEvent, SqlOutbox};
-use secrecy::SecretString;
 
 /// Wrong passwords (with the account's failed logins) that end the session a
 /// ChangePassword, ChangeEmail or DisableTotp came from.
@@ -179,8 +180,8 @@ impl Credentials<'_> {
                 .await;
             return Err(AuthError::InvalidCredentials);
         };
-        throttle.succeeded(reserved).await?;
         if self.recovery.require_verified_email && !identity.email_verified {
+            throttle.succeeded(reserved).await?;
             // The only way forward is the link: send a fresh one (rate-limited).
             let sent = Recovery(self.0)
                 .send_verification(&identity, client)
@@ -200,27 +201,48 @@ impl Credentials<'_> {
                     .into(),
             }));
         }
+        // A better hash of the same password when the parameters changed,
+        // made before the transaction: Argon2 takes a while.
+        let rehashed = match verified.needs_rehash {
+            true => (self.hasher.hash(password.secret()).await)
+                .inspect_err(|e| tracing::warn!(error = %e, "password re-hash failed"))
+                .ok(),
+            false => None,
+        };
+        let (user_id, now) = (identity.id, self.clock.now());
+        let mut tx = self.db.write().await?;
+        Throttle::succeeded_in(&mut tx, reserved).await?;
         let mut credential = identity.password_hash.clone();
-        if verified.needs_rehash
-            && let Some(rehashed) = self
-                .rehash(identity.id, &credential, password.secret())
-                .await
+        if let Some(hash) = rehashed
+            && platform::sql!(
+                &mut tx,
+                IdentitySql::replace_hash(user_id, &credential, &hash, now)
+            )?
         {
-            credential = rehashed;
+            credential = hash;
         }
-        if let Some(challenge) = Mfa(self.0)
-            .mfa_challenge(&identity, &credential, client)
-            .await?
-        {
+        if platform::sql!(&mut tx, MfaSql::totp(user_id))?.is_some_and(|f| f.confirmed) {
+            let (row, challenge) = Mfa(self.0).new_challenge(&identity, &credential, client)?;
+            platform::sql!(&mut tx, MfaSql::insert_challenge(&row))?;
+            tx.commit().await?;
+            let required = self.event("login.mfa_required", client);
+            self.audit(required.actor(user_id).subject(user_id)).await;
             return Ok(LoginOutcome::MfaRequired(challenge));
         }
-        Sessions(self.0)
-            .open_session(
-                (identity.id, identity.email_verified),
-                (&credential, identity.credential_version),
-                Amr::Password,
-                client,
-            )
+        let sessions = Sessions(self.0);
+        let opening = sessions.new_session(user_id, Amr::Password, client)?;
+        let (session, token) = (&opening.session, &opening.token);
+        let checked = (credential.as_str(), identity.credential_version);
+        if !platform::sql!(
+            &mut tx,
+            SessionSql::open_session_rows(session, token, checked)
+        )? {
+            drop(tx);
+            return Err(sessions.login_lost_race(user_id, client).await);
+        }
+        tx.commit().await?;
+        sessions
+            .session_opened(opening, identity.email_verified, client)
             .await
             .map(LoginOutcome::Tokens)
     }
@@ -309,28 +331,5 @@ impl Credentials<'_> {
         Err(AuthError::PermissionDenied(
             "the password given is not the current password".into(),
         ))
-    }
-
-    /// Upgrades a hash made with older parameters, unless the password changed
-    /// meanwhile; returns the new hash if stored. A failure only costs the upgrade.
-    async fn rehash(
-        &self,
-        user_id: UserId,
-        current: &str,
-        password: &SecretString,
-    ) -> Option<String> {
-        let result = match self.hasher.hash(password).await {
-            Ok(hash) => platform::sql!(
-                read(&self.db),
-                IdentitySql::replace_hash(user_id, current, &hash, self.clock.now())
-            )
-            .map(|stored| stored.then_some(hash))
-            .map_err(AuthError::from),
-            Err(e) => Err(e.into()),
-        };
-        result.unwrap_or_else(|e| {
-            tracing::warn!(%user_id, error = %e, "password re-hash failed");
-            None
-        })
     }
 }

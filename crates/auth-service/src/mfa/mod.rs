@@ -27,7 +27,7 @@ use crate::recovery::Recovery;
 use crate::sessions::Amr;
 use crate::sessions::SessionSql;
 use crate::sessions::Sessions;
-use crate::throttle::{Reserved, codes_locked};
+use crate::throttle::{Reserved, Throttle, codes_locked};
 use aws_lc_rs::digest::{SHA256, digest};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use chrono::{DateTime, Utc};
@@ -325,44 +325,32 @@ impl Mfa<'_> {
         Ok(codes)
     }
 
-    /// After a right password: a challenge when the identity has a second
-    /// factor on, `None` otherwise.
-    pub(crate) async fn mfa_challenge(
+    /// A login's second-factor challenge: its row (bound to the password
+    /// hash and credential version the login checked) and what the client gets.
+    pub(crate) fn new_challenge(
         &self,
         identity: &IdentityRecord,
         credential: &str,
         client: &ClientInfo,
-    ) -> Result<Option<MfaChallenge>, AuthError> {
-        if !platform::sql!(read(&self.db), MfaSql::totp(identity.id))?.is_some_and(|r| r.confirmed)
-        {
-            return Ok(None);
-        }
+    ) -> Result<(NewChallenge, MfaChallenge), AuthError> {
         let now = self.clock.now();
         let minted = refresh::mint().map_err(|_| AuthError::Internal("no randomness".into()))?;
         let expires_at = now + self.recovery.mfa_challenge_ttl;
-        platform::sql!(
-            read(&self.db),
-            MfaSql::insert_challenge(&NewChallenge {
-                hash: minted.hash,
-                user_id: identity.id,
-                credential: sha256(credential.as_bytes()),
-                credential_version: identity.credential_version,
-                client_address: client.address.clone(),
-                user_agent: client.user_agent.clone(),
-                created_at: now,
-                expires_at,
-            })
-        )?;
-        self.audit(
-            self.event("login.mfa_required", client)
-                .actor(identity.id)
-                .subject(identity.id),
-        )
-        .await;
-        Ok(Some(MfaChallenge {
+        let row = NewChallenge {
+            hash: minted.hash,
+            user_id: identity.id,
+            credential: sha256(credential.as_bytes()),
+            credential_version: identity.credential_version,
+            client_address: client.address.clone(),
+            user_agent: client.user_agent.clone(),
+            created_at: now,
+            expires_at,
+        };
+        let challenge = MfaChallenge {
             challenge: minted.token,
             expires_at,
-        }))
+        };
+        Ok((row, challenge))
     }
 
     /// Reserves one code attempt: the one gate every code check passes.
@@ -530,7 +518,7 @@ impl Mfa<'_> {
         if !unchanged || !platform::sql!(&mut tx, MfaSql::spend_challenge_row(&hash, now))? {
             return Err(dead_challenge());
         }
-        platform::sql!(&mut tx, MfaSql::clear_factor_failures(user_id))?;
+        Throttle::succeeded_in(&mut tx, reserved).await?;
         let credential = (identity.password_hash.as_str(), pending.credential_version);
         let (session, token) = (&opening.session, &opening.token);
         if !platform::sql!(
@@ -541,7 +529,6 @@ impl Mfa<'_> {
             return Err(Sessions(self.0).login_lost_race(user_id, client).await);
         }
         tx.commit().await?;
-        self.throttle().succeeded(reserved).await?;
         self.audit(
             self.event("mfa.verified", client)
                 .actor(user_id)

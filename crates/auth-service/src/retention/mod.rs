@@ -14,10 +14,11 @@ mod sql;
 
 pub use sql::RetentionSql;
 
-use crate::storage::{StoreError, Stores};
+use crate::storage::StoreError;
 use crate::throttle::ACCOUNT_WINDOW;
 use chrono::Duration;
 use platform::clock::SharedClock;
+use platform::db::Database;
 use platform::tasks::in_batches;
 
 /// How long each kind of row is kept.
@@ -47,25 +48,21 @@ pub struct Pruned {
 /// Deletes expired rows.
 #[derive(Debug, Clone)]
 pub struct Pruner {
-    stores: Stores,
+    db: Database,
     clock: SharedClock,
     keep: Retention,
 }
 
 impl Pruner {
-    pub fn new(stores: Stores, clock: SharedClock, keep: Retention) -> Self {
-        Self {
-            stores,
-            clock,
-            keep,
-        }
+    pub fn new(db: Database, clock: SharedClock, keep: Retention) -> Self {
+        Self { db, clock, keep }
     }
 
     /// One pass over every table.
     pub async fn prune_once(&self) -> Result<Pruned, StoreError> {
         let now = self.clock.now();
         let k = self.keep;
-        let db = &self.stores.db;
+        let db = &self.db;
         let pruned = Pruned {
             refresh_tokens: in_batches(|n| async move {
                 platform::sql!(
@@ -93,8 +90,7 @@ impl Pruner {
                 )
             })
             .await?,
-            outbox_events: platform::outbox::prune_delivered(self.stores.outbox.as_ref(), now)
-                .await?,
+            outbox_events: platform::outbox::prune_delivered(db, now).await?,
             audit_events: in_batches(|n| async move {
                 platform::sql!(read(db), RetentionSql::prune_audit(now - k.audit, n))
             })

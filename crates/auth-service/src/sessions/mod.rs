@@ -17,7 +17,6 @@ use crate::error::AuthError;
 use chrono::{DateTime, Utc};
 use platform::ids::{SessionId, UserId};
 use secrecy::SecretString;
-use uuid::Uuid;
 
 const SESSIONS_ADMIN: &str = "sessions:admin";
 
@@ -136,26 +135,6 @@ impl Sessions<'_> {
         Ok(revoked.len())
     }
 
-    /// Opens a session for a login that passed every check, if `credential`
-    /// (the password hash and credential version it checked) is still current
-    /// and the identity enabled.
-    pub(crate) async fn open_session(
-        &self,
-        (user_id, email_verified): (UserId, bool),
-        credential: (&str, i64),
-        amr: Amr,
-        client: &ClientInfo,
-    ) -> Result<IssuedTokens, AuthError> {
-        let opening = self.new_session(user_id, amr, client)?;
-        if !platform::sql!(
-            write(&self.db),
-            SessionSql::insert_session(&opening.session, &opening.token, credential)
-        )? {
-            return Err(self.login_lost_race(user_id, client).await);
-        }
-        self.session_opened(opening, email_verified, client).await
-    }
-
     /// A session about to be opened and its first refresh token.
     pub(crate) fn new_session(
         &self,
@@ -210,8 +189,13 @@ impl Sessions<'_> {
                 .detail("amr", amr.as_str()),
         )
         .await;
+        let holder = Holder {
+            user_id,
+            email_verified,
+            amr,
+        };
         self.tokens_for(
-            (user_id, email_verified, amr),
+            holder,
             session.id,
             refresh,
             token.expires_at,
@@ -227,43 +211,49 @@ impl Sessions<'_> {
         presented: &SecretString,
         client: &ClientInfo,
     ) -> Result<IssuedTokens, AuthError> {
-        let hash = refresh::parse(presented).ok_or(AuthError::InvalidRefreshToken)?;
+        use AuthError::InvalidRefreshToken as Invalid;
+        let hash = refresh::parse(presented).ok_or(Invalid)?;
         let now = self.clock.now();
         let minted = refresh::mint().map_err(|_| AuthError::Internal("no randomness".into()))?;
-        // The session is the spent token's; the store fills it in.
-        let next = self.refresh_record(minted.hash, SessionId::from_uuid(Uuid::nil()), now);
-        match platform::sql!(
-            write(&self.db),
-            SessionSql::rotate_refresh_token(&hash, &next, self.session_max_lifetime, now)
-        )? {
-            Rotation::Rotated {
-                session_id,
-                user_id,
-                expires_at,
-                email_verified,
-                amr,
-            } => {
-                self.tokens_for(
-                    (user_id, email_verified, amr),
-                    session_id,
-                    minted.token,
-                    expires_at,
-                    now,
-                )
-                .await
-            }
-            Rotation::Reused { session_id } => {
-                self.revoked.insert(session_id, now);
-                tracing::warn!(%session_id, "refresh token reused; session revoked");
-                self.audit(
-                    self.event("refresh_token.reused", client)
-                        .subject(session_id),
-                )
-                .await;
-                Err(AuthError::RefreshTokenReused)
-            }
-            Rotation::Dead | Rotation::Unknown => Err(AuthError::InvalidRefreshToken),
+        let mut tx = self.db.write().await?;
+        let Some((session_id, expires_at)) =
+            platform::sql!(&mut tx, SessionSql::spend_refresh_token(&hash, now))?
+        else {
+            // Spent before: one of the two presenting it holds a stolen copy,
+            // and nothing tells which, so the session ends for both.
+            let (session_id, _) =
+                platform::sql!(&mut tx, SessionSql::refresh_token_session(&hash))?
+                    .ok_or(Invalid)?;
+            let reason = "refresh_token_reuse";
+            platform::sql!(&mut tx, SessionSql::revoke_session(session_id, now, reason))?;
+            tx.commit().await?;
+            self.revoked.insert(session_id, now);
+            tracing::warn!(%session_id, "refresh token reused; session revoked");
+            self.audit(
+                self.event("refresh_token.reused", client)
+                    .subject(session_id),
+            )
+            .await;
+            return Err(AuthError::RefreshTokenReused);
+        };
+        // A session ends `session_max_lifetime` after its login, however
+        // often it is refreshed; an expired token stays spent.
+        let live = platform::sql!(&mut tx, SessionSql::live_session(session_id))?;
+        let ends_at = live.map(|l| l.created_at + self.session_max_lifetime);
+        let (Some(live), Some(ends_at)) = (live, ends_at) else {
+            tx.commit().await?;
+            return Err(Invalid);
+        };
+        if expires_at <= now || ends_at <= now {
+            tx.commit().await?;
+            return Err(Invalid);
         }
+        let mut next = self.refresh_record(minted.hash, session_id, now);
+        next.expires_at = next.expires_at.min(ends_at);
+        platform::sql!(&mut tx, SessionSql::rotate_to(&next, now))?;
+        tx.commit().await?;
+        self.tokens_for(live.holder, session_id, minted.token, next.expires_at, now)
+            .await
     }
 
     /// Revokes the session of a refresh token, current or already rotated (the
@@ -279,10 +269,19 @@ impl Sessions<'_> {
             return Ok(());
         };
         let now = self.clock.now();
-        if let Some((session_id, spent)) = platform::sql!(
-            write(&self.db),
-            SessionSql::revoke_session_by_refresh_token(&hash, now, "logout")
-        )? {
+        let mut tx = self.db.write().await?;
+        let Some((session_id, spent)) =
+            platform::sql!(&mut tx, SessionSql::refresh_token_session(&hash))?
+        else {
+            return Ok(());
+        };
+        let reason = if spent {
+            "refresh_token_reuse"
+        } else {
+            "logout"
+        };
+        if platform::sql!(&mut tx, SessionSql::revoke_session(session_id, now, reason))? {
+            tx.commit().await?;
             self.revoked.insert(session_id, now);
             // A spent token at logout means someone else refreshed with it: the
             // session is ended all the same, and the reuse is on record.
@@ -303,7 +302,11 @@ impl Sessions<'_> {
     /// verified, and how the session was authenticated).
     pub(crate) async fn tokens_for(
         &self,
-        (user_id, email_verified, amr): (UserId, bool, Amr),
+        Holder {
+            user_id,
+            email_verified,
+            amr,
+        }: Holder,
         session_id: SessionId,
         refresh_token: SecretString,
         refresh_expires_at: DateTime<Utc>,

@@ -58,26 +58,21 @@ pub struct NewRefreshToken {
     pub expires_at: DateTime<Utc>,
 }
 
-/// The outcome of presenting a refresh token for rotation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Rotation {
-    /// The token was current; it is now spent and its successor stored.
-    Rotated {
-        session_id: SessionId,
-        user_id: UserId,
-        /// When the new token expires: its lifetime, cut at the session's end.
-        expires_at: DateTime<Utc>,
-        /// The identity's address is verified (now).
-        email_verified: bool,
-        /// How the session's login was authenticated.
-        amr: Amr,
-    },
-    /// The token was already spent: the session is now revoked.
-    Reused { session_id: SessionId },
-    /// The token is expired, or its session revoked or its identity disabled.
-    Dead,
-    /// No such token.
-    Unknown,
+/// Who holds a session, as its access tokens say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Holder {
+    pub user_id: UserId,
+    /// The identity's address is verified (now).
+    pub email_verified: bool,
+    /// How the session's login was authenticated.
+    pub amr: Amr,
+}
+
+/// A session that can still be refreshed: not revoked, its identity enabled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveSession {
+    pub holder: Holder,
+    pub created_at: DateTime<Utc>,
 }
 
 /// An active session.

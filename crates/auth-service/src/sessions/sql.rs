@@ -3,7 +3,7 @@
 
 use super::model::*;
 use crate::storage::StoreError;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use platform::ids::{SessionId, UserId};
 use platform::sql::{SqlType, Timestamp};
 
@@ -56,126 +56,8 @@ platform::generic_store! {
 
 platform::generic_store! {
     impl<DB> SessionSql<DB> {
-        /// Opens a session with its first refresh token, if the identity is still
-        /// enabled and its password hash is still `credential` (the one the login
-        /// checked); false, with nothing written, otherwise.
-        pub async fn insert_session(
-            c: &mut DB::Connection,
-            session: &NewSession,
-            token: &NewRefreshToken,
-            credential: (&str, i64),
-        ) -> Result<bool, StoreError> {
-            if !Self::open_session_rows(&mut *c, session, token, credential).await? {
-                return Ok(false);
-            }
-            Ok(true)
-        }
 
-        /// Spends the refresh token hashed as `presented` and stores `next` (whose
-        /// `session_id` is ignored: the presented token's session is used), never
-        /// valid beyond the session's `max_lifetime` from login. A token spent
-        /// before revokes its session; a session past its lifetime is dead.
-        pub async fn rotate_refresh_token(
-            c: &mut DB::Connection,
-            presented: &[u8; 32],
-            next: &NewRefreshToken,
-            max_lifetime: Duration,
-            now: DateTime<Utc>,
-        ) -> Result<Rotation, StoreError> {
-            // Spending is one conditional UPDATE, so two concurrent refreshes with
-            // the same token cannot both succeed.
-            let spent: Option<(SessionId, Timestamp)> = sqlx::query_as(
-                "UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL
-                 RETURNING session_id, expires_at",
-            )
-            .bind(&presented[..])
-            .bind(Timestamp(now))
-            .fetch_optional(&mut *c)
-            .await?;
-            let Some((session_id, expires_at)) = spent else {
-                let session_id: Option<SessionId> = sqlx::query_scalar(
-                    "SELECT session_id FROM refresh_tokens WHERE token_hash = $1",
-                )
-                .bind(&presented[..])
-                .fetch_optional(&mut *c)
-                .await?;
-                let Some(session_id) = session_id else {
-                    return Ok(Rotation::Unknown);
-                };
-                sqlx::query(
-                    "UPDATE sessions SET revoked_at = $2, revoke_reason = 'refresh_token_reuse'
-                     WHERE id = $1 AND revoked_at IS NULL",
-                )
-                .bind(session_id)
-                .bind(Timestamp(now))
-                .execute(&mut *c)
-                .await?;
-                return Ok(Rotation::Reused { session_id });
-            };
-            let live: Option<(UserId, Timestamp, bool, String)> = sqlx::query_as(
-                "SELECT s.user_id, s.created_at, i.email_verified, s.amr
-                 FROM sessions s JOIN identities i ON i.id = s.user_id
-                 WHERE s.id = $1 AND s.revoked_at IS NULL AND i.disabled_at IS NULL",
-            )
-            .bind(session_id)
-            .fetch_optional(&mut *c)
-            .await?;
-            let ends_at = live
-                .as_ref()
-                .map(|(_, created, ..)| created.0 + max_lifetime);
-            let (Some((user_id, _, email_verified, amr)), Some(ends_at)) = (live, ends_at) else {
-                return Ok(Rotation::Dead);
-            };
-            if expires_at.0 <= now || ends_at <= now {
-                return Ok(Rotation::Dead);
-            }
-            let next = NewRefreshToken {
-                expires_at: next.expires_at.min(ends_at),
-                ..next.clone()
-            };
-            Self::insert_refresh_token(&mut *c, &next, session_id).await?;
-            sqlx::query("UPDATE sessions SET last_used_at = $2 WHERE id = $1")
-                .bind(session_id)
-                .bind(Timestamp(now))
-                .execute(&mut *c)
-                .await?;
-            Ok(Rotation::Rotated {
-                session_id,
-                user_id,
-                expires_at: next.expires_at,
-                email_verified,
-                amr: Amr::parse(&amr),
-            })
-        }
 
-        /// Revokes the session of the refresh token hashing to `presented`, current
-        /// or already spent; returns it and whether the token was spent (a reuse).
-        pub async fn revoke_session_by_refresh_token(
-            c: &mut DB::Connection,
-            presented: &[u8; 32],
-            now: DateTime<Utc>,
-            reason: &str,
-        ) -> Result<Option<(SessionId, bool)>, StoreError> {
-            let token: Option<(SessionId, bool)> = sqlx::query_as(
-                "SELECT session_id, used_at IS NOT NULL FROM refresh_tokens WHERE token_hash = $1",
-            )
-            .bind(&presented[..])
-            .fetch_optional(&mut *c)
-            .await?;
-            let Some((session_id, spent)) = token else {
-                return Ok(None);
-            };
-            let revoked = sqlx::query(
-                "UPDATE sessions SET revoked_at = $2, revoke_reason = $3
-                 WHERE id = $1 AND revoked_at IS NULL",
-            )
-            .bind(session_id)
-            .bind(Timestamp(now))
-            .bind(if spent { "refresh_token_reuse" } else { reason })
-            .execute(&mut *c)
-            .await?;
-            Ok((DB::rows_affected(&revoked) > 0).then_some((session_id, spent)))
-        }
 
         /// Sessions revoked at or after `since`, with when.
         pub async fn revoked_sessions_since(
@@ -226,6 +108,77 @@ platform::generic_store! {
             .bind(session_id)
             .fetch_optional(&mut *c)
             .await?)
+        }
+
+        /// Spends the unspent refresh token hashed as `presented`: its session
+        /// and expiry. One conditional UPDATE, so two concurrent refreshes with
+        /// the same token cannot both spend it.
+        pub async fn spend_refresh_token(
+            c: &mut DB::Connection,
+            presented: &[u8; 32],
+            now: DateTime<Utc>,
+        ) -> Result<Option<(SessionId, DateTime<Utc>)>, StoreError> {
+            let spent: Option<(SessionId, Timestamp)> = sqlx::query_as(
+                "UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL
+                 RETURNING session_id, expires_at",
+            )
+            .bind(&presented[..])
+            .bind(Timestamp(now))
+            .fetch_optional(c)
+            .await?;
+            Ok(spent.map(|(session, expires)| (session, expires.0)))
+        }
+
+        /// The session of the refresh token hashed as `presented`, current or
+        /// spent, and whether it is spent.
+        pub async fn refresh_token_session(
+            c: &mut DB::Connection,
+            presented: &[u8; 32],
+        ) -> Result<Option<(SessionId, bool)>, StoreError> {
+            Ok(sqlx::query_as(
+                "SELECT session_id, used_at IS NOT NULL FROM refresh_tokens WHERE token_hash = $1",
+            )
+            .bind(&presented[..])
+            .fetch_optional(c)
+            .await?)
+        }
+
+        /// The session if it is not revoked and its identity is enabled.
+        pub async fn live_session(
+            c: &mut DB::Connection,
+            session_id: SessionId,
+        ) -> Result<Option<LiveSession>, StoreError> {
+            let live: Option<(UserId, Timestamp, bool, String)> = sqlx::query_as(
+                "SELECT s.user_id, s.created_at, i.email_verified, s.amr
+                 FROM sessions s JOIN identities i ON i.id = s.user_id
+                 WHERE s.id = $1 AND s.revoked_at IS NULL AND i.disabled_at IS NULL",
+            )
+            .bind(session_id)
+            .fetch_optional(c)
+            .await?;
+            Ok(live.map(|(user_id, created_at, email_verified, amr)| LiveSession {
+                holder: Holder {
+                    user_id,
+                    email_verified,
+                    amr: Amr::parse(&amr),
+                },
+                created_at: created_at.0,
+            }))
+        }
+
+        /// Stores a session's next refresh token and marks the session used.
+        pub async fn rotate_to(
+            c: &mut DB::Connection,
+            next: &NewRefreshToken,
+            now: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            Self::insert_refresh_token(&mut *c, next, next.session_id).await?;
+            sqlx::query("UPDATE sessions SET last_used_at = $2 WHERE id = $1")
+                .bind(next.session_id)
+                .bind(Timestamp(now))
+                .execute(c)
+                .await?;
+            Ok(())
         }
 
         /// Revokes one active session; false when there was none.

@@ -32,6 +32,7 @@ use chrono::{DateTime, Duration, Utc};
 use platform::db::Database;
 use platform::ids::UserId;
 use platform::outbox::{OutboxEvent, SqlOutbox};
+use platform::sql::Tx;
 
 /// How a credential's consecutive failures slow its guesser down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -347,16 +348,22 @@ impl Throttle<'_> {
     /// The attempt succeeded: the credential's failures are forgotten and the
     /// address gets its reservation back.
     pub async fn succeeded(&self, reserved: Reserved) -> Result<(), StoreError> {
+        let mut tx = self.db.write().await?;
+        Self::succeeded_in(&mut tx, reserved).await?;
+        Ok(tx.commit().await?)
+    }
+
+    /// [`Throttle::succeeded`] in the transaction of the success's effect.
+    pub async fn succeeded_in(tx: &mut Tx, reserved: Reserved) -> Result<(), StoreError> {
         let address = reserved.address.as_deref();
-        match &reserved.guessed {
-            Guessed::Password(key) => {
-                platform::sql!(write(self.db), ThrottleSql::release(Some(key), address))
-            }
+        let key = match &reserved.guessed {
+            Guessed::Password(key) => Some(key.as_str()),
             Guessed::SecondFactor(user_id) => {
-                platform::sql!(read(self.db), MfaSql::clear_factor_failures(*user_id))?;
-                platform::sql!(write(self.db), ThrottleSql::release(None, address))
+                platform::sql!(&mut *tx, MfaSql::clear_factor_failures(*user_id))?;
+                None
             }
-        }
+        };
+        platform::sql!(&mut *tx, ThrottleSql::release(key, address))
     }
 }
 

@@ -7,6 +7,7 @@ use crate::helpers::{
 };
 use auth_service::{credentials::IdentitySql, sessions::SessionSql};
 use identity_proto::auth::v1 as pb;
+use platform::outbox::SqlOutbox;
 use tonic::Code;
 
 both_backends!(
@@ -444,7 +445,7 @@ async fn pruning_deletes_what_is_due_and_nothing_live(backend: Backend) {
         app.login(&unique_email(), "wrong").await,
         Code::Unauthenticated,
     );
-    let pending = stores.outbox.backlog().await.unwrap();
+    let pending = platform::sql!(read(&stores), SqlOutbox::backlog()).unwrap();
     assert!(pending >= 1, "the registration waits for the User Service");
 
     let pruner = &app.handle.pruner;
@@ -456,18 +457,8 @@ async fn pruning_deletes_what_is_due_and_nothing_live(backend: Backend) {
     assert_eq!((pruned.sessions, pruned.throttle_counters), (1, 0));
     // Its refresh token, not yet expired, went with it.
     let hash = auth_service::crypto::refresh::parse(&gone.refresh_token.clone().into()).unwrap();
-    let next = auth_service::sessions::NewRefreshToken {
-        hash: [7; 32],
-        session_id: platform::ids::SessionId::generate(),
-        created_at: chrono::Utc::now(),
-        expires_at: chrono::Utc::now(),
-    };
-    let rotation = platform::sql!(
-        write(&stores.db),
-        SessionSql::rotate_refresh_token(&hash, &next, Duration::days(30), chrono::Utc::now())
-    )
-    .unwrap();
-    assert_eq!(rotation, auth_service::sessions::Rotation::Unknown);
+    let left = platform::sql!(read(&stores), SessionSql::refresh_token_session(&hash));
+    assert_eq!(left.unwrap(), None);
     let live = app
         .refresh(&live.refresh_token)
         .await
@@ -488,18 +479,18 @@ async fn pruning_deletes_what_is_due_and_nothing_live(backend: Backend) {
     );
     assert!(pruned.audit_events >= 1, "{pruned:?}");
     assert_eq!(pruned.outbox_events, 0);
-    assert_eq!(stores.outbox.backlog().await.unwrap(), pending);
+    assert_eq!(
+        platform::sql!(read(&stores), SqlOutbox::backlog()).unwrap(),
+        pending
+    );
     let user_id = platform::ids::UserId::parse(&user, "id").unwrap();
     assert!(
-        platform::sql!(
-            read(&stores.db),
-            SessionSql::list_sessions(user_id, None, 10)
-        )
-        .unwrap()
-        .is_empty()
+        platform::sql!(read(&stores), SessionSql::list_sessions(user_id, None, 10))
+            .unwrap()
+            .is_empty()
     );
     assert!(
-        platform::sql!(read(&stores.db), IdentitySql::identity_by_id(user_id))
+        platform::sql!(read(&stores), IdentitySql::identity_by_id(user_id))
             .unwrap()
             .is_some()
     );

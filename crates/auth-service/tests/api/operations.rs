@@ -127,7 +127,7 @@ async fn keys_are_sealed_with_the_kek(backend: Backend) {
     app.validate(&session.access_token).await.unwrap();
 
     let store = auth_service::storage::connect(&db.url).await.unwrap();
-    let keys = platform::sql!(read(&store.db), KeySql::signing_keys()).unwrap();
+    let keys = platform::sql!(read(&store), KeySql::signing_keys()).unwrap();
     assert!(
         !keys.is_empty() && keys.iter().all(|k| k.encrypted),
         "private keys are sealed"
@@ -177,7 +177,7 @@ async fn a_kek_turned_on_later_seals_existing_keys(backend: Backend) {
     let plain = spawn_with(settings(&db.url), ManualClock::default(), true).await;
     let session = plain.new_session().await;
     let store = auth_service::storage::connect(&db.url).await.unwrap();
-    let keys = platform::sql!(read(&store.db), KeySql::signing_keys()).unwrap();
+    let keys = platform::sql!(read(&store), KeySql::signing_keys()).unwrap();
     assert!(keys.iter().all(|k| !k.encrypted), "no KEK yet: plaintext");
     plain.shutdown.cancel();
 
@@ -186,7 +186,7 @@ async fn a_kek_turned_on_later_seals_existing_keys(backend: Backend) {
         "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_owned(),
     ));
     let app = spawn_with(sealed, ManualClock::default(), true).await;
-    let keys = platform::sql!(read(&store.db), KeySql::signing_keys()).unwrap();
+    let keys = platform::sql!(read(&store), KeySql::signing_keys()).unwrap();
     assert!(
         !keys.is_empty() && keys.iter().all(|k| k.encrypted),
         "every key sealed at start"

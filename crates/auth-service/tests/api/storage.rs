@@ -5,18 +5,13 @@ use auth_service::credentials::NewIdentity;
 use auth_service::credentials::changes::CredentialChange;
 use auth_service::credentials::{EndsSql, IdentitySql};
 use auth_service::keys::SigningKeyRecord;
-use auth_service::sessions::{Amr, NewRefreshToken, NewSession, Rotation};
-use auth_service::storage::{StoreError, Stores};
+use auth_service::sessions::{Amr, NewRefreshToken, NewSession};
+use auth_service::storage::StoreError;
 use auth_service::{access::RoleSql, keys::KeySql, sessions::SessionSql};
 use chrono::{Duration, Utc};
+use platform::db::Database;
 use platform::ids::{SessionId, UserId};
 use platform::outbox::{OutboxEvent, SqlOutbox};
-use uuid::Uuid;
-
-/// The session a rotation's next token belongs to is filled in by the store.
-const NO_SESSION: SessionId = SessionId::from_uuid(Uuid::nil());
-/// A session lifetime no test here reaches.
-const LIFETIME: Duration = Duration::days(30);
 
 both_backends!(
     identities,
@@ -26,12 +21,12 @@ both_backends!(
     delivered_outbox_events_are_pruned_undelivered_kept
 );
 
-async fn store(backend: Backend) -> (Stores, test_support::TestDatabase) {
+async fn store(backend: Backend) -> (Database, test_support::TestDatabase) {
     let db = backend.fresh_database().await;
     let store = auth_service::storage::connect(&db.url).await.unwrap();
-    store.db.migrate().await.unwrap();
-    store.db.migrate().await.expect("migrations are idempotent");
-    store.db.ping().await.unwrap();
+    store.migrate().await.unwrap();
+    store.migrate().await.expect("migrations are idempotent");
+    store.ping().await.unwrap();
     (store, db)
 }
 
@@ -56,8 +51,8 @@ fn event(identity: &NewIdentity) -> OutboxEvent {
 }
 
 /// Registers `identity` as the use case does: its rows and its event.
-async fn insert(s: &Stores, identity: &NewIdentity) -> Result<(), StoreError> {
-    let mut tx = s.db.write().await?;
+async fn insert(s: &Database, identity: &NewIdentity) -> Result<(), StoreError> {
+    let mut tx = s.write().await?;
     platform::sql!(&mut tx, IdentitySql::insert_identity(identity))?;
     platform::sql!(&mut tx, SqlOutbox::insert_all(&[event(identity)]))?;
     Ok(tx.commit().await?)
@@ -66,12 +61,12 @@ async fn insert(s: &Stores, identity: &NewIdentity) -> Result<(), StoreError> {
 /// A password change as the use case writes it: the hash if still
 /// `expected`, and what the change ends, in one transaction.
 async fn change_password(
-    s: &Stores,
+    s: &Database,
     (user_id, current): (UserId, Option<SessionId>),
     expected: &str,
     hash: &str,
 ) -> Option<Vec<SessionId>> {
-    let (mut tx, now) = (s.db.write().await.unwrap(), Utc::now());
+    let (mut tx, now) = (s.write().await.unwrap(), Utc::now());
     if !platform::sql!(
         &mut tx,
         IdentitySql::replace_hash(user_id, expected, hash, now)
@@ -90,8 +85,8 @@ async fn change_password(
 }
 
 /// Disables an identity as the use case does; the sessions revoked.
-async fn disable(s: &Stores, user_id: UserId) -> Vec<SessionId> {
-    let (mut tx, now) = (s.db.write().await.unwrap(), Utc::now());
+async fn disable(s: &Database, user_id: UserId) -> Vec<SessionId> {
+    let (mut tx, now) = (s.write().await.unwrap(), Utc::now());
     platform::sql!(&mut tx, IdentitySql::disable(user_id, now)).unwrap();
     let ends = CredentialChange::AccountDisabled.ends();
     let revoked = platform::sql!(&mut tx, EndsSql::end_artefacts(user_id, &ends, None, now));
@@ -117,33 +112,30 @@ async fn identities(backend: Backend) {
         insert(&s, &identity("ada@example.com")).await,
         Err(StoreError::EmailTaken)
     ));
-    let found = platform::sql!(
-        read(&s.db),
-        IdentitySql::identity_by_email("ada@example.com")
-    )
-    .unwrap()
-    .unwrap();
+    let found = platform::sql!(read(&s), IdentitySql::identity_by_email("ada@example.com"))
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (found.id, found.display_name.as_str(), found.disabled),
         (ada.id, "Ada", false)
     );
     assert!(
         platform::sql!(
-            read(&s.db),
+            read(&s),
             IdentitySql::identity_by_email("nobody@example.com")
         )
         .unwrap()
         .is_none()
     );
     assert_eq!(
-        platform::sql!(read(&s.db), RoleSql::subject_roles(ada.id.uuid()))
+        platform::sql!(read(&s), RoleSql::subject_roles(ada.id.uuid()))
             .unwrap()
             .unwrap(),
         vec!["admin".to_owned(), "user".to_owned()]
     );
     assert!(
         !platform::sql!(
-            write(&s.db),
+            write(&s),
             IdentitySql::replace_hash(ada.id, "$argon2id$other", "$argon2id$new", Utc::now())
         )
         .unwrap(),
@@ -151,17 +143,14 @@ async fn identities(backend: Backend) {
     );
     assert!(
         platform::sql!(
-            write(&s.db),
+            write(&s),
             IdentitySql::replace_hash(ada.id, "$argon2id$fake", "$argon2id$new", Utc::now())
         )
         .unwrap()
     );
-    let found = platform::sql!(
-        read(&s.db),
-        IdentitySql::identity_by_email("ada@example.com")
-    )
-    .unwrap()
-    .unwrap();
+    let found = platform::sql!(read(&s), IdentitySql::identity_by_email("ada@example.com"))
+        .unwrap()
+        .unwrap();
     assert_eq!(found.password_hash, "$argon2id$new");
 
     // A password change is conditional on the hash it checked, and ends every
@@ -181,8 +170,8 @@ async fn identities(backend: Backend) {
     for (n, s2) in [(1, &kept), (2, &other)] {
         assert!(
             platform::sql!(
-                write(&s.db),
-                SessionSql::insert_session(
+                write(&s),
+                SessionSql::open_session_rows(
                     s2,
                     &token(n, s2.id, Duration::days(1)),
                     ("$argon2id$new", 0)
@@ -203,8 +192,8 @@ async fn identities(backend: Backend) {
     let late = session(SessionId::generate());
     assert!(
         !platform::sql!(
-            write(&s.db),
-            SessionSql::insert_session(
+            write(&s),
+            SessionSql::open_session_rows(
                 &late,
                 &token(3, late.id, Duration::days(1)),
                 ("$argon2id$new", 0)
@@ -227,119 +216,78 @@ async fn refresh_token_rotation(backend: Backend) {
         user_agent: None,
         amr: Amr::Password,
     };
+    let first = token(1, session.id, Duration::days(1));
     assert!(
         platform::sql!(
-            write(&s.db),
-            SessionSql::insert_session(
-                &session,
-                &token(1, session.id, Duration::days(1)),
-                ("$argon2id$fake", 0)
-            )
+            write(&s),
+            SessionSql::open_session_rows(&session, &first, ("$argon2id$fake", 0))
         )
         .unwrap()
     );
 
+    // Twenty refreshes race with one token: exactly one spends it.
     let now = Utc::now();
-    let next = token(2, NO_SESSION, Duration::days(1));
-    let rotated = platform::sql!(
-        write(&s.db),
-        SessionSql::rotate_refresh_token(&[1; 32], &next, LIFETIME, now)
-    )
-    .unwrap();
+    let racers: Vec<_> = (0..20)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                platform::sql!(write(&s), SessionSql::spend_refresh_token(&[1; 32], now)).unwrap()
+            })
+        })
+        .collect();
+    let mut spent = Vec::new();
+    for racer in racers {
+        spent.extend(racer.await.unwrap());
+    }
+    let micros =
+        |(session, at): (SessionId, chrono::DateTime<Utc>)| (session, at.timestamp_micros());
     assert_eq!(
-        rotated,
-        Rotation::Rotated {
-            session_id: session.id,
-            user_id: ada.id,
-            expires_at: next.expires_at,
-            email_verified: false,
-            amr: Amr::Password,
-        }
+        spent.into_iter().map(micros).collect::<Vec<_>>(),
+        vec![micros((session.id, first.expires_at))]
     );
     assert_eq!(
-        platform::sql!(
-            write(&s.db),
-            SessionSql::rotate_refresh_token(
-                &[9; 32],
-                &token(3, NO_SESSION, Duration::days(1)),
-                LIFETIME,
-                now
-            )
-        )
-        .unwrap(),
-        Rotation::Unknown
-    );
-    // Token 1 again: reuse, the session is revoked, and token 2 is dead with it.
-    assert_eq!(
-        platform::sql!(
-            write(&s.db),
-            SessionSql::rotate_refresh_token(
-                &[1; 32],
-                &token(4, NO_SESSION, Duration::days(1)),
-                LIFETIME,
-                now
-            )
-        )
-        .unwrap(),
-        Rotation::Reused {
-            session_id: session.id
-        }
+        platform::sql!(read(&s), SessionSql::refresh_token_session(&[1; 32])).unwrap(),
+        Some((session.id, true)),
+        "a spent token still names its session, for reuse detection"
     );
     assert_eq!(
+        platform::sql!(read(&s), SessionSql::refresh_token_session(&[9; 32])).unwrap(),
+        None
+    );
+
+    let next = token(2, session.id, Duration::days(1));
+    platform::sql!(write(&s), SessionSql::rotate_to(&next, now)).unwrap();
+    let live = platform::sql!(read(&s), SessionSql::live_session(session.id))
+        .unwrap()
+        .expect("live");
+    assert_eq!(
+        (
+            live.holder.user_id,
+            live.holder.email_verified,
+            live.holder.amr
+        ),
+        (ada.id, false, Amr::Password)
+    );
+    assert!(
         platform::sql!(
-            write(&s.db),
-            SessionSql::rotate_refresh_token(
-                &[2; 32],
-                &token(5, NO_SESSION, Duration::days(1)),
-                LIFETIME,
-                now
-            )
+            write(&s),
+            SessionSql::revoke_session(session.id, now, "refresh_token_reuse")
         )
-        .unwrap(),
-        Rotation::Dead
+        .unwrap()
+    );
+    assert_eq!(
+        platform::sql!(read(&s), SessionSql::live_session(session.id)).unwrap(),
+        None,
+        "a revoked session is not live"
     );
     let revoked = platform::sql!(
-        read(&s.db),
+        read(&s),
         SessionSql::revoked_sessions_since(now - Duration::seconds(1))
     )
     .unwrap();
     assert_eq!(
         revoked.iter().map(|r| r.0).collect::<Vec<_>>(),
         vec![session.id]
-    );
-
-    // An expired token is dead, not rotated.
-    let other = NewSession {
-        id: SessionId::generate(),
-        user_id: ada.id,
-        created_at: Utc::now(),
-        client_address: None,
-        user_agent: None,
-        amr: Amr::Password,
-    };
-    assert!(
-        platform::sql!(
-            write(&s.db),
-            SessionSql::insert_session(
-                &other,
-                &token(6, other.id, Duration::seconds(-1)),
-                ("$argon2id$fake", 0)
-            )
-        )
-        .unwrap()
-    );
-    assert_eq!(
-        platform::sql!(
-            write(&s.db),
-            SessionSql::rotate_refresh_token(
-                &[6; 32],
-                &token(7, NO_SESSION, Duration::days(1)),
-                LIFETIME,
-                Utc::now()
-            )
-        )
-        .unwrap(),
-        Rotation::Dead
     );
 }
 
@@ -357,8 +305,8 @@ async fn revocations_and_keys(backend: Backend) {
     };
     assert!(
         platform::sql!(
-            write(&s.db),
-            SessionSql::insert_session(
+            write(&s),
+            SessionSql::open_session_rows(
                 &session,
                 &token(1, session.id, Duration::days(1)),
                 ("$argon2id$fake", 0)
@@ -369,39 +317,29 @@ async fn revocations_and_keys(backend: Backend) {
     let t0 = Utc::now();
     assert!(
         platform::sql!(
-            read(&s.db),
+            read(&s),
             SessionSql::revoked_sessions_since(t0 - Duration::hours(1))
         )
         .unwrap()
         .is_empty()
     );
-    assert_eq!(
+    assert!(
         platform::sql!(
-            write(&s.db),
-            SessionSql::revoke_session_by_refresh_token(&[1; 32], t0, "logout")
+            write(&s),
+            SessionSql::revoke_session(session.id, t0, "logout")
         )
-        .unwrap(),
-        Some((session.id, false))
+        .unwrap()
     );
-    assert_eq!(
-        platform::sql!(
-            write(&s.db),
-            SessionSql::revoke_session_by_refresh_token(&[1; 32], t0, "logout")
+    assert!(
+        !platform::sql!(
+            write(&s),
+            SessionSql::revoke_session(session.id, t0, "logout")
         )
         .unwrap(),
-        None,
         "already revoked"
     );
-    assert_eq!(
-        platform::sql!(
-            write(&s.db),
-            SessionSql::revoke_session_by_refresh_token(&[8; 32], t0, "logout")
-        )
-        .unwrap(),
-        None
-    );
     let since = platform::sql!(
-        read(&s.db),
+        read(&s),
         SessionSql::revoked_sessions_since(t0 - Duration::seconds(1))
     )
     .unwrap();
@@ -412,7 +350,7 @@ async fn revocations_and_keys(backend: Backend) {
     );
     assert!(
         platform::sql!(
-            read(&s.db),
+            read(&s),
             SessionSql::revoked_sessions_since(t0 + Duration::seconds(1))
         )
         .unwrap()
@@ -429,14 +367,14 @@ async fn revocations_and_keys(backend: Backend) {
         created_at: t0,
         activates_at: t0 + Duration::days(generation),
     };
-    assert!(platform::sql!(read(&s.db), KeySql::insert_signing_key(&key(1, "a"))).unwrap());
+    assert!(platform::sql!(read(&s), KeySql::insert_signing_key(&key(1, "a"))).unwrap());
     assert!(
-        !platform::sql!(read(&s.db), KeySql::insert_signing_key(&key(1, "b"))).unwrap(),
+        !platform::sql!(read(&s), KeySql::insert_signing_key(&key(1, "b"))).unwrap(),
         "a generation is created once"
     );
-    assert!(platform::sql!(read(&s.db), KeySql::insert_signing_key(&key(2, "c"))).unwrap());
-    platform::sql!(read(&s.db), KeySql::set_key_activation(2, t0)).unwrap();
-    let keys = platform::sql!(read(&s.db), KeySql::signing_keys()).unwrap();
+    assert!(platform::sql!(read(&s), KeySql::insert_signing_key(&key(2, "c"))).unwrap());
+    platform::sql!(read(&s), KeySql::set_key_activation(2, t0)).unwrap();
+    let keys = platform::sql!(read(&s), KeySql::signing_keys()).unwrap();
     assert_eq!(
         keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(),
         vec!["a", "c"]
@@ -458,8 +396,8 @@ async fn revocations_and_keys(backend: Backend) {
     };
     assert!(
         platform::sql!(
-            write(&s.db),
-            SessionSql::insert_session(
+            write(&s),
+            SessionSql::open_session_rows(
                 &other,
                 &token(2, other.id, Duration::days(1)),
                 ("$argon2id$fake", 0)
@@ -470,13 +408,10 @@ async fn revocations_and_keys(backend: Backend) {
     assert_eq!(disable(&s, ada.id).await, vec![other.id]);
     assert!(disable(&s, ada.id).await.is_empty());
     assert!(
-        platform::sql!(
-            read(&s.db),
-            IdentitySql::identity_by_email("ada@example.com")
-        )
-        .unwrap()
-        .unwrap()
-        .disabled
+        platform::sql!(read(&s), IdentitySql::identity_by_email("ada@example.com"))
+            .unwrap()
+            .unwrap()
+            .disabled
     );
     let late = NewSession {
         id: SessionId::generate(),
@@ -488,8 +423,8 @@ async fn revocations_and_keys(backend: Backend) {
     };
     assert!(
         !platform::sql!(
-            write(&s.db),
-            SessionSql::insert_session(
+            write(&s),
+            SessionSql::open_session_rows(
                 &late,
                 &token(3, late.id, Duration::days(1)),
                 ("$argon2id$fake", 0)
@@ -524,8 +459,8 @@ async fn logins_racing_a_credential_change(backend: Backend) {
                     };
                     let hash = round * 100 + n;
                     platform::sql!(
-                        write(&s.db),
-                        SessionSql::insert_session(
+                        write(&s),
+                        SessionSql::open_session_rows(
                             &session,
                             &token(hash, session.id, Duration::days(1)),
                             ("$argon2id$fake", 0),
@@ -548,7 +483,7 @@ async fn logins_racing_a_credential_change(backend: Backend) {
             opened += usize::from(login.await.unwrap());
         }
         assert!(
-            platform::sql!(read(&s.db), SessionSql::list_sessions(ada.id, None, 10))
+            platform::sql!(read(&s), SessionSql::list_sessions(ada.id, None, 10))
                 .unwrap()
                 .is_empty(),
             "{change}: a session opened with the old credential survived"
@@ -580,29 +515,22 @@ async fn delivered_outbox_events_are_pruned_undelivered_kept(backend: Backend) {
         insert(&s, i).await.unwrap();
     }
     let now = Utc::now();
-    let due = s
-        .outbox
-        .claim_due(now, now + Duration::minutes(1), 10)
-        .await
-        .unwrap();
+    let lease = now + Duration::minutes(1);
+    let due = platform::sql!(write(&s), SqlOutbox::claim_due(now, lease, 10)).unwrap();
     assert_eq!(due.len(), 2);
-    s.outbox.mark_delivered(due[0].id, now).await.unwrap();
+    platform::sql!(write(&s), SqlOutbox::mark_delivered(due[0].id, now)).unwrap();
     let soon = now + Duration::hours(1);
     assert_eq!(
-        platform::outbox::prune_delivered(s.outbox.as_ref(), soon)
-            .await
-            .unwrap(),
+        platform::outbox::prune_delivered(&s, soon).await.unwrap(),
         0
     );
     let later = now + Duration::days(2);
     assert_eq!(
-        platform::outbox::prune_delivered(s.outbox.as_ref(), later)
-            .await
-            .unwrap(),
+        platform::outbox::prune_delivered(&s, later).await.unwrap(),
         1
     );
     assert_eq!(
-        s.outbox.backlog().await.unwrap(),
+        platform::sql!(read(&s), SqlOutbox::backlog()).unwrap(),
         1,
         "the undelivered event stays"
     );

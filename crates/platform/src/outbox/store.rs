@@ -1,10 +1,8 @@
 //! The `outbox` table, one SQL body for both backends.
 
-use super::{OutboxEvent, OutboxStore};
+use super::OutboxEvent;
 use crate::sql::{Expired, Timestamp};
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::Pool;
 use uuid::Uuid;
 
 /// Delivered events, by delivery time.
@@ -16,18 +14,10 @@ const DELIVERED: Expired = Expired {
 
 const COLUMNS: &str = "id, topic, aggregate_id, payload, created_at, attempts";
 
-/// The `outbox` table of one database.
+/// The `outbox` table: events written in the transaction of the change they
+/// announce, and the relay's queue (called through [`crate::sql!`]).
 #[derive(Debug)]
-pub struct SqlOutbox<DB: sqlx::Database> {
-    pool: Pool<DB>,
-}
-
-impl<DB: sqlx::Database> SqlOutbox<DB> {
-    /// The outbox in `pool`'s database.
-    pub fn new(pool: Pool<DB>) -> Self {
-        Self { pool }
-    }
-}
+pub struct SqlOutbox<DB>(std::marker::PhantomData<DB>);
 
 crate::generic_store! {
     impl<DB> SqlOutbox<DB> {
@@ -64,10 +54,10 @@ crate::generic_store! {
 }
 
 crate::generic_store! {
-    #[async_trait]
-    impl<DB> OutboxStore for SqlOutbox<DB> {
-        async fn claim_due(
-            &self,
+    impl<DB> SqlOutbox<DB> {
+        /// Leases up to `limit` due events until `lease_until`.
+        pub async fn claim_due(
+            c: &mut DB::Connection,
             now: DateTime<Utc>,
             lease_until: DateTime<Utc>,
             limit: i64,
@@ -85,29 +75,35 @@ crate::generic_store! {
                 .bind(Timestamp(now))
                 .bind(Timestamp(lease_until))
                 .bind(limit)
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *c)
                 .await?;
             events.sort_by_key(|e| e.created_at);
             Ok(events)
         }
 
-        async fn mark_delivered(&self, id: Uuid, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+        /// Marks an event delivered.
+        pub async fn mark_delivered(
+            c: &mut DB::Connection,
+            id: Uuid,
+            now: DateTime<Utc>,
+        ) -> Result<(), sqlx::Error> {
             // A delivered notification's one-time token has no business staying.
             sqlx::query(
                 "UPDATE outbox SET delivered_at = $2, locked_until = NULL,
                      payload = CASE WHEN topic LIKE $3 THEN '{}' ELSE payload END
                  WHERE id = $1",
             )
-                .bind(id)
-                .bind(Timestamp(now))
-                .bind(format!("{}%", super::SECRET_TOPICS))
-                .execute(&self.pool)
-                .await?;
+            .bind(id)
+            .bind(Timestamp(now))
+            .bind(format!("{}%", super::SECRET_TOPICS))
+            .execute(&mut *c)
+            .await?;
             Ok(())
         }
 
-        async fn mark_failed(
-            &self,
+        /// Records a failed attempt and when to try again.
+        pub async fn mark_failed(
+            c: &mut DB::Connection,
             id: Uuid,
             next_attempt_at: DateTime<Utc>,
             error: &str,
@@ -120,19 +116,25 @@ crate::generic_store! {
             .bind(id)
             .bind(Timestamp(next_attempt_at))
             .bind(error)
-            .execute(&self.pool)
+            .execute(&mut *c)
             .await?;
             Ok(())
         }
 
-        async fn backlog(&self) -> Result<i64, sqlx::Error> {
+        /// Undelivered events.
+        pub async fn backlog(c: &mut DB::Connection) -> Result<i64, sqlx::Error> {
             sqlx::query_scalar("SELECT count(*) FROM outbox WHERE delivered_at IS NULL")
-                .fetch_one(&self.pool)
+                .fetch_one(&mut *c)
                 .await
         }
 
-        async fn prune_delivered(&self, before: DateTime<Utc>, limit: i64) -> Result<u64, sqlx::Error> {
-            DELIVERED.delete(&self.pool, before, limit).await
+        /// Deletes up to `limit` events delivered before `before`; how many went.
+        pub async fn prune_delivered(
+            c: &mut DB::Connection,
+            before: DateTime<Utc>,
+            limit: i64,
+        ) -> Result<u64, sqlx::Error> {
+            DELIVERED.delete(c, before, limit).await
         }
     }
 }

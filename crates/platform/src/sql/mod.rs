@@ -1,9 +1,9 @@
-//! One SQL body for PostgreSQL and SQLite. Stores are generic over a [`Dialect`]
+//! One SQL body for PostgreSQL and SQLite. SQL functions are generic over a [`Dialect`]
 //! (implemented for [`sqlx::Postgres`] and [`sqlx::Sqlite`] only): the query text
 //! is written once with `$N` placeholders, which both accept, and the handful of
 //! real differences between the two dialects are the trait's few items.
 //! [`generic_store!`](crate::generic_store) writes the sqlx bounds a generic
-//! store needs, which the compiler cannot infer from `DB: Dialect`.
+//! query type needs, which the compiler cannot infer from `DB: Dialect`.
 
 mod dialect;
 mod prune;
@@ -15,13 +15,12 @@ pub use prune::Expired;
 pub use time::Timestamp;
 pub use tx::{Conn, Handle, Read, Tx};
 
-/// Implements a store trait (or inherent methods) for a store generic over the
+/// Implements the SQL functions of a query type generic over the
 /// backend, with the bounds sqlx needs spelled out once here: executing on a
 /// connection, binding and decoding the column types the services use, and
 /// decoding `#[derive(FromRow)]` records by column name.
 ///
-/// `generic_store! { #[async_trait] impl<DB> Trait for Store<DB> { ... } }`, or
-/// `generic_store! { impl<DB> Store<DB> { ... } }`; extra column types, such as
+/// `generic_store! { impl<DB> KeySql<DB> { ... } }`; extra column types, such as
 /// a `Json<T>`, follow the keyword `types`: `generic_store! { types(Json<Vec<String>>); impl ... }`.
 #[macro_export]
 macro_rules! generic_store {

@@ -10,11 +10,10 @@ mod users;
 pub use users::Sql;
 
 use chrono::{DateTime, Utc};
-use platform::db::{Database, Migrations, Pool};
+use platform::db::Migrations;
 use platform::ids::UserId;
-use platform::outbox::{OutboxStore, SqlOutbox};
+
 use platform::sql::Timestamp;
-use std::sync::Arc;
 
 /// What a storage call can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -50,11 +49,3 @@ pub static MIGRATIONS: Migrations = Migrations {
     postgres: sqlx::migrate!("./migrations/postgres"),
     sqlite: sqlx::migrate!("./migrations/sqlite"),
 };
-
-/// The outbox in `db`, for the relay.
-pub fn outbox(db: &Database) -> Arc<dyn OutboxStore> {
-    match &db.pool {
-        Pool::Postgres(p) => Arc::new(SqlOutbox::new(p.clone())),
-        Pool::Sqlite(p) => Arc::new(SqlOutbox::new(p.clone())),
-    }
-}
