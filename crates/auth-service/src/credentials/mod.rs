@@ -96,13 +96,13 @@ impl Credentials<'_> {
             user_id: id,
             email: identity.email.clone(),
             display_name: identity.display_name.clone(),
+            username: None,
         })
         .map_err(|e| AuthError::Internal(e.to_string()))?;
         let mut tx = self.db.write().await?;
-        if let Err(StoreError::EmailTaken) =
-            platform::sql!(&mut tx, IdentitySql::insert_identity(&identity))
-        {
-            return Err(AuthError::EmailTaken);
+        match platform::sql!(&mut tx, IdentitySql::insert_identity(&identity)) {
+            Err(StoreError::EmailTaken) => return Err(AuthError::EmailTaken),
+            inserted => inserted?,
         }
         let mut events = vec![OutboxEvent::new(USER_REGISTERED, id.uuid(), payload, now)];
         // The first verification goes out with the registration, atomically.
@@ -211,7 +211,8 @@ impl Credentials<'_> {
         };
         let (user_id, now) = (identity.id, self.clock.now());
         let mut tx = self.db.write().await?;
-        Throttle::succeeded_in(&mut tx, reserved).await?;
+        // The identity first, as every transaction that changes what hangs off it.
+        platform::sql!(&mut tx, EndsSql::lock_identity(user_id))?;
         let mut credential = identity.password_hash.clone();
         if let Some(hash) = rehashed
             && platform::sql!(
@@ -224,6 +225,7 @@ impl Credentials<'_> {
         if platform::sql!(&mut tx, MfaSql::totp(user_id))?.is_some_and(|f| f.confirmed) {
             let (row, challenge) = Mfa(self.0).new_challenge(&identity, &credential, client)?;
             platform::sql!(&mut tx, MfaSql::insert_challenge(&row))?;
+            Throttle::succeeded_in(&mut tx, reserved).await?;
             tx.commit().await?;
             let required = self.event("login.mfa_required", client);
             self.audit(required.actor(user_id).subject(user_id)).await;
@@ -240,6 +242,7 @@ impl Credentials<'_> {
             drop(tx);
             return Err(sessions.login_lost_race(user_id, client).await);
         }
+        Throttle::succeeded_in(&mut tx, reserved).await?;
         tx.commit().await?;
         sessions
             .session_opened(opening, identity.email_verified, client)
@@ -265,6 +268,8 @@ impl Credentials<'_> {
         let hash = self.hasher.hash(new.secret()).await?;
         let now = self.clock.now();
         let mut tx = self.db.write().await?;
+        let locked =
+            platform::sql!(&mut tx, EndsSql::lock_identity(user_id))?.ok_or(AuthError::Changed)?;
         let old = &identity.password_hash;
         if !platform::sql!(&mut tx, IdentitySql::replace_hash(user_id, old, &hash, now))? {
             // Another change won meanwhile: the old password is no longer current.
@@ -277,7 +282,7 @@ impl Credentials<'_> {
             &mut tx,
             EndsSql::end_artefacts(user_id, &ends, Some(current), now)
         )?;
-        let notice = Recovery(self.0).notice(PASSWORD_CHANGED, (user_id, &identity.email), now)?;
+        let notice = Recovery(self.0).notice(PASSWORD_CHANGED, (user_id, &locked.email), now)?;
         platform::sql!(&mut tx, SqlOutbox::insert_all(notice.as_slice()))?;
         tx.commit().await?;
         for s in &revoked {

@@ -302,7 +302,9 @@ impl Mfa<'_> {
             .collect();
         let (user_id, checked) = (identity.id, &record.secret);
         let mut tx = self.db.write().await?;
-        platform::sql!(&mut tx, EndsSql::lock_identity(user_id))?;
+        let locked = platform::sql!(&mut tx, EndsSql::lock_identity(user_id))?
+            .filter(|l| !l.disabled)
+            .ok_or(AuthError::Changed)?;
         if !platform::sql!(
             &mut tx,
             MfaSql::confirm((user_id, checked), step, &hashes, now)
@@ -311,7 +313,7 @@ impl Mfa<'_> {
         }
         let ends = CredentialChange::MfaEnabled.ends();
         platform::sql!(&mut tx, EndsSql::end_artefacts(user_id, &ends, None, now))?;
-        let notice = Recovery(self.0).notice(MFA_ENABLED, (user_id, &identity.email), now)?;
+        let notice = Recovery(self.0).notice(MFA_ENABLED, (user_id, &locked.email), now)?;
         platform::sql!(&mut tx, SqlOutbox::insert_all(notice.as_slice()))?;
         tx.commit().await?;
         self.throttle().succeeded(reserved).await?;
@@ -591,13 +593,15 @@ impl Mfa<'_> {
     ) -> Result<Option<()>, AuthError> {
         let user_id = identity.id;
         let mut tx = self.db.write().await?;
-        platform::sql!(&mut tx, EndsSql::lock_identity(user_id))?;
+        let Some(locked) = platform::sql!(&mut tx, EndsSql::lock_identity(user_id))? else {
+            return Ok(None);
+        };
         if !platform::sql!(&mut tx, MfaSql::remove(user_id))? {
             return Ok(None);
         }
         let ends = change.ends();
         let revoked = platform::sql!(&mut tx, EndsSql::end_artefacts(user_id, &ends, None, now))?;
-        let notice = Recovery(self.0).notice(MFA_DISABLED, (user_id, &identity.email), now)?;
+        let notice = Recovery(self.0).notice(MFA_DISABLED, (user_id, &locked.email), now)?;
         platform::sql!(&mut tx, SqlOutbox::insert_all(notice.as_slice()))?;
         tx.commit().await?;
         for session in &revoked {

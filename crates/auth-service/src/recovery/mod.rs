@@ -256,12 +256,13 @@ impl Recovery<'_> {
             platform::sql!(&mut tx, IdentitySql::mark_verified(user_id, now))?;
             "email.verified"
         } else {
-            if let Err(StoreError::EmailTaken) =
-                platform::sql!(&mut tx, IdentitySql::move_to(user_id, &address, now))
-            {
-                return Err(AuthError::AlreadyExists(
-                    "another account took this address meanwhile".into(),
-                ));
+            match platform::sql!(&mut tx, IdentitySql::move_to(user_id, &address, now)) {
+                Err(StoreError::EmailTaken) => {
+                    return Err(AuthError::AlreadyExists(
+                        "another account took this address meanwhile".into(),
+                    ));
+                }
+                moved => moved?,
             }
             let ends = CredentialChange::EmailChanged.ends();
             platform::sql!(&mut tx, EndsSql::end_artefacts(user_id, &ends, None, now))?;
@@ -358,12 +359,15 @@ impl Recovery<'_> {
             &mut tx,
             IdentitySql::restore(user_id, restore, no_password, now)
         );
-        if let Err(StoreError::EmailTaken) = restored {
-            return Err(AuthError::FailedPrecondition(
-                "the address this link was sent to now belongs to another account; \
-                 ask an administrator"
-                    .into(),
-            ));
+        match restored {
+            Err(StoreError::EmailTaken) => {
+                return Err(AuthError::FailedPrecondition(
+                    "the address this link was sent to now belongs to another account; \
+                     ask an administrator"
+                        .into(),
+                ));
+            }
+            restored => restored?,
         }
         let ends = CredentialChange::EmailChangeCancelled.ends();
         let revoked = platform::sql!(&mut tx, EndsSql::end_artefacts(user_id, &ends, None, now))?;
