@@ -42,6 +42,14 @@ pub enum Command {
         #[arg(long, default_value = "Administrator")]
         display_name: String,
     },
+    /// Import users from another system: one JSON object per line (`email`,
+    /// `password_hash`, `email_verified`, `roles`, `display_name`, `username`,
+    /// `created_at`, `external_id`). Lines that cannot be imported are reported
+    /// on standard error and skipped; a re-run skips what was imported before.
+    Import {
+        /// The file to read, or `-` for standard input.
+        file: String,
+    },
     /// Create a service account and print its client id and secret as JSON.
     CreateServiceAccount {
         /// The account's name, e.g. `user-service`.

@@ -83,6 +83,9 @@ pub struct UserRegistered {
     pub user_id: UserId,
     pub email: String,
     pub display_name: String,
+    /// An imported user's username (the User Service derives one otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
 }
 
 /// The outbox topic of [`UserRegistered`].

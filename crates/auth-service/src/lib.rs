@@ -15,6 +15,7 @@ pub mod crypto;
 pub mod domain;
 pub mod error;
 pub mod gateway;
+pub mod import;
 pub mod keys;
 pub mod mfa;
 pub mod notify;

@@ -5,6 +5,7 @@ use auth_service::audit::ClientInfo;
 use auth_service::config::{AuthService, Cli, Command};
 use auth_service::credentials::Credentials;
 use auth_service::domain::{DisplayName, Email, NewPassword};
+use auth_service::import::Import;
 use auth_service::startup::{self, Application};
 use clap::Parser;
 use platform::clock::{SharedClock, SystemClock};
@@ -63,6 +64,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await?;
             println!("{id}");
             tracing::info!(user_id = %id, "administrator ready");
+            Ok(())
+        }
+        Command::Import { file } => {
+            let core = startup::build_core(&cli.settings, clock).await?;
+            let tally = Import(&core.authenticator).from_file(&file).await?;
+            if tally.failed > 0 {
+                anyhow::bail!("{} lines were not imported", tally.failed);
+            }
             Ok(())
         }
         Command::CreateServiceAccount { name, roles } => {

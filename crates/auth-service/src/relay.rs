@@ -91,6 +91,7 @@ impl ToUserService {
                         id: body.user_id.to_string(),
                         email: body.email,
                         display_name: body.display_name,
+                        username: body.username.unwrap_or_default(),
                         ..User::default()
                     }),
                 },

@@ -1,12 +1,14 @@
 //! A caller's input that breaks a rule, naming the field at fault; every service
 //! maps it to `INVALID_ARGUMENT` with the field in the message. The identity
-//! values both services hold (email, display name) follow one rule here.
+//! values both services hold (email, display name, username) follow one rule here.
 
 mod display_name;
 mod email;
+mod username;
 
 pub use display_name::DisplayName;
 pub use email::Email;
+pub use username::Username;
 
 /// One field of a request that breaks a rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -138,6 +138,14 @@ fn verify_with(
     stored: &str,
     memory: &mut Vec<Block>,
 ) -> Result<Verified, HashError> {
+    if !stored.starts_with("$argon2") {
+        // Imported from another system: replaced by Argon2id once it matches.
+        let matches = super::imported::verify(password.as_bytes(), stored).map_err(failed)?;
+        return Ok(Verified {
+            matches,
+            needs_rehash: true,
+        });
+    }
     let parsed = PasswordHash::new(stored).map_err(failed)?;
     let algorithm = Algorithm::try_from(parsed.algorithm).map_err(failed)?;
     let params = Params::try_from(&parsed).map_err(failed)?;

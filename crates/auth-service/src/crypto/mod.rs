@@ -2,6 +2,7 @@
 //! keys are in `crate::keys`), access-token JWTs and opaque refresh tokens.
 
 pub mod hasher;
+pub mod imported;
 pub mod jwt;
 pub mod refresh;
 pub mod verified;

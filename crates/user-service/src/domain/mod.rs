@@ -4,10 +4,8 @@
 pub mod filter;
 mod mask;
 pub mod profile;
-mod username;
 
 pub use filter::Filter;
 pub use mask::{Field, ProfileInput, UpdateMask};
-pub use platform::validation::{DisplayName, Email, FieldViolation};
+pub use platform::validation::{DisplayName, Email, FieldViolation, Username};
 pub use profile::{Profile, user_id_from_name};
-pub use username::Username;

@@ -1,0 +1,66 @@
+//! The rows an import reads and writes, beyond an identity's own.
+
+use crate::storage::StoreError;
+use chrono::{DateTime, Utc};
+use platform::ids::UserId;
+use platform::sql::Timestamp;
+
+/// Imported identities.
+pub struct ImportSql<DB>(std::marker::PhantomData<DB>);
+
+platform::generic_store! {
+    impl<DB> ImportSql<DB> {
+        /// The identity at `email` (canonical), if any: the external id it was
+        /// imported under and when it was imported, if it was.
+        pub async fn holder(
+            c: &mut DB::Connection,
+            email: &str,
+        ) -> Result<Option<(Option<String>, Option<Timestamp>)>, StoreError> {
+            Ok(sqlx::query_as("SELECT external_id, imported_at FROM identities WHERE email = $1")
+            .bind(email)
+            .fetch_optional(c)
+            .await?)
+        }
+
+        /// Marks a new identity imported, with its verified flag and external id.
+        pub async fn mark_imported(
+            c: &mut DB::Connection,
+            user_id: UserId,
+            (email_verified, external_id): (bool, Option<&str>),
+            now: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            sqlx::query(
+                "UPDATE identities SET email_verified = $2, external_id = $3, imported_at = $4
+                 WHERE id = $1",
+            )
+            .bind(user_id)
+            .bind(email_verified)
+            .bind(external_id.map(str::to_owned))
+            .bind(Timestamp(now))
+            .execute(c)
+            .await?;
+            Ok(())
+        }
+
+        /// Whether an identity was imported under `external_id`.
+        pub async fn external_id_taken(
+            c: &mut DB::Connection,
+            external_id: &str,
+        ) -> Result<bool, StoreError> {
+            Ok(
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM identities WHERE external_id = $1)")
+                    .bind(external_id)
+                    .fetch_one(c)
+                    .await?,
+            )
+        }
+
+        /// Whether a role exists.
+        pub async fn role_exists(c: &mut DB::Connection, name: &str) -> Result<bool, StoreError> {
+            Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM roles WHERE name = $1)")
+                .bind(name)
+                .fetch_one(c)
+                .await?)
+        }
+    }
+}
