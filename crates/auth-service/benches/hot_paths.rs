@@ -6,7 +6,7 @@
 // A benchmark harness: a broken set-up should stop it loudly.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::disallowed_methods)]
 
-use auth_service::access::authz::{self, Principal, SubjectKind};
+use auth_service::access::authz::{self, Principal};
 use auth_service::crypto::jwt::{TokenAuthority, TokenSubject, check_time};
 use auth_service::crypto::refresh;
 use auth_service::crypto::verified::VerifiedTokens;
@@ -57,9 +57,8 @@ fn tokens(c: &mut Criterion) {
         .issue(
             &keys,
             TokenSubject {
-                id: Uuid::now_v7(),
+                id: platform::ids::UserId::generate().into(),
                 session_id: platform::ids::SessionId::generate(),
-                kind: SubjectKind::User,
                 roles: roles(2),
                 email_verified: true,
                 amr: vec!["pwd".into()],
@@ -75,7 +74,6 @@ fn tokens(c: &mut Criterion) {
                 TokenSubject {
                     id: black_box(claims.sub),
                     session_id: claims.sid,
-                    kind: SubjectKind::User,
                     roles: roles(2),
                     email_verified: true,
                     amr: vec!["pwd".into()],
@@ -118,10 +116,9 @@ fn permissions(c: &mut Criterion) {
         definitions.insert(role, (0..10).map(|p| format!("res{i}:perm{p}")).collect());
     }
     let held = roles(3);
-    let subject = Uuid::now_v7();
+    let subject = platform::ids::UserId::generate();
     let principal = Principal {
-        subject_id: subject,
-        kind: SubjectKind::User,
+        subject_id: subject.into(),
         session_id: platform::ids::SessionId::generate(),
         permissions: authz::permissions_of(&held, &definitions),
         roles: held.clone(),

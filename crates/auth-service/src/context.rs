@@ -4,7 +4,7 @@
 //! the feature folders, each a view ([`use_cases!`]) over this context.
 
 use crate::access::RoleSql;
-use crate::access::authz::{self, AuthzState, Decision, Principal, SubjectKind};
+use crate::access::authz::{self, AuthzState, Decision, Principal};
 use crate::access::revocation::RevocationSet;
 use crate::accounts::AccountSql;
 use crate::audit::{ClientInfo, Event};
@@ -163,7 +163,6 @@ impl Context {
         let permissions = authz::permissions_of(&roles, &self.authz.definitions());
         Ok(Principal {
             subject_id: claims.sub,
-            kind: claims.kind,
             session_id: claims.sid,
             roles,
             permissions,
@@ -284,9 +283,8 @@ impl Context {
     ) -> Result<(String, i64), AuthError> {
         self.sign(
             TokenSubject {
-                id: id.uuid(),
+                id: id.into(),
                 session_id: crate::accounts::account_session(id),
-                kind: SubjectKind::Service,
                 roles: Vec::new(),
                 email_verified: false,
                 amr: Vec::new(),

@@ -8,8 +8,8 @@
 //! changes, so a role taken away stops working everywhere within the poll interval.
 
 use crate::access::RoleSql;
-use crate::access::SubjectChange;
 use crate::access::feed::ChangeCursor;
+use crate::access::{SubjectChange, SubjectId};
 use crate::domain::FieldViolation;
 use crate::storage::StoreError;
 use chrono::{DateTime, Duration, Utc};
@@ -67,22 +67,10 @@ fn truncate(s: &str) -> String {
     s.chars().take(80).collect()
 }
 
-/// Users or service accounts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum SubjectKind {
-    /// An end user.
-    #[default]
-    User,
-    /// An internal service.
-    Service,
-}
-
 /// Who is asking, with their current roles.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
-    pub subject_id: Uuid,
-    pub kind: SubjectKind,
+    pub subject_id: SubjectId,
     pub session_id: SessionId,
     pub roles: Vec<String>,
     pub permissions: Vec<String>,
@@ -98,7 +86,7 @@ pub struct Principal {
 impl Principal {
     /// The caller's user id, unless the caller is a service account.
     pub fn user_id(&self) -> Option<UserId> {
-        (self.kind == SubjectKind::User).then(|| UserId::from_uuid(self.subject_id))
+        self.subject_id.user()
     }
 }
 
@@ -129,7 +117,7 @@ pub fn decide(p: &Principal, permission: &str, resource: Option<&str>) -> Decisi
         };
     }
     let own = format!("users/{}", p.subject_id);
-    if p.kind == SubjectKind::User
+    if p.subject_id.user().is_some()
         && SELF_SERVICE.contains(&permission)
         && resource == Some(own.as_str())
     {
@@ -148,7 +136,7 @@ pub fn decide(p: &Principal, permission: &str, resource: Option<&str>) -> Decisi
 #[derive(Debug)]
 pub struct AuthzState {
     definitions: RwLock<Arc<HashMap<String, Vec<String>>>>,
-    changed: RwLock<HashMap<Uuid, SubjectChange>>,
+    changed: RwLock<HashMap<SubjectId, SubjectChange>>,
     /// Where this replica is in the stream of subject changes; a change matters
     /// for the longest token lifetime plus leeway.
     cursor: ChangeCursor,
@@ -177,7 +165,7 @@ impl AuthzState {
     /// carries `token_roles`; `None` when the subject was disabled since.
     pub fn current_roles(
         &self,
-        subject: &Uuid,
+        subject: &SubjectId,
         iat: i64,
         token_roles: &[String],
     ) -> Option<Vec<String>> {
@@ -229,11 +217,11 @@ impl AuthzState {
 #[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
+    use platform::ids::ServiceAccountId;
 
-    fn principal(kind: SubjectKind, permissions: &[&str]) -> Principal {
+    fn principal(subject_id: SubjectId, permissions: &[&str]) -> Principal {
         Principal {
-            subject_id: Uuid::now_v7(),
-            kind,
+            subject_id,
             session_id: SessionId::generate(),
             roles: vec!["r".into()],
             permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
@@ -247,7 +235,7 @@ mod tests {
 
     #[test]
     fn roles_grant_and_owners_self_serve() {
-        let user = principal(SubjectKind::User, &["users:read"]);
+        let user = principal(UserId::generate().into(), &["users:read"]);
         assert!(decide(&user, "users:read", None).allowed);
         assert!(!decide(&user, "users:write", None).allowed);
         let own = format!("users/{}", user.subject_id);
@@ -257,9 +245,9 @@ mod tests {
             "ownership grants only self-service"
         );
         assert!(!decide(&user, "users:write", Some("users/someone-else")).allowed);
-        let admin = principal(SubjectKind::User, &["*"]);
+        let admin = principal(UserId::generate().into(), &["*"]);
         assert!(decide(&admin, "audit:read", None).allowed);
-        let service = principal(SubjectKind::Service, &[]);
+        let service = principal(ServiceAccountId::generate().into(), &[]);
         let own = format!("users/{}", service.subject_id);
         assert!(!decide(&service, "users:write", Some(&own)).allowed);
     }
@@ -285,7 +273,7 @@ mod tests {
     #[test]
     fn changes_override_older_tokens_only() {
         let state = AuthzState::new(Duration::minutes(16));
-        let id = Uuid::now_v7();
+        let id = UserId::generate().into();
         let now = Utc::now();
         let token = vec!["admin".to_owned()];
         assert_eq!(

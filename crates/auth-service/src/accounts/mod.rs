@@ -7,8 +7,7 @@ pub use model::*;
 pub use sql::AccountSql;
 
 use crate::access::authz::{self, Principal};
-use crate::access::outcome;
-use crate::access::{Outcome, SubjectChange};
+use crate::access::{RoleSql, SubjectChange};
 use crate::audit::ClientInfo;
 use crate::context::{OWN_ACCOUNT, SERVICE_ROLE};
 use crate::error::{AuthError, INVALID_CLIENT};
@@ -48,7 +47,8 @@ crate::context::use_cases! {
 }
 
 impl Accounts<'_> {
-    /// Creates a service account; its secret is returned once.
+    /// Creates a service account holding existing roles; its secret is
+    /// returned once.
     pub async fn create_service_account(
         &self,
         caller: Option<&Principal>,
@@ -69,18 +69,18 @@ impl Accounts<'_> {
             roles,
             name,
         };
-        match platform::sql!(
-            write(&self.db),
-            AccountSql::insert_service_account(&account)
-        )? {
-            Outcome::NoSuchRole => {
-                return Err(AuthError::NotFound(format!(
-                    "no such role among {:?}",
-                    account.roles
-                )));
+        let mut tx = self.db.write().await?;
+        for role in &account.roles {
+            if !platform::sql!(&mut tx, RoleSql::role_exists(role))? {
+                let roles = &account.roles;
+                return Err(AuthError::NotFound(format!("no such role among {roles:?}")));
             }
-            other => outcome(other, &format!("service account {}", account.name))?,
         }
+        if !platform::sql!(&mut tx, AccountSql::insert_service_account(&account))? {
+            let taken = format!("service account {} already exists", account.name);
+            return Err(AuthError::AlreadyExists(taken));
+        }
+        tx.commit().await?;
         let event = self
             .event("service_account.created", client)
             .subject(account.id)
@@ -120,7 +120,7 @@ impl Accounts<'_> {
         // Its tokens carry its id as their session: revoke them like a session.
         self.revoked.insert(account_session(id), now);
         self.authz.note(SubjectChange {
-            subject_id: id.uuid(),
+            subject_id: id.into(),
             changed_at: now,
             roles: vec![],
             disabled: true,

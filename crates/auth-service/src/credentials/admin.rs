@@ -53,7 +53,7 @@ impl Credentials<'_> {
         }
         let ends = CredentialChange::PasswordReset.ends();
         let revoked = platform::sql!(&mut tx, EndsSql::end_artefacts(id, &ends, None, now))?;
-        platform::sql!(&mut tx, RoleSql::assign_role(id.uuid(), ADMIN_ROLE, now))?;
+        platform::sql!(&mut tx, RoleSql::assign_role(id.into(), ADMIN_ROLE, now))?;
         tx.commit().await?;
         for session in &revoked {
             self.revoked.insert(*session, now);

@@ -136,7 +136,7 @@ async fn identities(backend: Backend) {
         .is_none()
     );
     assert_eq!(
-        platform::sql!(read(&s.db), RoleSql::subject_roles(ada.id.uuid()))
+        platform::sql!(read(&s.db), RoleSql::subject_roles(ada.id.into()))
             .unwrap()
             .unwrap(),
         vec!["admin".to_owned(), "user".to_owned()]

@@ -1,7 +1,8 @@
 //! Mapping between stored records and their protobuf messages.
 
 use crate::access::RoleRecord;
-use crate::access::authz::{Principal, SubjectKind};
+use crate::access::SubjectKind;
+use crate::access::authz::Principal;
 use crate::accounts::ServiceAccountRecord;
 use crate::audit::AuditRecord;
 use crate::context::{IssuedTokens, LoginOutcome};
@@ -70,7 +71,7 @@ pub fn validated(p: Principal) -> pb::ValidateTokenResponse {
         token_id: p.token_id.to_string(),
         issued_at: Some(seconds(p.issued_at)),
         permissions: p.permissions,
-        subject_kind: kind(p.kind),
+        subject_kind: kind(p.subject_id.kind()),
         email_verified: p.email_verified,
         amr: p.amr,
     }

@@ -251,7 +251,7 @@ impl AuthService for AuthGrpc {
             allowed: d.allowed,
             reason: d.reason,
             subject_id: p.subject_id.to_string(),
-            subject_kind: convert::kind(p.kind),
+            subject_kind: convert::kind(p.subject_id.kind()),
             roles: p.roles,
         }))
     }
