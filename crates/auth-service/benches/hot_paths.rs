@@ -7,6 +7,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::disallowed_methods)]
 
 use auth_service::access::authz::{self, Principal};
+use auth_service::access::{Permission, RoleName};
 use auth_service::crypto::jwt::{TokenAuthority, TokenSubject, check_time};
 use auth_service::crypto::refresh;
 use auth_service::crypto::verified::VerifiedTokens;
@@ -15,7 +16,6 @@ use chrono::{Duration, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use platform::clock::{SharedClock, SystemClock};
 use secrecy::SecretString;
-use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -41,8 +41,9 @@ fn key_set() -> Arc<KeySet> {
     })
 }
 
-fn roles(n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("role-{i}")).collect()
+fn roles(n: usize) -> Vec<RoleName> {
+    let name = |i| RoleName::parse(&format!("role-{i}"), "role").expect("a role name");
+    (0..n).map(name).collect()
 }
 
 fn tokens(c: &mut Criterion) {
@@ -111,9 +112,10 @@ fn refresh_tokens(c: &mut Criterion) {
 }
 
 fn permissions(c: &mut Criterion) {
-    let mut definitions: HashMap<String, Vec<String>> = HashMap::new();
+    let mut definitions = authz::Definitions::new();
     for (i, role) in roles(20).into_iter().enumerate() {
-        definitions.insert(role, (0..10).map(|p| format!("res{i}:perm{p}")).collect());
+        let permission = |p| Permission::parse(&format!("res{i}:perm{p}"), "p").expect("valid");
+        definitions.insert(role, (0..10).map(permission).collect());
     }
     let held = roles(3);
     let subject = platform::ids::UserId::generate();

@@ -3,9 +3,9 @@
 //! in-memory views of revocations and roles. The use cases themselves live in
 //! the feature folders, each a view ([`use_cases!`]) over this context.
 
-use crate::access::RoleSql;
 use crate::access::authz::{self, AuthzState, Decision, Principal};
 use crate::access::revocation::RevocationSet;
+use crate::access::{Permission, Resource, RoleSql};
 use crate::accounts::AccountSql;
 use crate::audit::{ClientInfo, Event};
 use crate::credentials::IdentitySql;
@@ -186,11 +186,12 @@ impl Context {
     pub fn check_permission(
         &self,
         token: &str,
-        permission: &str,
-        resource: Option<&str>,
+        permission: &Permission,
+        resource: Option<&Resource>,
     ) -> Result<(Principal, Decision), AuthError> {
         let principal = self.validate(token)?;
-        let decision = authz::decide(&principal, permission, resource);
+        let resource = resource.map(Resource::as_str);
+        let decision = authz::decide(&principal, permission.as_str(), resource);
         Ok((principal, decision))
     }
 

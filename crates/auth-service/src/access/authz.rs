@@ -9,8 +9,7 @@
 
 use crate::access::RoleSql;
 use crate::access::feed::ChangeCursor;
-use crate::access::{SubjectChange, SubjectId};
-use crate::domain::FieldViolation;
+use crate::access::{Permission, RoleName, SubjectChange, SubjectId};
 use crate::storage::StoreError;
 use chrono::{DateTime, Duration, Utc};
 use parking_lot::RwLock;
@@ -20,60 +19,16 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use uuid::Uuid;
 
-/// The permission that grants every permission.
-pub const ALL: &str = "*";
 /// What a user may always do to their own profile (`users/{their id}`).
 const SELF_SERVICE: [&str; 2] = ["users:read", "users:write"];
-
-/// Parses a permission: `*`, or `resource:action` of `a-z 0-9 _ -` (2 to 64 each).
-pub fn permission(raw: &str, field: &'static str) -> Result<String, FieldViolation> {
-    let s = raw.trim();
-    if s == ALL {
-        return Ok(s.to_owned());
-    }
-    let ok = s
-        .split_once(':')
-        .is_some_and(|(r, a)| name_ok(r, 1) && name_ok(a, 1));
-    if !ok {
-        return Err(FieldViolation::new(
-            field,
-            format!("{:?} is not a permission such as users:read", truncate(s)),
-        ));
-    }
-    Ok(s.to_owned())
-}
-
-/// Parses a role (or service-account) name: 2 to 64 of `a-z 0-9 _ -`, from a letter.
-pub fn name(raw: &str, field: &'static str) -> Result<String, FieldViolation> {
-    let s = raw.trim();
-    if name_ok(s, 2) {
-        Ok(s.to_owned())
-    } else {
-        Err(FieldViolation::new(
-            field,
-            "must be 2 to 64 characters of a-z, 0-9, '_' and '-', starting with a letter",
-        ))
-    }
-}
-
-fn name_ok(s: &str, min: usize) -> bool {
-    (min..=64).contains(&s.len())
-        && s.starts_with(|c: char| c.is_ascii_lowercase())
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
-}
-
-fn truncate(s: &str) -> String {
-    s.chars().take(80).collect()
-}
 
 /// Who is asking, with their current roles.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     pub subject_id: SubjectId,
     pub session_id: SessionId,
-    pub roles: Vec<String>,
-    pub permissions: Vec<String>,
+    pub roles: Vec<RoleName>,
+    pub permissions: Vec<Permission>,
     pub expires_at: i64,
     pub issued_at: i64,
     pub token_id: Uuid,
@@ -90,6 +45,9 @@ impl Principal {
     }
 }
 
+/// Every role's permissions.
+pub type Definitions = HashMap<RoleName, Vec<Permission>>;
+
 /// A decision and its reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
@@ -98,8 +56,8 @@ pub struct Decision {
 }
 
 /// The permissions `roles` grant, sorted.
-pub fn permissions_of(roles: &[String], definitions: &HashMap<String, Vec<String>>) -> Vec<String> {
-    let set: BTreeSet<&String> = roles
+pub fn permissions_of(roles: &[RoleName], definitions: &Definitions) -> Vec<Permission> {
+    let set: BTreeSet<&Permission> = roles
         .iter()
         .filter_map(|r| definitions.get(r))
         .flatten()
@@ -110,7 +68,7 @@ pub fn permissions_of(roles: &[String], definitions: &HashMap<String, Vec<String
 /// May `p` do `permission` (on `resource`)? Granted by a role holding it (or
 /// `*`), or by owning the resource for self-service permissions.
 pub fn decide(p: &Principal, permission: &str, resource: Option<&str>) -> Decision {
-    if p.permissions.iter().any(|g| g == permission || g == ALL) {
+    if p.permissions.iter().any(|g| g.grants(permission)) {
         return Decision {
             allowed: true,
             reason: format!("granted by the caller's roles ({})", p.roles.join(", ")),
@@ -135,15 +93,11 @@ pub fn decide(p: &Principal, permission: &str, resource: Option<&str>) -> Decisi
 /// This replica's view of role definitions and recent subject changes.
 #[derive(Debug)]
 pub struct AuthzState {
-    definitions: RwLock<Arc<HashMap<String, Vec<String>>>>,
+    definitions: RwLock<Arc<Definitions>>,
     changed: RwLock<HashMap<SubjectId, SubjectChange>>,
     /// Where this replica is in the stream of subject changes; a change matters
     /// for the longest token lifetime plus leeway.
     cursor: ChangeCursor,
-}
-
-fn read<T: Clone>(lock: &RwLock<T>) -> T {
-    lock.read().clone()
 }
 
 impl AuthzState {
@@ -157,8 +111,8 @@ impl AuthzState {
     }
 
     /// Every role's permissions.
-    pub fn definitions(&self) -> Arc<HashMap<String, Vec<String>>> {
-        read(&self.definitions)
+    pub fn definitions(&self) -> Arc<Definitions> {
+        self.definitions.read().clone()
     }
 
     /// The roles to use for a token of `subject` issued at `iat` (seconds) that
@@ -167,8 +121,8 @@ impl AuthzState {
         &self,
         subject: &SubjectId,
         iat: i64,
-        token_roles: &[String],
-    ) -> Option<Vec<String>> {
+        token_roles: &[RoleName],
+    ) -> Option<Vec<RoleName>> {
         let changed = self.changed.read();
         match changed.get(subject) {
             Some(c) if c.changed_at.timestamp() >= iat => (!c.disabled).then(|| c.roles.clone()),
@@ -182,7 +136,7 @@ impl AuthzState {
     }
 
     /// Replaces the role definitions (after a role changed here).
-    pub fn set_definitions(&self, roles: HashMap<String, Vec<String>>) {
+    pub fn set_definitions(&self, roles: Definitions) {
         *self.definitions.write() = Arc::new(roles);
     }
 
@@ -223,8 +177,11 @@ mod tests {
         Principal {
             subject_id,
             session_id: SessionId::generate(),
-            roles: vec!["r".into()],
-            permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+            roles: vec![RoleName::builtin("reader")],
+            permissions: permissions
+                .iter()
+                .map(|p| Permission::parse(p, "p").unwrap())
+                .collect(),
             expires_at: 0,
             issued_at: 0,
             token_id: Uuid::now_v7(),
@@ -253,29 +210,11 @@ mod tests {
     }
 
     #[test]
-    fn names_and_permissions() {
-        assert!(permission("users:read", "p").is_ok());
-        assert!(permission("*", "p").is_ok());
-        for bad in [
-            "users",
-            "Users:Read",
-            ":read",
-            "users:",
-            "a:b:c",
-            "users read",
-        ] {
-            assert!(permission(bad, "p").is_err(), "{bad:?}");
-        }
-        assert!(name("support-staff", "n").is_ok());
-        assert!(name("x", "n").is_err() && name("1abc", "n").is_err() && name("ABC", "n").is_err());
-    }
-
-    #[test]
     fn changes_override_older_tokens_only() {
         let state = AuthzState::new(Duration::minutes(16));
         let id = UserId::generate().into();
         let now = Utc::now();
-        let token = vec!["admin".to_owned()];
+        let token = vec![RoleName::builtin("admin")];
         assert_eq!(
             state.current_roles(&id, now.timestamp(), &token),
             Some(token.clone())
@@ -283,12 +222,12 @@ mod tests {
         state.note(SubjectChange {
             subject_id: id,
             changed_at: now,
-            roles: vec!["user".into()],
+            roles: vec![RoleName::builtin("user")],
             disabled: false,
         });
         assert_eq!(
             state.current_roles(&id, now.timestamp() - 60, &token),
-            Some(vec!["user".into()])
+            Some(vec![RoleName::builtin("user")])
         );
         assert_eq!(
             state.current_roles(&id, now.timestamp() + 1, &token),

@@ -19,8 +19,8 @@ use uuid::Uuid;
 
 const ROLES_ADMIN: &str = "roles:admin";
 
-fn no_such_role(what: impl std::fmt::Display) -> AuthError {
-    AuthError::NotFound(format!("no such role: {what}"))
+fn no_such_role(name: &RoleName) -> AuthError {
+    AuthError::NotFound(format!("no such role: {name}"))
 }
 
 fn no_such_subject(id: Uuid) -> AuthError {
@@ -33,10 +33,24 @@ crate::context::use_cases! {
 }
 
 impl Roles<'_> {
-    async fn reload_definitions(&self) -> Result<(), AuthError> {
+    /// After a role changed: this replica's definitions at once, and the audit.
+    async fn role_changed(
+        &self,
+        kind: &str,
+        caller: &Principal,
+        (name, permissions): (&RoleName, Option<&[Permission]>),
+        client: &ClientInfo,
+    ) -> Result<(), AuthError> {
         let roles = platform::sql!(read(&self.db), RoleSql::list_roles())?;
         self.authz
             .set_definitions(roles.into_iter().map(|r| (r.name, r.permissions)).collect());
+        let event = self.event(kind, client).actor(caller.subject_id);
+        let event = event.subject(name);
+        self.audit(match permissions {
+            Some(p) => event.detail("permissions", p.join(" ")),
+            None => event,
+        })
+        .await;
         Ok(())
     }
 
@@ -48,89 +62,58 @@ impl Roles<'_> {
     pub async fn create_role(
         &self,
         caller: &Principal,
-        name: String,
-        description: String,
-        permissions: Vec<String>,
+        role: NewRole,
         client: &ClientInfo,
     ) -> Result<RoleRecord, AuthError> {
         self.require(caller, ROLES_ADMIN, None)?;
         let now = self.clock.now();
-        let role = RoleRecord {
-            name,
-            description,
-            permissions,
-            builtin: false,
-            created_at: now,
-            updated_at: now,
-        };
-        if !platform::sql!(read(&self.db), RoleSql::create_role(&role))? {
-            let taken = format!("role {} already exists", role.name);
-            return Err(AuthError::AlreadyExists(taken));
-        }
-        self.reload_definitions().await?;
-        self.audit(
-            self.event("role.created", client)
-                .actor(caller.subject_id)
-                .subject(&role.name)
-                .detail("permissions", role.permissions.join(" ")),
-        )
-        .await;
-        Ok(role)
+        let created = platform::sql!(read(&self.db), RoleSql::create_role(&role, now))?
+            .ok_or_else(|| {
+                AuthError::AlreadyExists(format!("role {} already exists", role.name))
+            })?;
+        let change = (&role.name, Some(&role.permissions[..]));
+        self.role_changed("role.created", caller, change, client)
+            .await?;
+        Ok(created)
     }
 
     pub async fn update_role(
         &self,
         caller: &Principal,
-        name: &str,
-        description: &str,
-        permissions: &[String],
+        role: NewRole,
         client: &ClientInfo,
     ) -> Result<RoleRecord, AuthError> {
         self.require(caller, ROLES_ADMIN, None)?;
-        let role = platform::sql!(
-            read(&self.db),
-            RoleSql::update_role(name, description, permissions, self.clock.now())
-        )?
-        .ok_or_else(|| no_such_role(name))?;
-        self.reload_definitions().await?;
-        self.audit(
-            self.event("role.updated", client)
-                .actor(caller.subject_id)
-                .subject(name)
-                .detail("permissions", permissions.join(" ")),
-        )
-        .await;
-        Ok(role)
+        let now = self.clock.now();
+        let updated = platform::sql!(read(&self.db), RoleSql::update_role(&role, now))?
+            .ok_or_else(|| no_such_role(&role.name))?;
+        let change = (&role.name, Some(&role.permissions[..]));
+        self.role_changed("role.updated", caller, change, client)
+            .await?;
+        Ok(updated)
     }
 
     /// Deletes a role that is not built in; its holders lose it at once.
     pub async fn delete_role(
         &self,
         caller: &Principal,
-        name: &str,
+        name: &RoleName,
         client: &ClientInfo,
     ) -> Result<(), AuthError> {
         self.require(caller, ROLES_ADMIN, None)?;
         let mut tx = self.db.write().await?;
-        match platform::sql!(&mut tx, RoleSql::role_builtin(name))? {
+        match platform::sql!(&mut tx, RoleSql::lock_role(name))? {
             None => return Err(no_such_role(name)),
             Some(true) => {
-                return Err(AuthError::FailedPrecondition(format!(
-                    "{name} is a built-in role and cannot be deleted"
-                )));
+                let builtin = format!("{name} is a built-in role and cannot be deleted");
+                return Err(AuthError::FailedPrecondition(builtin));
             }
             Some(false) => {}
         }
         platform::sql!(&mut tx, RoleSql::delete_role(name, self.clock.now()))?;
         tx.commit().await?;
-        self.reload_definitions().await?;
-        self.audit(
-            self.event("role.deleted", client)
-                .actor(caller.subject_id)
-                .subject(name),
-        )
-        .await;
-        Ok(())
+        self.role_changed("role.deleted", caller, (name, None), client)
+            .await
     }
 
     /// Gives (or takes) a role to (from) the user or service account `id`;
@@ -139,7 +122,7 @@ impl Roles<'_> {
         &self,
         caller: &Principal,
         id: Uuid,
-        role: &str,
+        role: &RoleName,
         assign: bool,
         client: &ClientInfo,
     ) -> Result<(), AuthError> {
@@ -149,7 +132,7 @@ impl Roles<'_> {
         let subject =
             platform::sql!(&mut tx, RoleSql::subject(id))?.ok_or_else(|| no_such_subject(id))?;
         if assign {
-            if !platform::sql!(&mut tx, RoleSql::role_exists(role))? {
+            if platform::sql!(&mut tx, RoleSql::lock_role(role))?.is_none() {
                 return Err(no_such_role(role));
             }
             platform::sql!(&mut tx, RoleSql::assign_role(subject, role, now))?;
@@ -184,7 +167,7 @@ impl Roles<'_> {
         &self,
         caller: &Principal,
         id: Option<Uuid>,
-    ) -> Result<(Vec<String>, Vec<String>), AuthError> {
+    ) -> Result<(Vec<RoleName>, Vec<Permission>), AuthError> {
         let other = id.filter(|id| *id != caller.subject_id.uuid());
         if other.is_some() {
             self.require(caller, ROLES_ADMIN, None)?;

@@ -18,7 +18,7 @@ platform::generic_store! {
         pub async fn roles_of(
             c: &mut DB::Connection,
             subject: SubjectId,
-        ) -> Result<Vec<String>, StoreError> {
+        ) -> Result<Vec<RoleName>, StoreError> {
             Ok(sqlx::query_scalar(
                 "SELECT role FROM subject_roles WHERE subject_id = $1 ORDER BY role",
             )
@@ -63,39 +63,11 @@ platform::generic_store! {
             Ok(())
         }
 
-        /// Marks every holder of `role` changed.
-        pub async fn mark_holders_changed(
+        /// Locks `role` for the rest of the transaction (so it stays as read)
+        /// and tells whether it is built in; `None` when there is no such role.
+        pub async fn lock_role(
             c: &mut DB::Connection,
-            role: &str,
-            now: DateTime<Utc>,
-        ) -> Result<(), StoreError> {
-            for table in ["identities", "service_accounts"] {
-                sqlx::query(&format!(
-                    "UPDATE {table} SET roles_changed_at = $2
-                     WHERE id IN (SELECT subject_id FROM subject_roles WHERE role = $1)"
-                ))
-                .bind(role)
-                .bind(Timestamp(now))
-                .execute(&mut *c)
-                .await?;
-            }
-            Ok(())
-        }
-
-        pub async fn role_exists(c: &mut DB::Connection, role: &str) -> Result<bool, StoreError> {
-            Ok(
-                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM roles WHERE name = $1)")
-                    .bind(role)
-                    .fetch_one(c)
-                    .await?,
-            )
-        }
-
-        /// Whether `role` is built in, `None` when there is no such role; the
-        /// row stays locked for the deletion that follows.
-        pub async fn role_builtin(
-            c: &mut DB::Connection,
-            role: &str,
+            role: &RoleName,
         ) -> Result<Option<bool>, StoreError> {
             Ok(sqlx::query_scalar(&format!(
                 "SELECT builtin FROM roles WHERE name = $1{}",
@@ -109,10 +81,19 @@ platform::generic_store! {
         /// Deletes a role and its assignments, marking its holders changed.
         pub async fn delete_role(
             c: &mut DB::Connection,
-            role: &str,
+            role: &RoleName,
             now: DateTime<Utc>,
         ) -> Result<(), StoreError> {
-            Self::mark_holders_changed(&mut *c, role, now).await?;
+            for table in ["identities", "service_accounts"] {
+                sqlx::query(&format!(
+                    "UPDATE {table} SET roles_changed_at = $2
+                     WHERE id IN (SELECT subject_id FROM subject_roles WHERE role = $1)"
+                ))
+                .bind(role)
+                .bind(Timestamp(now))
+                .execute(&mut *c)
+                .await?;
+            }
             sqlx::query("DELETE FROM roles WHERE name = $1")
                 .bind(role)
                 .execute(&mut *c)
@@ -124,7 +105,7 @@ platform::generic_store! {
         pub async fn assign_role(
             c: &mut DB::Connection,
             subject: SubjectId,
-            role: &str,
+            role: &RoleName,
             now: DateTime<Utc>,
         ) -> Result<(), StoreError> {
             let inserted = sqlx::query(
@@ -145,7 +126,7 @@ platform::generic_store! {
         pub async fn unassign_role(
             c: &mut DB::Connection,
             subject: SubjectId,
-            role: &str,
+            role: &RoleName,
             now: DateTime<Utc>,
         ) -> Result<(), StoreError> {
             let deleted =
@@ -164,10 +145,10 @@ platform::generic_store! {
         pub async fn subject_roles(
             c: &mut DB::Connection,
             subject: SubjectId,
-        ) -> Result<Option<Vec<String>>, StoreError> {
+        ) -> Result<Option<Vec<RoleName>>, StoreError> {
             // One round trip when the subject holds roles (every login and refresh);
             // a second only to tell "no roles" from "no such subject".
-            let roles: Vec<String> = sqlx::query_scalar(
+            let roles: Vec<RoleName> = sqlx::query_scalar(
                 "SELECT role FROM subject_roles WHERE subject_id = $1
                    AND (EXISTS (SELECT 1 FROM identities WHERE id = $1)
                         OR EXISTS (SELECT 1 FROM service_accounts WHERE id = $1 AND disabled_at IS NULL))
@@ -207,7 +188,7 @@ platform::generic_store! {
 }
 
 platform::generic_store! {
-    types(Json<Vec<String>>);
+    types(Json<Vec<Permission>>);
     impl<DB> RoleSql<DB> {
         pub async fn list_roles(c: &mut DB::Connection) -> Result<Vec<RoleRecord>, StoreError> {
             Ok(sqlx::query_as("SELECT * FROM roles ORDER BY name")
@@ -215,40 +196,38 @@ platform::generic_store! {
                 .await?)
         }
 
-        /// Inserts a role; false when the name is taken.
+        /// Inserts a role; `None` when the name is taken.
         pub async fn create_role(
             c: &mut DB::Connection,
-            r: &RoleRecord,
-        ) -> Result<bool, StoreError> {
-            let done = sqlx::query(
+            role: &NewRole,
+            now: DateTime<Utc>,
+        ) -> Result<Option<RoleRecord>, StoreError> {
+            Ok(sqlx::query_as(
                 "INSERT INTO roles (name, description, permissions, builtin, created_at, updated_at)
-                 VALUES ($1, $2, $3, FALSE, $4, $4) ON CONFLICT (name) DO NOTHING",
+                 VALUES ($1, $2, $3, FALSE, $4, $4) ON CONFLICT (name) DO NOTHING RETURNING *",
             )
-            .bind(&r.name)
-            .bind(&r.description)
-            .bind(Json(r.permissions.clone()))
-            .bind(Timestamp(r.created_at))
-            .execute(&mut *c)
-            .await?;
-            Ok(DB::rows_affected(&done) == 1)
+            .bind(&role.name)
+            .bind(&role.description)
+            .bind(Json(role.permissions.clone()))
+            .bind(Timestamp(now))
+            .fetch_optional(&mut *c)
+            .await?)
         }
 
         /// Replaces description and permissions (every replica reloads definitions
         /// on each poll); `None` when there is no such role.
         pub async fn update_role(
             c: &mut DB::Connection,
-            name: &str,
-            description: &str,
-            permissions: &[String],
+            role: &NewRole,
             now: DateTime<Utc>,
         ) -> Result<Option<RoleRecord>, StoreError> {
             Ok(sqlx::query_as(
                 "UPDATE roles SET description = $2, permissions = $3, updated_at = $4
                  WHERE name = $1 RETURNING *",
             )
-            .bind(name)
-            .bind(description)
-            .bind(Json(permissions.to_vec()))
+            .bind(&role.name)
+            .bind(&role.description)
+            .bind(Json(role.permissions.clone()))
             .bind(Timestamp(now))
             .fetch_optional(&mut *c)
             .await?)

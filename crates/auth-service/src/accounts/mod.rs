@@ -7,7 +7,7 @@ pub use model::*;
 pub use sql::AccountSql;
 
 use crate::access::authz::{self, Principal};
-use crate::access::{RoleSql, SubjectChange};
+use crate::access::{RoleName, RoleSql, SubjectChange};
 use crate::audit::ClientInfo;
 use crate::context::{OWN_ACCOUNT, SERVICE_ROLE};
 use crate::error::{AuthError, INVALID_CLIENT};
@@ -52,8 +52,7 @@ impl Accounts<'_> {
     pub async fn create_service_account(
         &self,
         caller: Option<&Principal>,
-        name: String,
-        roles: Vec<String>,
+        new: NewServiceAccount,
         client: &ClientInfo,
     ) -> Result<(ServiceAccountRecord, SecretString), AuthError> {
         if let Some(caller) = caller {
@@ -66,13 +65,13 @@ impl Accounts<'_> {
             secret_hash: secret_hash(&secret),
             created_at: self.clock.now(),
             disabled: false,
-            roles,
-            name,
+            roles: new.roles,
+            name: new.name,
         };
         let mut tx = self.db.write().await?;
         for role in &account.roles {
-            if !platform::sql!(&mut tx, RoleSql::role_exists(role))? {
-                let roles = &account.roles;
+            if platform::sql!(&mut tx, RoleSql::lock_role(role))?.is_none() {
+                let roles: Vec<_> = account.roles.iter().map(RoleName::as_str).collect();
                 return Err(AuthError::NotFound(format!("no such role among {roles:?}")));
             }
         }
@@ -179,10 +178,7 @@ impl Accounts<'_> {
         let account = self.authenticate_client(client_id, secret, client).await?;
         let definitions = self.authz.definitions();
         let permissions = authz::permissions_of(&account.roles, &definitions);
-        if !permissions
-            .iter()
-            .any(|p| p == INTROSPECT || p == authz::ALL)
-        {
+        if !permissions.iter().any(|p| p.grants(INTROSPECT)) {
             return Err(AuthError::Unauthenticated(format!(
                 "this client lacks the {INTROSPECT} permission"
             )));
@@ -224,8 +220,10 @@ impl Accounts<'_> {
             let created = self
                 .create_service_account(
                     None,
-                    OWN_ACCOUNT.into(),
-                    vec![SERVICE_ROLE.into()],
+                    NewServiceAccount {
+                        name: OWN_ACCOUNT.into(),
+                        roles: vec![RoleName::builtin(SERVICE_ROLE)],
+                    },
                     &ClientInfo::default(),
                 )
                 .await;

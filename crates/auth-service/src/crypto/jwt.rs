@@ -4,7 +4,7 @@
 //! golang-jwt, System.IdentityModel) verifies ES256, while EdDSA support is still
 //! missing or optional in several; with aws-lc-rs it verifies in about 40 µs.
 
-use crate::access::SubjectId;
+use crate::access::{RoleName, SubjectId};
 use crate::keys::KeySet;
 use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::errors::ErrorKind;
@@ -32,7 +32,7 @@ pub struct AccessClaims {
     pub iat: i64,
     pub nbf: i64,
     pub exp: i64,
-    pub roles: Vec<String>,
+    pub roles: Vec<RoleName>,
     /// Whether the user's email address was verified when the token was
     /// issued; always present (false for service accounts).
     #[serde(default)]
@@ -48,7 +48,7 @@ pub struct AccessClaims {
 pub struct TokenSubject {
     pub id: SubjectId,
     pub session_id: SessionId,
-    pub roles: Vec<String>,
+    pub roles: Vec<RoleName>,
     pub email_verified: bool,
     pub amr: Vec<String>,
 }

@@ -18,6 +18,11 @@ pub fn seconds(s: i64) -> prost_types::Timestamp {
     }
 }
 
+/// Names or permissions as the proto's strings.
+pub fn texts(v: &[impl ToString]) -> Vec<String> {
+    v.iter().map(ToString::to_string).collect()
+}
+
 pub fn kind(k: SubjectKind) -> i32 {
     match k {
         SubjectKind::User => pb::SubjectKind::User as i32,
@@ -66,11 +71,11 @@ pub fn validated(p: Principal) -> pb::ValidateTokenResponse {
     pb::ValidateTokenResponse {
         user_id: p.subject_id.to_string(),
         session_id: p.session_id.to_string(),
-        roles: p.roles,
+        roles: texts(&p.roles),
         expires_at: Some(seconds(p.expires_at)),
         token_id: p.token_id.to_string(),
         issued_at: Some(seconds(p.issued_at)),
-        permissions: p.permissions,
+        permissions: texts(&p.permissions),
         subject_kind: kind(p.subject_id.kind()),
         email_verified: p.email_verified,
         amr: p.amr,
@@ -79,9 +84,9 @@ pub fn validated(p: Principal) -> pb::ValidateTokenResponse {
 
 pub fn role(r: RoleRecord) -> pb::Role {
     pb::Role {
-        name: r.name,
+        name: r.name.to_string(),
         description: r.description,
-        permissions: r.permissions,
+        permissions: texts(&r.permissions),
         builtin: r.builtin,
         create_time: Some(timestamp(r.created_at)),
         update_time: Some(timestamp(r.updated_at)),
@@ -93,7 +98,7 @@ pub fn account(a: ServiceAccountRecord) -> pb::ServiceAccount {
         id: a.id.to_string(),
         name: a.name,
         client_id: a.client_id,
-        roles: a.roles,
+        roles: texts(&a.roles),
         create_time: Some(timestamp(a.created_at)),
     }
 }
