@@ -131,14 +131,10 @@ impl Roles<'_> {
         let mut tx = self.db.write().await?;
         let subject =
             platform::sql!(&mut tx, RoleSql::subject(id))?.ok_or_else(|| no_such_subject(id))?;
-        if assign {
-            if platform::sql!(&mut tx, RoleSql::lock_role(role))?.is_none() {
-                return Err(no_such_role(role));
-            }
-            platform::sql!(&mut tx, RoleSql::assign_role(subject, role, now))?;
-        } else {
-            platform::sql!(&mut tx, RoleSql::unassign_role(subject, role, now))?;
+        if assign && platform::sql!(&mut tx, RoleSql::lock_role(role))?.is_none() {
+            return Err(no_such_role(role));
         }
+        platform::sql!(&mut tx, RoleSql::set_role(subject, role, assign, now))?;
         let roles = platform::sql!(&mut tx, RoleSql::roles_of(subject))?;
         tx.commit().await?;
         self.authz.note(SubjectChange {

@@ -43,26 +43,6 @@ platform::generic_store! {
             .await?)
         }
 
-        /// Marks `subject` changed, for every replica's role poll.
-        pub async fn mark_subject_changed(
-            c: &mut DB::Connection,
-            subject: SubjectId,
-            now: DateTime<Utc>,
-        ) -> Result<(), StoreError> {
-            let table = match subject {
-                SubjectId::User(_) => "identities",
-                SubjectId::Service(_) => "service_accounts",
-            };
-            sqlx::query(&format!(
-                "UPDATE {table} SET roles_changed_at = $2 WHERE id = $1"
-            ))
-            .bind(subject.uuid())
-            .bind(Timestamp(now))
-            .execute(c)
-            .await?;
-            Ok(())
-        }
-
         /// Locks `role` for the rest of the transaction (so it stays as read)
         /// and tells whether it is built in; `None` when there is no such role.
         pub async fn lock_role(
@@ -101,42 +81,38 @@ platform::generic_store! {
             Ok(())
         }
 
-        /// Gives `subject` an existing `role` it lacks, marking it changed.
-        pub async fn assign_role(
+        /// Gives `subject` an existing `role` (`held`) or takes it away; a
+        /// subject this changed is marked for every replica's role poll.
+        pub async fn set_role(
             c: &mut DB::Connection,
             subject: SubjectId,
             role: &RoleName,
+            held: bool,
             now: DateTime<Utc>,
         ) -> Result<(), StoreError> {
-            let inserted = sqlx::query(
+            let change = if held {
                 "INSERT INTO subject_roles (subject_id, role)
-                 SELECT $1, name FROM roles WHERE name = $2 ON CONFLICT DO NOTHING",
-            )
-            .bind(subject.uuid())
-            .bind(role)
-            .execute(&mut *c)
-            .await?;
-            if DB::rows_affected(&inserted) > 0 {
-                Self::mark_subject_changed(&mut *c, subject, now).await?;
-            }
-            Ok(())
-        }
-
-        /// Takes `role` from `subject` if it holds it, marking it changed.
-        pub async fn unassign_role(
-            c: &mut DB::Connection,
-            subject: SubjectId,
-            role: &RoleName,
-            now: DateTime<Utc>,
-        ) -> Result<(), StoreError> {
-            let deleted =
-                sqlx::query("DELETE FROM subject_roles WHERE subject_id = $1 AND role = $2")
-                    .bind(subject.uuid())
-                    .bind(role)
-                    .execute(&mut *c)
-                    .await?;
-            if DB::rows_affected(&deleted) > 0 {
-                Self::mark_subject_changed(&mut *c, subject, now).await?;
+                 SELECT $1, name FROM roles WHERE name = $2 ON CONFLICT DO NOTHING"
+            } else {
+                "DELETE FROM subject_roles WHERE subject_id = $1 AND role = $2"
+            };
+            let done = sqlx::query(change)
+                .bind(subject.uuid())
+                .bind(role)
+                .execute(&mut *c)
+                .await?;
+            if DB::rows_affected(&done) > 0 {
+                let table = match subject {
+                    SubjectId::User(_) => "identities",
+                    SubjectId::Service(_) => "service_accounts",
+                };
+                sqlx::query(&format!(
+                    "UPDATE {table} SET roles_changed_at = $2 WHERE id = $1"
+                ))
+                .bind(subject.uuid())
+                .bind(Timestamp(now))
+                .execute(&mut *c)
+                .await?;
             }
             Ok(())
         }
@@ -187,6 +163,7 @@ platform::generic_store! {
     }
 }
 
+// Apart: the account SQL reads roles_of without the JSON column's bounds.
 platform::generic_store! {
     types(Json<Vec<Permission>>);
     impl<DB> RoleSql<DB> {

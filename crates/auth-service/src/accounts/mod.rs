@@ -176,8 +176,7 @@ impl Accounts<'_> {
         client: &ClientInfo,
     ) -> Result<Option<Principal>, AuthError> {
         let account = self.authenticate_client(client_id, secret, client).await?;
-        let definitions = self.authz.definitions();
-        let permissions = authz::permissions_of(&account.roles, &definitions);
+        let permissions = authz::permissions_of(&account.roles, &self.authz.definitions());
         if !permissions.iter().any(|p| p.grants(INTROSPECT)) {
             return Err(AuthError::Unauthenticated(format!(
                 "this client lacks the {INTROSPECT} permission"
@@ -210,28 +209,25 @@ impl Accounts<'_> {
 
     /// Makes sure the Auth Service's own account exists (it signs the relay's tokens).
     pub async fn ensure_own_account(&self) -> Result<(), AuthError> {
-        if platform::sql!(
+        let own = platform::sql!(
             read(&self.db),
             AccountSql::service_account_by_name(OWN_ACCOUNT)
-        )?
-        .is_none()
-        {
-            // The secret is thrown away: this account's tokens are minted in-process.
-            let created = self
-                .create_service_account(
-                    None,
-                    NewServiceAccount {
-                        name: OWN_ACCOUNT.into(),
-                        roles: vec![RoleName::builtin(SERVICE_ROLE)],
-                    },
-                    &ClientInfo::default(),
-                )
-                .await;
-            match created {
-                Ok(_) | Err(AuthError::AlreadyExists(_)) => {}
-                Err(e) => return Err(e),
-            }
+        )?;
+        if own.is_some() {
+            return Ok(());
         }
-        Ok(())
+        // The secret is thrown away: this account's tokens are minted in-process.
+        let roles = vec![RoleName::builtin(SERVICE_ROLE)];
+        let own = NewServiceAccount {
+            name: OWN_ACCOUNT.into(),
+            roles,
+        };
+        match self
+            .create_service_account(None, own, &ClientInfo::default())
+            .await
+        {
+            Ok(_) | Err(AuthError::AlreadyExists(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 }

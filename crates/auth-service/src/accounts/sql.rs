@@ -45,11 +45,7 @@ platform::generic_store! {
             }
             Ok(accounts)
         }
-    }
-}
 
-platform::generic_store! {
-    impl<DB> AccountSql<DB> {
         /// Inserts a service account and its roles; false when its name or
         /// client id is taken (then, on PostgreSQL, the transaction is spent).
         pub async fn insert_service_account(

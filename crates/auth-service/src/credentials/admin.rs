@@ -54,7 +54,7 @@ impl Credentials<'_> {
         let ends = CredentialChange::PasswordReset.ends();
         let revoked = platform::sql!(&mut tx, EndsSql::end_artefacts(id, &ends, None, now))?;
         let admin = RoleName::builtin(ADMIN_ROLE);
-        platform::sql!(&mut tx, RoleSql::assign_role(id.into(), &admin, now))?;
+        platform::sql!(&mut tx, RoleSql::set_role(id.into(), &admin, true, now))?;
         tx.commit().await?;
         for session in &revoked {
             self.revoked.insert(*session, now);
