@@ -6,7 +6,8 @@
 // A benchmark harness: a broken set-up should stop it loudly.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::disallowed_methods)]
 
-use auth_service::access::authz::{self, Principal, SubjectKind};
+use auth_service::access::authz::{self, Principal};
+use auth_service::access::{Permission, RoleName};
 use auth_service::crypto::jwt::{TokenAuthority, TokenSubject, check_time};
 use auth_service::crypto::refresh;
 use auth_service::crypto::verified::VerifiedTokens;
@@ -15,7 +16,6 @@ use chrono::{Duration, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use platform::clock::{SharedClock, SystemClock};
 use secrecy::SecretString;
-use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -35,8 +35,9 @@ fn key_set() -> Arc<KeySet> {
     })
 }
 
-fn roles(n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("role-{i}")).collect()
+fn roles(n: usize) -> Vec<RoleName> {
+    let name = |i| RoleName::parse(&format!("role-{i}"), "role").expect("a role name");
+    (0..n).map(name).collect()
 }
 
 fn tokens(c: &mut Criterion) {
@@ -51,9 +52,8 @@ fn tokens(c: &mut Criterion) {
         .issue(
             &keys,
             TokenSubject {
-                id: Uuid::now_v7(),
+                id: platform::ids::UserId::generate().into(),
                 session_id: platform::ids::SessionId::generate(),
-                kind: SubjectKind::User,
                 roles: roles(2),
                 email_verified: true,
                 amr: vec!["pwd".into()],
@@ -69,7 +69,6 @@ fn tokens(c: &mut Criterion) {
                 TokenSubject {
                     id: black_box(claims.sub),
                     session_id: claims.sid,
-                    kind: SubjectKind::User,
                     roles: roles(2),
                     email_verified: true,
                     amr: vec!["pwd".into()],
@@ -107,15 +106,15 @@ fn refresh_tokens(c: &mut Criterion) {
 }
 
 fn permissions(c: &mut Criterion) {
-    let mut definitions: HashMap<String, Vec<String>> = HashMap::new();
+    let mut definitions = authz::Definitions::new();
     for (i, role) in roles(20).into_iter().enumerate() {
-        definitions.insert(role, (0..10).map(|p| format!("res{i}:perm{p}")).collect());
+        let permission = |p| Permission::parse(&format!("res{i}:perm{p}"), "p").expect("valid");
+        definitions.insert(role, (0..10).map(permission).collect());
     }
     let held = roles(3);
-    let subject = Uuid::now_v7();
+    let subject = platform::ids::UserId::generate();
     let principal = Principal {
-        subject_id: subject,
-        kind: SubjectKind::User,
+        subject_id: subject.into(),
         session_id: platform::ids::SessionId::generate(),
         permissions: authz::permissions_of(&held, &definitions),
         roles: held.clone(),

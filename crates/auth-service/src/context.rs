@@ -3,9 +3,9 @@
 //! in-memory views of revocations and roles. The use cases themselves live in
 //! the feature folders, each a view ([`use_cases!`]) over this context.
 
-use crate::access::RoleSql;
-use crate::access::authz::{self, AuthzState, Decision, Principal, SubjectKind};
+use crate::access::authz::{self, AuthzState, Decision, Principal};
 use crate::access::revocation::RevocationSet;
+use crate::access::{Permission, Resource, RoleSql};
 use crate::accounts::AccountSql;
 use crate::audit::{ClientInfo, Event};
 use crate::credentials::IdentitySql;
@@ -166,7 +166,6 @@ impl Context {
         let permissions = authz::permissions_of(&roles, &self.authz.definitions());
         Ok(Principal {
             subject_id: claims.sub,
-            kind: claims.kind,
             session_id: claims.sid,
             roles,
             permissions,
@@ -190,11 +189,12 @@ impl Context {
     pub fn check_permission(
         &self,
         token: &str,
-        permission: &str,
-        resource: Option<&str>,
+        permission: &Permission,
+        resource: Option<&Resource>,
     ) -> Result<(Principal, Decision), AuthError> {
         let principal = self.validate(token)?;
-        let decision = authz::decide(&principal, permission, resource);
+        let resource = resource.map(Resource::as_str);
+        let decision = authz::decide(&principal, permission.as_str(), resource);
         Ok((principal, decision))
     }
 
@@ -287,9 +287,8 @@ impl Context {
     ) -> Result<(String, i64), AuthError> {
         self.sign(
             TokenSubject {
-                id: id.uuid(),
+                id: id.into(),
                 session_id: crate::accounts::account_session(id),
-                kind: SubjectKind::Service,
                 roles: Vec::new(),
                 email_verified: false,
                 amr: Vec::new(),

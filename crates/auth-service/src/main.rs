@@ -1,6 +1,6 @@
 //! The `auth-service` binary: parse the configuration, run the chosen subcommand.
 
-use auth_service::accounts::Accounts;
+use auth_service::accounts::{Accounts, NewServiceAccount};
 use auth_service::audit::ClientInfo;
 use auth_service::config::{AuthService, Cli, Command};
 use auth_service::credentials::Credentials;
@@ -76,9 +76,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::CreateServiceAccount { name, roles } => {
             let core = startup::build_core(&cli.settings, clock).await?;
-            let name = auth_service::access::authz::name(&name, "--name")?;
+            let account = NewServiceAccount::parse(&name, &roles)?;
             let (account, secret) = Accounts(&core.authenticator)
-                .create_service_account(None, name, roles, &ClientInfo::default())
+                .create_service_account(None, account, &ClientInfo::default())
                 .await?;
             let out = serde_json::json!({
                 "id": account.id,

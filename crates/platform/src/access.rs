@@ -5,7 +5,7 @@
 //! client-credentials grant, cached until shortly before it expires). Fails
 //! closed: no token, a bad token or an unreachable Auth Service never allows.
 
-use crate::ids::ClientId;
+use crate::ids::{ClientId, SubjectId};
 use futures::future::BoxFuture;
 use identity_proto::auth::v1::auth_service_client::AuthServiceClient;
 use identity_proto::auth::v1::{CheckPermissionRequest, IssueServiceTokenRequest, SubjectKind};
@@ -119,15 +119,6 @@ pub enum TokenError {
     Issuer(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
-/// Who asked, as the Auth Service knows them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Subject {
-    /// The user or service account id.
-    pub id: Uuid,
-    /// Whether it is a service account.
-    pub is_service: bool,
-}
-
 /// How long a decision is reused: short enough that a logout or a role change
 /// still takes effect well within a second.
 pub const DECISION_TTL: Duration = Duration::from_millis(250);
@@ -135,7 +126,7 @@ pub const DECISION_TTL: Duration = Duration::from_millis(250);
 const DECISION_CAPACITY: usize = 10_000;
 
 /// A subject allowed, or (denied rather than unauthenticated, reason).
-type Decision = Result<Subject, (bool, String)>;
+type Decision = Result<SubjectId, (bool, String)>;
 /// Recent decisions by the hash of (token, permission, resource).
 type Recent = parking_lot::RwLock<std::collections::HashMap<[u8; 32], (Instant, Decision)>>;
 
@@ -186,7 +177,7 @@ impl Authorizer {
         map.insert(key, (crate::clock::monotonic_now(), decision));
     }
 
-    fn outcome(decision: Decision) -> Result<Subject, Status> {
+    fn outcome(decision: Decision) -> Result<SubjectId, Status> {
         decision.map_err(|(denied, reason)| {
             if denied {
                 Status::permission_denied(reason)
@@ -196,14 +187,15 @@ impl Authorizer {
         })
     }
 
-    /// The caller of `metadata` if they may do `permission` (on `resource`);
-    /// UNAUTHENTICATED, PERMISSION_DENIED or UNAVAILABLE otherwise.
+    /// The caller of `metadata` (as the Auth Service knows them) if they may
+    /// do `permission` (on `resource`); UNAUTHENTICATED, PERMISSION_DENIED or
+    /// UNAVAILABLE otherwise.
     pub async fn require(
         &self,
         metadata: &MetadataMap,
         permission: &str,
         resource: Option<&str>,
-    ) -> Result<Subject, Status> {
+    ) -> Result<SubjectId, Status> {
         let token = bearer(metadata)?;
         let key = decision_key(token, permission, resource);
         if let Some(decision) = self.remembered(&key) {
@@ -233,10 +225,8 @@ impl Authorizer {
             let id = Uuid::parse_str(&reply.subject_id).map_err(|_| {
                 Status::unavailable("the Auth Service answered an invalid subject id")
             })?;
-            Ok(Subject {
-                id,
-                is_service: reply.subject_kind == SubjectKind::ServiceAccount as i32,
-            })
+            let service = reply.subject_kind == SubjectKind::ServiceAccount as i32;
+            Ok(SubjectId::new(id, service))
         } else {
             Err((true, reply.reason))
         };

@@ -1,5 +1,5 @@
 //! Identifiers that say what they name: a session id cannot be passed where a
-//! user id is expected. Each is a UUID on the wire and in both databases,
+//! user id is expected, nor a service account's where a user's is. Each is a UUID on the wire and in both databases,
 //! except a service account's client id, which callers present as text (see
 //! [`ClientId`]).
 
@@ -71,6 +71,116 @@ id_type!(
     ServiceAccountId
 );
 
+/// Whom a token is for, and whom roles are held by: a user or a service
+/// account, which no code can take for the other. A token carries it as two
+/// claims, `sub` (the id) and `kind` (`user` or `service`; absent: a user); a
+/// row as an `id` and a boolean `service`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(from = "SubjectClaims", into = "SubjectClaims")]
+pub enum SubjectId {
+    User(UserId),
+    Service(ServiceAccountId),
+}
+
+/// The `kind` claim of a [`SubjectId`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubjectKind {
+    #[default]
+    User,
+    Service,
+}
+
+/// The claims of a [`SubjectId`].
+#[derive(Clone, Copy, serde::Serialize, serde::Deserialize)]
+struct SubjectClaims {
+    sub: Uuid,
+    #[serde(default)]
+    kind: SubjectKind,
+}
+
+impl SubjectId {
+    /// The user or (`service`) the service account `id` names.
+    #[must_use]
+    pub const fn new(id: Uuid, service: bool) -> Self {
+        if service {
+            Self::Service(ServiceAccountId(id))
+        } else {
+            Self::User(UserId(id))
+        }
+    }
+
+    /// The id, as request fields and the `sub` claim carry it.
+    #[must_use]
+    pub const fn uuid(self) -> Uuid {
+        match self {
+            Self::User(UserId(id)) | Self::Service(ServiceAccountId(id)) => id,
+        }
+    }
+
+    /// The `kind` claim.
+    #[must_use]
+    pub const fn kind(self) -> SubjectKind {
+        match self {
+            Self::User(_) => SubjectKind::User,
+            Self::Service(_) => SubjectKind::Service,
+        }
+    }
+
+    /// The user, unless this is a service account.
+    #[must_use]
+    pub const fn user(self) -> Option<UserId> {
+        match self {
+            Self::User(id) => Some(id),
+            Self::Service(_) => None,
+        }
+    }
+}
+
+impl From<SubjectClaims> for SubjectId {
+    fn from(c: SubjectClaims) -> Self {
+        Self::new(c.sub, matches!(c.kind, SubjectKind::Service))
+    }
+}
+
+impl From<SubjectId> for SubjectClaims {
+    fn from(s: SubjectId) -> Self {
+        Self {
+            sub: s.uuid(),
+            kind: s.kind(),
+        }
+    }
+}
+
+impl From<UserId> for SubjectId {
+    fn from(id: UserId) -> Self {
+        Self::User(id)
+    }
+}
+
+impl From<ServiceAccountId> for SubjectId {
+    fn from(id: ServiceAccountId) -> Self {
+        Self::Service(id)
+    }
+}
+
+impl std::fmt::Display for SubjectId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.uuid().fmt(f)
+    }
+}
+
+impl<'r, R: sqlx::Row> sqlx::FromRow<'r, R> for SubjectId
+where
+    &'r str: sqlx::ColumnIndex<R>,
+    Uuid: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    fn from_row(row: &'r R) -> sqlx::Result<Self> {
+        Ok(Self::new(row.try_get("id")?, row.try_get("service")?))
+    }
+}
+
 /// A service account's client id, as a caller presents it (IssueServiceToken,
 /// HTTP Basic at the introspection endpoint, a service's own configuration):
 /// 1 to 128 of the URI-unreserved characters `A-Z a-z 0-9 - . _ ~` (RFC 3986),
@@ -129,6 +239,16 @@ mod tests {
         assert!(UserId::parse("users/1", "f").is_err());
         let json = serde_json::to_string(&id).unwrap();
         assert_eq!(json, format!("\"{}\"", id.uuid()));
+    }
+
+    #[test]
+    fn a_subject_is_the_sub_and_kind_claims() {
+        let id = ServiceAccountId::generate();
+        let claims = serde_json::json!({ "sub": id.uuid(), "kind": "service" });
+        assert_eq!(serde_json::to_value(SubjectId::from(id)).unwrap(), claims);
+        let old = serde_json::json!({ "sub": id.uuid() });
+        let user = SubjectId::User(UserId(id.uuid()));
+        assert_eq!(serde_json::from_value::<SubjectId>(old).ok(), Some(user));
     }
 
     #[test]

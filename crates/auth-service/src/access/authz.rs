@@ -8,9 +8,8 @@
 //! changes, so a role taken away stops working everywhere within the poll interval.
 
 use crate::access::RoleSql;
-use crate::access::SubjectChange;
 use crate::access::feed::ChangeCursor;
-use crate::domain::FieldViolation;
+use crate::access::{Permission, RoleName, SubjectChange, SubjectId};
 use crate::storage::StoreError;
 use chrono::{DateTime, Duration, Utc};
 use parking_lot::RwLock;
@@ -20,72 +19,16 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use uuid::Uuid;
 
-/// The permission that grants every permission.
-pub const ALL: &str = "*";
 /// What a user may always do to their own profile (`users/{their id}`).
 const SELF_SERVICE: [&str; 2] = ["users:read", "users:write"];
-
-/// Parses a permission: `*`, or `resource:action` of `a-z 0-9 _ -` (2 to 64 each).
-pub fn permission(raw: &str, field: &'static str) -> Result<String, FieldViolation> {
-    let s = raw.trim();
-    if s == ALL {
-        return Ok(s.to_owned());
-    }
-    let ok = s
-        .split_once(':')
-        .is_some_and(|(r, a)| name_ok(r, 1) && name_ok(a, 1));
-    if !ok {
-        return Err(FieldViolation::new(
-            field,
-            format!("{:?} is not a permission such as users:read", truncate(s)),
-        ));
-    }
-    Ok(s.to_owned())
-}
-
-/// Parses a role (or service-account) name: 2 to 64 of `a-z 0-9 _ -`, from a letter.
-pub fn name(raw: &str, field: &'static str) -> Result<String, FieldViolation> {
-    let s = raw.trim();
-    if name_ok(s, 2) {
-        Ok(s.to_owned())
-    } else {
-        Err(FieldViolation::new(
-            field,
-            "must be 2 to 64 characters of a-z, 0-9, '_' and '-', starting with a letter",
-        ))
-    }
-}
-
-fn name_ok(s: &str, min: usize) -> bool {
-    (min..=64).contains(&s.len())
-        && s.starts_with(|c: char| c.is_ascii_lowercase())
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
-}
-
-fn truncate(s: &str) -> String {
-    s.chars().take(80).collect()
-}
-
-/// Users or service accounts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum SubjectKind {
-    /// An end user.
-    #[default]
-    User,
-    /// An internal service.
-    Service,
-}
 
 /// Who is asking, with their current roles.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
-    pub subject_id: Uuid,
-    pub kind: SubjectKind,
+    pub subject_id: SubjectId,
     pub session_id: SessionId,
-    pub roles: Vec<String>,
-    pub permissions: Vec<String>,
+    pub roles: Vec<RoleName>,
+    pub permissions: Vec<Permission>,
     pub expires_at: i64,
     pub issued_at: i64,
     pub token_id: Uuid,
@@ -98,9 +41,12 @@ pub struct Principal {
 impl Principal {
     /// The caller's user id, unless the caller is a service account.
     pub fn user_id(&self) -> Option<UserId> {
-        (self.kind == SubjectKind::User).then(|| UserId::from_uuid(self.subject_id))
+        self.subject_id.user()
     }
 }
+
+/// Every role's permissions.
+pub type Definitions = HashMap<RoleName, Vec<Permission>>;
 
 /// A decision and its reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,8 +56,8 @@ pub struct Decision {
 }
 
 /// The permissions `roles` grant, sorted.
-pub fn permissions_of(roles: &[String], definitions: &HashMap<String, Vec<String>>) -> Vec<String> {
-    let set: BTreeSet<&String> = roles
+pub fn permissions_of(roles: &[RoleName], definitions: &Definitions) -> Vec<Permission> {
+    let set: BTreeSet<&Permission> = roles
         .iter()
         .filter_map(|r| definitions.get(r))
         .flatten()
@@ -122,14 +68,14 @@ pub fn permissions_of(roles: &[String], definitions: &HashMap<String, Vec<String
 /// May `p` do `permission` (on `resource`)? Granted by a role holding it (or
 /// `*`), or by owning the resource for self-service permissions.
 pub fn decide(p: &Principal, permission: &str, resource: Option<&str>) -> Decision {
-    if p.permissions.iter().any(|g| g == permission || g == ALL) {
+    if p.permissions.iter().any(|g| g.grants(permission)) {
         return Decision {
             allowed: true,
             reason: format!("granted by the caller's roles ({})", p.roles.join(", ")),
         };
     }
     let own = format!("users/{}", p.subject_id);
-    if p.kind == SubjectKind::User
+    if p.subject_id.user().is_some()
         && SELF_SERVICE.contains(&permission)
         && resource == Some(own.as_str())
     {
@@ -147,15 +93,11 @@ pub fn decide(p: &Principal, permission: &str, resource: Option<&str>) -> Decisi
 /// This replica's view of role definitions and recent subject changes.
 #[derive(Debug)]
 pub struct AuthzState {
-    definitions: RwLock<Arc<HashMap<String, Vec<String>>>>,
-    changed: RwLock<HashMap<Uuid, SubjectChange>>,
+    definitions: RwLock<Arc<Definitions>>,
+    changed: RwLock<HashMap<SubjectId, SubjectChange>>,
     /// Where this replica is in the stream of subject changes; a change matters
     /// for the longest token lifetime plus leeway.
     cursor: ChangeCursor,
-}
-
-fn read<T: Clone>(lock: &RwLock<T>) -> T {
-    lock.read().clone()
 }
 
 impl AuthzState {
@@ -169,18 +111,18 @@ impl AuthzState {
     }
 
     /// Every role's permissions.
-    pub fn definitions(&self) -> Arc<HashMap<String, Vec<String>>> {
-        read(&self.definitions)
+    pub fn definitions(&self) -> Arc<Definitions> {
+        self.definitions.read().clone()
     }
 
     /// The roles to use for a token of `subject` issued at `iat` (seconds) that
     /// carries `token_roles`; `None` when the subject was disabled since.
     pub fn current_roles(
         &self,
-        subject: &Uuid,
+        subject: &SubjectId,
         iat: i64,
-        token_roles: &[String],
-    ) -> Option<Vec<String>> {
+        token_roles: &[RoleName],
+    ) -> Option<Vec<RoleName>> {
         let changed = self.changed.read();
         match changed.get(subject) {
             Some(c) if c.changed_at.timestamp() >= iat => (!c.disabled).then(|| c.roles.clone()),
@@ -194,7 +136,7 @@ impl AuthzState {
     }
 
     /// Replaces the role definitions (after a role changed here).
-    pub fn set_definitions(&self, roles: HashMap<String, Vec<String>>) {
+    pub fn set_definitions(&self, roles: Definitions) {
         *self.definitions.write() = Arc::new(roles);
     }
 
@@ -229,14 +171,17 @@ impl AuthzState {
 #[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
+    use platform::ids::ServiceAccountId;
 
-    fn principal(kind: SubjectKind, permissions: &[&str]) -> Principal {
+    fn principal(subject_id: SubjectId, permissions: &[&str]) -> Principal {
         Principal {
-            subject_id: Uuid::now_v7(),
-            kind,
+            subject_id,
             session_id: SessionId::generate(),
-            roles: vec!["r".into()],
-            permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+            roles: vec![RoleName::builtin("reader")],
+            permissions: permissions
+                .iter()
+                .map(|p| Permission::parse(p, "p").unwrap())
+                .collect(),
             expires_at: 0,
             issued_at: 0,
             token_id: Uuid::now_v7(),
@@ -247,7 +192,7 @@ mod tests {
 
     #[test]
     fn roles_grant_and_owners_self_serve() {
-        let user = principal(SubjectKind::User, &["users:read"]);
+        let user = principal(UserId::generate().into(), &["users:read"]);
         assert!(decide(&user, "users:read", None).allowed);
         assert!(!decide(&user, "users:write", None).allowed);
         let own = format!("users/{}", user.subject_id);
@@ -257,37 +202,19 @@ mod tests {
             "ownership grants only self-service"
         );
         assert!(!decide(&user, "users:write", Some("users/someone-else")).allowed);
-        let admin = principal(SubjectKind::User, &["*"]);
+        let admin = principal(UserId::generate().into(), &["*"]);
         assert!(decide(&admin, "audit:read", None).allowed);
-        let service = principal(SubjectKind::Service, &[]);
+        let service = principal(ServiceAccountId::generate().into(), &[]);
         let own = format!("users/{}", service.subject_id);
         assert!(!decide(&service, "users:write", Some(&own)).allowed);
     }
 
     #[test]
-    fn names_and_permissions() {
-        assert!(permission("users:read", "p").is_ok());
-        assert!(permission("*", "p").is_ok());
-        for bad in [
-            "users",
-            "Users:Read",
-            ":read",
-            "users:",
-            "a:b:c",
-            "users read",
-        ] {
-            assert!(permission(bad, "p").is_err(), "{bad:?}");
-        }
-        assert!(name("support-staff", "n").is_ok());
-        assert!(name("x", "n").is_err() && name("1abc", "n").is_err() && name("ABC", "n").is_err());
-    }
-
-    #[test]
     fn changes_override_older_tokens_only() {
         let state = AuthzState::new(Duration::minutes(16));
-        let id = Uuid::now_v7();
+        let id = UserId::generate().into();
         let now = Utc::now();
-        let token = vec!["admin".to_owned()];
+        let token = vec![RoleName::builtin("admin")];
         assert_eq!(
             state.current_roles(&id, now.timestamp(), &token),
             Some(token.clone())
@@ -295,12 +222,12 @@ mod tests {
         state.note(SubjectChange {
             subject_id: id,
             changed_at: now,
-            roles: vec!["user".into()],
+            roles: vec![RoleName::builtin("user")],
             disabled: false,
         });
         assert_eq!(
             state.current_roles(&id, now.timestamp() - 60, &token),
-            Some(vec!["user".into()])
+            Some(vec![RoleName::builtin("user")])
         );
         assert_eq!(
             state.current_roles(&id, now.timestamp() + 1, &token),

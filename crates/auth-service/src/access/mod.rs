@@ -1,5 +1,6 @@
-//! Roles and role assignments. Every change is audited and takes effect at once
-//! on this replica (and on the others within their poll interval).
+//! Roles and role assignments. Every change is one transaction, audited, and
+//! takes effect at once on this replica (and on the others within their poll
+//! interval).
 
 pub mod authz;
 pub mod feed;
@@ -18,18 +19,12 @@ use uuid::Uuid;
 
 const ROLES_ADMIN: &str = "roles:admin";
 
-pub(crate) fn outcome(o: Outcome, what: &str) -> Result<(), AuthError> {
-    match o {
-        Outcome::Done => Ok(()),
-        Outcome::NoSuchRole => Err(AuthError::NotFound(format!("no such role: {what}"))),
-        Outcome::NoSuchSubject => Err(AuthError::NotFound(format!(
-            "no user or service account {what}"
-        ))),
-        Outcome::Builtin => Err(AuthError::FailedPrecondition(format!(
-            "{what} is a built-in role and cannot be deleted"
-        ))),
-        Outcome::Exists => Err(AuthError::AlreadyExists(format!("{what} already exists"))),
-    }
+fn no_such_role(name: &RoleName) -> AuthError {
+    AuthError::NotFound(format!("no such role: {name}"))
+}
+
+fn no_such_subject(id: Uuid) -> AuthError {
+    AuthError::NotFound(format!("no user or service account {id}"))
 }
 
 crate::context::use_cases! {
@@ -38,22 +33,24 @@ crate::context::use_cases! {
 }
 
 impl Roles<'_> {
-    async fn reload_definitions(&self) -> Result<(), AuthError> {
+    /// After a role changed: this replica's definitions at once, and the audit.
+    async fn role_changed(
+        &self,
+        kind: &str,
+        caller: &Principal,
+        (name, permissions): (&RoleName, Option<&[Permission]>),
+        client: &ClientInfo,
+    ) -> Result<(), AuthError> {
         let roles = platform::sql!(read(&self.db), RoleSql::list_roles())?;
         self.authz
             .set_definitions(roles.into_iter().map(|r| (r.name, r.permissions)).collect());
-        Ok(())
-    }
-
-    async fn note_roles_changed(&self, subject: Uuid) -> Result<(), AuthError> {
-        let roles =
-            platform::sql!(read(&self.db), RoleSql::subject_roles(subject))?.unwrap_or_default();
-        self.authz.note(SubjectChange {
-            subject_id: subject,
-            changed_at: self.clock.now(),
-            roles,
-            disabled: false,
-        });
+        let event = self.event(kind, client).actor(caller.subject_id);
+        let event = event.subject(name);
+        self.audit(match permissions {
+            Some(p) => event.detail("permissions", p.join(" ")),
+            None => event,
+        })
+        .await;
         Ok(())
     }
 
@@ -65,109 +62,87 @@ impl Roles<'_> {
     pub async fn create_role(
         &self,
         caller: &Principal,
-        name: String,
-        description: String,
-        permissions: Vec<String>,
+        role: NewRole,
         client: &ClientInfo,
     ) -> Result<RoleRecord, AuthError> {
         self.require(caller, ROLES_ADMIN, None)?;
         let now = self.clock.now();
-        let role = RoleRecord {
-            name,
-            description,
-            permissions,
-            builtin: false,
-            created_at: now,
-            updated_at: now,
-        };
-        outcome(
-            platform::sql!(read(&self.db), RoleSql::create_role(&role))?,
-            &format!("role {}", role.name),
-        )?;
-        self.reload_definitions().await?;
-        self.audit(
-            self.event("role.created", client)
-                .actor(caller.subject_id)
-                .subject(&role.name)
-                .detail("permissions", role.permissions.join(" ")),
-        )
-        .await;
-        Ok(role)
+        let created = platform::sql!(read(&self.db), RoleSql::create_role(&role, now))?
+            .ok_or_else(|| {
+                AuthError::AlreadyExists(format!("role {} already exists", role.name))
+            })?;
+        let change = (&role.name, Some(&role.permissions[..]));
+        self.role_changed("role.created", caller, change, client)
+            .await?;
+        Ok(created)
     }
 
     pub async fn update_role(
         &self,
         caller: &Principal,
-        name: &str,
-        description: &str,
-        permissions: &[String],
+        role: NewRole,
         client: &ClientInfo,
     ) -> Result<RoleRecord, AuthError> {
         self.require(caller, ROLES_ADMIN, None)?;
-        let role = platform::sql!(
-            read(&self.db),
-            RoleSql::update_role(name, description, permissions, self.clock.now())
-        )?
-        .ok_or_else(|| AuthError::NotFound(format!("no such role: {name}")))?;
-        self.reload_definitions().await?;
-        self.audit(
-            self.event("role.updated", client)
-                .actor(caller.subject_id)
-                .subject(name)
-                .detail("permissions", permissions.join(" ")),
-        )
-        .await;
-        Ok(role)
+        let now = self.clock.now();
+        let updated = platform::sql!(read(&self.db), RoleSql::update_role(&role, now))?
+            .ok_or_else(|| no_such_role(&role.name))?;
+        let change = (&role.name, Some(&role.permissions[..]));
+        self.role_changed("role.updated", caller, change, client)
+            .await?;
+        Ok(updated)
     }
 
+    /// Deletes a role that is not built in; its holders lose it at once.
     pub async fn delete_role(
         &self,
         caller: &Principal,
-        name: &str,
+        name: &RoleName,
         client: &ClientInfo,
     ) -> Result<(), AuthError> {
         self.require(caller, ROLES_ADMIN, None)?;
-        outcome(
-            platform::sql!(
-                write(&self.db),
-                RoleSql::delete_role(name, self.clock.now())
-            )?,
-            name,
-        )?;
-        self.reload_definitions().await?;
-        self.audit(
-            self.event("role.deleted", client)
-                .actor(caller.subject_id)
-                .subject(name),
-        )
-        .await;
-        Ok(())
+        let mut tx = self.db.write().await?;
+        match platform::sql!(&mut tx, RoleSql::lock_role(name))? {
+            None => return Err(no_such_role(name)),
+            Some(true) => {
+                let builtin = format!("{name} is a built-in role and cannot be deleted");
+                return Err(AuthError::FailedPrecondition(builtin));
+            }
+            Some(false) => {}
+        }
+        platform::sql!(&mut tx, RoleSql::delete_role(name, self.clock.now()))?;
+        tx.commit().await?;
+        self.role_changed("role.deleted", caller, (name, None), client)
+            .await
     }
 
+    /// Gives (or takes) a role to (from) the user or service account `id`;
+    /// either is idempotent, and only giving needs the role to exist.
     pub async fn assign_role(
         &self,
         caller: &Principal,
-        subject: Uuid,
-        role: &str,
+        id: Uuid,
+        role: &RoleName,
         assign: bool,
         client: &ClientInfo,
     ) -> Result<(), AuthError> {
         self.require(caller, ROLES_ADMIN, None)?;
         let now = self.clock.now();
-        let result = if assign {
-            platform::sql!(write(&self.db), RoleSql::assign_role(subject, role, now))?
-        } else {
-            platform::sql!(write(&self.db), RoleSql::unassign_role(subject, role, now))?
-        };
-        outcome(
-            result,
-            &if result == Outcome::NoSuchRole {
-                role.to_owned()
-            } else {
-                subject.to_string()
-            },
-        )?;
-        self.note_roles_changed(subject).await?;
+        let mut tx = self.db.write().await?;
+        let subject =
+            platform::sql!(&mut tx, RoleSql::subject(id))?.ok_or_else(|| no_such_subject(id))?;
+        if assign && platform::sql!(&mut tx, RoleSql::lock_role(role))?.is_none() {
+            return Err(no_such_role(role));
+        }
+        platform::sql!(&mut tx, RoleSql::set_role(subject, role, assign, now))?;
+        let roles = platform::sql!(&mut tx, RoleSql::roles_of(subject))?;
+        tx.commit().await?;
+        self.authz.note(SubjectChange {
+            subject_id: subject,
+            changed_at: now,
+            roles,
+            disabled: false,
+        });
         let kind = if assign {
             "role.assigned"
         } else {
@@ -187,14 +162,21 @@ impl Roles<'_> {
     pub async fn subject_roles(
         &self,
         caller: &Principal,
-        subject: Option<Uuid>,
-    ) -> Result<(Vec<String>, Vec<String>), AuthError> {
-        let subject = subject.unwrap_or(caller.subject_id);
-        if subject != caller.subject_id {
+        id: Option<Uuid>,
+    ) -> Result<(Vec<RoleName>, Vec<Permission>), AuthError> {
+        let other = id.filter(|id| *id != caller.subject_id.uuid());
+        if other.is_some() {
             self.require(caller, ROLES_ADMIN, None)?;
         }
-        let roles = platform::sql!(read(&self.db), RoleSql::subject_roles(subject))?
-            .ok_or_else(|| AuthError::NotFound(format!("no user or service account {subject}")))?;
+        let mut c = self.db.read().await?;
+        let subject = match other {
+            None => caller.subject_id,
+            Some(id) => {
+                platform::sql!(&mut c, RoleSql::subject(id))?.ok_or_else(|| no_such_subject(id))?
+            }
+        };
+        let roles = platform::sql!(&mut c, RoleSql::subject_roles(subject))?
+            .ok_or_else(|| no_such_subject(subject.uuid()))?;
         let permissions = authz::permissions_of(&roles, &self.authz.definitions());
         Ok((roles, permissions))
     }

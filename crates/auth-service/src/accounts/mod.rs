@@ -7,8 +7,7 @@ pub use model::*;
 pub use sql::AccountSql;
 
 use crate::access::authz::{self, Principal};
-use crate::access::outcome;
-use crate::access::{Outcome, SubjectChange};
+use crate::access::{RoleName, RoleSql, SubjectChange};
 use crate::audit::ClientInfo;
 use crate::context::{OWN_ACCOUNT, SERVICE_ROLE};
 use crate::error::{AuthError, INVALID_CLIENT};
@@ -48,12 +47,12 @@ crate::context::use_cases! {
 }
 
 impl Accounts<'_> {
-    /// Creates a service account; its secret is returned once.
+    /// Creates a service account holding existing roles; its secret is
+    /// returned once.
     pub async fn create_service_account(
         &self,
         caller: Option<&Principal>,
-        name: String,
-        roles: Vec<String>,
+        new: NewServiceAccount,
         client: &ClientInfo,
     ) -> Result<(ServiceAccountRecord, SecretString), AuthError> {
         if let Some(caller) = caller {
@@ -66,21 +65,21 @@ impl Accounts<'_> {
             secret_hash: secret_hash(&secret),
             created_at: self.clock.now(),
             disabled: false,
-            roles,
-            name,
+            roles: new.roles,
+            name: new.name,
         };
-        match platform::sql!(
-            write(&self.db),
-            AccountSql::insert_service_account(&account)
-        )? {
-            Outcome::NoSuchRole => {
-                return Err(AuthError::NotFound(format!(
-                    "no such role among {:?}",
-                    account.roles
-                )));
+        let mut tx = self.db.write().await?;
+        for role in &account.roles {
+            if platform::sql!(&mut tx, RoleSql::lock_role(role))?.is_none() {
+                let roles: Vec<_> = account.roles.iter().map(RoleName::as_str).collect();
+                return Err(AuthError::NotFound(format!("no such role among {roles:?}")));
             }
-            other => outcome(other, &format!("service account {}", account.name))?,
         }
+        if !platform::sql!(&mut tx, AccountSql::insert_service_account(&account))? {
+            let taken = format!("service account {} already exists", account.name);
+            return Err(AuthError::AlreadyExists(taken));
+        }
+        tx.commit().await?;
         let event = self
             .event("service_account.created", client)
             .subject(account.id)
@@ -120,7 +119,7 @@ impl Accounts<'_> {
         // Its tokens carry its id as their session: revoke them like a session.
         self.revoked.insert(account_session(id), now);
         self.authz.note(SubjectChange {
-            subject_id: id.uuid(),
+            subject_id: id.into(),
             changed_at: now,
             roles: vec![],
             disabled: true,
@@ -177,12 +176,8 @@ impl Accounts<'_> {
         client: &ClientInfo,
     ) -> Result<Option<Principal>, AuthError> {
         let account = self.authenticate_client(client_id, secret, client).await?;
-        let definitions = self.authz.definitions();
-        let permissions = authz::permissions_of(&account.roles, &definitions);
-        if !permissions
-            .iter()
-            .any(|p| p == INTROSPECT || p == authz::ALL)
-        {
+        let permissions = authz::permissions_of(&account.roles, &self.authz.definitions());
+        if !permissions.iter().any(|p| p.grants(INTROSPECT)) {
             return Err(AuthError::Unauthenticated(format!(
                 "this client lacks the {INTROSPECT} permission"
             )));
@@ -214,26 +209,25 @@ impl Accounts<'_> {
 
     /// Makes sure the Auth Service's own account exists (it signs the relay's tokens).
     pub async fn ensure_own_account(&self) -> Result<(), AuthError> {
-        if platform::sql!(
+        let own = platform::sql!(
             read(&self.db),
             AccountSql::service_account_by_name(OWN_ACCOUNT)
-        )?
-        .is_none()
-        {
-            // The secret is thrown away: this account's tokens are minted in-process.
-            let created = self
-                .create_service_account(
-                    None,
-                    OWN_ACCOUNT.into(),
-                    vec![SERVICE_ROLE.into()],
-                    &ClientInfo::default(),
-                )
-                .await;
-            match created {
-                Ok(_) | Err(AuthError::AlreadyExists(_)) => {}
-                Err(e) => return Err(e),
-            }
+        )?;
+        if own.is_some() {
+            return Ok(());
         }
-        Ok(())
+        // The secret is thrown away: this account's tokens are minted in-process.
+        let roles = vec![RoleName::builtin(SERVICE_ROLE)];
+        let own = NewServiceAccount {
+            name: OWN_ACCOUNT.into(),
+            roles,
+        };
+        match self
+            .create_service_account(None, own, &ClientInfo::default())
+            .await
+        {
+            Ok(_) | Err(AuthError::AlreadyExists(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 }

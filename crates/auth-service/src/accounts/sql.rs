@@ -41,31 +41,17 @@ platform::generic_store! {
             };
             let mut accounts: Vec<ServiceAccountRecord> = query.fetch_all(&mut *c).await?;
             for a in &mut accounts {
-                a.roles = crate::access::RoleSql::<DB>::roles_of(&mut *c, a.id.uuid()).await?;
+                a.roles = crate::access::RoleSql::<DB>::roles_of(&mut *c, a.id.into()).await?;
             }
             Ok(accounts)
         }
-    }
-}
 
-platform::generic_store! {
-    impl<DB> AccountSql<DB> {
-        /// Inserts a service account with roles (`Exists`, `NoSuchRole` otherwise).
+        /// Inserts a service account and its roles; false when its name or
+        /// client id is taken (then, on PostgreSQL, the transaction is spent).
         pub async fn insert_service_account(
             c: &mut DB::Connection,
             a: &ServiceAccountRecord,
-        ) -> Result<super::Outcome, StoreError> {
-            use super::Outcome;
-            for r in &a.roles {
-                let exists: bool =
-                    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM roles WHERE name = $1)")
-                        .bind(r)
-                        .fetch_one(&mut *c)
-                        .await?;
-                if !exists {
-                    return Ok(Outcome::NoSuchRole);
-                }
-            }
+        ) -> Result<bool, StoreError> {
             let inserted = sqlx::query(
                 "INSERT INTO service_accounts (id, name, client_id, secret_hash, created_at)
                  VALUES ($1, $2, $3, $4, $5)",
@@ -79,7 +65,7 @@ platform::generic_store! {
             .await;
             match inserted {
                 Err(e) if DB::violates(&e, NAME_KEY) || DB::violates(&e, CLIENT_ID_KEY) => {
-                    return Ok(Outcome::Exists);
+                    return Ok(false);
                 }
                 other => other?,
             };
@@ -90,7 +76,7 @@ platform::generic_store! {
                     .execute(&mut *c)
                     .await?;
             }
-            Ok(Outcome::Done)
+            Ok(true)
         }
 
         pub async fn service_account_by_client_id(

@@ -3,8 +3,8 @@
 
 use super::changes::CredentialChange;
 use super::{Credentials, EndsSql, IdentitySql};
-use crate::access::RoleSql;
 use crate::access::authz::Principal;
+use crate::access::{RoleName, RoleSql};
 use crate::audit::ClientInfo;
 use crate::context::{ADMIN_ROLE, DEFAULT_ROLE};
 use crate::domain::{DisplayName, Email, NewPassword};
@@ -53,7 +53,8 @@ impl Credentials<'_> {
         }
         let ends = CredentialChange::PasswordReset.ends();
         let revoked = platform::sql!(&mut tx, EndsSql::end_artefacts(id, &ends, None, now))?;
-        platform::sql!(&mut tx, RoleSql::assign_role(id.uuid(), ADMIN_ROLE, now))?;
+        let admin = RoleName::builtin(ADMIN_ROLE);
+        platform::sql!(&mut tx, RoleSql::set_role(id.into(), &admin, true, now))?;
         tx.commit().await?;
         for session in &revoked {
             self.revoked.insert(*session, now);

@@ -4,7 +4,7 @@
 //! golang-jwt, System.IdentityModel) verifies ES256, while EdDSA support is still
 //! missing or optional in several; with aws-lc-rs it verifies in about 40 µs.
 
-use crate::access::authz::SubjectKind;
+use crate::access::{RoleName, SubjectId};
 use crate::keys::KeySet;
 use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::errors::ErrorKind;
@@ -23,16 +23,16 @@ const LEEWAY_SECS: i64 = 5;
 pub struct AccessClaims {
     pub iss: String,
     pub aud: String,
-    pub sub: Uuid,
+    /// The `sub` (the subject's id) and `kind` (`user` or `service`; absent
+    /// means `user`) claims.
+    #[serde(flatten)]
+    pub sub: SubjectId,
     pub sid: SessionId,
     pub jti: Uuid,
     pub iat: i64,
     pub nbf: i64,
     pub exp: i64,
-    pub roles: Vec<String>,
-    /// `user` or `service`; absent means `user`.
-    #[serde(default)]
-    pub kind: SubjectKind,
+    pub roles: Vec<RoleName>,
     /// Whether the user's email address was verified when the token was
     /// issued; always present (false for service accounts).
     #[serde(default)]
@@ -46,10 +46,9 @@ pub struct AccessClaims {
 /// Whom a token is for: the claims that describe the subject.
 #[derive(Debug, Clone)]
 pub struct TokenSubject {
-    pub id: Uuid,
+    pub id: SubjectId,
     pub session_id: SessionId,
-    pub kind: SubjectKind,
-    pub roles: Vec<String>,
+    pub roles: Vec<RoleName>,
     pub email_verified: bool,
     pub amr: Vec<String>,
 }
@@ -131,7 +130,6 @@ impl TokenAuthority {
             nbf: now.timestamp(),
             exp: (now + self.ttl).timestamp(),
             roles: subject.roles,
-            kind: subject.kind,
             email_verified: subject.email_verified,
             amr: subject.amr,
         };

@@ -79,21 +79,19 @@ impl VerifiedTokens {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::access::authz::SubjectKind;
-    use platform::ids::SessionId;
+    use platform::ids::{SessionId, UserId};
 
     fn claims(exp: i64) -> AccessClaims {
         AccessClaims {
             iss: "i".into(),
             aud: "a".into(),
-            sub: uuid::Uuid::nil(),
+            sub: UserId::from_uuid(uuid::Uuid::nil()).into(),
             sid: SessionId::generate(),
             jti: uuid::Uuid::nil(),
             iat: 0,
             nbf: 0,
             exp,
             roles: vec![],
-            kind: SubjectKind::User,
             email_verified: false,
             amr: vec![],
         }

@@ -247,9 +247,11 @@ fn prepare(text: &str, run: DateTime<Utc>) -> Result<Ready, String> {
     if roles.len() > MAX_ROLES {
         return Err(format!("roles: at most {MAX_ROLES}"));
     }
-    for role in &roles {
-        crate::access::authz::name(role, "roles").map_err(|e| e.to_string())?;
-    }
+    let roles = roles
+        .iter()
+        .map(|r| crate::access::RoleName::parse(r, "roles").map(|r| r.as_str().to_owned()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
     Ok(Ready {
         identity: NewIdentity {
             id: UserId::generate(),

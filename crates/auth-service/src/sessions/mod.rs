@@ -8,7 +8,6 @@ pub use model::*;
 pub use sql::SessionSql;
 
 use crate::access::authz::Principal;
-use crate::access::authz::SubjectKind;
 use crate::audit::ClientInfo;
 use crate::context::IssuedTokens;
 use crate::crypto::jwt::TokenSubject;
@@ -315,9 +314,8 @@ impl Sessions<'_> {
         let (access_token, expires_in) = self
             .sign(
                 TokenSubject {
-                    id: user_id.uuid(),
+                    id: user_id.into(),
                     session_id,
-                    kind: SubjectKind::User,
                     roles: Vec::new(),
                     email_verified,
                     amr: amr.methods(),

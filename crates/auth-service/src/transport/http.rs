@@ -3,7 +3,6 @@
 //! forward auth (nginx `auth_request`, Traefik `ForwardAuth`, Caddy
 //! `forward_auth`) and RFC 7662 token introspection.
 
-use crate::access::authz::SubjectKind;
 use crate::accounts::Accounts;
 use crate::audit::ClientInfo;
 use crate::context::Context;
@@ -270,7 +269,7 @@ async fn introspect(
         Some(p) => serde_json::json!({
             "active": true,
             "token_type": "access_token",
-            "sub": p.subject_id,
+            "sub": p.subject_id.uuid(),
             "sid": p.session_id,
             "jti": p.token_id,
             "exp": p.expires_at,
@@ -280,10 +279,7 @@ async fn introspect(
             "scope": p.permissions.join(" "),
             "email_verified": p.email_verified,
             "amr": p.amr,
-            "kind": match p.kind {
-                SubjectKind::User => "user",
-                SubjectKind::Service => "service",
-            },
+            "kind": p.subject_id.kind(),
         }),
     };
     ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()

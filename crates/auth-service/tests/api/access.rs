@@ -407,7 +407,37 @@ async fn role_changes_reach_every_replica_within_a_second(backend: Backend) {
             &admin,
         ))
         .await;
-    assert_code(del, Code::FailedPrecondition);
+    let msg = assert_code(del, Code::FailedPrecondition);
+    assert_eq!(msg, "user is a built-in role and cannot be deleted");
+    let ghost = grpc
+        .delete_role(bearer(
+            pb::DeleteRoleRequest {
+                name: "ghost".into(),
+            },
+            &admin,
+        ))
+        .await;
+    assert_eq!(assert_code(ghost, Code::NotFound), "no such role: ghost");
+    let ghost = grpc
+        .assign_role(bearer(
+            pb::AssignRoleRequest {
+                subject_id: user.user_id.clone(),
+                role: "ghost".into(),
+            },
+            &admin,
+        ))
+        .await;
+    assert_eq!(assert_code(ghost, Code::NotFound), "no such role: ghost");
+    // Taking away a role nobody has is done already, whether or not it exists.
+    grpc.unassign_role(bearer(
+        pb::UnassignRoleRequest {
+            subject_id: user.user_id.clone(),
+            role: "ghost".into(),
+        },
+        &admin,
+    ))
+    .await
+    .unwrap();
     let bad = grpc
         .create_role(bearer(
             pb::CreateRoleRequest {
@@ -431,17 +461,20 @@ async fn role_changes_reach_every_replica_within_a_second(backend: Backend) {
             &admin,
         ))
         .await;
-    assert_code(dup, Code::AlreadyExists);
+    let msg = assert_code(dup, Code::AlreadyExists);
+    assert_eq!(msg, "role auditor already exists");
+    let id = uuid::Uuid::now_v7().to_string();
     let nobody = grpc
         .assign_role(bearer(
             pb::AssignRoleRequest {
-                subject_id: uuid::Uuid::now_v7().to_string(),
+                subject_id: id.clone(),
                 role: "user".into(),
             },
             &admin,
         ))
         .await;
-    assert_code(nobody, Code::NotFound);
+    let msg = assert_code(nobody, Code::NotFound);
+    assert_eq!(msg, format!("no user or service account {id}"));
 }
 
 async fn service_account_token_flow(backend: Backend) {
@@ -481,6 +514,30 @@ async fn service_account_token_flow(backend: Backend) {
     assert_eq!(v.user_id, account.id);
     assert_eq!(v.subject_kind, pb::SubjectKind::ServiceAccount as i32);
     assert!(v.permissions.contains(&"users:disable".to_owned()));
+    // A service account's roles change like a user's, its token and all.
+    grpc.assign_role(bearer(
+        pb::AssignRoleRequest {
+            subject_id: account.id.clone(),
+            role: "gateway".into(),
+        },
+        &admin,
+    ))
+    .await
+    .unwrap();
+    let v = app.validate(&token.access_token).await.unwrap();
+    assert_eq!(v.roles, ["gateway", "identity-service"]);
+    assert!(v.permissions.contains(&"tokens:introspect".to_owned()));
+    let roles = grpc
+        .list_subject_roles(bearer(
+            pb::ListSubjectRolesRequest {
+                subject_id: account.id.clone(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(roles.roles, ["gateway", "identity-service"]);
 
     let msg = assert_code(
         issue(account.client_id.clone(), "wrong".repeat(9)).await,
@@ -507,7 +564,8 @@ async fn service_account_token_flow(backend: Backend) {
             &admin,
         ))
         .await;
-    assert_code(dup, Code::AlreadyExists);
+    let msg = assert_code(dup, Code::AlreadyExists);
+    assert_eq!(msg, "service account billing already exists");
     let bad_role = grpc
         .create_service_account(bearer(
             pb::CreateServiceAccountRequest {
@@ -517,7 +575,8 @@ async fn service_account_token_flow(backend: Backend) {
             &admin,
         ))
         .await;
-    assert_code(bad_role, Code::NotFound);
+    let msg = assert_code(bad_role, Code::NotFound);
+    assert_eq!(msg, r#"no such role among ["ghost"]"#);
 
     let listed = grpc
         .list_service_accounts(bearer(pb::ListServiceAccountsRequest {}, &admin))

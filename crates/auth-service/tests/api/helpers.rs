@@ -1,5 +1,6 @@
 //! `spawn_app`: the real Auth Service on port 0 with a fresh database and a manual clock.
 
+use auth_service::accounts::NewServiceAccount;
 use auth_service::config::Settings;
 use auth_service::startup::{Application, Handle};
 use identity_proto::auth::v1 as pb;
@@ -148,13 +149,10 @@ impl TestApp {
     /// A service account with `roles`: its client id, secret and a token.
     pub async fn service_account(&self, roles: &[&str]) -> (String, String, String) {
         let name = format!("svc-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
+        let account = NewServiceAccount::parse(&name, &roles).unwrap();
         let (account, secret) = auth_service::accounts::Accounts(&self.handle.core)
-            .create_service_account(
-                None,
-                name,
-                roles.iter().map(|r| (*r).to_owned()).collect(),
-                &Default::default(),
-            )
+            .create_service_account(None, account, &Default::default())
             .await
             .unwrap();
         let secret = secrecy::ExposeSecret::expose_secret(&secret).to_owned();

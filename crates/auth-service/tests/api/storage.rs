@@ -1,13 +1,14 @@
 //! The storage conformance suite: the same expectations of both backends.
 
 use crate::helpers::{Backend, both_backends};
+use auth_service::access::{RoleName, RoleSql};
 use auth_service::credentials::NewIdentity;
 use auth_service::credentials::changes::CredentialChange;
 use auth_service::credentials::{EndsSql, IdentitySql};
 use auth_service::keys::SigningKeyRecord;
 use auth_service::sessions::{Amr, NewRefreshToken, NewSession};
 use auth_service::storage::StoreError;
-use auth_service::{access::RoleSql, keys::KeySql, sessions::SessionSql};
+use auth_service::{keys::KeySql, sessions::SessionSql};
 use chrono::{Duration, Utc};
 use platform::db::Database;
 use platform::ids::{SessionId, UserId};
@@ -128,10 +129,10 @@ async fn identities(backend: Backend) {
         .is_none()
     );
     assert_eq!(
-        platform::sql!(read(&s), RoleSql::subject_roles(ada.id.uuid()))
+        platform::sql!(read(&s), RoleSql::subject_roles(ada.id.into()))
             .unwrap()
             .unwrap(),
-        vec!["admin".to_owned(), "user".to_owned()]
+        [RoleName::builtin("admin"), RoleName::builtin("user")]
     );
     assert!(
         !platform::sql!(

@@ -43,7 +43,7 @@ async fn tokens_verify_with_the_jwks_alone_across_rotation(backend: Backend) {
     let before = app.new_session().await;
     let claims = verify_with_jwks(&app.jwks().await, &before.access_token);
     for claim in [
-        "iss", "aud", "sub", "sid", "jti", "iat", "exp", "nbf", "roles",
+        "iss", "aud", "sub", "sid", "jti", "iat", "exp", "nbf", "roles", "kind",
     ] {
         assert!(
             claims.get(claim).is_some(),
@@ -51,6 +51,7 @@ async fn tokens_verify_with_the_jwks_alone_across_rotation(backend: Backend) {
         );
     }
     assert_eq!(claims["sub"], before.user_id);
+    assert_eq!(claims["kind"], "user");
     assert_eq!(claims["sid"], before.session_id);
     let header = jsonwebtoken::decode_header(&before.access_token).unwrap();
     assert_eq!(header.alg, Algorithm::ES256);

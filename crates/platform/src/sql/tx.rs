@@ -94,7 +94,7 @@ impl Handle for Read {
 /// a connection of its own, `sql!(read(&db), KeySql::signing_keys())` (a
 /// failure to connect is the function's error type, from `sqlx::Error`); or,
 /// for one function that is a whole transaction,
-/// `sql!(write(&db), RoleSql::assign_role(..))` (committed when it returns `Ok`).
+/// `sql!(write(&db), ThrottleSql::reserve(..))` (committed when it returns `Ok`).
 #[macro_export]
 macro_rules! sql {
     (write($db:expr), $queries:ident :: $f:ident ( $($arg:expr),* $(,)? )) => {

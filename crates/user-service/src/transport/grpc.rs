@@ -8,9 +8,9 @@ use crate::service::{self, Directory, MAX_BATCH, NewUser};
 use crate::storage::UserRecord;
 use identity_proto::user::v1 as pb;
 use identity_proto::user::v1::user_service_server::UserService;
-use platform::access::{Authorizer, Subject};
+use platform::access::Authorizer;
 use platform::grpc::timestamp;
-use platform::ids::UserId;
+use platform::ids::{SubjectId, UserId};
 use std::sync::Arc;
 use tonic::metadata::MetadataMap;
 use tonic::{Code, Request, Response, Status};
@@ -36,7 +36,7 @@ impl UserGrpc {
         request: &Request<T>,
         permission: &str,
         target: Option<UserId>,
-    ) -> Result<Subject, Status> {
+    ) -> Result<SubjectId, Status> {
         let resource = target.map(policy::resource);
         self.authorizer
             .require(request.metadata(), permission, resource.as_deref())
@@ -48,10 +48,10 @@ impl UserGrpc {
     async fn reply(
         &self,
         metadata: &MetadataMap,
-        caller: &Subject,
+        caller: &SubjectId,
         users: Vec<UserRecord>,
     ) -> Result<Vec<pb::User>, Status> {
-        let own = |u: &UserRecord| !caller.is_service && u.id.uuid() == caller.id;
+        let own = |u: &UserRecord| caller.user() == Some(u.id);
         let all_emails = if users.iter().all(own) {
             false
         } else {
@@ -77,7 +77,7 @@ impl UserGrpc {
     async fn reply_one(
         &self,
         metadata: &MetadataMap,
-        caller: &Subject,
+        caller: &SubjectId,
         user: UserRecord,
     ) -> Result<Option<pb::User>, Status> {
         Ok(self.reply(metadata, caller, vec![user]).await?.pop())

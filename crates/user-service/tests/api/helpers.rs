@@ -1,6 +1,7 @@
 //! `spawn_system`: the Auth Service and the User Service wired to each other, each
 //! with a fresh database, on port 0, sharing a manual clock.
 
+use auth_service::accounts::NewServiceAccount;
 use identity_proto::auth::v1 as auth_pb;
 use identity_proto::auth::v1::auth_service_client::AuthServiceClient;
 use identity_proto::user::v1 as pb;
@@ -102,8 +103,7 @@ pub async fn spawn_system(backend: Backend) -> TestSystem {
     let (account, secret) = auth_service::accounts::Accounts(&core)
         .create_service_account(
             None,
-            "user-service".into(),
-            vec!["identity-service".into()],
+            NewServiceAccount::parse("user-service", &["identity-service".into()]).unwrap(),
             &Default::default(),
         )
         .await
@@ -215,13 +215,10 @@ impl TestSystem {
     /// A token of a new service account holding `roles`.
     pub async fn service_token(&self, roles: &[&str]) -> String {
         let name = format!("svc-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
+        let account = NewServiceAccount::parse(&name, &roles).unwrap();
         let (account, secret) = auth_service::accounts::Accounts(&self.core)
-            .create_service_account(
-                None,
-                name,
-                roles.iter().map(|r| (*r).to_owned()).collect(),
-                &Default::default(),
-            )
+            .create_service_account(None, account, &Default::default())
             .await
             .unwrap();
         self.auth

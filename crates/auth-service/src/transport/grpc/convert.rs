@@ -1,7 +1,8 @@
 //! Mapping between stored records and their protobuf messages.
 
 use crate::access::RoleRecord;
-use crate::access::authz::{Principal, SubjectKind};
+use crate::access::SubjectKind;
+use crate::access::authz::Principal;
 use crate::accounts::ServiceAccountRecord;
 use crate::audit::AuditRecord;
 use crate::context::{IssuedTokens, LoginOutcome};
@@ -15,6 +16,11 @@ pub fn seconds(s: i64) -> prost_types::Timestamp {
         seconds: s,
         nanos: 0,
     }
+}
+
+/// Names or permissions as the proto's strings.
+pub fn texts(v: &[impl ToString]) -> Vec<String> {
+    v.iter().map(ToString::to_string).collect()
 }
 
 pub fn kind(k: SubjectKind) -> i32 {
@@ -65,12 +71,12 @@ pub fn validated(p: Principal) -> pb::ValidateTokenResponse {
     pb::ValidateTokenResponse {
         user_id: p.subject_id.to_string(),
         session_id: p.session_id.to_string(),
-        roles: p.roles,
+        roles: texts(&p.roles),
         expires_at: Some(seconds(p.expires_at)),
         token_id: p.token_id.to_string(),
         issued_at: Some(seconds(p.issued_at)),
-        permissions: p.permissions,
-        subject_kind: kind(p.kind),
+        permissions: texts(&p.permissions),
+        subject_kind: kind(p.subject_id.kind()),
         email_verified: p.email_verified,
         amr: p.amr,
     }
@@ -78,9 +84,9 @@ pub fn validated(p: Principal) -> pb::ValidateTokenResponse {
 
 pub fn role(r: RoleRecord) -> pb::Role {
     pb::Role {
-        name: r.name,
+        name: r.name.to_string(),
         description: r.description,
-        permissions: r.permissions,
+        permissions: texts(&r.permissions),
         builtin: r.builtin,
         create_time: Some(timestamp(r.created_at)),
         update_time: Some(timestamp(r.updated_at)),
@@ -92,7 +98,7 @@ pub fn account(a: ServiceAccountRecord) -> pb::ServiceAccount {
         id: a.id.to_string(),
         name: a.name,
         client_id: a.client_id,
-        roles: a.roles,
+        roles: texts(&a.roles),
         create_time: Some(timestamp(a.created_at)),
     }
 }

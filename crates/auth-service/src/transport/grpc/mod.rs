@@ -5,9 +5,9 @@
 mod convert;
 
 use super::client::TrustedProxies;
-use crate::access::Roles;
-use crate::access::authz::{self, Principal};
-use crate::accounts::Accounts;
+use crate::access::authz::Principal;
+use crate::access::{NewRole, Permission, Resource, RoleName, Roles};
+use crate::accounts::{Accounts, NewServiceAccount};
 use crate::audit::Audit;
 use crate::audit::AuditQuery;
 use crate::audit::ClientInfo;
@@ -29,8 +29,8 @@ use uuid::Uuid;
 
 /// Bound on opaque token fields; a real refresh token is 43 characters.
 const MAX_REFRESH_TOKEN_LEN: usize = 512;
-const MAX_DESCRIPTION: usize = 200;
-const MAX_PERMISSIONS: usize = 100;
+/// Bound on DisableUser's free-text reason.
+const MAX_REASON: usize = 200;
 
 /// The `identity.auth.v1.AuthService` implementation.
 #[derive(Debug, Clone)]
@@ -86,29 +86,9 @@ fn optional<T>(
     }
 }
 
-fn role_body(role: Option<pb::Role>) -> Result<(String, String, Vec<String>), FieldViolation> {
-    let role = role.ok_or_else(|| FieldViolation::new("role", "is required"))?;
-    let name = authz::name(&role.name, "role.name")?;
-    if role.description.chars().count() > MAX_DESCRIPTION {
-        return Err(FieldViolation::new(
-            "role.description",
-            "must be at most 200 characters",
-        ));
-    }
-    if role.permissions.len() > MAX_PERMISSIONS {
-        return Err(FieldViolation::new(
-            "role.permissions",
-            "must hold at most 100 permissions",
-        ));
-    }
-    let mut permissions = role
-        .permissions
-        .iter()
-        .map(|p| authz::permission(p, "role.permissions"))
-        .collect::<Result<Vec<_>, _>>()?;
-    permissions.sort();
-    permissions.dedup();
-    Ok((name, role.description.trim().to_owned(), permissions))
+fn role_body(role: Option<pb::Role>) -> Result<NewRole, FieldViolation> {
+    let r = role.ok_or_else(|| FieldViolation::new("role", "is required"))?;
+    NewRole::parse(&r.name, &r.description, &r.permissions)
 }
 
 /// Page sizes of ListAuditEvents and ListSessions.
@@ -212,7 +192,7 @@ impl AuthService for AuthGrpc {
         let (caller, client) = self.caller(&request)?;
         let r = request.into_inner();
         let user_id = UserId::parse(&r.user_id, "user_id")?;
-        if r.reason.chars().count() > MAX_DESCRIPTION {
+        if r.reason.chars().count() > MAX_REASON {
             return Err(FieldViolation::new("reason", "must be at most 200 characters").into());
         }
         if r.reason.chars().any(char::is_control) {
@@ -239,20 +219,17 @@ impl AuthService for AuthGrpc {
         if r.access_token.is_empty() {
             return Err(FieldViolation::new("access_token", "is required").into());
         }
-        let permission = authz::permission(&r.permission, "permission")?;
-        if r.resource.len() > 256 {
-            return Err(FieldViolation::new("resource", "must be at most 256 characters").into());
-        }
-        let resource = (!r.resource.is_empty()).then_some(r.resource.as_str());
+        let permission = Permission::parse(&r.permission, "permission")?;
+        let resource = Resource::parse(&r.resource, "resource")?;
         let (p, d) = self
             .core
-            .check_permission(&r.access_token, &permission, resource)?;
+            .check_permission(&r.access_token, &permission, resource.as_ref())?;
         Ok(Response::new(pb::CheckPermissionResponse {
             allowed: d.allowed,
             reason: d.reason,
             subject_id: p.subject_id.to_string(),
-            subject_kind: convert::kind(p.kind),
-            roles: p.roles,
+            subject_kind: convert::kind(p.subject_id.kind()),
+            roles: convert::texts(&p.roles),
         }))
     }
 
@@ -261,9 +238,9 @@ impl AuthService for AuthGrpc {
         request: Request<pb::CreateRoleRequest>,
     ) -> Reply<pb::CreateRoleResponse> {
         let (caller, client) = self.caller(&request)?;
-        let (name, description, permissions) = role_body(request.into_inner().role)?;
+        let role = role_body(request.into_inner().role)?;
         let role = Roles(&self.core)
-            .create_role(&caller, name, description, permissions, &client)
+            .create_role(&caller, role, &client)
             .await?;
         Ok(Response::new(pb::CreateRoleResponse {
             role: Some(convert::role(role)),
@@ -286,9 +263,9 @@ impl AuthService for AuthGrpc {
         request: Request<pb::UpdateRoleRequest>,
     ) -> Reply<pb::UpdateRoleResponse> {
         let (caller, client) = self.caller(&request)?;
-        let (name, description, permissions) = role_body(request.into_inner().role)?;
+        let role = role_body(request.into_inner().role)?;
         let role = Roles(&self.core)
-            .update_role(&caller, &name, &description, &permissions, &client)
+            .update_role(&caller, role, &client)
             .await?;
         Ok(Response::new(pb::UpdateRoleResponse {
             role: Some(convert::role(role)),
@@ -300,7 +277,7 @@ impl AuthService for AuthGrpc {
         request: Request<pb::DeleteRoleRequest>,
     ) -> Reply<pb::DeleteRoleResponse> {
         let (caller, client) = self.caller(&request)?;
-        let name = authz::name(&request.get_ref().name, "name")?;
+        let name = RoleName::parse(&request.get_ref().name, "name")?;
         Roles(&self.core)
             .delete_role(&caller, &name, &client)
             .await?;
@@ -313,7 +290,7 @@ impl AuthService for AuthGrpc {
     ) -> Reply<pb::AssignRoleResponse> {
         let (caller, client) = self.caller(&request)?;
         let subject = uuid(&request.get_ref().subject_id, "subject_id")?;
-        let role = authz::name(&request.get_ref().role, "role")?;
+        let role = RoleName::parse(&request.get_ref().role, "role")?;
         Roles(&self.core)
             .assign_role(&caller, subject, &role, true, &client)
             .await?;
@@ -326,7 +303,7 @@ impl AuthService for AuthGrpc {
     ) -> Reply<pb::UnassignRoleResponse> {
         let (caller, client) = self.caller(&request)?;
         let subject = uuid(&request.get_ref().subject_id, "subject_id")?;
-        let role = authz::name(&request.get_ref().role, "role")?;
+        let role = RoleName::parse(&request.get_ref().role, "role")?;
         Roles(&self.core)
             .assign_role(&caller, subject, &role, false, &client)
             .await?;
@@ -341,8 +318,8 @@ impl AuthService for AuthGrpc {
         let subject = optional(&request.get_ref().subject_id, "subject_id", uuid)?;
         let (roles, permissions) = Roles(&self.core).subject_roles(&caller, subject).await?;
         Ok(Response::new(pb::ListSubjectRolesResponse {
-            roles,
-            permissions,
+            roles: convert::texts(&roles),
+            permissions: convert::texts(&permissions),
         }))
     }
 
@@ -352,17 +329,9 @@ impl AuthService for AuthGrpc {
     ) -> Reply<pb::CreateServiceAccountResponse> {
         let (caller, client) = self.caller(&request)?;
         let r = request.into_inner();
-        let name = authz::name(&r.name, "name")?;
-        if r.roles.len() > MAX_PERMISSIONS {
-            return Err(FieldViolation::new("roles", "must name at most 100 roles").into());
-        }
-        let roles = r
-            .roles
-            .iter()
-            .map(|n| authz::name(n, "roles"))
-            .collect::<Result<Vec<_>, _>>()?;
+        let account = NewServiceAccount::parse(&r.name, &r.roles)?;
         let (account, secret) = Accounts(&self.core)
-            .create_service_account(Some(&caller), name, roles, &client)
+            .create_service_account(Some(&caller), account, &client)
             .await?;
         Ok(Response::new(pb::CreateServiceAccountResponse {
             account: Some(convert::account(account)),
