@@ -36,6 +36,13 @@ crate::context::use_cases! {
     Import
 }
 
+/// One run of an import.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    id: uuid::Uuid,
+    at: DateTime<Utc>,
+}
+
 /// A line ready to insert.
 struct Ready {
     identity: NewIdentity,
@@ -88,10 +95,12 @@ impl Import<'_> {
         mut input: R,
         mut report: impl FnMut(u64, &Imported),
     ) -> Result<Tally, AuthError> {
-        // Rows this run brings carry its start, telling an earlier run's (skip)
+        // Rows this run brings carry its id, telling an earlier run's (skip)
         // from an earlier line's (a duplicate in the file).
-        let now = self.clock.now();
-        let run = DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now);
+        let run = Run {
+            id: platform::clock::time_ordered_id(),
+            at: self.clock.now(),
+        };
         let (mut tally, mut batch, mut number) = (Tally::default(), Vec::new(), 0u64);
         loop {
             let line = next_line(&mut input).await.map_err(|e| {
@@ -123,7 +132,7 @@ impl Import<'_> {
     async fn batch(
         &self,
         lines: &[(u64, Result<String, String>)],
-        run: DateTime<Utc>,
+        run: Run,
     ) -> Result<Vec<(u64, Imported)>, AuthError> {
         let ready: Vec<_> = lines
             .iter()
@@ -149,7 +158,7 @@ impl Import<'_> {
     async fn insert_all(
         &self,
         lines: &[(u64, Result<Ready, String>)],
-        run: DateTime<Utc>,
+        run: Run,
     ) -> Result<Vec<(u64, Imported)>, AuthError> {
         let mut tx = self.db.write().await?;
         let mut out = Vec::with_capacity(lines.len());
@@ -166,12 +175,12 @@ impl Import<'_> {
 }
 
 /// Checks and stores one line in the import's transaction.
-async fn insert(tx: &mut Tx, line: &Ready, run: DateTime<Utc>) -> Result<Imported, AuthError> {
+async fn insert(tx: &mut Tx, line: &Ready, run: Run) -> Result<Imported, AuthError> {
     let identity = &line.identity;
     let external = line.external_id.as_deref();
-    if let Some((was, at)) = platform::sql!(&mut *tx, ImportSql::holder(&identity.email))? {
-        return Ok(match at.map(|t| t.0) {
-            Some(at) if at == run => Imported::Refused("the email is on an earlier line".into()),
+    if let Some((was, by)) = platform::sql!(&mut *tx, ImportSql::holder(&identity.email))? {
+        return Ok(match by {
+            Some(by) if by == run.id => Imported::Refused("the email is on an earlier line".into()),
             Some(_) if was.as_deref() == external => Imported::AlreadyThere,
             _ => Imported::Refused("email already registered".into()),
         });
@@ -193,7 +202,8 @@ async fn insert(tx: &mut Tx, line: &Ready, run: DateTime<Utc>) -> Result<Importe
         other => other?,
     }
     let flags = (line.email_verified, external);
-    platform::sql!(&mut *tx, ImportSql::mark_imported(identity.id, flags, run))?;
+    let when = (run.id, run.at);
+    platform::sql!(&mut *tx, ImportSql::mark_imported(identity.id, flags, when))?;
     let payload = serde_json::to_string(&UserRegistered {
         user_id: identity.id,
         email: identity.email.clone(),
@@ -201,13 +211,13 @@ async fn insert(tx: &mut Tx, line: &Ready, run: DateTime<Utc>) -> Result<Importe
         username: line.username.clone(),
     })
     .map_err(StoreError::from)?;
-    let event = OutboxEvent::new(USER_REGISTERED, identity.id.uuid(), payload, run);
+    let event = OutboxEvent::new(USER_REGISTERED, identity.id.uuid(), payload, run.at);
     platform::sql!(&mut *tx, SqlOutbox::insert(&event))?;
     Ok(Imported::Added)
 }
 
 /// Parses and checks one line, as a registration checks its request.
-fn prepare(text: &str, run: DateTime<Utc>) -> Result<Ready, String> {
+fn prepare(text: &str, run: Run) -> Result<Ready, String> {
     let line: ImportLine =
         serde_json::from_str(text).map_err(|e| format!("malformed JSON: {e}"))?;
     let email = Email::parse(&line.email, "email").map_err(|e| e.to_string())?;
@@ -259,7 +269,7 @@ fn prepare(text: &str, run: DateTime<Utc>) -> Result<Ready, String> {
             display_name: display_name.as_str().to_owned(),
             password_hash,
             roles,
-            created_at: line.created_at.unwrap_or(run),
+            created_at: line.created_at.unwrap_or(run.at),
         },
         email_verified: line.email_verified,
         username,

@@ -4,6 +4,7 @@ use crate::storage::StoreError;
 use chrono::{DateTime, Utc};
 use platform::ids::UserId;
 use platform::sql::Timestamp;
+use uuid::Uuid;
 
 /// Imported identities.
 pub struct ImportSql<DB>(std::marker::PhantomData<DB>);
@@ -11,32 +12,35 @@ pub struct ImportSql<DB>(std::marker::PhantomData<DB>);
 platform::generic_store! {
     impl<DB> ImportSql<DB> {
         /// The identity at `email` (canonical), if any: the external id it was
-        /// imported under and when it was imported, if it was.
+        /// imported under and the import run that brought it, if one did.
         pub async fn holder(
             c: &mut DB::Connection,
             email: &str,
-        ) -> Result<Option<(Option<String>, Option<Timestamp>)>, StoreError> {
-            Ok(sqlx::query_as("SELECT external_id, imported_at FROM identities WHERE email = $1")
+        ) -> Result<Option<(Option<String>, Option<Uuid>)>, StoreError> {
+            Ok(sqlx::query_as("SELECT external_id, import_run FROM identities WHERE email = $1")
             .bind(email)
             .fetch_optional(c)
             .await?)
         }
 
-        /// Marks a new identity imported, with its verified flag and external id.
+        /// Marks a new identity imported by `run`, with its verified flag and
+        /// external id.
         pub async fn mark_imported(
             c: &mut DB::Connection,
             user_id: UserId,
             (email_verified, external_id): (bool, Option<&str>),
-            now: DateTime<Utc>,
+            (run, now): (Uuid, DateTime<Utc>),
         ) -> Result<(), StoreError> {
             sqlx::query(
-                "UPDATE identities SET email_verified = $2, external_id = $3, imported_at = $4
+                "UPDATE identities SET email_verified = $2, external_id = $3, imported_at = $4,
+                                       import_run = $5
                  WHERE id = $1",
             )
             .bind(user_id)
             .bind(email_verified)
             .bind(external_id.map(str::to_owned))
             .bind(Timestamp(now))
+            .bind(run)
             .execute(c)
             .await?;
             Ok(())

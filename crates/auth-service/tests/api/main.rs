@@ -18,6 +18,7 @@ mod flow;
 mod gateway;
 mod gateway_paths;
 mod hardening;
+mod import;
 mod mfa;
 mod operations;
 mod outage;

@@ -18,6 +18,7 @@ both_backends!(
     profile_appears_after_registration_and_deletion_disables_login,
     registration_survives_a_down_user_service_and_a_sigkill,
     email_change_survives_a_down_user_service_and_a_sigkill,
+    imported_users_log_in_and_reach_the_user_service,
 );
 
 /// Collects the notifications the Auth Service posts (signatures are checked
@@ -389,4 +390,57 @@ async fn email_change_survives_a_down_user_service_and_a_sigkill(backend: Backen
     inbox
         .token("identity.email.changed", "before@example.com")
         .await;
+}
+
+/// `auth-service import` as an operator runs it: bad lines reported by number
+/// with exit status 1, the rest imported; an imported user logs in with the
+/// password of the system it came from and its profile (with its username)
+/// reaches the User Service.
+async fn imported_users_log_in_and_reach_the_user_service(backend: Backend) {
+    let sys = System::new(backend).await;
+    let file = sys.logs.path().join("users.jsonl");
+    let hash = "$2b$05$z0Z5tr4U6ddWoYLTFQhFduUykitdTYyqyhH6plQ7eaqwKI8PIJGPy";
+    let line = serde_json::json!({
+        "email": "Imported@Example.com", "password_hash": hash, "username": "imported.user",
+        "email_verified": true, "display_name": "Imported",
+    });
+    std::fs::write(&file, format!("{line}\n{{broken\n")).unwrap();
+    let out = std::process::Command::new(test_support::process::binary("auth-service"))
+        .arg("import")
+        .arg(&file)
+        .env("AUTH_DATABASE_URL", &sys.auth_db.url)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("line 2: malformed JSON"), "{stderr}");
+    assert!(stderr.contains("imported 1, skipped 0"), "{stderr}");
+
+    let _auth = sys.start_auth();
+    let _users = sys.start_user();
+    let login = sys
+        .auth()
+        .await
+        .login(auth_pb::LoginRequest {
+            email: "imported@example.com".into(),
+            password: "correct horse battery staple".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    sys.profile_appears_once(&login.access_token, &login.user_id)
+        .await;
+    let user = sys
+        .users()
+        .await
+        .get_user(bearer(
+            pb::GetUserRequest {
+                name: format!("users/{}", login.user_id),
+            },
+            &login.access_token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(user.user.unwrap().username, "imported.user");
 }
