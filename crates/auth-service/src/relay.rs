@@ -83,19 +83,32 @@ impl ToUserService {
 
     async fn registered(&self, event: &OutboxEvent) -> Result<(), DeliveryError> {
         let body: UserRegistered = serde_json::from_str(&event.payload)?;
+        let user = User {
+            id: body.user_id.to_string(),
+            email: body.email,
+            display_name: body.display_name,
+            ..User::default()
+        };
+        if let Some(username) = body.username {
+            // An imported username is a wish: taken by someone else, the
+            // profile still comes, with a name derived from the address.
+            let wished = User {
+                username,
+                ..user.clone()
+            };
+            let request = CreateUserRequest { user: Some(wished) };
+            match self
+                .client
+                .clone()
+                .create_user(self.request(event, request).await?)
+                .await
+            {
+                Err(status) if status.code() == tonic::Code::AlreadyExists => {}
+                other => return other.map(drop).map_err(Into::into),
+            }
+        }
         let request = self
-            .request(
-                event,
-                CreateUserRequest {
-                    user: Some(User {
-                        id: body.user_id.to_string(),
-                        email: body.email,
-                        display_name: body.display_name,
-                        username: body.username.unwrap_or_default(),
-                        ..User::default()
-                    }),
-                },
-            )
+            .request(event, CreateUserRequest { user: Some(user) })
             .await?;
         self.client.clone().create_user(request).await?;
         Ok(())

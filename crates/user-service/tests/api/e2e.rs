@@ -404,7 +404,11 @@ async fn imported_users_log_in_and_reach_the_user_service(backend: Backend) {
         "email": "Imported@Example.com", "password_hash": hash, "username": "imported.user",
         "email_verified": true, "display_name": "Imported",
     });
-    std::fs::write(&file, format!("{line}\n{{broken\n")).unwrap();
+    // The same username again: the second profile comes with a derived one.
+    let twin = serde_json::json!({
+        "email": "twin@example.com", "password_hash": hash, "username": "imported.user",
+    });
+    std::fs::write(&file, format!("{line}\n{{broken\n{twin}\n")).unwrap();
     let out = std::process::Command::new(test_support::process::binary("auth-service"))
         .arg("import")
         .arg(&file)
@@ -414,7 +418,7 @@ async fn imported_users_log_in_and_reach_the_user_service(backend: Backend) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("line 2: malformed JSON"), "{stderr}");
-    assert!(stderr.contains("imported 1, skipped 0"), "{stderr}");
+    assert!(stderr.contains("imported 2, skipped 0"), "{stderr}");
 
     let _auth = sys.start_auth();
     let _users = sys.start_user();
@@ -443,4 +447,17 @@ async fn imported_users_log_in_and_reach_the_user_service(backend: Backend) {
         .unwrap()
         .into_inner();
     assert_eq!(user.user.unwrap().username, "imported.user");
+
+    let twin = sys
+        .auth()
+        .await
+        .login(auth_pb::LoginRequest {
+            email: "twin@example.com".into(),
+            password: "correct horse battery staple".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    sys.profile_appears_once(&twin.access_token, &twin.user_id)
+        .await;
 }
