@@ -162,10 +162,12 @@ impl Import<'_> {
     ) -> Result<Vec<(u64, Imported)>, AuthError> {
         let mut tx = self.db.write().await?;
         let mut out = Vec::with_capacity(lines.len());
+        // Each role name is looked up once per batch, not once per line.
+        let mut roles = std::collections::HashSet::new();
         for (n, line) in lines {
             let outcome = match line {
                 Err(why) => Imported::Refused(why.clone()),
-                Ok(ready) => insert(&mut tx, ready, run).await?,
+                Ok(ready) => insert(&mut tx, ready, run, &mut roles).await?,
             };
             out.push((*n, outcome));
         }
@@ -175,7 +177,12 @@ impl Import<'_> {
 }
 
 /// Checks and stores one line in the import's transaction.
-async fn insert(tx: &mut Tx, line: &Ready, run: Run) -> Result<Imported, AuthError> {
+async fn insert(
+    tx: &mut Tx,
+    line: &Ready,
+    run: Run,
+    known_roles: &mut std::collections::HashSet<String>,
+) -> Result<Imported, AuthError> {
     let identity = &line.identity;
     let external = line.external_id.as_deref();
     if let Some((was, by)) = platform::sql!(&mut *tx, ImportSql::holder(&identity.email))? {
@@ -193,9 +200,13 @@ async fn insert(tx: &mut Tx, line: &Ready, run: Run) -> Result<Imported, AuthErr
         ));
     }
     for role in &identity.roles {
+        if known_roles.contains(role) {
+            continue;
+        }
         if !platform::sql!(&mut *tx, ImportSql::role_exists(role))? {
             return Ok(Imported::Refused(format!("no such role: {role}")));
         }
+        known_roles.insert(role.clone());
     }
     match platform::sql!(&mut *tx, IdentitySql::insert_identity(identity)) {
         Err(StoreError::EmailTaken) => return Err(AuthError::EmailTaken),
@@ -203,7 +214,11 @@ async fn insert(tx: &mut Tx, line: &Ready, run: Run) -> Result<Imported, AuthErr
     }
     let flags = (line.email_verified, external);
     let when = (run.id, run.at);
-    platform::sql!(&mut *tx, ImportSql::mark_imported(identity.id, flags, when))?;
+    // An import racing this one with the same external id: the batch goes
+    // again line by line, and then sees it taken.
+    if !platform::sql!(&mut *tx, ImportSql::mark_imported(identity.id, flags, when))? {
+        return Err(AuthError::EmailTaken);
+    }
     let payload = serde_json::to_string(&UserRegistered {
         user_id: identity.id,
         email: identity.email.clone(),

@@ -3,8 +3,13 @@
 use crate::storage::StoreError;
 use chrono::{DateTime, Utc};
 use platform::ids::UserId;
-use platform::sql::Timestamp;
+use platform::sql::{Timestamp, UniqueKey};
 use uuid::Uuid;
+
+const EXTERNAL_ID_KEY: UniqueKey = UniqueKey {
+    name: "identities_external_id_key",
+    columns: "identities.external_id",
+};
 
 /// Imported identities.
 pub struct ImportSql<DB>(std::marker::PhantomData<DB>);
@@ -24,14 +29,14 @@ platform::generic_store! {
         }
 
         /// Marks a new identity imported by `run`, with its verified flag and
-        /// external id.
+        /// external id; false when another identity holds that external id.
         pub async fn mark_imported(
             c: &mut DB::Connection,
             user_id: UserId,
             (email_verified, external_id): (bool, Option<&str>),
             (run, now): (Uuid, DateTime<Utc>),
-        ) -> Result<(), StoreError> {
-            sqlx::query(
+        ) -> Result<bool, StoreError> {
+            let marked = sqlx::query(
                 "UPDATE identities SET email_verified = $2, external_id = $3, imported_at = $4,
                                        import_run = $5
                  WHERE id = $1",
@@ -42,8 +47,11 @@ platform::generic_store! {
             .bind(Timestamp(now))
             .bind(run)
             .execute(c)
-            .await?;
-            Ok(())
+            .await;
+            match marked {
+                Err(e) if DB::violates(&e, EXTERNAL_ID_KEY) => Ok(false),
+                other => other.map(|_| true).map_err(Into::into),
+            }
         }
 
         /// Whether an identity was imported under `external_id`.

@@ -10,7 +10,10 @@ use auth_service::import::{Import, Imported, Tally};
 use platform::outbox::SqlOutbox;
 use tonic::Code;
 
-both_backends!(imported_hashes_log_in_once_then_become_argon2id);
+both_backends!(
+    imported_hashes_log_in_once_then_become_argon2id,
+    racing_imports_of_one_external_id_import_it_once,
+);
 
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -156,5 +159,42 @@ async fn imported_hashes_log_in_once_then_become_argon2id(backend: Backend) {
     assert_eq!(
         platform::sql!(read(&db), SqlOutbox::backlog()).unwrap(),
         owed
+    );
+}
+
+/// Two imports at once bring the same external ids under different addresses:
+/// each id is imported once, the other line refused, and neither run fails.
+async fn racing_imports_of_one_external_id_import_it_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let file = |prefix: &str| {
+        (0..20)
+            .map(|i| {
+                format!(r#"{{"email": "{prefix}{i}@example.com", "external_id": "race-{i}"}}"#)
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let (a, b) = (file("a"), file("b"));
+    let run = |text: &'static str| {
+        let core = app.handle.core.clone();
+        async move {
+            let mut reasons = Vec::new();
+            let tally = Import(&core)
+                .run(text.as_bytes(), |_, outcome| {
+                    if let Imported::Refused(why) = outcome {
+                        reasons.push(why.clone());
+                    }
+                })
+                .await
+                .unwrap();
+            (tally, reasons)
+        }
+    };
+    let (a, b): (&'static str, &'static str) = (a.leak(), b.leak());
+    let ((ta, ra), (tb, rb)) = tokio::join!(run(a), run(b));
+    assert_eq!((ta.imported + tb.imported, ta.failed + tb.failed), (20, 20));
+    assert!(
+        ra.iter().chain(&rb).all(|why| why.contains("external_id")),
+        "{ra:?} {rb:?}"
     );
 }
