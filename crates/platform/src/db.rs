@@ -76,6 +76,40 @@ pub struct Migrations {
     pub sqlite: sqlx::migrate::Migrator,
 }
 
+/// Taken by the one replica migrating a PostgreSQL database (advisory locks are
+/// per database, so one key serves every service).
+const MIGRATION_GATE: i64 = 0x6964_656e_7469_7479; // "identity"
+
+/// Runs `migrator` on `pool` while no other replica does. Replicas wait at a
+/// lock of our own, polled without a statement in flight, before sqlx's own
+/// blocking one: a replica blocked inside `pg_advisory_lock` holds a snapshot,
+/// which a `CREATE INDEX CONCURRENTLY` in the migrating replica waits out
+/// while that replica holds the lock it waits for (a deadlock PostgreSQL
+/// breaks by failing one of them).
+async fn migrate_postgres(
+    pool: &PgPool,
+    migrator: &sqlx::migrate::Migrator,
+) -> Result<(), sqlx::migrate::MigrateError> {
+    let mut gate = pool.acquire().await?;
+    while !sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock($1)")
+        .bind(MIGRATION_GATE)
+        .fetch_one(&mut *gate)
+        .await?
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let migrated = migrator.run(pool).await;
+    let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(MIGRATION_GATE)
+        .execute(&mut *gate)
+        .await;
+    if unlocked.is_err() {
+        // Never hand a connection that may still hold the gate back to the pool.
+        gate.detach();
+    }
+    migrated
+}
+
 /// A service's database: what is not a query (migrations, readiness).
 #[derive(Debug, Clone)]
 pub struct Database {
@@ -96,7 +130,7 @@ impl Database {
     /// Applies the backend's migrations.
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
         match &self.pool {
-            Pool::Postgres(p) => self.migrations.postgres.run(p).await,
+            Pool::Postgres(p) => migrate_postgres(p, &self.migrations.postgres).await,
             Pool::Sqlite(p) => self.migrations.sqlite.run(p).await,
         }
     }

@@ -115,7 +115,10 @@ impl RelayMetrics {
     /// Registers `outbox_backlog`, `outbox_delivered_total` and
     /// `outbox_delivery_failures_total` in `registry`.
     pub fn new(registry: &Registry) -> prometheus::Result<Self> {
-        let backlog = IntGauge::new("outbox_backlog", "Outbox events not yet delivered")?;
+        let backlog = IntGauge::new(
+            "outbox_backlog",
+            "Outbox events not yet delivered (counted up to 10,000)",
+        )?;
         let delivered = IntCounter::new("outbox_delivered_total", "Outbox events delivered")?;
         let failures = IntCounter::new(
             "outbox_delivery_failures_total",

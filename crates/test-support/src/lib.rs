@@ -7,6 +7,7 @@
 // wall clock; the services' own time comes from the injected clock.
 #![allow(clippy::disallowed_methods)]
 
+pub mod plans;
 pub mod postgres;
 pub mod process;
 pub mod schema;

@@ -6,7 +6,7 @@
 use crate::domain::{Filter, Profile, ProfileInput, UpdateMask, Username};
 use crate::error::UserError;
 use crate::reads::Reads;
-use crate::storage::{Sql, StoreError, UserRecord};
+use crate::storage::{ListCursor, Sql, StoreError, UserRecord};
 use platform::clock::SharedClock;
 use platform::db::Database;
 use platform::ids::UserId;
@@ -164,7 +164,8 @@ impl Directory {
             .collect()
     }
 
-    /// A page of active users in id (creation) order.
+    /// A page of active users: in id (creation) order, or for a prefix
+    /// filter in the order of the name it matches.
     pub async fn list(
         &self,
         filter_text: &str,
@@ -172,15 +173,19 @@ impl Directory {
         page_token: &str,
     ) -> Result<Page, UserError> {
         let filter = Filter::parse(filter_text)?;
-        let page = PageRequest::<UserId>::parse(page_size, page_token, filter_text.trim(), PAGES)?;
+        let page =
+            PageRequest::<ListCursor>::parse(page_size, page_token, filter_text.trim(), PAGES)?;
         let mut conn = self.db.read().await?;
         let rows = platform::sql!(
             &mut conn,
-            Sql::list_users(&filter, page.after, page.fetch())
+            Sql::list_users(&filter, page.after.as_ref(), page.fetch())
         )?;
-        let (users, next_page_token) = page.finish(rows, |u| u.id);
+        let (rows, next_page_token) = page.finish(rows, |row| ListCursor {
+            key: row.sort_key.clone(),
+            id: row.user.id,
+        });
         Ok(Page {
-            users,
+            users: rows.into_iter().map(|row| row.user).collect(),
             next_page_token,
         })
     }

@@ -72,9 +72,10 @@ platform::generic_store! {
             Ok(rows.into_iter().map(|(id, at)| (id, at.0)).collect())
         }
 
-        /// A user's active sessions, newest first.
         /// Up to `limit` active sessions of a user, newest first, older than `before`
-        /// (a session's creation time and id) when given.
+        /// (a session's creation time and id) when given: read off one index,
+        /// however many sessions the user has (the cursor's condition is only
+        /// written when there is one, so a generic plan uses it too).
         pub async fn list_sessions(
             c: &mut DB::Connection,
             user_id: UserId,
@@ -82,12 +83,14 @@ platform::generic_store! {
             limit: i64,
         ) -> Result<Vec<SessionRecord>, StoreError> {
             let (before_at, before_id) = before.unzip();
+            let after_cursor = match before {
+                Some(_) => "AND (created_at, id) < ($2, $3)",
+                None => "",
+            };
             Ok(sqlx::query_as(&format!(
                 "SELECT id, user_id, created_at, last_used_at, client_address, user_agent
-                 FROM sessions WHERE user_id = $1 AND revoked_at IS NULL
-                   AND ({} IS NULL OR (created_at, id) < ($2, $3))
-                 ORDER BY created_at DESC, id DESC LIMIT $4",
-                DB::typed(2, SqlType::Timestamp),
+                 FROM sessions WHERE user_id = $1 AND revoked_at IS NULL {after_cursor}
+                 ORDER BY created_at DESC, id DESC LIMIT $4"
             ))
             .bind(user_id)
             .bind(before_at.map(Timestamp))

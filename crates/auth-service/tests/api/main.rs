@@ -22,6 +22,7 @@ mod import;
 mod mfa;
 mod operations;
 mod outage;
+mod plans;
 mod recovery;
 mod security;
 mod storage;

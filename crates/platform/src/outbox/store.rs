@@ -5,6 +5,10 @@ use crate::sql::{Expired, Timestamp};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+/// The most undelivered events the backlog gauge counts; it reads this
+/// value when there are at least as many.
+pub const BACKLOG_CAP: i64 = 10_000;
+
 /// Delivered events, by delivery time.
 const DELIVERED: Expired = Expired {
     table: "outbox",
@@ -55,21 +59,25 @@ crate::generic_store! {
 
 crate::generic_store! {
     impl<DB> SqlOutbox<DB> {
-        /// Leases up to `limit` due events until `lease_until`.
+        /// Leases up to `limit` due events until `lease_until`, the longest due
+        /// first: read in the pending index's order, so a claim after a bulk
+        /// import takes its page off the index instead of sorting the backlog.
         pub async fn claim_due(
             c: &mut DB::Connection,
             now: DateTime<Utc>,
             lease_until: DateTime<Utc>,
             limit: i64,
         ) -> Result<Vec<OutboxEvent>, sqlx::Error> {
-            let sql = format!(
-                "UPDATE outbox SET locked_until = $2 WHERE id IN (
-                     SELECT id FROM outbox
-                     WHERE delivered_at IS NULL AND next_attempt_at <= $1
-                       AND (locked_until IS NULL OR locked_until <= $1)
-                     ORDER BY created_at LIMIT $3{})
-                 RETURNING {COLUMNS}",
+            let due = format!(
+                "SELECT id FROM outbox
+                 WHERE delivered_at IS NULL AND next_attempt_at <= $1
+                   AND (locked_until IS NULL OR locked_until <= $1)
+                 ORDER BY next_attempt_at LIMIT $3{}",
                 DB::SKIP_LOCKED
+            );
+            let sql = format!(
+                "UPDATE outbox SET locked_until = $2 WHERE {} RETURNING {COLUMNS}",
+                DB::in_rows("id", &due)
             );
             let mut events: Vec<OutboxEvent> = sqlx::query_as(&sql)
                 .bind(Timestamp(now))
@@ -121,11 +129,17 @@ crate::generic_store! {
             Ok(())
         }
 
-        /// Undelivered events.
+        /// Undelivered events, counted up to [`BACKLOG_CAP`]: the relay asks on
+        /// every pass, and after a bulk import a full count would read a
+        /// million index entries each time.
         pub async fn backlog(c: &mut DB::Connection) -> Result<i64, sqlx::Error> {
-            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE delivered_at IS NULL")
-                .fetch_one(&mut *c)
-                .await
+            sqlx::query_scalar(
+                "SELECT count(*) FROM (
+                     SELECT 1 FROM outbox WHERE delivered_at IS NULL LIMIT $1) AS pending",
+            )
+            .bind(BACKLOG_CAP)
+            .fetch_one(&mut *c)
+            .await
         }
 
         /// Deletes up to `limit` events delivered before `before`; how many went.

@@ -51,6 +51,17 @@ pub trait Dialect: Database + private::Sealed {
     /// Whether `e` violates `key`.
     fn violates(e: &sqlx::Error, key: UniqueKey) -> bool;
 
+    /// `expr` compared and ordered byte by byte (code point by code point), so
+    /// that a prefix is one range of an index on the same expression: SQLite's
+    /// default; PostgreSQL's "C" collation, where a locale's would not do.
+    fn bytewise(expr: &str) -> String;
+
+    /// `column` is one of the values `select` returns, planned as lookups of
+    /// those few values: PostgreSQL evaluates `= ANY(ARRAY(...))` once and
+    /// looks each up by `column`'s index, where a generic plan of `IN (...)`
+    /// may hash-join against a scan of the whole table.
+    fn in_rows(column: &str, select: &str) -> String;
+
     /// `column` is one of the ids bound by [`Dialect::bind_ids`] from parameter `$first` on.
     fn id_in(column: &str, first: usize, count: usize) -> String;
 
@@ -82,6 +93,14 @@ impl Dialect for Postgres {
 
     fn violates(e: &sqlx::Error, key: UniqueKey) -> bool {
         matches!(e, sqlx::Error::Database(db) if db.constraint() == Some(key.name))
+    }
+
+    fn bytewise(expr: &str) -> String {
+        format!("({expr}) COLLATE \"C\"")
+    }
+
+    fn in_rows(column: &str, select: &str) -> String {
+        format!("{column} = ANY(ARRAY({select}))")
     }
 
     fn id_in(column: &str, first: usize, _count: usize) -> String {
@@ -119,6 +138,14 @@ impl Dialect for Sqlite {
         // "UNIQUE constraint failed: users.username" or "...: index 'name'".
         let failed = db.message().rsplit(": ").next().unwrap_or_default();
         failed == key.columns || failed == format!("index '{}'", key.name)
+    }
+
+    fn bytewise(expr: &str) -> String {
+        expr.to_owned()
+    }
+
+    fn in_rows(column: &str, select: &str) -> String {
+        format!("{column} IN ({select})")
     }
 
     fn id_in(column: &str, first: usize, count: usize) -> String {

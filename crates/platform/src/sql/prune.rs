@@ -16,7 +16,11 @@ pub struct Expired {
 }
 
 impl Expired {
-    /// Deletes up to `limit` rows whose `column` is before `before`; returns how many.
+    /// Deletes up to `limit` rows whose `column` is before `before`, oldest
+    /// first; returns how many. The order is what keeps the plan on the
+    /// column's index even when it is generic: with no cutoff to estimate
+    /// by, a plain `LIMIT` looks cheapest as a table scan that stops early,
+    /// which reads the whole table on the pass that finds nothing to delete.
     pub async fn delete<'c, DB, E>(
         self,
         executor: E,
@@ -31,10 +35,9 @@ impl Expired {
         for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     {
         let Self { table, key, column } = self;
-        let sql = format!(
-            "DELETE FROM {table} WHERE {key} IN (
-                 SELECT {key} FROM {table} WHERE {column} < $1 LIMIT $2)"
-        );
+        let batch =
+            format!("SELECT {key} FROM {table} WHERE {column} < $1 ORDER BY {column} LIMIT $2");
+        let sql = format!("DELETE FROM {table} WHERE {}", DB::in_rows(key, &batch));
         let done = sqlx::query(&sql)
             .bind(Timestamp(before))
             .bind(limit)

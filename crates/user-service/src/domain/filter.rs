@@ -71,17 +71,24 @@ impl Filter {
     }
 }
 
-/// Escapes `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` pattern.
-pub fn like_prefix(prefix: &str) -> String {
-    let mut out = String::with_capacity(prefix.len() + 1);
-    for c in prefix.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
+/// The strings starting with `prefix`, as a range in code point order: from
+/// `prefix` itself up to (not including) the returned bound; `None` when no
+/// string is above them all. An index on the compared text then finds them in
+/// one range scan, whatever the plan's parameters.
+pub fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    // Trailing U+10FFFF cannot be incremented: the bound moves one place left.
+    while let Some(last) = chars.pop() {
+        let next = match u32::from(last) + 1 {
+            0xD800 => Some('\u{E000}'),
+            n => char::from_u32(n),
+        };
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
         }
-        out.push(c);
     }
-    out.push('%');
-    out
+    None
 }
 
 #[cfg(test)]
@@ -113,6 +120,23 @@ mod tests {
         ] {
             assert!(Filter::parse(bad).is_err(), "{bad:?} accepted");
         }
-        assert_eq!(like_prefix("a_b%"), "a\\_b\\%%");
+    }
+
+    #[test]
+    fn a_prefix_is_a_range() {
+        assert_eq!(prefix_end("ab").as_deref(), Some("ac"));
+        assert_eq!(prefix_end("a_%").as_deref(), Some("a_&"));
+        assert_eq!(prefix_end("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_end("\u{D7FF}").as_deref(), Some("\u{E000}"));
+        assert_eq!(prefix_end("\u{10FFFF}"), None);
+        assert_eq!(prefix_end(""), None);
+        // Everything starting with the prefix is inside, the rest outside.
+        let (lo, hi) = ("ab", prefix_end("ab").unwrap_or_default());
+        for inside in ["ab", "ab\u{10FFFF}", "abzzz"] {
+            assert!(inside >= lo && inside < hi.as_str(), "{inside:?}");
+        }
+        for outside in ["a", "aa\u{10FFFF}", "ac", "b"] {
+            assert!(!(outside >= lo && outside < hi.as_str()), "{outside:?}");
+        }
     }
 }

@@ -44,6 +44,24 @@ pub struct UserRecord {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A user as a list reads it: with the text the list is ordered by (empty
+/// when it is ordered by id), which the next page's cursor carries.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Listed {
+    #[sqlx(flatten)]
+    pub user: UserRecord,
+    pub sort_key: String,
+}
+
+/// Where a page of users starts: after this user, in the list's order.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ListCursor {
+    #[serde(rename = "k")]
+    pub key: String,
+    #[serde(rename = "i")]
+    pub id: UserId,
+}
+
 /// The User Service's migrations, one folder per backend.
 pub static MIGRATIONS: Migrations = Migrations {
     postgres: sqlx::migrate!("./migrations/postgres"),

@@ -1,8 +1,8 @@
 //! The `users` table, one SQL body for both backends.
 
-use super::{StoreError, UserRecord};
+use super::{ListCursor, Listed, StoreError, UserRecord};
 use crate::domain::Filter;
-use crate::domain::filter::like_prefix;
+use crate::domain::filter::prefix_end;
 use chrono::{DateTime, Utc};
 use platform::ids::UserId;
 use platform::sql::{SqlType, Timestamp, UniqueKey};
@@ -99,33 +99,67 @@ platform::generic_store! {
                 .await?)
         }
 
-        /// Active users matching `filter` with ids after `after`, in id order.
+        /// Up to `limit` active users matching `filter` after `after`: in id
+        /// order, or for a prefix in the order of the text it matches (then
+        /// the page is one range of that text's index, however few users
+        /// match among how many). Only the conditions in play are written, so
+        /// a generic plan picks the same index; every value is bound in its
+        /// place either way.
         pub async fn list_users(
             conn: &mut DB::Connection,
             filter: &Filter,
-            after: Option<UserId>,
+            after: Option<&ListCursor>,
             limit: i64,
-        ) -> Result<Vec<UserRecord>, StoreError> {
-            let (condition, value) = match filter {
-                Filter::All => ("TRUE", None),
-                Filter::UsernameIs(v) => ("username = $3", Some(v.clone())),
-                Filter::UsernamePrefix(p) => (r"username LIKE $3 ESCAPE '\'", Some(like_prefix(p))),
-                Filter::DisplayNamePrefix(p) => {
-                    (r"lower(display_name) LIKE $3 ESCAPE '\'", Some(like_prefix(p)))
+        ) -> Result<Vec<Listed>, StoreError> {
+            let (key, value, end) = match filter {
+                Filter::All => (None, None, None),
+                Filter::UsernameIs(v) => (None, Some(v.clone()), None),
+                Filter::UsernamePrefix(p) => {
+                    (Some(DB::bytewise("username")), Some(p.clone()), prefix_end(p))
+                }
+                Filter::DisplayNamePrefix(p) => (
+                    Some(DB::bytewise("lower(display_name)")),
+                    Some(p.clone()),
+                    prefix_end(p),
+                ),
+            };
+            let mut filter_sql = String::new();
+            let order = match &key {
+                None => {
+                    if value.is_some() {
+                        filter_sql.push_str(" AND username = $3");
+                    }
+                    if after.is_some() {
+                        filter_sql.push_str(" AND id > $1");
+                    }
+                    "id".to_owned()
+                }
+                Some(key) => {
+                    if value.as_deref().is_some_and(|v| !v.is_empty()) {
+                        filter_sql.push_str(&format!(" AND {key} >= $3"));
+                    }
+                    if end.is_some() {
+                        filter_sql.push_str(&format!(" AND {key} < $4"));
+                    }
+                    if after.is_some() {
+                        filter_sql.push_str(&format!(" AND ({key}, id) > ($5, $1)"));
+                    }
+                    format!("{key}, id")
                 }
             };
+            let sort_key = key.as_deref().unwrap_or("''");
             let sql = format!(
-                "SELECT {COLUMNS} FROM users WHERE deleted_at IS NULL AND id > $1 AND {condition}
-                 ORDER BY id LIMIT $2"
+                "SELECT {COLUMNS}, {sort_key} AS sort_key FROM users
+                 WHERE deleted_at IS NULL{filter_sql} ORDER BY {order} LIMIT $2"
             );
-            let query = sqlx::query_as(&sql)
-                .bind(after.map_or(Uuid::nil(), UserId::uuid))
-                .bind(limit);
-            let query = match value {
-                Some(v) => query.bind(v),
-                None => query,
-            };
-            Ok(query.fetch_all(conn).await?)
+            Ok(sqlx::query_as(&sql)
+                .bind(after.map_or(Uuid::nil(), |a| a.id.uuid()))
+                .bind(limit)
+                .bind(value)
+                .bind(end)
+                .bind(after.map(|a| a.key.clone()))
+                .fetch_all(conn)
+                .await?)
         }
 
         /// Whether an active user has this id.

@@ -13,5 +13,6 @@ mod helpers;
 
 mod authorization;
 mod e2e;
+mod plans;
 mod storage;
 mod users;

@@ -10,7 +10,7 @@ use platform::sql::Read;
 use platform::sql::Tx;
 use test_support::TestDatabase;
 use user_service::domain::Filter;
-use user_service::storage::{MIGRATIONS, Sql, StoreError, UserRecord};
+use user_service::storage::{ListCursor, MIGRATIONS, Sql, StoreError, UserRecord};
 
 both_backends!(users_round_trip, conditional_writes_and_deletion);
 
@@ -95,9 +95,13 @@ async fn users_round_trip(backend: Backend) {
     );
 
     let pool = &db.pool;
-    let list = |filter: Filter, after: Option<UserId>, limit: i64| async move {
+    let list = |filter: Filter, after: Option<ListCursor>, limit: i64| async move {
         let mut c = Read::open(pool).await.unwrap();
-        platform::sql!(&mut c, Sql::list_users(&filter, after, limit)).unwrap()
+        platform::sql!(&mut c, Sql::list_users(&filter, after.as_ref(), limit))
+            .unwrap()
+            .into_iter()
+            .map(|row| row.user)
+            .collect::<Vec<_>>()
     };
     let all = list(Filter::All, None, 100).await;
     assert_eq!(
@@ -105,12 +109,16 @@ async fn users_round_trip(backend: Backend) {
         ids,
         "id order"
     );
-    let after = list(Filter::All, Some(ids[1]), 2).await;
+    let cursor = ListCursor {
+        key: String::new(),
+        id: ids[1],
+    };
+    let after = list(Filter::All, Some(cursor), 2).await;
     assert_eq!(
         after.iter().map(|u| u.id).collect::<Vec<_>>(),
         ids[2..4].to_vec()
     );
-    // LIKE wildcards in a prefix are literal.
+    // Wildcards in a prefix are literal.
     let under = list(Filter::UsernamePrefix("ab_".into()), None, 100).await;
     assert_eq!(
         under
@@ -200,7 +208,11 @@ async fn conditional_writes_and_deletion(backend: Backend) {
         .unwrap();
     assert_eq!(deleted.version, 3);
     assert_eq!(
-        platform::sql!(&mut c, Sql::list_users(&Filter::All, None, 10)).unwrap(),
+        platform::sql!(&mut c, Sql::list_users(&Filter::All, None, 10))
+            .unwrap()
+            .into_iter()
+            .map(|row| row.user)
+            .collect::<Vec<_>>(),
         vec![bob]
     );
     // Deleted usernames are free again; the deleted row still holds its id.
