@@ -27,7 +27,9 @@ pub const DELIVERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs
 /// The longest wait between two attempts.
 const MAX_BACKOFF: Duration = Duration::seconds(60);
 /// Events claimed per round.
-const BATCH: i64 = 32;
+const BATCH: i64 = 64;
+/// Deliveries in flight at once (each its own aggregate).
+const IN_FLIGHT: usize = 16;
 
 /// The topic prefix of notifications to people, whose payload may hold a
 /// one-time token: their payload is scrubbed once delivered.
@@ -195,11 +197,33 @@ impl Relay {
         }
     }
 
-    /// One round: claim due events and try each; returns how many were delivered.
+    /// One round: claim due events and try each; returns how many were
+    /// delivered. One aggregate's events go one after another, in the order
+    /// they were written; different aggregates' go side by side, so a bulk
+    /// import's million profiles are not delivered one round trip at a time.
     pub async fn round(&self) -> Result<usize, sqlx::Error> {
+        use futures::{StreamExt as _, TryStreamExt as _};
         let now = self.clock.now();
         let lease = now + LEASE;
         let events = crate::sql!(write(&self.db), SqlOutbox::claim_due(now, lease, BATCH))?;
+        let mut groups: Vec<Vec<OutboxEvent>> = Vec::new();
+        let mut group_of = std::collections::HashMap::new();
+        for event in events {
+            let i = *group_of.entry(event.aggregate_id).or_insert_with(|| {
+                groups.push(Vec::new());
+                groups.len() - 1
+            });
+            groups[i].push(event);
+        }
+        futures::stream::iter(groups)
+            .map(|group| self.deliver_in_order(group))
+            .buffer_unordered(IN_FLIGHT)
+            .try_fold(0, |total, n| async move { Ok(total + n) })
+            .await
+    }
+
+    /// Tries one aggregate's events in turn; how many were delivered.
+    async fn deliver_in_order(&self, events: Vec<OutboxEvent>) -> Result<usize, sqlx::Error> {
         let mut delivered = 0;
         for event in events {
             match self.deliver.deliver(&event).await {
