@@ -50,3 +50,12 @@ impl Tally {
         }
     }
 }
+
+/// A line checked as a registration is, ready to insert.
+#[derive(Debug)]
+pub(crate) struct Ready {
+    pub identity: crate::credentials::NewIdentity,
+    pub email_verified: bool,
+    pub username: Option<String>,
+    pub external_id: Option<String>,
+}

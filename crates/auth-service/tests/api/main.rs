@@ -19,6 +19,7 @@ mod gateway;
 mod gateway_paths;
 mod hardening;
 mod import;
+mod import_batch;
 mod mfa;
 mod operations;
 mod outage;
