@@ -5,14 +5,20 @@
 //! does. Lines go in batches, one transaction each; a line that cannot be
 //! imported is reported with its number and skipped; a re-run skips what an
 //! earlier run brought, so an interrupted import is resumed by running it again.
+//! The CLI (`auth-service import FILE`) and the admin RPC (`ImportIdentities`)
+//! feed the same run, each from its own [`Lines`].
 
 mod model;
 mod prepare;
+mod source;
 mod sql;
 
 pub use model::*;
+pub use source::{Line, Lines, MAX_LINE_BYTES, Messages};
 pub use sql::ImportSql;
 
+use crate::access::authz::Principal;
+use crate::audit::ClientInfo;
 use crate::context::{USER_REGISTERED, UserRegistered};
 use crate::error::AuthError;
 use crate::storage::StoreError;
@@ -21,13 +27,14 @@ use platform::ids::UserId;
 use platform::outbox::{OutboxEvent, SqlOutbox};
 use prepare::prepare;
 use std::collections::{BTreeSet, HashMap, HashSet};
-use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 use uuid::Uuid;
 
 /// Lines per transaction.
 const BATCH: usize = 500;
-/// The longest line read; the rest of a longer one is skipped, not buffered.
-const MAX_LINE_BYTES: usize = 64 * 1024;
+/// Lines one message of the RPC may carry: a batch's worth.
+pub const MAX_LINES_PER_MESSAGE: usize = BATCH;
+/// Importing users over the admin RPC.
+const IDENTITIES_IMPORT: &str = "identities:import";
 
 crate::context::use_cases! {
     /// Importing users from another system.
@@ -56,16 +63,21 @@ impl Import<'_> {
         };
         let started = platform::clock::monotonic_now();
         let reader = tokio::io::BufReader::with_capacity(1 << 16, input);
-        let tally = self
+        let mut tally = Tally::default();
+        let done = self
             .run(reader, |n, outcome| {
+                tally.count(outcome);
                 if let Imported::Refused(why) = outcome {
                     bar.suspend(|| eprintln!("line {n}: {why}"));
                 }
                 bar.set_message(format!("{n} lines"));
                 bar.tick();
             })
-            .await?;
+            .await;
         bar.finish_and_clear();
+        self.audit_run("command-line", &ClientInfo::default(), tally, done.is_ok())
+            .await;
+        done?;
         let seconds = started.elapsed().as_secs_f64().max(1e-3);
         let lines = tally.imported + tally.skipped + tally.failed;
         eprintln!(
@@ -78,13 +90,57 @@ impl Import<'_> {
         Ok(tally)
     }
 
+    /// The admin RPC: imports the lines `caller` streams, as the CLI imports
+    /// a file, answering the totals and the first refused lines.
+    #[tracing::instrument(skip_all, fields(actor = %caller.subject_id))]
+    pub async fn import_lines(
+        &self,
+        caller: &Principal,
+        lines: impl Lines,
+        client: &ClientInfo,
+    ) -> Result<Report, AuthError> {
+        self.require(caller, IDENTITIES_IMPORT, None)?;
+        let mut report = Report::default();
+        let done = self.run(lines, |n, outcome| report.add(n, outcome)).await;
+        let tally = report.tally;
+        self.audit_run(caller.subject_id, client, tally, done.is_ok())
+            .await;
+        tracing::info!(
+            imported = tally.imported,
+            skipped = tally.skipped,
+            failed = tally.failed,
+            "import over the RPC ended"
+        );
+        done.map(|_| report)
+    }
+
+    /// Records who imported how many, also when the run stopped part way
+    /// (what its committed batches brought stays).
+    async fn audit_run(
+        &self,
+        actor: impl ToString,
+        client: &ClientInfo,
+        tally: Tally,
+        completed: bool,
+    ) {
+        self.audit(
+            self.event("users.imported", client)
+                .actor(actor)
+                .detail("imported", tally.imported)
+                .detail("skipped", tally.skipped)
+                .detail("failed", tally.failed)
+                .detail("completed", completed),
+        )
+        .await;
+    }
+
     /// Imports every line of `input`; `report` hears each line's number and
     /// outcome as its batch commits. Memory stays bounded by one batch. When
     /// anything was imported, the run ends with fresh planner statistics of
     /// what it filled, even when it stopped part way.
-    pub async fn run<R: AsyncBufRead + Unpin>(
+    pub async fn run(
         &self,
-        input: R,
+        input: impl Lines,
         mut report: impl FnMut(u64, &Imported),
     ) -> Result<Tally, AuthError> {
         let mut tally = Tally::default();
@@ -104,9 +160,9 @@ impl Import<'_> {
         done.map(|()| tally)
     }
 
-    async fn batches<R: AsyncBufRead + Unpin>(
+    async fn batches(
         &self,
-        mut input: R,
+        mut input: impl Lines,
         mut report: impl FnMut(u64, &Imported),
     ) -> Result<(), AuthError> {
         // Rows this run brings carry its id, telling an earlier run's (skip)
@@ -117,9 +173,7 @@ impl Import<'_> {
         };
         let (mut batch, mut number) = (Vec::new(), 0u64);
         loop {
-            let line = next_line(&mut input).await.map_err(|e| {
-                AuthError::FailedPrecondition(format!("the input cannot be read: {e}"))
-            })?;
+            let line = input.next_line().await?;
             let done = line.is_none();
             if let Some(line) = line {
                 number += 1;
@@ -313,40 +367,4 @@ fn registered(line: &Ready, at: DateTime<Utc>) -> Result<OutboxEvent, StoreError
         payload,
         at,
     ))
-}
-
-/// The next line of `input` (`None` at the end), or why it is refused: a line
-/// longer than [`MAX_LINE_BYTES`] is consumed without being kept.
-async fn next_line<R: AsyncBufRead + Unpin>(
-    input: &mut R,
-) -> std::io::Result<Option<Result<String, String>>> {
-    let mut line = Vec::new();
-    let mut too_long = false;
-    loop {
-        let chunk = input.fill_buf().await?;
-        if chunk.is_empty() {
-            if line.is_empty() && !too_long {
-                return Ok(None);
-            }
-            break;
-        }
-        let (take, end) = match chunk.iter().position(|b| *b == b'\n') {
-            Some(i) => (i, true),
-            None => (chunk.len(), false),
-        };
-        if line.len() + take <= MAX_LINE_BYTES {
-            line.extend_from_slice(&chunk[..take]);
-        } else {
-            too_long = true;
-        }
-        input.consume(take + usize::from(end));
-        if end {
-            break;
-        }
-    }
-    Ok(Some(if too_long {
-        Err(format!("longer than {MAX_LINE_BYTES} bytes"))
-    } else {
-        String::from_utf8(line).map_err(|_| "not UTF-8".to_owned())
-    }))
 }

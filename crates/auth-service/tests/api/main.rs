@@ -20,6 +20,7 @@ mod gateway_paths;
 mod hardening;
 mod import;
 mod import_batch;
+mod import_rpc;
 mod mfa;
 mod operations;
 mod outage;
