@@ -5,31 +5,36 @@
 //! does. Lines go in batches, one transaction each; a line that cannot be
 //! imported is reported with its number and skipped; a re-run skips what an
 //! earlier run brought, so an interrupted import is resumed by running it again.
+//! The CLI (`auth-service import FILE`) and the admin RPC (`ImportIdentities`)
+//! feed the same run, each from its own [`Lines`].
 
 mod model;
+mod prepare;
+mod source;
 mod sql;
 
 pub use model::*;
+pub use source::{Line, Lines, MAX_LINE_BYTES, Messages};
 pub use sql::ImportSql;
 
-use crate::context::{DEFAULT_ROLE, USER_REGISTERED, UserRegistered};
-use crate::credentials::{IdentitySql, NewIdentity};
-use crate::crypto::{hasher::NO_PASSWORD, imported};
+use crate::access::authz::Principal;
+use crate::audit::ClientInfo;
+use crate::context::{USER_REGISTERED, UserRegistered};
 use crate::error::AuthError;
 use crate::storage::StoreError;
 use chrono::{DateTime, Utc};
 use platform::ids::UserId;
 use platform::outbox::{OutboxEvent, SqlOutbox};
-use platform::sql::Tx;
-use platform::validation::{DisplayName, Email, Username};
-use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+use prepare::prepare;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use uuid::Uuid;
 
 /// Lines per transaction.
 const BATCH: usize = 500;
-/// The longest line read; the rest of a longer one is skipped, not buffered.
-const MAX_LINE_BYTES: usize = 64 * 1024;
-const MAX_EXTERNAL_ID: usize = 255;
-const MAX_ROLES: usize = 100;
+/// Lines one message of the RPC may carry: a batch's worth.
+pub const MAX_LINES_PER_MESSAGE: usize = BATCH;
+/// Importing users over the admin RPC.
+const IDENTITIES_IMPORT: &str = "identities:import";
 
 crate::context::use_cases! {
     /// Importing users from another system.
@@ -41,14 +46,6 @@ crate::context::use_cases! {
 struct Run {
     id: uuid::Uuid,
     at: DateTime<Utc>,
-}
-
-/// A line ready to insert.
-struct Ready {
-    identity: NewIdentity,
-    email_verified: bool,
-    username: Option<String>,
-    external_id: Option<String>,
 }
 
 impl Import<'_> {
@@ -66,16 +63,21 @@ impl Import<'_> {
         };
         let started = platform::clock::monotonic_now();
         let reader = tokio::io::BufReader::with_capacity(1 << 16, input);
-        let tally = self
+        let mut tally = Tally::default();
+        let done = self
             .run(reader, |n, outcome| {
+                tally.count(outcome);
                 if let Imported::Refused(why) = outcome {
                     bar.suspend(|| eprintln!("line {n}: {why}"));
                 }
                 bar.set_message(format!("{n} lines"));
                 bar.tick();
             })
-            .await?;
+            .await;
         bar.finish_and_clear();
+        self.audit_run("command-line", &ClientInfo::default(), tally, done.is_ok())
+            .await;
+        done?;
         let seconds = started.elapsed().as_secs_f64().max(1e-3);
         let lines = tally.imported + tally.skipped + tally.failed;
         eprintln!(
@@ -88,24 +90,90 @@ impl Import<'_> {
         Ok(tally)
     }
 
-    /// Imports every line of `input`; `report` hears each line's number and
-    /// outcome as its batch commits. Memory stays bounded by one batch.
-    pub async fn run<R: AsyncBufRead + Unpin>(
+    /// The admin RPC: imports the lines `caller` streams, as the CLI imports
+    /// a file, answering the totals and the first refused lines.
+    #[tracing::instrument(skip_all, fields(actor = %caller.subject_id))]
+    pub async fn import_lines(
         &self,
-        mut input: R,
+        caller: &Principal,
+        lines: impl Lines,
+        client: &ClientInfo,
+    ) -> Result<Report, AuthError> {
+        self.require(caller, IDENTITIES_IMPORT, None)?;
+        let mut report = Report::default();
+        let done = self.run(lines, |n, outcome| report.add(n, outcome)).await;
+        let tally = report.tally;
+        self.audit_run(caller.subject_id, client, tally, done.is_ok())
+            .await;
+        tracing::info!(
+            imported = tally.imported,
+            skipped = tally.skipped,
+            failed = tally.failed,
+            "import over the RPC ended"
+        );
+        done.map(|_| report)
+    }
+
+    /// Records who imported how many, also when the run stopped part way
+    /// (what its committed batches brought stays).
+    async fn audit_run(
+        &self,
+        actor: impl ToString,
+        client: &ClientInfo,
+        tally: Tally,
+        completed: bool,
+    ) {
+        self.audit(
+            self.event("users.imported", client)
+                .actor(actor)
+                .detail("imported", tally.imported)
+                .detail("skipped", tally.skipped)
+                .detail("failed", tally.failed)
+                .detail("completed", completed),
+        )
+        .await;
+    }
+
+    /// Imports every line of `input`; `report` hears each line's number and
+    /// outcome as its batch commits. Memory stays bounded by one batch. When
+    /// anything was imported, the run ends with fresh planner statistics of
+    /// what it filled, even when it stopped part way.
+    pub async fn run(
+        &self,
+        input: impl Lines,
         mut report: impl FnMut(u64, &Imported),
     ) -> Result<Tally, AuthError> {
+        let mut tally = Tally::default();
+        let done = self
+            .batches(input, |n, outcome| {
+                tally.count(outcome);
+                report(n, outcome);
+            })
+            .await;
+        if tally.imported > 0
+            && let Err(e) = platform::sql!(write(&self.db), ImportSql::analyze())
+        {
+            // Only the plans suffer until autovacuum's own ANALYZE: the
+            // import itself is committed.
+            tracing::warn!(error = %e, "ANALYZE after the import failed");
+        }
+        done.map(|()| tally)
+    }
+
+    async fn batches(
+        &self,
+        mut input: impl Lines,
+        mut report: impl FnMut(u64, &Imported),
+    ) -> Result<(), AuthError> {
         // Rows this run brings carry its id, telling an earlier run's (skip)
         // from an earlier line's (a duplicate in the file).
         let run = Run {
             id: platform::clock::time_ordered_id(),
             at: self.clock.now(),
         };
-        let (mut tally, mut batch, mut number) = (Tally::default(), Vec::new(), 0u64);
+        let (mut batch, mut number) = (Vec::new(), 0u64);
         loop {
-            let line = next_line(&mut input).await.map_err(|e| {
-                AuthError::FailedPrecondition(format!("the input cannot be read: {e}"))
-            })?;
+            let line = input.next_line().await?;
             let done = line.is_none();
             if let Some(line) = line {
                 number += 1;
@@ -114,216 +182,189 @@ impl Import<'_> {
                 }
             }
             if batch.len() >= BATCH || (done && !batch.is_empty()) {
-                for (n, outcome) in self.batch(&batch, run).await? {
-                    tally.count(&outcome);
+                for (n, outcome) in self.batch(std::mem::take(&mut batch), run).await? {
                     report(n, &outcome);
                 }
-                batch.clear();
                 self.outbox_wake.notify_one();
             }
             if done {
-                return Ok(tally);
+                return Ok(());
             }
         }
     }
 
-    /// One batch in one transaction; a registration racing a line for its
-    /// address aborts it, and the batch goes again a line at a time.
+    /// One batch in one transaction; a registration or another import racing
+    /// a line for its address or external id spoils it, and the batch goes
+    /// again a line at a time.
     async fn batch(
         &self,
-        lines: &[(u64, Result<String, String>)],
+        lines: Vec<(u64, Result<String, String>)>,
         run: Run,
     ) -> Result<Vec<(u64, Imported)>, AuthError> {
         let ready: Vec<_> = lines
-            .iter()
-            .map(|(n, line)| (*n, line.clone().and_then(|text| prepare(&text, run))))
+            .into_iter()
+            .map(|(n, line)| (n, line.and_then(|text| prepare(&text, run.at))))
             .collect();
-        match self.insert_all(&ready, run).await {
-            Err(AuthError::EmailTaken) => {}
-            other => return other,
+        if let Some(done) = self.insert_all(&ready, run).await? {
+            return Ok(done);
         }
         let mut out = Vec::with_capacity(ready.len());
-        for line in ready {
-            let n = line.0;
-            match self.insert_all(std::slice::from_ref(&line), run).await {
-                Err(AuthError::EmailTaken) => {
-                    out.push((n, Imported::Refused("email already registered".into())));
-                }
-                other => out.extend(other?),
+        for line in &ready {
+            match self.insert_all(std::slice::from_ref(line), run).await? {
+                Some(done) => out.extend(done),
+                None => out.push((line.0, Imported::Refused("email already registered".into()))),
             }
         }
         Ok(out)
     }
 
+    /// Decides every line of a batch from three reads (who holds its
+    /// addresses, which of its external ids are taken, which of its roles
+    /// exist) and writes what it accepts in three multi-row inserts; `None`
+    /// when a concurrent writer took an address or external id meanwhile.
     async fn insert_all(
         &self,
         lines: &[(u64, Result<Ready, String>)],
         run: Run,
-    ) -> Result<Vec<(u64, Imported)>, AuthError> {
+    ) -> Result<Option<Vec<(u64, Imported)>>, AuthError> {
+        let ready: Vec<&Ready> = lines.iter().filter_map(|(_, l)| l.as_ref().ok()).collect();
+        let emails: Vec<&str> = ready.iter().map(|r| r.identity.email.as_str()).collect();
+        let external: Vec<&str> = ready
+            .iter()
+            .filter_map(|r| r.external_id.as_deref())
+            .collect();
+        let roles: BTreeSet<&str> = ready
+            .iter()
+            .flat_map(|r| r.identity.roles.iter().map(String::as_str))
+            .collect();
+        let roles: Vec<&str> = roles.into_iter().collect();
+
         let mut tx = self.db.write().await?;
+        let holders: HashMap<String, (Option<String>, Option<Uuid>)> =
+            platform::sql!(&mut tx, ImportSql::holders(&emails))?
+                .into_iter()
+                .map(|(email, was, by)| (email, (was, by)))
+                .collect();
+        let taken = platform::sql!(&mut tx, ImportSql::external_ids_taken(&external))?;
+        let known = platform::sql!(&mut tx, ImportSql::existing_roles(&roles))?;
+        let mut seen = Seen {
+            emails: HashSet::new(),
+            external_ids: taken.iter().map(String::as_str).collect(),
+            roles: known.iter().map(String::as_str).collect(),
+        };
+        let mut accepted = Vec::with_capacity(ready.len());
         let mut out = Vec::with_capacity(lines.len());
-        // Each role name is looked up once per batch, not once per line.
-        let mut roles = std::collections::HashSet::new();
         for (n, line) in lines {
             let outcome = match line {
                 Err(why) => Imported::Refused(why.clone()),
-                Ok(ready) => insert(&mut tx, ready, run, &mut roles).await?,
+                Ok(line) => {
+                    let holder = holders.get(&line.identity.email);
+                    let outcome = decide(line, holder, &seen, run);
+                    if outcome == Imported::Added {
+                        seen.claim(line);
+                        accepted.push(line);
+                    }
+                    outcome
+                }
             };
             out.push((*n, outcome));
         }
+        if !accepted.is_empty() {
+            let when = (run.id, run.at);
+            if !platform::sql!(&mut tx, ImportSql::insert_identities(&accepted, when))? {
+                return Ok(None);
+            }
+            let pairs: Vec<(UserId, &str)> = accepted
+                .iter()
+                .flat_map(|r| {
+                    r.identity
+                        .roles
+                        .iter()
+                        .map(|role| (r.identity.id, role.as_str()))
+                })
+                .collect();
+            platform::sql!(&mut tx, ImportSql::insert_roles(&pairs))?;
+            let events = accepted
+                .iter()
+                .map(|line| registered(line, run.at))
+                .collect::<Result<Vec<_>, _>>()?;
+            platform::sql!(&mut tx, SqlOutbox::insert_all(&events))?;
+        }
         tx.commit().await?;
-        Ok(out)
+        Ok(Some(out))
     }
 }
 
-/// Checks and stores one line in the import's transaction.
-async fn insert(
-    tx: &mut Tx,
+/// What a batch has accepted so far, beside what the database holds: a later
+/// line meets an earlier one's address and external id as if it were stored.
+struct Seen<'a> {
+    /// Addresses of the batch's accepted lines.
+    emails: HashSet<&'a str>,
+    /// External ids stored or accepted.
+    external_ids: HashSet<&'a str>,
+    /// Role names that exist.
+    roles: HashSet<&'a str>,
+}
+
+impl<'a> Seen<'a> {
+    fn claim(&mut self, line: &'a Ready) {
+        self.emails.insert(&line.identity.email);
+        if let Some(id) = &line.external_id {
+            self.external_ids.insert(id);
+        }
+    }
+}
+
+/// The rule for one checked line, in this order: its address (held by an
+/// identity, or by an earlier line of the batch), its external id, its roles.
+/// An address held by an earlier run's import of the same external id is
+/// that user, imported before: skipped, so a re-run resumes an import.
+fn decide(
     line: &Ready,
+    holder: Option<&(Option<String>, Option<Uuid>)>,
+    seen: &Seen<'_>,
     run: Run,
-    known_roles: &mut std::collections::HashSet<String>,
-) -> Result<Imported, AuthError> {
-    let identity = &line.identity;
+) -> Imported {
     let external = line.external_id.as_deref();
-    if let Some((was, by)) = platform::sql!(&mut *tx, ImportSql::holder(&identity.email))? {
-        return Ok(match by {
-            Some(by) if by == run.id => Imported::Refused("the email is on an earlier line".into()),
+    if let Some((was, by)) = holder {
+        return match by {
+            Some(by) if *by == run.id => {
+                Imported::Refused("the email is on an earlier line".into())
+            }
             Some(_) if was.as_deref() == external => Imported::AlreadyThere,
             _ => Imported::Refused("email already registered".into()),
-        });
+        };
     }
-    if let Some(id) = external
-        && platform::sql!(&mut *tx, ImportSql::external_id_taken(id))?
+    if seen.emails.contains(line.identity.email.as_str()) {
+        return Imported::Refused("the email is on an earlier line".into());
+    }
+    if external.is_some_and(|id| seen.external_ids.contains(id)) {
+        return Imported::Refused("external_id was imported with another email".into());
+    }
+    if let Some(role) = line
+        .identity
+        .roles
+        .iter()
+        .find(|r| !seen.roles.contains(r.as_str()))
     {
-        return Ok(Imported::Refused(
-            "external_id was imported with another email".into(),
-        ));
+        return Imported::Refused(format!("no such role: {role}"));
     }
-    for role in &identity.roles {
-        if known_roles.contains(role) {
-            continue;
-        }
-        if !platform::sql!(&mut *tx, ImportSql::role_exists(role))? {
-            return Ok(Imported::Refused(format!("no such role: {role}")));
-        }
-        known_roles.insert(role.clone());
-    }
-    match platform::sql!(&mut *tx, IdentitySql::insert_identity(identity)) {
-        Err(StoreError::EmailTaken) => return Err(AuthError::EmailTaken),
-        other => other?,
-    }
-    let flags = (line.email_verified, external);
-    let when = (run.id, run.at);
-    // An import racing this one with the same external id: the batch goes
-    // again line by line, and then sees it taken.
-    if !platform::sql!(&mut *tx, ImportSql::mark_imported(identity.id, flags, when))? {
-        return Err(AuthError::EmailTaken);
-    }
+    Imported::Added
+}
+
+/// The event that brings a new identity's profile to the User Service.
+fn registered(line: &Ready, at: DateTime<Utc>) -> Result<OutboxEvent, StoreError> {
+    let identity = &line.identity;
     let payload = serde_json::to_string(&UserRegistered {
         user_id: identity.id,
         email: identity.email.clone(),
         display_name: identity.display_name.clone(),
         username: line.username.clone(),
-    })
-    .map_err(StoreError::from)?;
-    let event = OutboxEvent::new(USER_REGISTERED, identity.id.uuid(), payload, run.at);
-    platform::sql!(&mut *tx, SqlOutbox::insert(&event))?;
-    Ok(Imported::Added)
-}
-
-/// Parses and checks one line, as a registration checks its request.
-fn prepare(text: &str, run: Run) -> Result<Ready, String> {
-    let line: ImportLine =
-        serde_json::from_str(text).map_err(|e| format!("malformed JSON: {e}"))?;
-    let email = Email::parse(&line.email, "email").map_err(|e| e.to_string())?;
-    let password_hash = match line.password_hash {
-        Some(hash) => {
-            imported::check(&hash).map_err(|why| format!("password_hash: {why}"))?;
-            hash
-        }
-        None => NO_PASSWORD.to_owned(),
-    };
-    let display_name = match &line.display_name {
-        Some(name) => DisplayName::parse(name, "display_name").map_err(|e| e.to_string())?,
-        None => {
-            let local = email.as_str().split('@').next().unwrap_or_default();
-            DisplayName::parse(local, "display_name")
-                .or_else(|_| DisplayName::parse("user", "display_name"))
-                .map_err(|e| e.to_string())?
-        }
-    };
-    let username = match &line.username {
-        Some(name) => Some(
-            Username::parse(name, "username")
-                .map_err(|e| e.to_string())?
-                .as_str()
-                .to_owned(),
-        ),
-        None => None,
-    };
-    if let Some(id) = &line.external_id
-        && (id.is_empty() || id.len() > MAX_EXTERNAL_ID || id.chars().any(char::is_control))
-    {
-        return Err(format!(
-            "external_id: must be 1 to {MAX_EXTERNAL_ID} visible characters"
-        ));
-    }
-    let roles = line.roles.unwrap_or_else(|| vec![DEFAULT_ROLE.to_owned()]);
-    if roles.len() > MAX_ROLES {
-        return Err(format!("roles: at most {MAX_ROLES}"));
-    }
-    let roles = roles
-        .iter()
-        .map(|r| crate::access::RoleName::parse(r, "roles").map(|r| r.as_str().to_owned()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
-    Ok(Ready {
-        identity: NewIdentity {
-            id: UserId::generate(),
-            email: email.as_str().to_owned(),
-            display_name: display_name.as_str().to_owned(),
-            password_hash,
-            roles,
-            created_at: line.created_at.unwrap_or(run.at),
-        },
-        email_verified: line.email_verified,
-        username,
-        external_id: line.external_id,
-    })
-}
-
-/// The next line of `input` (`None` at the end), or why it is refused: a line
-/// longer than [`MAX_LINE_BYTES`] is consumed without being kept.
-async fn next_line<R: AsyncBufRead + Unpin>(
-    input: &mut R,
-) -> std::io::Result<Option<Result<String, String>>> {
-    let mut line = Vec::new();
-    let mut too_long = false;
-    loop {
-        let chunk = input.fill_buf().await?;
-        if chunk.is_empty() {
-            if line.is_empty() && !too_long {
-                return Ok(None);
-            }
-            break;
-        }
-        let (take, end) = match chunk.iter().position(|b| *b == b'\n') {
-            Some(i) => (i, true),
-            None => (chunk.len(), false),
-        };
-        if line.len() + take <= MAX_LINE_BYTES {
-            line.extend_from_slice(&chunk[..take]);
-        } else {
-            too_long = true;
-        }
-        input.consume(take + usize::from(end));
-        if end {
-            break;
-        }
-    }
-    Ok(Some(if too_long {
-        Err(format!("longer than {MAX_LINE_BYTES} bytes"))
-    } else {
-        String::from_utf8(line).map_err(|_| "not UTF-8".to_owned())
-    }))
+    })?;
+    Ok(OutboxEvent::new(
+        USER_REGISTERED,
+        identity.id.uuid(),
+        payload,
+        at,
+    ))
 }

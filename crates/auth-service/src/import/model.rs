@@ -1,4 +1,4 @@
-//! One line of an import file, and what became of it.
+//! One line of an import, and what became of it.
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -49,4 +49,42 @@ impl Tally {
             Imported::Refused(_) => self.failed += 1,
         }
     }
+}
+
+/// Refused lines a [`Report`] keeps; an import of millions of bad lines
+/// must not answer with millions of reasons.
+pub const MAX_FAILURES: usize = 1000;
+
+/// What an import over the admin RPC answers: the totals, and the first
+/// [`MAX_FAILURES`] refused lines with their reasons.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    pub tally: Tally,
+    /// (line number, reason), in line order.
+    pub failures: Vec<(u64, String)>,
+    /// Refused lines beyond those kept.
+    pub failures_omitted: u64,
+}
+
+impl Report {
+    /// Counts one line's outcome, keeping its reason while there is room.
+    pub fn add(&mut self, line: u64, outcome: &Imported) {
+        self.tally.count(outcome);
+        if let Imported::Refused(why) = outcome {
+            if self.failures.len() < MAX_FAILURES {
+                self.failures.push((line, why.clone()));
+            } else {
+                self.failures_omitted += 1;
+            }
+        }
+    }
+}
+
+/// A line checked as a registration is, ready to insert.
+#[derive(Debug)]
+pub(crate) struct Ready {
+    pub identity: crate::credentials::NewIdentity,
+    pub email_verified: bool,
+    pub username: Option<String>,
+    pub external_id: Option<String>,
 }

@@ -1,8 +1,13 @@
-//! The rows an import reads and writes, beyond an identity's own.
+//! The rows an import reads and writes, a batch at a time: a few statements
+//! per batch of lines, whatever its size, within the parameter limit both
+//! backends share (`platform::sql::rows`).
 
+use super::Ready;
+use crate::credentials::sql::EMAIL_KEY;
 use crate::storage::StoreError;
 use chrono::{DateTime, Utc};
 use platform::ids::UserId;
+use platform::sql::rows::{params, rows_per_statement, values};
 use platform::sql::{Timestamp, UniqueKey};
 use uuid::Uuid;
 
@@ -11,68 +16,130 @@ const EXTERNAL_ID_KEY: UniqueKey = UniqueKey {
     columns: "identities.external_id",
 };
 
+/// Who holds an address: (canonical email, the external id it was imported
+/// under, the import run that brought it), the last two if an import did.
+pub type Holder = (String, Option<String>, Option<Uuid>);
+
 /// Imported identities.
 pub struct ImportSql<DB>(std::marker::PhantomData<DB>);
 
 platform::generic_store! {
     impl<DB> ImportSql<DB> {
-        /// The identity at `email` (canonical), if any: the external id it was
-        /// imported under and the import run that brought it, if one did.
-        pub async fn holder(
+        /// The identities at any of `emails` (canonical).
+        pub async fn holders(
             c: &mut DB::Connection,
-            email: &str,
-        ) -> Result<Option<(Option<String>, Option<Uuid>)>, StoreError> {
-            Ok(sqlx::query_as("SELECT external_id, import_run FROM identities WHERE email = $1")
-            .bind(email)
-            .fetch_optional(c)
-            .await?)
+            emails: &[&str],
+        ) -> Result<Vec<Holder>, StoreError> {
+            let mut found = Vec::new();
+            for chunk in emails.chunks(rows_per_statement(1, 0)) {
+                let sql = format!(
+                    "SELECT email, external_id, import_run FROM identities WHERE email IN ({})",
+                    params(1, chunk.len())
+                );
+                let query = chunk.iter().fold(sqlx::query_as(&sql), |q, e| q.bind(*e));
+                found.extend(query.fetch_all(&mut *c).await?);
+            }
+            Ok(found)
         }
 
-        /// Marks a new identity imported by `run`, with its verified flag and
-        /// external id; false when another identity holds that external id.
-        pub async fn mark_imported(
+        /// Which of `external_ids` an identity was imported under.
+        pub async fn external_ids_taken(
             c: &mut DB::Connection,
-            user_id: UserId,
-            (email_verified, external_id): (bool, Option<&str>),
+            external_ids: &[&str],
+        ) -> Result<Vec<String>, StoreError> {
+            let mut taken = Vec::new();
+            for chunk in external_ids.chunks(rows_per_statement(1, 0)) {
+                let sql = format!(
+                    "SELECT external_id FROM identities WHERE external_id IN ({})",
+                    params(1, chunk.len())
+                );
+                let query = chunk.iter().fold(sqlx::query_scalar(&sql), |q, e| q.bind(*e));
+                taken.extend(query.fetch_all(&mut *c).await?);
+            }
+            Ok(taken)
+        }
+
+        /// Which of `names` are roles.
+        pub async fn existing_roles(
+            c: &mut DB::Connection,
+            names: &[&str],
+        ) -> Result<Vec<String>, StoreError> {
+            let mut found = Vec::new();
+            for chunk in names.chunks(rows_per_statement(1, 0)) {
+                let sql = format!("SELECT name FROM roles WHERE name IN ({})", params(1, chunk.len()));
+                let query = chunk.iter().fold(sqlx::query_scalar(&sql), |q, n| q.bind(*n));
+                found.extend(query.fetch_all(&mut *c).await?);
+            }
+            Ok(found)
+        }
+
+        /// Inserts `lines` as identities imported by `run`, with their verified
+        /// flag and external id; false when another writer took one of their
+        /// addresses or external ids meanwhile (the transaction is then spoilt:
+        /// the caller rolls it back).
+        pub(crate) async fn insert_identities(
+            c: &mut DB::Connection,
+            lines: &[&Ready],
             (run, now): (Uuid, DateTime<Utc>),
         ) -> Result<bool, StoreError> {
-            let marked = sqlx::query(
-                "UPDATE identities SET email_verified = $2, external_id = $3, imported_at = $4,
-                                       import_run = $5
-                 WHERE id = $1",
-            )
-            .bind(user_id)
-            .bind(email_verified)
-            .bind(external_id.map(str::to_owned))
-            .bind(Timestamp(now))
-            .bind(run)
-            .execute(c)
-            .await;
-            match marked {
-                Err(e) if DB::violates(&e, EXTERNAL_ID_KEY) => Ok(false),
-                other => other.map(|_| true).map_err(Into::into),
+            // $1 and $2 (when and by which run) are shared by every row.
+            const PER_ROW: usize = 7;
+            for chunk in lines.chunks(rows_per_statement(PER_ROW, 2)) {
+                let values = values(chunk.len(), PER_ROW, 3, |n| {
+                    format!("({}, ${}, $1, $2)", params(n, PER_ROW), n + 6)
+                });
+                let sql = format!(
+                    "INSERT INTO identities (id, email, display_name, password_hash, email_verified,
+                                             external_id, created_at, updated_at, imported_at,
+                                             import_run)
+                     VALUES {values}"
+                );
+                let query = sqlx::query(&sql).bind(Timestamp(now)).bind(run);
+                let query = chunk.iter().fold(query, |q, line| {
+                    let identity = &line.identity;
+                    q.bind(identity.id)
+                        .bind(&identity.email)
+                        .bind(&identity.display_name)
+                        .bind(&identity.password_hash)
+                        .bind(line.email_verified)
+                        .bind(&line.external_id)
+                        .bind(Timestamp(identity.created_at))
+                });
+                match query.execute(&mut *c).await {
+                    Err(e) if DB::violates(&e, EMAIL_KEY) || DB::violates(&e, EXTERNAL_ID_KEY) => {
+                        return Ok(false);
+                    }
+                    other => other?,
+                };
             }
+            Ok(true)
         }
 
-        /// Whether an identity was imported under `external_id`.
-        pub async fn external_id_taken(
+        /// Gives each identity its role: (identity, role name) pairs.
+        pub async fn insert_roles(
             c: &mut DB::Connection,
-            external_id: &str,
-        ) -> Result<bool, StoreError> {
-            Ok(
-                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM identities WHERE external_id = $1)")
-                    .bind(external_id)
-                    .fetch_one(c)
-                    .await?,
-            )
+            pairs: &[(UserId, &str)],
+        ) -> Result<(), StoreError> {
+            for chunk in pairs.chunks(rows_per_statement(2, 0)) {
+                let values = values(chunk.len(), 2, 1, |n| format!("({})", params(n, 2)));
+                let sql = format!("INSERT INTO subject_roles (subject_id, role) VALUES {values}");
+                let query = chunk
+                    .iter()
+                    .fold(sqlx::query(&sql), |q, (id, role)| q.bind(*id).bind(*role));
+                query.execute(&mut *c).await?;
+            }
+            Ok(())
         }
 
-        /// Whether a role exists.
-        pub async fn role_exists(c: &mut DB::Connection, name: &str) -> Result<bool, StoreError> {
-            Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM roles WHERE name = $1)")
-                .bind(name)
-                .fetch_one(c)
-                .await?)
+        /// Refreshes the planner's statistics of the tables an import fills, so
+        /// that the queries over them (logins, the role and revocation pollers)
+        /// are planned for their new size, not the one before the load.
+        pub async fn analyze(c: &mut DB::Connection) -> Result<(), StoreError> {
+            // One table per statement: SQLite's ANALYZE takes one name.
+            for table in ["identities", "subject_roles", "outbox"] {
+                sqlx::query(&format!("ANALYZE {table}")).execute(&mut *c).await?;
+            }
+            Ok(())
         }
     }
 }

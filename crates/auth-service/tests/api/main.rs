@@ -19,6 +19,8 @@ mod gateway;
 mod gateway_paths;
 mod hardening;
 mod import;
+mod import_batch;
+mod import_rpc;
 mod mfa;
 mod operations;
 mod outage;

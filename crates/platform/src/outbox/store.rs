@@ -1,7 +1,7 @@
 //! The `outbox` table, one SQL body for both backends.
 
 use super::OutboxEvent;
-use crate::sql::{Expired, Timestamp};
+use crate::sql::{Expired, Timestamp, rows};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -44,13 +44,30 @@ crate::generic_store! {
             Ok(())
         }
 
-        /// Records every one of `events` inside the caller's transaction.
+        /// Records every one of `events` inside the caller's transaction, in
+        /// as few statements as the parameter limit allows (a bulk import
+        /// writes hundreds at once).
         pub async fn insert_all(
             conn: &mut DB::Connection,
             events: &[OutboxEvent],
         ) -> Result<(), sqlx::Error> {
-            for event in events {
-                Self::insert(&mut *conn, event).await?;
+            const PER_ROW: usize = 5;
+            for chunk in events.chunks(rows::rows_per_statement(PER_ROW, 0)) {
+                let values = rows::values(chunk.len(), PER_ROW, 1, |n| {
+                    format!("({}, ${})", rows::params(n, PER_ROW), n + 4)
+                });
+                let sql = format!(
+                    "INSERT INTO outbox (id, topic, aggregate_id, payload, created_at, next_attempt_at)
+                     VALUES {values}"
+                );
+                let query = chunk.iter().fold(sqlx::query(&sql), |q, event| {
+                    q.bind(event.id)
+                        .bind(&event.topic)
+                        .bind(event.aggregate_id)
+                        .bind(&event.payload)
+                        .bind(Timestamp(event.created_at))
+                });
+                query.execute(&mut *conn).await?;
             }
             Ok(())
         }

@@ -7,6 +7,7 @@
 
 mod dialect;
 mod prune;
+pub mod rows;
 mod time;
 mod tx;
 

@@ -147,3 +147,22 @@ pub fn json_web_key(jwk: &jsonwebtoken::jwk::Jwk) -> Option<pb::JsonWebKey> {
         r#use: member("use"),
     })
 }
+
+/// An import's totals and first failures.
+pub fn import_report(r: crate::import::Report) -> pb::ImportIdentitiesResponse {
+    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    pb::ImportIdentitiesResponse {
+        imported: count(r.tally.imported),
+        skipped: count(r.tally.skipped),
+        failed: count(r.tally.failed),
+        failures: r
+            .failures
+            .into_iter()
+            .map(|(line, reason)| pb::ImportFailure {
+                line: count(line),
+                reason,
+            })
+            .collect(),
+        failures_omitted: count(r.failures_omitted),
+    }
+}

@@ -3,6 +3,7 @@
 //! are resolved here; every decision is the core's.
 
 mod convert;
+mod import;
 
 use super::client::TrustedProxies;
 use crate::access::authz::Principal;
@@ -15,6 +16,7 @@ use crate::context::{Context, MfaCode};
 use crate::credentials::Credentials;
 use crate::domain::{DisplayName, Email, FieldViolation, NewPassword, Password};
 use crate::error::AuthError;
+use crate::import::Import;
 use crate::mfa::Mfa;
 use crate::recovery::Recovery;
 use crate::sessions::Sessions;
@@ -628,5 +630,17 @@ impl AuthService for AuthGrpc {
             events: events.into_iter().map(convert::audit).collect(),
             next_page_token,
         }))
+    }
+
+    async fn import_identities(
+        &self,
+        request: Request<tonic::Streaming<pb::ImportIdentitiesRequest>>,
+    ) -> Reply<pb::ImportIdentitiesResponse> {
+        let (caller, client) = self.caller(&request)?;
+        let lines = import::lines(request.into_inner());
+        let report = Import(&self.core)
+            .import_lines(&caller, lines, &client)
+            .await?;
+        Ok(Response::new(convert::import_report(report)))
     }
 }
