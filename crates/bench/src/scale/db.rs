@@ -72,9 +72,9 @@ impl Db {
     }
 
     /// The database's size in bytes and its largest tables with their
-    /// indexes (PostgreSQL), or the file with its WAL and, where SQLite was
-    /// built with `dbstat`, its largest tables and indexes.
-    pub async fn sizes(&self) -> anyhow::Result<(u64, Vec<(String, u64)>)> {
+    /// indexes (PostgreSQL), or its file and WAL and, where SQLite was built
+    /// with `dbstat`, its largest tables and indexes each on its own.
+    pub async fn sizes(&self) -> anyhow::Result<(Vec<(&'static str, u64)>, Vec<(String, u64)>)> {
         match &self.pool {
             Pool::Postgres(p) => {
                 let total: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())")
@@ -87,22 +87,21 @@ impl Db {
                 )
                 .fetch_all(p)
                 .await?;
-                Ok((total as u64, bytes(tables)))
+                Ok((vec![("database", total as u64)], bytes(tables)))
             }
             Pool::Sqlite(p) => {
                 let file = self.url.trim_start_matches("sqlite:").to_owned();
-                let total = ["", "-wal"]
-                    .iter()
-                    .filter_map(|s| std::fs::metadata(format!("{file}{s}")).ok())
-                    .map(|m| m.len())
-                    .sum();
+                let len = |suffix: &str| {
+                    std::fs::metadata(format!("{file}{suffix}")).map_or(0, |m| m.len())
+                };
+                let files = vec![("file", len("")), ("WAL", len("-wal"))];
                 let tables: Vec<(String, i64)> = sqlx::query_as(
                     "SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC LIMIT 5",
                 )
                 .fetch_all(p)
                 .await
                 .unwrap_or_default();
-                Ok((total, bytes(tables)))
+                Ok((files, bytes(tables)))
             }
         }
     }

@@ -167,7 +167,7 @@ async fn one_backend(
     for db in [&auth_db, &user_db] {
         db.settle(false).await?;
     }
-    facts.push(prune(&local).await?);
+    note(&mut facts, prune(&local).await?);
     // The pass deleted rows: vacuumed before measuring, as autovacuum would.
     for db in [&auth_db, &user_db] {
         db.settle(true).await?;
@@ -223,17 +223,22 @@ async fn load(
     let import = started.elapsed().as_secs_f64();
     eprintln!("scale: waiting for the relay ...");
     let relay = relayed(auth_db, started).await?;
-    let mut facts = vec![
+    let mut facts = Vec::new();
+    note(
+        &mut facts,
         format!(
             "import: {n} lines in {import:.1} s = {:.0} lines/s (the CLI said: {said})",
             n as f64 / import
         ),
+    );
+    note(
+        &mut facts,
         format!(
             "relay: the last profile reached the User Service {relay:.1} s after the import began ({:.1} s after it ended) = {:.0} profiles/s",
             relay - import,
             n as f64 / relay
         ),
-    ];
+    );
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_micros() as i64;
@@ -261,12 +266,19 @@ async fn load(
             .execute(&sql)
             .await
             .with_context(|| format!("seeding {what}"))?;
-        facts.push(format!(
-            "seeded {rows} {what} in SQL in {:.1} s",
-            t.elapsed().as_secs_f64()
-        ));
+        let took = t.elapsed().as_secs_f64();
+        note(
+            &mut facts,
+            format!("seeded {rows} {what} in SQL in {took:.1} s"),
+        );
     }
     Ok(facts)
+}
+
+/// Keeps a figure for the report and shows it now, as the run goes.
+fn note(facts: &mut Vec<String>, fact: String) {
+    eprintln!("  {fact}");
+    facts.push(fact);
 }
 
 /// Runs an `auth-service` subcommand to the end; its standard output, or an
@@ -355,15 +367,19 @@ async fn contents(auth_db: &Db, user_db: &Db) -> anyhow::Result<Vec<String>> {
     ));
     let mut facts = vec![format!("rows: {}", counts.join(", "))];
     for (name, db) in [("Auth Service", auth_db), ("User Service", user_db)] {
-        let (total, largest) = db.sizes().await?;
+        let (files, largest) = db.sizes().await?;
         let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1 << 20) as f64);
+        let total: Vec<String> = files
+            .iter()
+            .map(|(f, b)| format!("{f} {}", mib(*b)))
+            .collect();
         let parts: Vec<String> = largest
             .iter()
             .map(|(t, b)| format!("{t} {}", mib(*b)))
             .collect();
         facts.push(format!(
             "{name} database: {}{}",
-            mib(total),
+            total.join(" + "),
             match parts.is_empty() {
                 true => String::new(),
                 false => format!(" (largest: {})", parts.join(", ")),
