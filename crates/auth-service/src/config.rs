@@ -50,6 +50,9 @@ pub enum Command {
         /// The file to read, or `-` for standard input.
         file: String,
     },
+    /// Run one pruning pass now (what the service does every 15 minutes) and
+    /// print as JSON how long it took and how many rows of each kind went.
+    Prune,
     /// Create a service account and print its client id and secret as JSON.
     CreateServiceAccount {
         /// The account's name, e.g. `user-service`.

@@ -6,6 +6,7 @@ use auth_service::config::{AuthService, Cli, Command};
 use auth_service::credentials::Credentials;
 use auth_service::domain::{DisplayName, Email, NewPassword};
 use auth_service::import::Import;
+use auth_service::retention::Pruner;
 use auth_service::startup::{self, Application};
 use clap::Parser;
 use platform::clock::{SharedClock, SystemClock};
@@ -72,6 +73,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if tally.failed > 0 {
                 anyhow::bail!("{} lines were not imported", tally.failed);
             }
+            Ok(())
+        }
+        Command::Prune => {
+            cli.settings.validate()?;
+            let store = startup::open_store(&cli.settings).await?;
+            let pruner = Pruner::new(store, clock, startup::retention(&cli.settings)?);
+            let started = platform::clock::monotonic_now();
+            let pruned = pruner.prune_once().await?;
+            let out = serde_json::json!({
+                "seconds": started.elapsed().as_secs_f64(),
+                "refresh_tokens": pruned.refresh_tokens,
+                "sessions": pruned.sessions,
+                "throttle_counters": pruned.throttle_counters,
+                "outbox_events": pruned.outbox_events,
+                "audit_events": pruned.audit_events,
+                "one_time_tokens": pruned.one_time_tokens,
+                "mfa_challenges": pruned.mfa_challenges,
+            });
+            println!("{out}");
             Ok(())
         }
         Command::CreateServiceAccount { name, roles } => {

@@ -88,6 +88,17 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Database> {
     Ok(store)
 }
 
+/// How long each kind of row is kept (shared with the `prune` subcommand).
+pub fn retention(settings: &Settings) -> anyhow::Result<Retention> {
+    let d = chrono::Duration::from_std;
+    Ok(Retention {
+        access_token_ttl: d(settings.access_token_ttl)?,
+        refresh_token_ttl: d(settings.refresh_token_ttl)?,
+        session_max_lifetime: d(settings.session_max_lifetime)?,
+        audit: d(settings.audit_retention)?,
+    })
+}
+
 /// The key ring the settings describe (shared with the `rotate-keys` subcommand).
 pub fn key_ring(
     settings: &Settings,
@@ -146,13 +157,7 @@ impl Application {
             users: to_users,
             notifications: notification_sink(&settings, &clock)?,
         };
-        let d = chrono::Duration::from_std;
-        let retention = Retention {
-            access_token_ttl: d(settings.access_token_ttl)?,
-            refresh_token_ttl: d(settings.refresh_token_ttl)?,
-            session_max_lifetime: d(settings.session_max_lifetime)?,
-            audit: d(settings.audit_retention)?,
-        };
+        let retention = retention(&settings)?;
         Ok(Self {
             retention,
             shell,

@@ -19,6 +19,7 @@ mod load;
 mod measure;
 mod procstat;
 mod report;
+mod scale;
 mod scenarios;
 mod system;
 
@@ -82,10 +83,10 @@ struct Cli {
     #[arg(long, default_value = "target/interop-venv/bin/envoy")]
     envoy: PathBuf,
     /// Where the service binaries are (build them with --release for real figures).
-    #[arg(long, default_value = "target/release")]
+    #[arg(long, default_value = "target/release", global = true)]
     bin_dir: PathBuf,
     /// Also write the table here, as Markdown.
-    #[arg(long)]
+    #[arg(long, global = true)]
     markdown: Option<PathBuf>,
     /// A second or two per scenario at tiny load; fails on any error (for CI).
     #[arg(long)]
@@ -99,6 +100,10 @@ enum Command {
         #[arg(long)]
         addr: std::net::SocketAddr,
     },
+    /// Every operation's latency on a near-empty and on a loaded database
+    /// (users imported, sessions and audit events seeded), the import rate,
+    /// a pruning pass and the databases' sizes.
+    Scale(scale::ScaleArgs),
 }
 
 async fn channels(url: &str, n: usize) -> anyhow::Result<Vec<Channel>> {
@@ -112,8 +117,12 @@ async fn channels(url: &str, n: usize) -> anyhow::Result<Vec<Channel>> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut cli = Cli::parse();
-    if let Some(Command::EchoServer { addr }) = cli.command {
-        return ceilings::serve_echo(addr).await;
+    match &cli.command {
+        Some(Command::EchoServer { addr }) => return ceilings::serve_echo(*addr).await,
+        Some(Command::Scale(args)) => {
+            return scale::run(args, &cli.bin_dir, cli.markdown.as_deref()).await;
+        }
+        None => {}
     }
     if cli.smoke {
         cli.duration = Duration::from_millis(1000);
@@ -253,6 +262,10 @@ async fn main() -> anyhow::Result<()> {
     let failures: u64 = rows.iter().map(|r| r.failed).sum();
     if failures > 0 {
         anyhow::bail!("{failures} requests failed");
+    }
+    if cli.smoke {
+        // The scale scenario at a tiny size, so that it never rots either.
+        scale::run(&scale::ScaleArgs::smoke(), &cli.bin_dir, None).await?;
     }
     Ok(())
 }

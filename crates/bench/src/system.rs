@@ -15,6 +15,9 @@ pub struct Under {
     pub user_url: String,
     /// (auth, user) process ids when they run on this machine.
     pub pids: Option<(u32, u32)>,
+    /// What the bench started itself, for scenarios that also work on the
+    /// databases and the command line (`scale`).
+    pub local: Option<Local>,
     _started: Option<(ServiceProcess, ServiceProcess, TestDatabase, TestDatabase)>,
 }
 
@@ -26,8 +29,32 @@ impl Under {
             auth_url: auth_url.to_owned(),
             user_url: user_url.to_owned(),
             pids,
+            local: None,
             _started: None,
         }
+    }
+}
+
+/// The parts of services the bench started: where their databases and the
+/// Auth Service's HTTP port are, and its binary for the admin subcommands.
+#[derive(Debug, Clone)]
+pub struct Local {
+    pub auth_bin: PathBuf,
+    pub auth_db_url: String,
+    pub user_db_url: String,
+    pub auth_http_url: String,
+}
+
+impl Local {
+    /// `auth-service <args>` on the Auth Service's database, as an operator
+    /// runs it next to the service.
+    pub fn auth_command(&self, args: &[&str]) -> std::process::Command {
+        let mut command = std::process::Command::new(&self.auth_bin);
+        command
+            .args(args)
+            .env("AUTH_DATABASE_URL", &self.auth_db_url)
+            .env("RUST_LOG", "warn");
+        command
     }
 }
 
@@ -88,6 +115,12 @@ pub async fn start(bin_dir: &Path, backend: Backend, logs: &Path) -> anyhow::Res
         auth_url: format!("http://127.0.0.1:{ag}"),
         user_url: format!("http://127.0.0.1:{ug}"),
         pids: Some((auth.pid(), user.pid())),
+        local: Some(Local {
+            auth_bin,
+            auth_db_url: auth_db.url.clone(),
+            user_db_url: user_db.url.clone(),
+            auth_http_url: format!("http://127.0.0.1:{ah}"),
+        }),
         _started: Some((auth, user, auth_db, user_db)),
     })
 }
