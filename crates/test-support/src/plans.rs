@@ -92,6 +92,31 @@ impl Plans {
         conn
     }
 
+    /// Asserts that at least `ran` plans were reported since the last call
+    /// (so the capture saw the statements) and that none of them reads one of
+    /// `growing` by a sequential scan.
+    pub fn assert_indexed(&self, mode: PlanMode, ran: usize, growing: &[&str]) {
+        let seen = self.take();
+        assert!(
+            seen.len() >= ran,
+            "{mode:?}: {} plans for {ran} statements",
+            seen.len()
+        );
+        for plan in seen {
+            let scanned: Vec<_> = plan
+                .seq_scans()
+                .into_iter()
+                .filter(|table| growing.contains(&table.as_str()))
+                .collect();
+            assert!(
+                scanned.is_empty(),
+                "{mode:?} plan scans {scanned:?}:\n{}\n{:#}",
+                plan.query,
+                plan.tree
+            );
+        }
+    }
+
     /// The plans reported since the last call.
     pub fn take(&self) -> Vec<Plan> {
         let notices = std::mem::take(&mut *self.seen.lock().expect("lock"));

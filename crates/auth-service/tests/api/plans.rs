@@ -196,26 +196,8 @@ async fn lists_polls_and_pruning_read_indexes_at_scale() {
     for mode in [PlanMode::Custom, PlanMode::Generic] {
         let mut conn = Plans::connect(&db.url, mode).await;
         let ran = run_statements(&mut conn, someone).await;
-        let seen = plans.take();
         // Each statement ran at least once (a pruning pass runs several).
-        assert!(
-            seen.len() >= ran,
-            "{mode:?}: {} plans for {ran} statements",
-            seen.len()
-        );
-        for plan in seen {
-            let scanned: Vec<_> = plan
-                .seq_scans()
-                .into_iter()
-                .filter(|table| GROWING.contains(&table.as_str()))
-                .collect();
-            assert!(
-                scanned.is_empty(),
-                "{mode:?} plan scans {scanned:?}:\n{}\n{:#}",
-                plan.query,
-                plan.tree
-            );
-        }
+        plans.assert_indexed(mode, ran, GROWING);
     }
 }
 
