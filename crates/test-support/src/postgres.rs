@@ -58,6 +58,15 @@ fn as_owner(is_root: bool, program: &Path) -> Command {
     }
 }
 
+/// Tests want many small clusters (64 MB each); the scale bench wants one
+/// sized like production (`TEST_PG_SHARED_BUFFERS=4GB`).
+fn shared_buffers() -> String {
+    std::env::var("TEST_PG_SHARED_BUFFERS")
+        .ok()
+        .filter(|v| !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric()))
+        .unwrap_or_else(|| "64MB".to_owned())
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -145,8 +154,9 @@ impl Cluster {
         let server = format!(
             "{postgres} -D {dir}/data -p {port} -k {dir} -h 127.0.0.1 -c fsync=off \
              -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 \
-             -c shared_buffers=64MB >> {dir}/server.log 2>&1 & pid=$!; \
+             -c shared_buffers={buffers} >> {dir}/server.log 2>&1 & pid=$!; \
              cat > /dev/null; kill -INT $pid 2>/dev/null; wait $pid{cleanup}",
+            buffers = shared_buffers(),
             postgres = self.bin.join("postgres").display(),
             dir = self.dir.display(),
             port = self.port,
