@@ -39,6 +39,7 @@ impl Deliver for ToAuthService {
             let mut request = tonic::Request::new(DisableUserRequest {
                 user_id: body.user_id.to_string(),
                 reason: "user deleted".to_owned(),
+                purged: true,
             });
             request
                 .metadata_mut()
