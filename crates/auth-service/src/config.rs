@@ -222,6 +222,16 @@ pub struct Settings {
     #[arg(long, env = "AUTH_EVENTS_HEARTBEAT", default_value = "2s", value_parser = humantime::parse_duration, global = true)]
     pub events_heartbeat: Duration,
 
+    /// Feed subscriptions one replica serves at once (each costs a query per
+    /// batch of new events and a signature per event); more are UNAVAILABLE.
+    #[arg(
+        long,
+        env = "AUTH_EVENTS_MAX_SUBSCRIBERS",
+        default_value_t = 256,
+        global = true
+    )]
+    pub events_max_subscribers: usize,
+
     /// How often each replica looks for security events other replicas wrote.
     #[arg(long, env = "AUTH_EVENTS_POLL", default_value = "50ms", value_parser = humantime::parse_duration, global = true)]
     pub events_poll: Duration,

@@ -15,8 +15,19 @@ CREATE TABLE security_events (
 CREATE INDEX security_events_position_idx ON security_events (tx, seq);
 CREATE INDEX security_events_at_idx ON security_events (at);
 
+-- The newest position pruning deleted: a cursor below it may have missed
+-- events (OUT_OF_RANGE), whatever the clocks say.
+CREATE TABLE security_event_horizon (
+    id  INTEGER PRIMARY KEY CHECK (id = 1),
+    tx  INTEGER NOT NULL,
+    seq INTEGER NOT NULL
+) STRICT;
+INSERT INTO security_event_horizon (id, tx, seq) VALUES (1, -1, -1);
+
 -- A deleted user's identity stays, disabled, and cannot be enabled again.
 ALTER TABLE identities ADD COLUMN purged_at INTEGER;
+-- Until now DisableUser was only ever the deletion of a user.
+UPDATE identities SET purged_at = disabled_at WHERE disabled_at IS NOT NULL;
 
 -- Subscribing to the feed, and reading the roles a verifier maps to
 -- permissions, are for the identity services' accounts.
@@ -26,3 +37,9 @@ WHERE name = 'identity-service'
 UPDATE roles SET permissions = json_insert(permissions, '$[#]', 'roles:read')
 WHERE name = 'identity-service'
   AND NOT EXISTS (SELECT 1 FROM json_each(roles.permissions) WHERE value = 'roles:read');
+
+-- A role for services that only follow the feed and verify tokens locally.
+INSERT INTO roles (name, description, permissions, builtin, created_at, updated_at)
+VALUES ('event-subscriber', 'Services verifying tokens locally: the security-event feed and role definitions',
+        '["events:subscribe", "roles:read"]', 1, 0, 0)
+ON CONFLICT (name) DO NOTHING;

@@ -96,6 +96,11 @@ impl Roles<'_> {
         self.require(caller, ROLES_ADMIN, None)?;
         let now = self.clock.now();
         let mut tx = self.db.write().await?;
+        // Locked first, so concurrent updates' events stand in the order
+        // the updates took effect.
+        if platform::sql!(&mut tx, RoleSql::lock_role(&role.name))?.is_none() {
+            return Err(no_such_role(&role.name));
+        }
         let updated = platform::sql!(&mut tx, RoleSql::update_role(&role, now))?
             .ok_or_else(|| no_such_role(&role.name))?;
         let signal = Signal::role_changed(&role.name, &role.permissions, now);
@@ -148,15 +153,17 @@ impl Roles<'_> {
         self.require(caller, ROLES_ADMIN, None)?;
         let now = self.clock.now();
         let mut tx = self.db.write().await?;
-        let subject =
-            platform::sql!(&mut tx, RoleSql::subject(id))?.ok_or_else(|| no_such_subject(id))?;
+        let subject = platform::sql!(&mut tx, RoleSql::lock_subject(id))?
+            .ok_or_else(|| no_such_subject(id))?;
         if assign && platform::sql!(&mut tx, RoleSql::lock_role(role))?.is_none() {
             return Err(no_such_role(role));
         }
-        platform::sql!(&mut tx, RoleSql::set_role(subject, role, assign, now))?;
+        let changed = platform::sql!(&mut tx, RoleSql::set_role(subject, role, assign, now))?;
         let roles = platform::sql!(&mut tx, RoleSql::roles_of(subject))?;
-        let signal = Signal::roles_changed(subject, &roles, now);
-        platform::sql!(&mut tx, SignalSql::emit(&[signal]))?;
+        if changed {
+            let signal = Signal::roles_changed(subject, &roles, now);
+            platform::sql!(&mut tx, SignalSql::emit(&[signal]))?;
+        }
         tx.commit().await?;
         self.authz.note(SubjectChange {
             subject_id: subject,

@@ -43,6 +43,34 @@ platform::generic_store! {
             .await?)
         }
 
+        /// Locks the user's or service account's row `id` for the rest of the
+        /// transaction: a change to its roles takes it first, so concurrent
+        /// changes queue (and their feed events stand in the order they
+        /// took effect).
+        pub async fn lock_subject(
+            c: &mut DB::Connection,
+            id: Uuid,
+        ) -> Result<Option<SubjectId>, StoreError> {
+            let user: Option<Uuid> = sqlx::query_scalar(&format!(
+                "SELECT id FROM identities WHERE id = $1{}",
+                DB::FOR_UPDATE
+            ))
+            .bind(id)
+            .fetch_optional(&mut *c)
+            .await?;
+            if user.is_some() {
+                return Ok(Some(SubjectId::new(id, false)));
+            }
+            let account: Option<Uuid> = sqlx::query_scalar(&format!(
+                "SELECT id FROM service_accounts WHERE id = $1 AND disabled_at IS NULL{}",
+                DB::FOR_UPDATE
+            ))
+            .bind(id)
+            .fetch_optional(&mut *c)
+            .await?;
+            Ok(account.map(|id| SubjectId::new(id, true)))
+        }
+
         /// Locks `role` for the rest of the transaction (so it stays as read)
         /// and tells whether it is built in; `None` when there is no such role.
         pub async fn lock_role(
@@ -89,7 +117,7 @@ platform::generic_store! {
             role: &RoleName,
             held: bool,
             now: DateTime<Utc>,
-        ) -> Result<(), StoreError> {
+        ) -> Result<bool, StoreError> {
             let change = if held {
                 "INSERT INTO subject_roles (subject_id, role)
                  SELECT $1, name FROM roles WHERE name = $2 ON CONFLICT DO NOTHING"
@@ -101,7 +129,8 @@ platform::generic_store! {
                 .bind(role)
                 .execute(&mut *c)
                 .await?;
-            if DB::rows_affected(&done) > 0 {
+            let changed = DB::rows_affected(&done) > 0;
+            if changed {
                 let table = match subject {
                     SubjectId::User(_) => "identities",
                     SubjectId::Service(_) => "service_accounts",
@@ -114,7 +143,7 @@ platform::generic_store! {
                 .execute(&mut *c)
                 .await?;
             }
-            Ok(())
+            Ok(changed)
         }
 
         /// A subject's roles, sorted; `None` when [`Self::subject`] finds none.

@@ -91,7 +91,7 @@ impl CredentialChange {
 
     /// What the security-event feed says of the change, beside the
     /// `session-revoked` of each session it ends. An address change is no
-    /// credential: it has no event of its own.
+    /// credential: a completed one has no event of its own.
     pub fn signal(self, user: UserId, at: DateTime<Utc>) -> Option<Signal> {
         let credential = |kind, change| Some(Signal::credential_change(user, kind, change, at));
         let account = |kind| Some(Signal::account(kind, user.into(), None, at));
@@ -101,7 +101,10 @@ impl CredentialChange {
             Self::MfaDisabled | Self::MfaReset => credential("app", "delete"),
             Self::AccountDisabled => account(SignalKind::AccountDisabled),
             Self::AccountPurged => account(SignalKind::AccountPurged),
-            Self::EmailChanged | Self::EmailChangeCancelled => None,
+            // Stopping an email change also removes the password (whoever
+            // moved the account may know it): the owner resets it.
+            Self::EmailChangeCancelled => credential("password", "delete"),
+            Self::EmailChanged => None,
         }
     }
 }

@@ -16,6 +16,7 @@ mod sql;
 
 pub use sql::RetentionSql;
 
+use crate::signals::SignalSql;
 use crate::storage::StoreError;
 use crate::throttle::ACCOUNT_WINDOW;
 use chrono::Duration;
@@ -115,10 +116,12 @@ impl Pruner {
             })
             .await?,
             security_events: in_batches(|n| async move {
-                platform::sql!(
-                    read(db),
-                    RetentionSql::prune_security_events(now - k.security_events - MARGIN, n)
-                )
+                // The deletion and the horizon it moves, in one transaction.
+                let mut tx = db.write().await?;
+                let before = now - k.security_events - MARGIN;
+                let pruned = platform::sql!(&mut tx, SignalSql::prune(before, n))?;
+                tx.commit().await?;
+                Ok::<_, StoreError>(pruned)
             })
             .await?,
         };

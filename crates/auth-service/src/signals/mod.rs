@@ -5,10 +5,13 @@
 //! missing, a rolled-back one never present) and served in commit order from
 //! any replica, after an opaque cursor.
 
+mod feed;
 mod model;
 mod set;
 mod sql;
 pub mod stream;
+
+pub use feed::Feed;
 
 pub use model::*;
 pub use set::{SET_TYP, seal};
@@ -17,62 +20,15 @@ pub use sql::SignalSql;
 use crate::access::authz::Principal;
 use crate::accounts::AccountSql;
 use crate::error::AuthError;
-use crate::storage::StoreError;
-use chrono::{DateTime, Utc};
-use platform::db::Database;
-use platform::ids::SubjectId;
+use platform::ids::{ServiceAccountId, SubjectId};
 use std::collections::HashSet;
-use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 
 const EVENTS_SUBSCRIBE: &str = "events:subscribe";
 /// Event types a subscription may name.
 const MAX_EVENT_TYPES: usize = 16;
 
-/// The feed's settings and this replica's view of its newest event.
-#[derive(Debug)]
-pub struct Feed {
-    /// A subscriber hears at least this often.
-    pub heartbeat: std::time::Duration,
-    /// How far back the feed serves.
-    pub keep: chrono::Duration,
-    /// The newest settled position, polled; subscribers wait on it.
-    head: watch::Sender<Option<Position>>,
-    /// Ends every subscription at shutdown (a stream would otherwise hold the
-    /// server open).
-    pub stop: CancellationToken,
-}
-
-impl Feed {
-    pub fn new(heartbeat: std::time::Duration, keep: chrono::Duration) -> Self {
-        Self {
-            heartbeat,
-            keep,
-            head: watch::Sender::new(None),
-            stop: CancellationToken::new(),
-        }
-    }
-
-    /// Wakes when the newest position changes.
-    pub fn watch(&self) -> watch::Receiver<Option<Position>> {
-        self.head.subscribe()
-    }
-
-    /// Reads the newest settled position (every replica, every poll interval:
-    /// one index probe, however many subscribers wait).
-    pub async fn poll(&self, db: &Database) -> Result<(), StoreError> {
-        let head = platform::sql!(read(db), SignalSql::head())?;
-        self.head.send_if_modified(|h| {
-            let changed = *h != head;
-            *h = head;
-            changed
-        });
-        Ok(())
-    }
-}
-
 /// A subscriber's request, checked.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Subscription {
     /// The subscriber's client id: every SET's `aud`.
     pub audience: String,
@@ -80,6 +36,11 @@ pub struct Subscription {
     pub types: Option<HashSet<SignalKind>>,
     /// Where it resumes.
     pub cursor: Cursor,
+    /// The token it subscribed with, checked again as the stream goes on: a
+    /// deleted account, a removed permission or an expired token ends it.
+    pub token: String,
+    /// Its place among the subscriptions this replica serves.
+    pub _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl Subscription {
@@ -89,6 +50,13 @@ impl Subscription {
     }
 }
 
+/// A cursor the feed no longer reaches, or never wrote.
+fn resynchronise(why: &str) -> AuthError {
+    AuthError::OutOfRange(format!(
+        "{why}: resynchronise (subscribe with an empty cursor and distrust tokens issued before)"
+    ))
+}
+
 crate::context::use_cases! {
     /// Following the security-event feed.
     Signals
@@ -96,40 +64,55 @@ crate::context::use_cases! {
 
 impl Signals<'_> {
     /// Checks a subscription: a service account holding `events:subscribe`,
-    /// a cursor this service wrote and the feed still reaches, known types.
+    /// a cursor of this feed that it still reaches, known types, a free slot.
     pub async fn subscribe(
         &self,
         caller: &Principal,
+        token: &str,
         cursor: &str,
         types: &[String],
     ) -> Result<Subscription, AuthError> {
+        let account = self.authorise(caller)?;
+        let cursor = self.resume_at(cursor).await?;
+        let types = event_types(types)?;
+        let audience = platform::sql!(read(&self.db), AccountSql::client_id_of(account))?
+            .ok_or_else(|| {
+                AuthError::Unauthenticated("the service account no longer exists".into())
+            })?;
+        let slot = self.feed.slot().ok_or_else(|| {
+            AuthError::Unavailable(
+                "this replica serves as many subscriptions as it may; retry on another or later"
+                    .into(),
+            )
+        })?;
+        Ok(Subscription {
+            audience,
+            types,
+            cursor,
+            token: token.to_owned(),
+            _slot: slot,
+        })
+    }
+
+    /// The subscribing account, if `caller` may follow the feed.
+    pub fn authorise(&self, caller: &Principal) -> Result<ServiceAccountId, AuthError> {
         let SubjectId::Service(account) = caller.subject_id else {
             return Err(AuthError::PermissionDenied(
                 "the security-event feed is for service accounts: authenticate with client credentials".into(),
             ));
         };
         self.require(caller, EVENTS_SUBSCRIBE, None)?;
-        let now = self.clock.now();
-        let cursor = self.resume_at(cursor, now)?;
-        let types = event_types(types)?;
-        let audience = platform::sql!(read(&self.db), AccountSql::client_id_of(account))?
-            .ok_or_else(|| {
-                AuthError::Unauthenticated("the service account no longer exists".into())
-            })?;
-        Ok(Subscription {
-            audience,
-            types,
-            cursor,
-        })
+        Ok(account)
     }
 
     /// The cursor to resume after: the start of what is kept when empty;
-    /// OUT_OF_RANGE when pruning may have overtaken it.
-    pub fn resume_at(&self, text: &str, now: DateTime<Utc>) -> Result<Cursor, AuthError> {
+    /// OUT_OF_RANGE when pruning has deleted events after it, or when it is
+    /// ahead of anything this database wrote (a restore, a forged cursor).
+    pub async fn resume_at(&self, text: &str) -> Result<Cursor, AuthError> {
         if text.is_empty() {
             return Ok(Cursor {
                 position: None,
-                at: now,
+                at: self.clock.now(),
             });
         }
         let cursor = Cursor::decode(text).ok_or_else(|| {
@@ -138,26 +121,36 @@ impl Signals<'_> {
                 "not a cursor of this feed: pass one a SecurityEvent carried, or none",
             )
         })?;
-        if cursor.at < now - self.feed.keep {
-            return Err(AuthError::OutOfRange(format!(
-                "the cursor is older than the {} minutes of events kept: resynchronise \
-                 (subscribe with an empty cursor and distrust tokens issued before)",
-                self.feed.keep.num_minutes()
-            )));
+        let mut c = self.db.read().await?;
+        let horizon = platform::sql!(&mut c, SignalSql::horizon())?;
+        let head = platform::sql!(&mut c, SignalSql::head())?;
+        if cursor.position < horizon {
+            return Err(resynchronise("events after this cursor were pruned"));
+        }
+        if cursor.position > head.max(horizon) {
+            return Err(resynchronise(
+                "the cursor is ahead of this feed (a restored database, or not its cursor)",
+            ));
         }
         Ok(cursor)
     }
 
-    /// Up to `limit` events after `after`, in commit order.
+    /// Up to `limit` events after `after`, in feed order; OUT_OF_RANGE when
+    /// pruning deleted some after `after` meanwhile.
     pub async fn page(
         &self,
         after: Option<Position>,
         limit: i64,
     ) -> Result<Vec<Logged>, AuthError> {
-        Ok(platform::sql!(
-            read(&self.db),
-            SignalSql::read_after(after, limit)
-        )?)
+        let mut c = self.db.read().await?;
+        let page = platform::sql!(&mut c, SignalSql::read_after(after, limit))?;
+        // Read after the page: a prune that committed before the page was
+        // read has moved the horizon by now.
+        let horizon = platform::sql!(&mut c, SignalSql::horizon())?;
+        if after.is_some() && after < horizon {
+            return Err(resynchronise("events after this cursor were pruned"));
+        }
+        Ok(page)
     }
 
     /// The SET of `signal` for `audience`.

@@ -3,6 +3,7 @@
 
 use super::model::*;
 use crate::storage::StoreError;
+use chrono::{DateTime, Utc};
 use platform::ids::SessionId;
 use platform::sql::Timestamp;
 use uuid::Uuid;
@@ -106,6 +107,54 @@ platform::generic_store! {
             );
             let row: Option<(i64, i64)> = sqlx::query_as(&sql).fetch_optional(&mut *c).await?;
             Ok(row.map(|(tx, seq)| Position { tx, seq }))
+        }
+
+        /// The snapshot's (xmin, xmax): see `Dialect::SNAPSHOT_BOUNDS`.
+        pub async fn snapshot_bounds(c: &mut DB::Connection) -> Result<(i64, i64), StoreError> {
+            Ok(sqlx::query_as(DB::SNAPSHOT_BOUNDS).fetch_one(&mut *c).await?)
+        }
+
+        /// The newest position pruning deleted, if it deleted any.
+        pub async fn horizon(c: &mut DB::Connection) -> Result<Option<Position>, StoreError> {
+            let (tx, seq): (i64, i64) =
+                sqlx::query_as("SELECT tx, seq FROM security_event_horizon WHERE id = 1")
+                    .fetch_one(&mut *c)
+                    .await?;
+            Ok((tx >= 0).then_some(Position { tx, seq }))
+        }
+
+        /// Deletes up to `limit` settled events older than `before`, oldest
+        /// first, and moves the horizon past them; call it in a write
+        /// transaction, so a reader sees both or neither. Returns how many.
+        pub async fn prune(
+            c: &mut DB::Connection,
+            before: DateTime<Utc>,
+            limit: i64,
+        ) -> Result<u64, StoreError> {
+            let batch = format!(
+                "SELECT seq FROM security_events WHERE at < $1 AND tx < {}
+                 ORDER BY at LIMIT $2",
+                DB::SETTLED_BELOW
+            );
+            let gone: Vec<(i64, i64)> = sqlx::query_as(&format!(
+                "DELETE FROM security_events WHERE {} RETURNING tx, seq",
+                DB::in_rows("seq", &batch)
+            ))
+            .bind(Timestamp(before))
+            .bind(limit)
+            .fetch_all(&mut *c)
+            .await?;
+            if let Some((tx, seq)) = gone.iter().max().copied() {
+                sqlx::query(
+                    "UPDATE security_event_horizon SET tx = $1, seq = $2
+                     WHERE id = 1 AND (tx < $1 OR (tx = $1 AND seq < $2))",
+                )
+                .bind(tx)
+                .bind(seq)
+                .execute(&mut *c)
+                .await?;
+            }
+            Ok(gone.len() as u64)
         }
     }
 }

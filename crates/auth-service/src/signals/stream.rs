@@ -17,6 +17,14 @@ use tokio::time::{Instant, sleep_until};
 
 /// Events read per query.
 const PAGE: i64 = 256;
+/// How often a stream looks again while the feed is held back.
+const RECHECK: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// How long until a token expiring at `exp` (seconds) expires, by the clock.
+fn expires_in(ctx: &Context, exp: i64) -> std::time::Duration {
+    let left = exp - ctx.clock.now().timestamp();
+    std::time::Duration::from_secs(u64::try_from(left).unwrap_or(0))
+}
 
 /// What a subscriber receives.
 #[derive(Debug, Clone)]
@@ -74,6 +82,11 @@ pub fn serve(
 impl Follower {
     async fn next(&mut self) -> Result<Delivery, AuthError> {
         loop {
+            // The account may have been deleted, its permission removed, its
+            // token expired: the stream ends and the subscriber, if it still
+            // may, subscribes again with a fresh token.
+            let caller = self.ctx.validate(&self.sub.token)?;
+            Signals(&self.ctx).authorise(&caller)?;
             if let Some(d) = self.ready.pop_front() {
                 self.last_sent = monotonic_now();
                 return Ok(d);
@@ -83,24 +96,32 @@ impl Follower {
             if !self.ready.is_empty() || full {
                 continue;
             }
-            if !self.caught_up {
+            // Everything up to the cursor is delivered; a heartbeat says so
+            // only while the feed is known complete (see `feed.rs`).
+            let now = monotonic_now();
+            let current = self.ctx.feed.current(now);
+            if current && (!self.caught_up || now >= self.last_sent + self.ctx.feed.heartbeat) {
                 self.caught_up = true;
+                self.last_sent = now;
                 return Ok(self.heartbeat());
             }
             // The head may have moved while the page was read: look again.
             if *self.head.borrow() > self.sub.cursor.position {
                 continue;
             }
+            let wake = if current {
+                self.last_sent + self.ctx.feed.heartbeat
+            } else {
+                now + RECHECK
+            };
+            let expiry = now + expires_in(&self.ctx, caller.expires_at);
             tokio::select! {
                 changed = self.head.changed() => {
                     if changed.is_err() {
                         return Err(AuthError::Unavailable("the server is shutting down; resume from your cursor".into()));
                     }
                 }
-                () = sleep_until(self.last_sent + self.ctx.feed.heartbeat) => {
-                    self.last_sent = monotonic_now();
-                    return Ok(self.heartbeat());
-                }
+                () = sleep_until(wake.min(expiry)) => {}
             }
         }
     }

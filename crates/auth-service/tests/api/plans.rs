@@ -175,11 +175,10 @@ async fn run_statements(c: &mut PgConnection, someone: UserId) -> usize {
         .unwrap();
     Retention::prune_audit(c, long_ago, 1000).await.unwrap();
     Outbox::prune_delivered(c, long_ago, 1000).await.unwrap();
-    Retention::prune_security_events(c, long_ago, 1000)
-        .await
-        .unwrap();
-    // The feed: a subscriber from the start, one mid-way, the head poll.
+    // The feed: its pruning, a subscriber from the start, one mid-way, the
+    // head poll.
     type Signals = SignalSql<Postgres>;
+    Signals::prune(c, long_ago, 1000).await.unwrap();
     let first = Signals::read_after(c, None, 256).await.unwrap();
     let middle = first.last().map(|l| l.position);
     Signals::read_after(c, middle, 256).await.unwrap();

@@ -20,6 +20,7 @@ both_backends!(
     old_and_malformed_cursors_and_unknown_types_are_refused,
     only_service_accounts_holding_the_permission_subscribe,
     a_filtered_subscription_gets_its_types_and_heartbeats,
+    a_stream_ends_when_its_account_is_deleted,
 );
 
 const CAEP: &str = "https://schemas.openid.net/secevent/caep/event-type/";
@@ -412,9 +413,21 @@ async fn old_and_malformed_cursors_and_unknown_types_are_refused(backend: Backen
         subscribe(&app, &token, "", &["https://example.com/unknown"]).await,
         Code::InvalidArgument,
     );
-    // The default retention is an hour: a cursor two hours old is past it.
-    app.clock.advance(chrono::Duration::hours(2));
+    // A cursor ahead of anything this database wrote (a restore, a forgery)
+    // would skip every event to come.
+    use base64::Engine;
+    let ahead = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("v1.999999999.7.0");
+    let err = subscribe(&app, &token, &ahead, &[]).await.unwrap_err();
+    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+    // An event after the cursor; until pruning deletes it, an old cursor
+    // still resumes.
+    logouts(&app, 1).await;
+    app.clock.advance(chrono::Duration::hours(3));
     let (_, token) = subscriber(&app).await;
+    drop(subscribe(&app, &token, &cursor, &[]).await.unwrap());
+    // The default retention is an hour (plus an hour's margin): pruned now.
+    let pruned = app.handle.pruner.prune_once().await.unwrap();
+    assert!(pruned.security_events >= 1, "{pruned:?}");
     let err = subscribe(&app, &token, &cursor, &[]).await.unwrap_err();
     assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
     assert!(err.message().contains("resynchronise"), "{err:?}");
@@ -489,4 +502,43 @@ async fn a_filtered_subscription_gets_its_types_and_heartbeats(backend: Backend)
     );
     // Heartbeats carried the cursor past the events filtered out.
     assert_ne!(before, after);
+}
+
+async fn a_stream_ends_when_its_account_is_deleted(backend: Backend) {
+    let app = spawn(backend).await;
+    let admin = app.admin_token().await;
+    let (client_id, token) = subscriber(&app).await;
+    let mut stream = subscribe(&app, &token, "", &[]).await.unwrap();
+    caught_up(&mut stream).await;
+    let accounts = app
+        .grpc
+        .clone()
+        .list_service_accounts(bearer(pb::ListServiceAccountsRequest::default(), &admin))
+        .await
+        .unwrap()
+        .into_inner()
+        .accounts;
+    let id = accounts
+        .iter()
+        .find(|a| a.client_id == client_id)
+        .unwrap()
+        .id
+        .clone();
+    app.grpc
+        .clone()
+        .delete_service_account(bearer(pb::DeleteServiceAccountRequest { id }, &admin))
+        .await
+        .unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match stream.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => return None,
+                Err(status) => return Some(status.code()),
+            }
+        }
+    })
+    .await
+    .expect("the stream goes on after its account was deleted");
+    assert_eq!(ended, Some(Code::Unauthenticated));
 }

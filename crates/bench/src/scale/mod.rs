@@ -264,10 +264,21 @@ async fn load(
     for (what, sql) in steps {
         eprintln!("scale: seeding {what} ...");
         let t = Instant::now();
-        let rows = auth_db
-            .execute(&sql)
-            .await
-            .with_context(|| format!("seeding {what}"))?;
+        // The services' pruning pass may delete a seeded session (a revoked
+        // one, say) while the refresh tokens are written for it: the
+        // statement fails whole and is run again.
+        let mut attempt = 1;
+        let rows = loop {
+            match auth_db.execute(&sql).await {
+                Ok(rows) => break rows,
+                Err(e) if attempt < 3 => {
+                    eprintln!("  seeding {what} failed ({e:#}); again");
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                }
+                Err(e) => return Err(e).with_context(|| format!("seeding {what}")),
+            }
+        };
         let took = t.elapsed().as_secs_f64();
         note(
             &mut facts,

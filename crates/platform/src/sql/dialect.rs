@@ -52,6 +52,12 @@ pub trait Dialect: Database + private::Sealed {
     /// oldest transaction still running (`pg_snapshot_xmin`); SQLite: all.
     const SETTLED_BELOW: &'static str;
 
+    /// `SELECT xmin, xmax` of the current snapshot: every transaction below
+    /// `xmin` has ended, and every one below `xmax` had begun when it was
+    /// taken. A log read at a time whose `xmax` is at most a later `xmin`
+    /// holds everything committed by that time. SQLite: both the largest value.
+    const SNAPSHOT_BOUNDS: &'static str;
+
     /// Parameter `$n`, typed where the dialect cannot infer the type of a NULL
     /// (`$n IS NULL OR ...` filters).
     fn typed(n: usize, ty: SqlType) -> String;
@@ -89,6 +95,8 @@ impl Dialect for Postgres {
     const BEGIN_WRITE: &'static str = "BEGIN";
     const TX_POSITION: &'static str = "pg_current_xact_id()::text::bigint";
     const SETTLED_BELOW: &'static str = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
+    const SNAPSHOT_BOUNDS: &'static str = "SELECT pg_snapshot_xmin(s)::text::bigint, \
+         pg_snapshot_xmax(s)::text::bigint FROM pg_current_snapshot() s";
 
     fn typed(n: usize, ty: SqlType) -> String {
         let name = match ty {
@@ -134,6 +142,7 @@ impl Dialect for Sqlite {
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const TX_POSITION: &'static str = "0";
     const SETTLED_BELOW: &'static str = "9223372036854775807";
+    const SNAPSHOT_BOUNDS: &'static str = "SELECT 9223372036854775807, 9223372036854775807";
 
     fn typed(n: usize, _ty: SqlType) -> String {
         format!("${n}")

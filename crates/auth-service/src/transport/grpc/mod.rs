@@ -663,9 +663,10 @@ impl AuthService for AuthGrpc {
         request: Request<pb::SubscribeSecurityEventsRequest>,
     ) -> Reply<signals::EventStream> {
         let (caller, _) = self.caller(&request)?;
+        let token = platform::access::bearer(request.metadata())?.to_owned();
         let r = request.into_inner();
         let subscription = Signals(&self.core)
-            .subscribe(&caller, &r.cursor, &r.event_types)
+            .subscribe(&caller, &token, &r.cursor, &r.event_types)
             .await?;
         Ok(Response::new(signals::stream(
             self.core.clone(),
