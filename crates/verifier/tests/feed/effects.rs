@@ -1,0 +1,169 @@
+//! Each cause has its effect on `verify`, within a second.
+
+use crate::helpers::{Backend, PASSWORD, bearer, both_backends, refused_within, spawn_auth};
+use identity_proto::auth::v1 as pb;
+use identity_verifier::Rejection;
+use std::time::Duration;
+
+both_backends!(
+    logout_and_revoke_session_are_refused_within_a_second,
+    disable_change_password_and_roles_have_their_effect
+);
+
+const BOUND: Duration = Duration::from_secs(1);
+
+async fn logout_and_revoke_session_are_refused_within_a_second(backend: Backend) {
+    let auth = spawn_auth(backend).await;
+    let verifier = auth.connect().await;
+    let (email, first) = auth.new_session().await;
+    let claims = verifier.verify(&first.access_token).unwrap();
+    assert_eq!(claims.subject.uuid().to_string(), first.user_id);
+    assert_eq!(claims.session_id.uuid().to_string(), first.session_id);
+    assert!(claims.roles.contains(&"user".to_owned()));
+
+    auth.grpc
+        .clone()
+        .logout(pb::LogoutRequest {
+            refresh_token: first.refresh_token.clone(),
+        })
+        .await
+        .unwrap();
+    refused_within(&verifier, &first.access_token, Rejection::Revoked, BOUND).await;
+
+    let second = auth.login(&email).await;
+    let third = auth.login(&email).await;
+    verifier.verify(&second.access_token).unwrap();
+    auth.grpc
+        .clone()
+        .revoke_session(bearer(
+            pb::RevokeSessionRequest {
+                session_id: second.session_id.clone(),
+            },
+            &third.access_token,
+        ))
+        .await
+        .unwrap();
+    refused_within(&verifier, &second.access_token, Rejection::Revoked, BOUND).await;
+    verifier.verify(&third.access_token).unwrap();
+}
+
+async fn disable_change_password_and_roles_have_their_effect(backend: Backend) {
+    let auth = spawn_auth(backend).await;
+    let verifier = auth.connect().await;
+    let admin = auth.admin_token().await;
+
+    // ChangePassword: the caller's token must be refreshed, other sessions end.
+    let (email, own) = auth.new_session().await;
+    let other = auth.login(&email).await;
+    auth.clock.advance(chrono::Duration::seconds(1));
+    auth.grpc
+        .clone()
+        .change_password(bearer(
+            pb::ChangePasswordRequest {
+                old_password: PASSWORD.into(),
+                new_password: "another correct horse battery".into(),
+            },
+            &own.access_token,
+        ))
+        .await
+        .unwrap();
+    refused_within(&verifier, &own.access_token, Rejection::Refresh, BOUND).await;
+    refused_within(&verifier, &other.access_token, Rejection::Revoked, BOUND).await;
+
+    // AssignRole: older tokens must be refreshed; a new one has the role's permissions.
+    let (email, session) = auth.new_session().await;
+    assert!(
+        !verifier
+            .verify(&session.access_token)
+            .unwrap()
+            .allows("roles:admin")
+    );
+    auth.grpc
+        .clone()
+        .assign_role(bearer(
+            pb::AssignRoleRequest {
+                subject_id: session.user_id.clone(),
+                role: "admin".into(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap();
+    refused_within(&verifier, &session.access_token, Rejection::Refresh, BOUND).await;
+    auth.clock.advance(chrono::Duration::seconds(1));
+    let promoted = auth.login(&email).await;
+    let claims = verifier.verify(&promoted.access_token).unwrap();
+    assert!(claims.roles.contains(&"admin".to_owned()));
+    assert!(claims.allows("roles:admin"));
+
+    // A role's permissions change: its holders refresh, and the table follows.
+    auth.grpc
+        .clone()
+        .create_role(bearer(
+            pb::CreateRoleRequest {
+                role: Some(pb::Role {
+                    name: "auditor".into(),
+                    description: "reads the audit log".into(),
+                    permissions: vec!["audit:read".into()],
+                    ..Default::default()
+                }),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap();
+    auth.clock.advance(chrono::Duration::seconds(1));
+    auth.grpc
+        .clone()
+        .assign_role(bearer(
+            pb::AssignRoleRequest {
+                subject_id: promoted.user_id.clone(),
+                role: "auditor".into(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap();
+    auth.clock.advance(chrono::Duration::seconds(1));
+    let auditor = auth.login(&email).await;
+    let allows = |token: &str| verifier.verify(token).map(|c| c.allows("audit:read"));
+    // The assignment's event may still be on its way: wait for the table.
+    refused_within(&verifier, &promoted.access_token, Rejection::Refresh, BOUND).await;
+    assert_eq!(allows(&auditor.access_token), Ok(true));
+    auth.clock.advance(chrono::Duration::seconds(1));
+    auth.grpc
+        .clone()
+        .update_role(bearer(
+            pb::UpdateRoleRequest {
+                role: Some(pb::Role {
+                    name: "auditor".into(),
+                    description: "nothing any more".into(),
+                    permissions: vec!["users:read".into()],
+                    ..Default::default()
+                }),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap();
+    refused_within(&verifier, &auditor.access_token, Rejection::Refresh, BOUND).await;
+    auth.clock.advance(chrono::Duration::seconds(1));
+    let after = auth.login(&email).await;
+    assert_eq!(allows(&after.access_token), Ok(false));
+
+    // DisableUser: every token of the user.
+    auth.grpc
+        .clone()
+        .disable_user(bearer(
+            pb::DisableUserRequest {
+                user_id: after.user_id.clone(),
+                reason: "test".into(),
+                purged: false,
+            },
+            &admin,
+        ))
+        .await
+        .unwrap();
+    let why = refused_within(&verifier, &after.access_token, Rejection::Disabled, BOUND).await;
+    assert!(why <= BOUND);
+}
