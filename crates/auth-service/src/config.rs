@@ -211,6 +211,21 @@ pub struct Settings {
     #[arg(long, env = "AUTH_AUDIT_RETENTION", default_value = "365d", value_parser = humantime::parse_duration, global = true)]
     pub audit_retention: Duration,
 
+    /// How far back the security-event feed serves (SubscribeSecurityEvents,
+    /// SSF poll); at least the access-token lifetime plus a minute, so that a
+    /// verifier starting up learns every revocation that still matters.
+    #[arg(long, env = "AUTH_EVENTS_RETENTION", default_value = "1h", value_parser = humantime::parse_duration, global = true)]
+    pub events_retention: Duration,
+
+    /// How long a feed subscriber may go without a message before it gets a
+    /// heartbeat (its verifier tells "nothing happened" from "the feed is dead").
+    #[arg(long, env = "AUTH_EVENTS_HEARTBEAT", default_value = "2s", value_parser = humantime::parse_duration, global = true)]
+    pub events_heartbeat: Duration,
+
+    /// How often each replica looks for security events other replicas wrote.
+    #[arg(long, env = "AUTH_EVENTS_POLL", default_value = "50ms", value_parser = humantime::parse_duration, global = true)]
+    pub events_poll: Duration,
+
     /// How long a signing key signs before the next one takes over.
     #[arg(long, env = "AUTH_KEY_ROTATION_INTERVAL", default_value = "30d", value_parser = humantime::parse_duration, global = true)]
     pub key_rotation_interval: Duration,
@@ -292,6 +307,17 @@ impl Settings {
         if self.audit_retention < Duration::from_secs(24 * 3600) {
             return Err(ConfigError::AuditRetention);
         }
+        if self.events_retention < self.access_token_ttl + Duration::from_secs(60) {
+            return Err(ConfigError::EventsRetention);
+        }
+        let second = Duration::from_secs(1);
+        if self.events_heartbeat < Duration::from_millis(100)
+            || self.events_heartbeat > 60 * second
+            || self.events_poll < Duration::from_millis(10)
+            || self.events_poll > 10 * second
+        {
+            return Err(ConfigError::EventsTiming);
+        }
         if self.notify_url.is_some() != self.notify_secret.is_some() {
             return Err(ConfigError::NotifySecret);
         }
@@ -328,6 +354,12 @@ pub enum ConfigError {
     SessionLifetime,
     #[error("audit retention must be at least a day")]
     AuditRetention,
+    #[error("the events retention must be at least the access token TTL plus a minute")]
+    EventsRetention,
+    #[error(
+        "the events heartbeat must be between 100ms and 60s, the events poll between 10ms and 10s"
+    )]
+    EventsTiming,
     #[error("--notify-url and --notify-secret go together")]
     NotifySecret,
     #[error(

@@ -128,6 +128,8 @@ pub struct Context {
     pub(crate) recovery: RecoverySettings,
     /// Work a request starts and does not wait for; joined at shutdown.
     pub(crate) jobs: platform::tasks::Jobs,
+    /// The security-event feed's settings and head.
+    pub(crate) feed: crate::signals::Feed,
 }
 
 /// Jobs (queued password resets) that may run at once.

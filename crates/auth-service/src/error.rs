@@ -57,6 +57,10 @@ pub enum AuthError {
     /// A retry (here later, or on another replica) may succeed.
     #[error("{0}")]
     Unavailable(String),
+    /// A position the data no longer reaches (a feed cursor older than what
+    /// is kept).
+    #[error("{0}")]
+    OutOfRange(String),
     /// The account changed (a credential or address change) while the
     /// request was handled: what it checked no longer holds; try again.
     #[error("the account changed while this request was handled; try again")]
@@ -148,6 +152,7 @@ impl From<AuthError> for Status {
             AuthError::AlreadyExists(m) => Status::already_exists(m),
             AuthError::FailedPrecondition(m) => Status::failed_precondition(m),
             AuthError::Unavailable(m) => Status::unavailable(m),
+            AuthError::OutOfRange(m) => Status::out_of_range(m),
             AuthError::Changed => Status::aborted(e.to_string()),
             AuthError::Store(StoreError::EmailTaken) => {
                 Status::already_exists(AuthError::EmailTaken.to_string())

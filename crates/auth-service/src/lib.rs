@@ -23,6 +23,7 @@ pub mod recovery;
 pub mod relay;
 pub mod retention;
 pub mod sessions;
+pub mod signals;
 pub mod startup;
 pub mod storage;
 pub mod throttle;

@@ -96,6 +96,7 @@ pub fn retention(settings: &Settings) -> anyhow::Result<Retention> {
         refresh_token_ttl: d(settings.refresh_token_ttl)?,
         session_max_lifetime: d(settings.session_max_lifetime)?,
         audit: d(settings.audit_retention)?,
+        security_events: d(settings.events_retention)?,
     })
 }
 
@@ -215,6 +216,23 @@ impl Application {
             let v = v.clone();
             async move { v.poll_roles().await }
         });
+        let (feed, feed_db) = (authenticator.clone(), db.clone());
+        tasks.every(
+            "security event poll",
+            self.settings.events_poll,
+            move || {
+                let (feed, db) = (feed.clone(), feed_db.clone());
+                async move { feed.feed.poll(&db).await }
+            },
+        );
+        let feed_stop = authenticator.feed.stop.clone();
+        tasks.spawn("security event subscriptions", move |stop| {
+            let feed_stop = feed_stop.clone();
+            async move {
+                stop.cancelled().await;
+                feed_stop.cancel();
+            }
+        });
         tasks.every("signing key refresh", sync * KEY_REFRESH_EVERY, move || {
             let keys = keys.clone();
             async move { keys.refresh().await }
@@ -324,6 +342,10 @@ pub async fn build_core(settings: &Settings, clock: SharedClock) -> anyhow::Resu
             require_verified_email: settings.require_verified_email,
         },
         jobs: platform::tasks::Jobs::new(crate::context::MAX_JOBS),
+        feed: crate::signals::Feed::new(
+            settings.events_heartbeat,
+            chrono::Duration::from_std(settings.events_retention)?,
+        ),
     });
     Ok(Core {
         authenticator,

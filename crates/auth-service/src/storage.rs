@@ -17,6 +17,9 @@ pub enum StoreError {
     /// An outbox event could not be encoded.
     #[error("event encoding error: {0}")]
     Encode(#[from] serde_json::Error),
+    /// A stored row is not what this version wrote.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
     /// Migrations could not be applied.
     #[error("migration error: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),

@@ -39,8 +39,6 @@ impl Deliver for ToAuthService {
             let mut request = tonic::Request::new(DisableUserRequest {
                 user_id: body.user_id.to_string(),
                 reason: "user deleted".to_owned(),
-                // A deleted profile is a purged account (RISC account-purged),
-                // which EnableUser refuses.
                 purged: true,
             });
             request

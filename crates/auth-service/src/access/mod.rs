@@ -1,6 +1,6 @@
-//! Roles and role assignments. Every change is one transaction, audited, and
-//! takes effect at once on this replica (and on the others within their poll
-//! interval).
+//! Roles and role assignments. Every change is one transaction, with its
+//! `token-claims-change` event for the feed, audited, and takes effect at once
+//! on this replica (and on the others within their poll interval).
 
 pub mod authz;
 pub mod feed;
@@ -14,10 +14,12 @@ pub use sql::RoleSql;
 
 use crate::audit::ClientInfo;
 use crate::error::AuthError;
+use crate::signals::{Signal, SignalSql};
 use authz::Principal;
 use uuid::Uuid;
 
 const ROLES_ADMIN: &str = "roles:admin";
+const ROLES_READ: &str = "roles:read";
 
 fn no_such_role(name: &RoleName) -> AuthError {
     AuthError::NotFound(format!("no such role: {name}"))
@@ -54,8 +56,12 @@ impl Roles<'_> {
         Ok(())
     }
 
+    /// Every role; `roles:read` suffices (a verifier maps roles to
+    /// permissions with it).
     pub async fn list_roles(&self, caller: &Principal) -> Result<Vec<RoleRecord>, AuthError> {
-        self.require(caller, ROLES_ADMIN, None)?;
+        if self.require(caller, ROLES_READ, None).is_err() {
+            self.require(caller, ROLES_ADMIN, None)?;
+        }
         Ok(platform::sql!(read(&self.db), RoleSql::list_roles())?)
     }
 
@@ -67,10 +73,14 @@ impl Roles<'_> {
     ) -> Result<RoleRecord, AuthError> {
         self.require(caller, ROLES_ADMIN, None)?;
         let now = self.clock.now();
-        let created = platform::sql!(read(&self.db), RoleSql::create_role(&role, now))?
-            .ok_or_else(|| {
+        let mut tx = self.db.write().await?;
+        let created =
+            platform::sql!(&mut tx, RoleSql::create_role(&role, now))?.ok_or_else(|| {
                 AuthError::AlreadyExists(format!("role {} already exists", role.name))
             })?;
+        let signal = Signal::role_changed(&role.name, &role.permissions, now);
+        platform::sql!(&mut tx, SignalSql::emit(&[signal]))?;
+        tx.commit().await?;
         let change = (&role.name, Some(&role.permissions[..]));
         self.role_changed("role.created", caller, change, client)
             .await?;
@@ -85,8 +95,12 @@ impl Roles<'_> {
     ) -> Result<RoleRecord, AuthError> {
         self.require(caller, ROLES_ADMIN, None)?;
         let now = self.clock.now();
-        let updated = platform::sql!(read(&self.db), RoleSql::update_role(&role, now))?
+        let mut tx = self.db.write().await?;
+        let updated = platform::sql!(&mut tx, RoleSql::update_role(&role, now))?
             .ok_or_else(|| no_such_role(&role.name))?;
+        let signal = Signal::role_changed(&role.name, &role.permissions, now);
+        platform::sql!(&mut tx, SignalSql::emit(&[signal]))?;
+        tx.commit().await?;
         let change = (&role.name, Some(&role.permissions[..]));
         self.role_changed("role.updated", caller, change, client)
             .await?;
@@ -110,7 +124,12 @@ impl Roles<'_> {
             }
             Some(false) => {}
         }
-        platform::sql!(&mut tx, RoleSql::delete_role(name, self.clock.now()))?;
+        let now = self.clock.now();
+        platform::sql!(&mut tx, RoleSql::delete_role(name, now))?;
+        platform::sql!(
+            &mut tx,
+            SignalSql::emit(&[Signal::role_changed(name, &[], now)])
+        )?;
         tx.commit().await?;
         self.role_changed("role.deleted", caller, (name, None), client)
             .await
@@ -136,6 +155,8 @@ impl Roles<'_> {
         }
         platform::sql!(&mut tx, RoleSql::set_role(subject, role, assign, now))?;
         let roles = platform::sql!(&mut tx, RoleSql::roles_of(subject))?;
+        let signal = Signal::roles_changed(subject, &roles, now);
+        platform::sql!(&mut tx, SignalSql::emit(&[signal]))?;
         tx.commit().await?;
         self.authz.note(SubjectChange {
             subject_id: subject,

@@ -11,6 +11,7 @@ use crate::access::{RoleName, RoleSql, SubjectChange};
 use crate::audit::ClientInfo;
 use crate::context::{OWN_ACCOUNT, SERVICE_ROLE};
 use crate::error::{AuthError, INVALID_CLIENT};
+use crate::signals::{Signal, SignalKind, SignalSql};
 use aws_lc_rs::digest::{SHA256, digest};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine as _;
@@ -111,11 +112,15 @@ impl Accounts<'_> {
     ) -> Result<(), AuthError> {
         self.require(caller, ACCOUNTS_ADMIN, None)?;
         let now = self.clock.now();
-        if !platform::sql!(read(&self.db), AccountSql::disable_service_account(id, now))? {
+        let mut tx = self.db.write().await?;
+        if !platform::sql!(&mut tx, AccountSql::disable_service_account(id, now))? {
             return Err(AuthError::NotFound(format!(
                 "no active service account {id}"
             )));
         }
+        let signal = Signal::account(SignalKind::AccountPurged, id.into(), None, now);
+        platform::sql!(&mut tx, SignalSql::emit(&[signal]))?;
+        tx.commit().await?;
         // Its tokens carry its id as their session: revoke them like a session.
         self.revoked.insert(account_session(id), now);
         self.authz.note(SubjectChange {

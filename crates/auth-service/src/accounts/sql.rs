@@ -99,6 +99,19 @@ platform::generic_store! {
                 .pop())
         }
 
+        /// The client id of the active account `id`.
+        pub async fn client_id_of(
+            c: &mut DB::Connection,
+            id: ServiceAccountId,
+        ) -> Result<Option<String>, StoreError> {
+            Ok(sqlx::query_scalar(
+                "SELECT client_id FROM service_accounts WHERE id = $1 AND disabled_at IS NULL",
+            )
+            .bind(id)
+            .fetch_optional(&mut *c)
+            .await?)
+        }
+
         /// Active service accounts, by name.
         pub async fn list_service_accounts(
             c: &mut DB::Connection,

@@ -13,6 +13,9 @@
 //! enrolment, a session) is refused.
 
 use crate::credentials::{Ends, SessionsEnded};
+use crate::signals::{Signal, SignalKind};
+use chrono::{DateTime, Utc};
+use platform::ids::UserId;
 
 /// A change to what authenticates an identity or where it is reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,13 +34,15 @@ pub enum CredentialChange {
     MfaDisabled,
     /// ResetUserMfa by an administrator.
     MfaReset,
-    /// DisableUser (a deleted user).
+    /// DisableUser.
     AccountDisabled,
+    /// DisableUser of a deleted user: like disabling, for good.
+    AccountPurged,
 }
 
 impl CredentialChange {
     /// Every change, for tests that walk the table.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::PasswordChanged,
         Self::PasswordReset,
         Self::EmailChanged,
@@ -46,6 +51,7 @@ impl CredentialChange {
         Self::MfaDisabled,
         Self::MfaReset,
         Self::AccountDisabled,
+        Self::AccountPurged,
     ];
 
     /// What the change ends.
@@ -58,6 +64,7 @@ impl CredentialChange {
             Self::PasswordReset => (All, "password_reset"),
             Self::EmailChangeCancelled => (All, "email_change_cancelled"),
             Self::AccountDisabled => (All, "account_disabled"),
+            Self::AccountPurged => (All, "account_purged"),
             // An admin removes a factor someone may have bound with a stolen
             // session: that session must not go on.
             Self::MfaReset => (All, "mfa_reset"),
@@ -73,12 +80,28 @@ impl CredentialChange {
             // The links that stop or undo an email change reach the address it
             // leaves: they outlive whatever the change's author does next, and
             // only their own use, their expiry or the account's end ends them.
-            revert_links: matches!(self, Self::AccountDisabled),
+            revert_links: matches!(self, Self::AccountDisabled | Self::AccountPurged),
             mfa_challenges: true,
             // Enabling confirms the enrolment; every other change ends one in
             // progress (a thief's authenticator must not survive a recovery).
             totp_enrolment: !matches!(self, Self::MfaEnabled),
             reason,
+        }
+    }
+
+    /// What the security-event feed says of the change, beside the
+    /// `session-revoked` of each session it ends. An address change is no
+    /// credential: it has no event of its own.
+    pub fn signal(self, user: UserId, at: DateTime<Utc>) -> Option<Signal> {
+        let credential = |kind, change| Some(Signal::credential_change(user, kind, change, at));
+        let account = |kind| Some(Signal::account(kind, user.into(), None, at));
+        match self {
+            Self::PasswordChanged | Self::PasswordReset => credential("password", "update"),
+            Self::MfaEnabled => credential("app", "create"),
+            Self::MfaDisabled | Self::MfaReset => credential("app", "delete"),
+            Self::AccountDisabled => account(SignalKind::AccountDisabled),
+            Self::AccountPurged => account(SignalKind::AccountPurged),
+            Self::EmailChanged | Self::EmailChangeCancelled => None,
         }
     }
 }
@@ -94,7 +117,10 @@ mod tests {
             assert!(ends.one_time_tokens, "{change:?}");
             assert_eq!(
                 ends.revert_links,
-                change == CredentialChange::AccountDisabled,
+                matches!(
+                    change,
+                    CredentialChange::AccountDisabled | CredentialChange::AccountPurged
+                ),
                 "{change:?}"
             );
             assert!(ends.mfa_challenges, "{change:?}");
@@ -118,6 +144,7 @@ mod tests {
             (CredentialChange::MfaDisabled, Keep),
             (CredentialChange::MfaReset, All),
             (CredentialChange::AccountDisabled, All),
+            (CredentialChange::AccountPurged, All),
         ];
         assert_eq!(table.len(), CredentialChange::ALL.len());
         for (change, sessions) in table {

@@ -3,6 +3,7 @@
 //! change's own transaction. What each change ends is decided by the service's
 //! table (`service::changes`); this only writes the rows it names.
 
+use super::changes::CredentialChange;
 use crate::storage::StoreError;
 use chrono::{DateTime, Utc};
 use platform::ids::{SessionId, UserId};
@@ -91,15 +92,20 @@ platform::generic_store! {
                 .map(|locked| (user_id, purpose, locked)))
         }
 
-        /// Ends what `ends` names for `user_id`; `current` is the session that
-        /// made the change. Returns the sessions revoked.
+        /// Ends what `change` ends for `user_id` (its row of the table in
+        /// `changes`) and tells the security-event feed; `current` is the
+        /// session that made the change. Returns the sessions revoked.
         pub async fn end_artefacts(
             c: &mut DB::Connection,
             user_id: UserId,
-            ends: &Ends,
+            change: CredentialChange,
             current: Option<SessionId>,
             now: DateTime<Utc>,
         ) -> Result<Vec<SessionId>, StoreError> {
+            let ends = &change.ends();
+            if let Some(signal) = change.signal(user_id, now) {
+                crate::signals::SignalSql::<DB>::emit(&mut *c, &[signal]).await?;
+            }
             // Locks the identity too, if the change has not already.
             sqlx::query(
                 "UPDATE identities SET credential_version = credential_version + 1 WHERE id = $1",

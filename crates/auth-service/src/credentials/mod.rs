@@ -277,10 +277,10 @@ impl Credentials<'_> {
                 "old_password: is not the current password".into(),
             ));
         }
-        let (ends, current) = (CredentialChange::PasswordChanged.ends(), caller.session_id);
+        let (change, current) = (CredentialChange::PasswordChanged, caller.session_id);
         let revoked = platform::sql!(
             &mut tx,
-            EndsSql::end_artefacts(user_id, &ends, Some(current), now)
+            EndsSql::end_artefacts(user_id, change, Some(current), now)
         )?;
         let notice = Recovery(self.0).notice(PASSWORD_CHANGED, (user_id, &locked.email), now)?;
         platform::sql!(&mut tx, SqlOutbox::insert_all(notice.as_slice()))?;

@@ -171,11 +171,46 @@ platform::generic_store! {
         pub async fn disable(
             c: &mut DB::Connection,
             user_id: UserId,
+            purged: bool,
             now: DateTime<Utc>,
         ) -> Result<(), StoreError> {
             sqlx::query(
-                "UPDATE identities SET disabled_at = $2, updated_at = $2
-                 WHERE id = $1 AND disabled_at IS NULL",
+                "UPDATE identities SET disabled_at = COALESCE(disabled_at, $2), updated_at = $2,
+                 purged_at = CASE WHEN $3 THEN COALESCE(purged_at, $2) ELSE purged_at END
+                 WHERE id = $1",
+            )
+            .bind(user_id)
+            .bind(Timestamp(now))
+            .bind(purged)
+            .execute(&mut *c)
+            .await?;
+            Ok(())
+        }
+
+        /// Whether the identity is (disabled, purged), if it exists; locks it.
+        pub async fn lock_state(
+            c: &mut DB::Connection,
+            user_id: UserId,
+        ) -> Result<Option<(bool, bool)>, StoreError> {
+            Ok(sqlx::query_as(&format!(
+                "SELECT disabled_at IS NOT NULL, purged_at IS NOT NULL
+                 FROM identities WHERE id = $1{}",
+                DB::FOR_UPDATE
+            ))
+            .bind(user_id)
+            .fetch_optional(&mut *c)
+            .await?)
+        }
+
+        /// Lets a disabled identity log in again.
+        pub async fn enable(
+            c: &mut DB::Connection,
+            user_id: UserId,
+            now: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            sqlx::query(
+                "UPDATE identities SET disabled_at = NULL, updated_at = $2
+                 WHERE id = $1 AND purged_at IS NULL",
             )
             .bind(user_id)
             .bind(Timestamp(now))

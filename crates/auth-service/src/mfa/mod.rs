@@ -311,8 +311,10 @@ impl Mfa<'_> {
         )? {
             return Err(wrong_own_code());
         }
-        let ends = CredentialChange::MfaEnabled.ends();
-        platform::sql!(&mut tx, EndsSql::end_artefacts(user_id, &ends, None, now))?;
+        platform::sql!(
+            &mut tx,
+            EndsSql::end_artefacts(user_id, CredentialChange::MfaEnabled, None, now)
+        )?;
         let notice = Recovery(self.0).notice(MFA_ENABLED, (user_id, &locked.email), now)?;
         platform::sql!(&mut tx, SqlOutbox::insert_all(notice.as_slice()))?;
         tx.commit().await?;
@@ -599,8 +601,7 @@ impl Mfa<'_> {
         if !platform::sql!(&mut tx, MfaSql::remove(user_id))? {
             return Ok(None);
         }
-        let ends = change.ends();
-        let revoked = platform::sql!(&mut tx, EndsSql::end_artefacts(user_id, &ends, None, now))?;
+        let revoked = platform::sql!(&mut tx, EndsSql::end_artefacts(user_id, change, None, now))?;
         let notice = Recovery(self.0).notice(MFA_DISABLED, (user_id, &locked.email), now)?;
         platform::sql!(&mut tx, SqlOutbox::insert_all(notice.as_slice()))?;
         tx.commit().await?;

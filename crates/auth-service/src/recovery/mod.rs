@@ -264,8 +264,10 @@ impl Recovery<'_> {
                 }
                 moved => moved?,
             }
-            let ends = CredentialChange::EmailChanged.ends();
-            platform::sql!(&mut tx, EndsSql::end_artefacts(user_id, &ends, None, now))?;
+            platform::sql!(
+                &mut tx,
+                EndsSql::end_artefacts(user_id, CredentialChange::EmailChanged, None, now)
+            )?;
             let events = self.moved((user_id, &locked.email), now)?;
             platform::sql!(&mut tx, SqlOutbox::insert_all(&events))?;
             "email.changed"
@@ -369,8 +371,10 @@ impl Recovery<'_> {
             }
             restored => restored?,
         }
-        let ends = CredentialChange::EmailChangeCancelled.ends();
-        let revoked = platform::sql!(&mut tx, EndsSql::end_artefacts(user_id, &ends, None, now))?;
+        let revoked = platform::sql!(
+            &mut tx,
+            EndsSql::end_artefacts(user_id, CredentialChange::EmailChangeCancelled, None, now)
+        )?;
         // The state restored is the one this link was issued in: the links of
         // every later change (a thief's own moves) end, the owner's stay.
         let from = link.created_at;
@@ -507,8 +511,10 @@ impl Recovery<'_> {
             &mut tx,
             IdentitySql::set_password(user_id, &password_hash, now)
         )?;
-        let ends = CredentialChange::PasswordReset.ends();
-        let revoked = platform::sql!(&mut tx, EndsSql::end_artefacts(user_id, &ends, None, now))?;
+        let revoked = platform::sql!(
+            &mut tx,
+            EndsSql::end_artefacts(user_id, CredentialChange::PasswordReset, None, now)
+        )?;
         let notice = self.notice(PASSWORD_CHANGED, (user_id, &sent_to), now)?;
         platform::sql!(&mut tx, SqlOutbox::insert_all(notice.as_slice()))?;
         tx.commit().await?;

@@ -8,7 +8,9 @@
 //!   past their absolute lifetime, or idle beyond the refresh-token lifetime;
 //! - throttle counters untouched for the longest throttle window;
 //! - delivered outbox events after a day;
-//! - audit events after the configured retention.
+//! - audit events after the configured retention;
+//! - security events of the feed after theirs (at least the access-token
+//!   lifetime: a verifier starting up reads back that far).
 
 mod sql;
 
@@ -28,6 +30,8 @@ pub struct Retention {
     pub refresh_token_ttl: Duration,
     pub session_max_lifetime: Duration,
     pub audit: Duration,
+    /// How far back the security-event feed serves.
+    pub security_events: Duration,
 }
 
 /// Kept past the last moment a row could matter, for clocks that disagree.
@@ -43,6 +47,7 @@ pub struct Pruned {
     pub audit_events: u64,
     pub one_time_tokens: u64,
     pub mfa_challenges: u64,
+    pub security_events: u64,
 }
 
 /// Deletes expired rows.
@@ -106,6 +111,13 @@ impl Pruner {
                 platform::sql!(
                     read(db),
                     RetentionSql::prune_mfa_challenges(now - MARGIN, n)
+                )
+            })
+            .await?,
+            security_events: in_batches(|n| async move {
+                platform::sql!(
+                    read(db),
+                    RetentionSql::prune_security_events(now - k.security_events - MARGIN, n)
                 )
             })
             .await?,

@@ -111,5 +111,20 @@ platform::generic_store! {
             };
             Ok(events.delete(&mut *c, before, limit).await?)
         }
+
+        /// Security events older than `before` (the feed's subscribers were
+        /// told to resynchronise before they could need them).
+        pub async fn prune_security_events(
+            c: &mut DB::Connection,
+            before: DateTime<Utc>,
+            limit: i64,
+        ) -> Result<u64, StoreError> {
+            let events = Expired {
+                table: "security_events",
+                key: "seq",
+                column: "at",
+            };
+            Ok(events.delete(&mut *c, before, limit).await?)
+        }
     }
 }

@@ -32,10 +32,10 @@ impl Sessions<'_> {
         reason: &str,
     ) -> Result<(), AuthError> {
         let now = self.clock.now();
-        if platform::sql!(
-            read(&self.db),
-            SessionSql::revoke_session(session, now, reason)
-        )? {
+        let mut tx = self.db.write().await?;
+        let ended = platform::sql!(&mut tx, SessionSql::revoke_session(session, now, reason))?;
+        tx.commit().await?;
+        if ended {
             self.revoked.insert(session, now);
         }
         Ok(())
@@ -117,10 +117,12 @@ impl Sessions<'_> {
             None
         };
         let now = self.clock.now();
+        let mut tx = self.db.write().await?;
         let revoked = platform::sql!(
-            read(&self.db),
+            &mut tx,
             SessionSql::revoke_sessions_of(user, keep, now, "revoked")
         )?;
+        tx.commit().await?;
         for s in &revoked {
             self.revoked.insert(*s, now);
         }

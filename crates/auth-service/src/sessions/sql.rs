@@ -1,7 +1,9 @@
 //! Sessions and their refresh tokens: opening (only while the credential checked
-//! still holds), rotation with reuse detection, listing and revocation.
+//! still holds), rotation with reuse detection, listing and revocation (each
+//! revoked session a `session-revoked` event of the feed, written with it).
 
 use super::model::*;
+use crate::signals::{Signal, SignalSql};
 use crate::storage::StoreError;
 use chrono::{DateTime, Utc};
 use platform::ids::{SessionId, UserId};
@@ -20,7 +22,7 @@ platform::generic_store! {
             now: DateTime<Utc>,
             reason: &str,
         ) -> Result<Vec<SessionId>, StoreError> {
-            Ok(sqlx::query_scalar(&format!(
+            let ended: Vec<SessionId> = sqlx::query_scalar(&format!(
                 "UPDATE sessions SET revoked_at = $3, revoke_reason = $4
                  WHERE user_id = $1 AND revoked_at IS NULL AND ({} IS NULL OR id <> $2)
                  RETURNING id",
@@ -30,8 +32,14 @@ platform::generic_store! {
             .bind(except.map(SessionId::uuid))
             .bind(Timestamp(now))
             .bind(reason)
-            .fetch_all(c)
-            .await?)
+            .fetch_all(&mut *c)
+            .await?;
+            let signals: Vec<Signal> = ended
+                .iter()
+                .map(|s| Signal::session_revoked(user_id, *s, reason, now))
+                .collect();
+            SignalSql::<DB>::emit(c, &signals).await?;
+            Ok(ended)
         }
 
         pub async fn insert_refresh_token(
@@ -184,23 +192,30 @@ platform::generic_store! {
             Ok(())
         }
 
-        /// Revokes one active session; false when there was none.
+        /// Revokes one active session; false when there was none. Every
+        /// revocation goes through here or `revoke_user_sessions`, and both
+        /// tell the security-event feed in the same statement's transaction.
         pub async fn revoke_session(
             c: &mut DB::Connection,
             session_id: SessionId,
             now: DateTime<Utc>,
             reason: &str,
         ) -> Result<bool, StoreError> {
-            let done = sqlx::query(
+            let owner: Option<UserId> = sqlx::query_scalar(
                 "UPDATE sessions SET revoked_at = $2, revoke_reason = $3
-                 WHERE id = $1 AND revoked_at IS NULL",
+                 WHERE id = $1 AND revoked_at IS NULL RETURNING user_id",
             )
             .bind(session_id)
             .bind(Timestamp(now))
             .bind(reason)
-            .execute(&mut *c)
+            .fetch_optional(&mut *c)
             .await?;
-            Ok(DB::rows_affected(&done) == 1)
+            let Some(user_id) = owner else {
+                return Ok(false);
+            };
+            let signal = Signal::session_revoked(user_id, session_id, reason, now);
+            SignalSql::<DB>::emit(c, &[signal]).await?;
+            Ok(true)
         }
 
         /// Revokes a user's active sessions but `except`; returns those revoked.

@@ -146,6 +146,7 @@ async fn call(
                 pb::DisableUserRequest {
                     user_id: missing,
                     reason: String::new(),
+                    purged: false,
                 },
                 token,
             ))
@@ -185,7 +186,8 @@ async fn permission_matrix(backend: Backend) {
     // Columns follow `callers`.
     let matrix: &[(&str, [Expect; 5])] = &[
         ("CreateRole", [Anon, Denied, Allowed, Denied, Denied]),
-        ("ListRoles", [Anon, Denied, Allowed, Denied, Denied]),
+        // `roles:read`: a verifier maps roles to permissions with it.
+        ("ListRoles", [Anon, Denied, Allowed, Denied, Allowed]),
         ("UpdateRole", [Anon, Denied, Allowed, Denied, Denied]),
         ("DeleteRole", [Anon, Denied, Allowed, Denied, Denied]),
         ("AssignRole", [Anon, Denied, Allowed, Denied, Denied]),

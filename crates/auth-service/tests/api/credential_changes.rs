@@ -175,12 +175,13 @@ async fn make(app: &TestApp, u: &Outstanding, change: CredentialChange) {
             .await
             .map(drop)
         }
-        CredentialChange::AccountDisabled => {
+        CredentialChange::AccountDisabled | CredentialChange::AccountPurged => {
             let admin = app.admin_token().await;
             grpc.disable_user(bearer(
                 pb::DisableUserRequest {
                     user_id: u.user_id.clone(),
                     reason: "deleted".into(),
+                    purged: change == CredentialChange::AccountPurged,
                 },
                 &admin,
             ))
@@ -279,7 +280,9 @@ async fn every_change_ends_every_outstanding_token_and_challenge(backend: Backen
                 .await
                 .map(drop);
             match change {
-                CredentialChange::AccountDisabled => dead("a cancel link", change, cancel),
+                CredentialChange::AccountDisabled | CredentialChange::AccountPurged => {
+                    dead("a cancel link", change, cancel)
+                }
                 CredentialChange::EmailChangeCancelled => {
                     dead("a used cancel link", change, cancel)
                 }
@@ -299,7 +302,7 @@ async fn enrolment_is_gone(
 ) {
     let password = match change {
         CredentialChange::PasswordChanged | CredentialChange::PasswordReset => NEW_PASSWORD,
-        CredentialChange::AccountDisabled => return,
+        CredentialChange::AccountDisabled | CredentialChange::AccountPurged => return,
         CredentialChange::EmailChangeCancelled => {
             // The password is gone: the mailed reset link sets a new one.
             let token = hooks.token(RESET, &u.email, 2).await;

@@ -273,6 +273,7 @@ async fn control_characters_in_filters_and_reasons_are_invalid_arguments(backend
                 pb::DisableUserRequest {
                     user_id: victim.user_id.clone(),
                     reason: bad.into(),
+                    purged: false,
                 },
                 &admin,
             ))

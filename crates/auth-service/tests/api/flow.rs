@@ -106,6 +106,7 @@ async fn disabling_a_user_ends_every_session(backend: Backend) {
             let mut req = tonic::Request::new(DisableUserRequest {
                 user_id,
                 reason: "user deleted".into(),
+                purged: false,
             });
             if let Some(a) = auth {
                 req.metadata_mut()

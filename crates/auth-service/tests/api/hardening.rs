@@ -99,6 +99,7 @@ async fn logins_racing_a_disable_leave_no_valid_token(backend: Backend) {
             pb::DisableUserRequest {
                 user_id: user,
                 reason: "test".into(),
+                purged: false,
             },
             &admin,
         ))

@@ -27,6 +27,7 @@ mod outage;
 mod plans;
 mod recovery;
 mod security;
+mod signals;
 mod storage;
 mod tokens;
 mod webhook;

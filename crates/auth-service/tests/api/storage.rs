@@ -76,10 +76,10 @@ async fn change_password(
     {
         return None;
     }
-    let ends = CredentialChange::PasswordChanged.ends();
+    let change = CredentialChange::PasswordChanged;
     let revoked = platform::sql!(
         &mut tx,
-        EndsSql::end_artefacts(user_id, &ends, current, now)
+        EndsSql::end_artefacts(user_id, change, current, now)
     );
     tx.commit().await.unwrap();
     Some(revoked.unwrap())
@@ -88,9 +88,9 @@ async fn change_password(
 /// Disables an identity as the use case does; the sessions revoked.
 async fn disable(s: &Database, user_id: UserId) -> Vec<SessionId> {
     let (mut tx, now) = (s.write().await.unwrap(), Utc::now());
-    platform::sql!(&mut tx, IdentitySql::disable(user_id, now)).unwrap();
-    let ends = CredentialChange::AccountDisabled.ends();
-    let revoked = platform::sql!(&mut tx, EndsSql::end_artefacts(user_id, &ends, None, now));
+    platform::sql!(&mut tx, IdentitySql::disable(user_id, false, now)).unwrap();
+    let change = CredentialChange::AccountDisabled;
+    let revoked = platform::sql!(&mut tx, EndsSql::end_artefacts(user_id, change, None, now));
     tx.commit().await.unwrap();
     revoked.unwrap()
 }

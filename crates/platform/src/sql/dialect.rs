@@ -41,6 +41,17 @@ pub trait Dialect: Database + private::Sealed {
     /// once with SQLITE_BUSY instead of waiting for the lock.
     const BEGIN_WRITE: &'static str;
 
+    /// The writing transaction's place in a commit-ordered log (rows are then
+    /// ordered by it and their own sequence number): PostgreSQL's transaction
+    /// id; 0 on SQLite, whose one writer at a time makes the sequence number
+    /// alone commit order.
+    const TX_POSITION: &'static str;
+
+    /// Log rows whose transaction position is below this are final: every
+    /// transaction that could still add one has ended. PostgreSQL: the
+    /// oldest transaction still running (`pg_snapshot_xmin`); SQLite: all.
+    const SETTLED_BELOW: &'static str;
+
     /// Parameter `$n`, typed where the dialect cannot infer the type of a NULL
     /// (`$n IS NULL OR ...` filters).
     fn typed(n: usize, ty: SqlType) -> String;
@@ -76,6 +87,8 @@ impl Dialect for Postgres {
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     const FOR_UPDATE: &'static str = " FOR UPDATE";
     const BEGIN_WRITE: &'static str = "BEGIN";
+    const TX_POSITION: &'static str = "pg_current_xact_id()::text::bigint";
+    const SETTLED_BELOW: &'static str = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
 
     fn typed(n: usize, ty: SqlType) -> String {
         let name = match ty {
@@ -119,6 +132,8 @@ impl Dialect for Sqlite {
     const SKIP_LOCKED: &'static str = "";
     const FOR_UPDATE: &'static str = "";
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+    const TX_POSITION: &'static str = "0";
+    const SETTLED_BELOW: &'static str = "9223372036854775807";
 
     fn typed(n: usize, _ty: SqlType) -> String {
         format!("${n}")

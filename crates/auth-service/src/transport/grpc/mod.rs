@@ -4,6 +4,7 @@
 
 mod convert;
 mod import;
+mod signals;
 
 use super::client::TrustedProxies;
 use crate::access::authz::Principal;
@@ -20,6 +21,7 @@ use crate::import::Import;
 use crate::mfa::Mfa;
 use crate::recovery::Recovery;
 use crate::sessions::Sessions;
+use crate::signals::Signals;
 use identity_proto::auth::v1 as pb;
 use identity_proto::auth::v1::auth_service_server::AuthService;
 use platform::ids::{ClientId, ServiceAccountId, SessionId, UserId};
@@ -208,7 +210,7 @@ impl AuthService for AuthGrpc {
             r.reason.as_str()
         };
         Credentials(&self.core)
-            .disable_user(&caller, user_id, reason, &client)
+            .disable_user(&caller, user_id, reason, r.purged, &client)
             .await?;
         Ok(Response::new(pb::DisableUserResponse {}))
     }
@@ -642,5 +644,32 @@ impl AuthService for AuthGrpc {
             .import_lines(&caller, lines, &client)
             .await?;
         Ok(Response::new(convert::import_report(report)))
+    }
+
+    async fn enable_user(
+        &self,
+        request: Request<pb::EnableUserRequest>,
+    ) -> Reply<pb::EnableUserResponse> {
+        let (caller, client) = self.caller(&request)?;
+        let user_id = UserId::parse(&request.get_ref().user_id, "user_id")?;
+        Credentials(&self.core)
+            .enable_user(&caller, user_id, &client)
+            .await?;
+        Ok(Response::new(pb::EnableUserResponse {}))
+    }
+
+    async fn subscribe_security_events(
+        &self,
+        request: Request<pb::SubscribeSecurityEventsRequest>,
+    ) -> Reply<signals::EventStream> {
+        let (caller, _) = self.caller(&request)?;
+        let r = request.into_inner();
+        let subscription = Signals(&self.core)
+            .subscribe(&caller, &r.cursor, &r.event_types)
+            .await?;
+        Ok(Response::new(signals::stream(
+            self.core.clone(),
+            subscription,
+        )))
     }
 }
