@@ -78,12 +78,14 @@ impl FeedState {
     /// no longer stands (revoked, disabled, or to be refreshed).
     pub(crate) fn check(&self, token: &TokenClaims) -> Result<Vec<String>, Rejection> {
         let s = self.inner.read();
-        if s.sessions.contains_key(&token.sid) {
-            return Err(Rejection::Revoked);
-        }
         let before = |floor: Option<&i64>| floor.is_some_and(|f| token.iat <= *f);
+        // Disabled first: its sessions end too, and "log in again" would be a
+        // lie to a disabled account.
         if before(s.disabled.get(&token.sub)) {
             return Err(Rejection::Disabled);
+        }
+        if s.sessions.contains_key(&token.sid) {
+            return Err(Rejection::Revoked);
         }
         if before(s.refresh.get(&token.sub))
             || before(s.resync_floor.as_ref())

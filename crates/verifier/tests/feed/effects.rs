@@ -112,12 +112,13 @@ async fn disable_change_password_and_roles_have_their_effect(backend: Backend) {
         ))
         .await
         .unwrap();
-    auth.clock.advance(chrono::Duration::seconds(1));
+    // (someone without `admin`, whose `*` would grant everything anyway)
+    let (email, plain) = auth.new_session().await;
     auth.grpc
         .clone()
         .assign_role(bearer(
             pb::AssignRoleRequest {
-                subject_id: promoted.user_id.clone(),
+                subject_id: plain.user_id.clone(),
                 role: "auditor".into(),
             },
             &admin,
@@ -128,7 +129,7 @@ async fn disable_change_password_and_roles_have_their_effect(backend: Backend) {
     let auditor = auth.login(&email).await;
     let allows = |token: &str| verifier.verify(token).map(|c| c.allows("audit:read"));
     // The assignment's event may still be on its way: wait for the table.
-    refused_within(&verifier, &promoted.access_token, Rejection::Refresh, BOUND).await;
+    refused_within(&verifier, &plain.access_token, Rejection::Refresh, BOUND).await;
     assert_eq!(allows(&auditor.access_token), Ok(true));
     auth.clock.advance(chrono::Duration::seconds(1));
     auth.grpc

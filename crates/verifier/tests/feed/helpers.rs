@@ -36,16 +36,17 @@ impl Drop for Auth {
 }
 
 fn settings(db_url: &str, grpc_addr: &str) -> auth_service::config::Settings {
-    test_support::service::settings(
+    let mut s: auth_service::config::Settings = test_support::service::settings(
         db_url,
         &[
-            ("grpc-addr", grpc_addr),
             ("hash-workers", "2"),
             ("hash-queue", "64"),
             ("sync-interval", "50ms"),
             ("user-url", "http://127.0.0.1:9"),
         ],
-    )
+    );
+    s.server.grpc_addr = grpc_addr.parse().unwrap();
+    s
 }
 
 pub async fn spawn_auth(backend: Backend) -> Auth {
