@@ -6,6 +6,7 @@
 //! restarts from the oldest event with every older token to be refreshed.
 
 use crate::config::{Config, ConnectError};
+use crate::credentials::ServiceToken;
 use crate::keys::parse_jwks;
 use crate::state::RoleTable;
 use crate::verifier::{Handled, Shared, needs_roles};
@@ -13,9 +14,8 @@ use identity_proto::auth::v1::auth_service_client::AuthServiceClient;
 use identity_proto::auth::v1::{
     GetJwksRequest, ListRolesRequest, SecurityEvent, SubscribeSecurityEventsRequest,
 };
-use platform::access::{ClientCredentials, TokenSource, authorization};
+use platform::access::authorization;
 use platform::clock::monotonic_now;
-use platform::ids::ClientId;
 use platform::tasks::Supervisor;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,8 +35,6 @@ const HOUSEKEEPING: Duration = Duration::from_secs(1);
 pub(crate) enum FeedError {
     #[error("the Auth Service refused: {0}")]
     Status(#[from] tonic::Status),
-    #[error("cannot obtain the service account's token: {0}")]
-    Token(#[from] platform::access::TokenError),
     #[error("the JWKS is unusable: {0}")]
     Keys(#[from] crate::keys::KeyError),
     #[error("the stream was silent for {0:?}")]
@@ -51,7 +49,7 @@ pub(crate) enum FeedError {
 pub(crate) struct Feed {
     shared: Arc<Shared>,
     client: AuthServiceClient<Channel>,
-    token: Arc<dyn TokenSource>,
+    token: ServiceToken,
     cursor: parking_lot::Mutex<String>,
     jwks_refresh: Duration,
 }
@@ -69,9 +67,11 @@ impl Feed {
             endpoint = endpoint.tls_config(tls.clone())?;
         }
         let client = AuthServiceClient::new(endpoint.connect_lazy());
-        let id =
-            ClientId::try_from(config.client_id.as_str()).map_err(|_| ConnectError::ClientId)?;
-        let token = ClientCredentials::new(client.clone(), id, config.client_secret.clone());
+        let token = ServiceToken::new(
+            client.clone(),
+            config.client_id.clone(),
+            config.client_secret.clone(),
+        );
         Ok(Self {
             shared,
             client,
@@ -108,7 +108,7 @@ impl Feed {
     }
 
     async fn authorized<T>(&self, message: T) -> Result<Request<T>, FeedError> {
-        let token = self.token.token().await?;
+        let token = self.token.get().await?;
         let mut r = Request::new(message);
         r.metadata_mut()
             .insert("authorization", authorization(&token)?);
@@ -152,6 +152,10 @@ impl Feed {
                 return;
             };
             *self.shared.last_error.lock() = Some(e.to_string());
+            if matches!(&e, FeedError::Status(s) if s.code() == Code::Unauthenticated) {
+                // Our token, not the feed: present a fresh one next time.
+                self.token.forget().await;
+            }
             if matches!(e, FeedError::Resync) {
                 tracing::warn!(
                     "security-event cursor too old: resynchronising from the oldest event"
@@ -237,6 +241,9 @@ impl Feed {
             Handled::Applied(event) if needs_roles(&event) => {
                 // The SET did not carry the role's permissions: read them.
                 if let Err(e) = self.load_roles().await {
+                    if matches!(&e, FeedError::Status(s) if s.code() == Code::Unauthenticated) {
+                        self.token.forget().await;
+                    }
                     tracing::warn!(error = %e, "cannot reload the role table");
                 }
             }

@@ -75,6 +75,7 @@
 mod cache;
 mod claims;
 mod config;
+mod credentials;
 mod event;
 mod feed;
 mod keys;
