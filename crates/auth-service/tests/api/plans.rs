@@ -10,6 +10,7 @@ use auth_service::audit::{AuditQuery, AuditSql};
 use auth_service::credentials::IdentitySql;
 use auth_service::retention::RetentionSql;
 use auth_service::sessions::SessionSql;
+use auth_service::signals::SignalSql;
 use chrono::{Duration, Utc};
 use platform::ids::{SessionId, UserId};
 use platform::outbox::SqlOutbox;
@@ -34,6 +35,7 @@ const GROWING: &[&str] = &[
     "mfa_challenges",
     "mfa_recovery_codes",
     "mfa_totp",
+    "security_events",
 ];
 
 async fn seed(conn: &mut PgConnection) {
@@ -75,6 +77,12 @@ async fn seed(conn: &mut PgConnection) {
          SELECT decode(md5('c' || i), 'hex'), md5('u' || i)::uuid, '\\x00', now(),
                 now() + interval '5 minutes'
          FROM generate_series(1, $1 / 10) i",
+        // Two revocations a user in the feed, from many transactions.
+        "INSERT INTO security_events (tx, id, at, kind, subject_id, subject_kind, session_id)
+         SELECT 1000 + i / 3, md5('e' || i)::uuid, now() - i * interval '50 milliseconds',
+                'session-revoked', md5('u' || (1 + i % $1))::uuid::text, 'user',
+                md5('s' || i)::uuid
+         FROM generate_series(1, 2 * $1) i",
     ];
     for statement in statements {
         let query = sqlx::query(statement);
@@ -167,6 +175,16 @@ async fn run_statements(c: &mut PgConnection, someone: UserId) -> usize {
         .unwrap();
     Retention::prune_audit(c, long_ago, 1000).await.unwrap();
     Outbox::prune_delivered(c, long_ago, 1000).await.unwrap();
+    Retention::prune_security_events(c, long_ago, 1000)
+        .await
+        .unwrap();
+    // The feed: a subscriber from the start, one mid-way, the head poll.
+    type Signals = SignalSql<Postgres>;
+    let first = Signals::read_after(c, None, 256).await.unwrap();
+    let middle = first.last().map(|l| l.position);
+    Signals::read_after(c, middle, 256).await.unwrap();
+    Signals::head(c).await.unwrap();
+    ran += 4;
     Outbox::backlog(c).await.unwrap();
     Outbox::claim_due(c, now, now + Duration::seconds(30), 10)
         .await
