@@ -32,7 +32,9 @@ pub struct Config {
     /// The `aud` tokens must carry (the Auth Service's `AUTH_AUDIENCE`).
     pub audience: String,
     /// How old the view of revocations may be (no event, no heartbeat)
-    /// before every token is refused as stale. Default 10 s.
+    /// before every token is refused as stale. Default 10 s; keep it well
+    /// above the Auth Service's `AUTH_EVENTS_HEARTBEAT` (2 s), or a quiet
+    /// but healthy feed turns stale between heartbeats.
     pub max_staleness: Duration,
     /// How long a revocation is remembered: the longest access-token
     /// lifetime plus leeway. Default 16 min.

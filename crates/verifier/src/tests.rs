@@ -818,3 +818,33 @@ async fn the_layer_guards_a_tonic_server() {
         () = test => {}
     }
 }
+
+proptest::proptest! {
+    /// Whatever a caller sends, and whatever is flipped in a genuine token or
+    /// SET: never a panic, never a pass for a changed token.
+    #[test]
+    fn forged_input_never_panics_nor_passes(
+        junk in "(?s).{0,300}",
+        at in 0usize..2000,
+        byte in proptest::num::u8::ANY,
+    ) {
+        let b = Bench::new();
+        let _ = b.verifier.verify(&junk);
+        let token = b.token(Uuid::new_v4(), Uuid::new_v4(), &["admin"], b.now());
+        let mut bytes = token.clone().into_bytes();
+        let i = at % bytes.len();
+        if bytes[i] != byte {
+            bytes[i] = byte;
+            if let Ok(changed) = String::from_utf8(bytes) {
+                // base64url decoders may ignore a final sub-byte change; the
+                // signature input (header.payload) is what must be exact.
+                if changed.rsplit_once('.').map(|(signed, _)| signed) != token.rsplit_once('.').map(|(signed, _)| signed) {
+                    proptest::prop_assert!(b.verifier.verify(&changed).is_err());
+                }
+            }
+        }
+        let msg = b.user_event(EventType::AccountDisabled, Uuid::new_v4(), b.now());
+        let forged = SecurityEvent { set: junk.clone(), ..msg };
+        proptest::prop_assert!(matches!(b.shared.handle(&forged), Handled::Ignored(_)));
+    }
+}
