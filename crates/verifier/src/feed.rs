@@ -27,6 +27,8 @@ use tonic::{Code, Request};
 pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// A stream is dropped as dead after at least this much silence.
+const MIN_SILENCE: Duration = Duration::from_secs(5);
 /// Gauges refreshed, and old entries forgotten, this often.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
@@ -198,7 +200,10 @@ impl Feed {
             .await
             .map_err(|s| self.refused(s))?
             .into_inner();
-        let silent = self.shared.max_staleness;
+        // A stream silent past the staleness bound is presumed dead (a peer
+        // that vanished without closing); never sooner than MIN_SILENCE, so a
+        // tiny bound does not turn into a reconnection storm.
+        let silent = self.shared.max_staleness.max(MIN_SILENCE);
         loop {
             let next = tokio::select! {
                 () = stop.cancelled() => return Ok(()),
