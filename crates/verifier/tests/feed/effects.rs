@@ -7,7 +7,8 @@ use std::time::Duration;
 
 both_backends!(
     logout_and_revoke_session_are_refused_within_a_second,
-    disable_change_password_and_roles_have_their_effect
+    disable_change_password_and_roles_have_their_effect,
+    a_deleted_service_account_is_refused
 );
 
 const BOUND: Duration = Duration::from_secs(1);
@@ -167,4 +168,36 @@ async fn disable_change_password_and_roles_have_their_effect(backend: Backend) {
         .unwrap();
     let why = refused_within(&verifier, &after.access_token, Rejection::Disabled, BOUND).await;
     assert!(why <= BOUND);
+}
+
+async fn a_deleted_service_account_is_refused(backend: Backend) {
+    let auth = spawn_auth(backend).await;
+    let verifier = auth.connect().await;
+    let admin = auth.admin_token().await;
+    let (id, secret) = auth.service_account(&["identity-service"]).await;
+    let issued = auth
+        .grpc
+        .clone()
+        .issue_service_token(pb::IssueServiceTokenRequest {
+            client_id: id,
+            client_secret: secret,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .access_token;
+    let claims = verifier.verify(&issued).unwrap();
+    assert!(claims.user_id().is_none(), "a service account");
+    assert!(claims.allows("events:subscribe"));
+    auth.grpc
+        .clone()
+        .delete_service_account(bearer(
+            pb::DeleteServiceAccountRequest {
+                id: claims.subject.uuid().to_string(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap();
+    refused_within(&verifier, &issued, Rejection::Disabled, BOUND).await;
 }
