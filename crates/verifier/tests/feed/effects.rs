@@ -8,7 +8,8 @@ use std::time::Duration;
 both_backends!(
     logout_and_revoke_session_are_refused_within_a_second,
     disable_change_password_and_roles_have_their_effect,
-    a_deleted_service_account_is_refused
+    a_deleted_service_account_is_refused,
+    keys_never_seen_are_fetched_for_tokens_and_sets
 );
 
 const BOUND: Duration = Duration::from_secs(1);
@@ -200,4 +201,43 @@ async fn a_deleted_service_account_is_refused(backend: Backend) {
         .await
         .unwrap();
     refused_within(&verifier, &issued, Rejection::Disabled, BOUND).await;
+}
+
+/// Two rotations make a signer this verifier never saw published: a token it
+/// signs is refused until the one refetch lands, a SET it signs is applied
+/// after fetching the JWKS again.
+async fn keys_never_seen_are_fetched_for_tokens_and_sets(backend: Backend) {
+    let auth = spawn_auth(backend).await;
+    let verifier = auth.connect().await;
+    let (email, old) = auth.new_session().await;
+    for _ in 0..2 {
+        auth.keys.rotate_now().await.unwrap();
+    }
+    let new = auth.login(&email).await;
+    let started = std::time::Instant::now();
+    assert_eq!(
+        verifier.verify(&new.access_token).err(),
+        Some(Rejection::UnknownKey),
+        "signed by a key published after the verifier's fetch"
+    );
+    while verifier.verify(&new.access_token).is_err() {
+        assert!(
+            started.elapsed() < BOUND,
+            "the JWKS is fetched again within a second"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    verifier.verify(&old.access_token).unwrap();
+
+    for _ in 0..2 {
+        auth.keys.rotate_now().await.unwrap();
+    }
+    auth.grpc
+        .clone()
+        .logout(pb::LogoutRequest {
+            refresh_token: old.refresh_token,
+        })
+        .await
+        .unwrap();
+    refused_within(&verifier, &old.access_token, Rejection::Revoked, BOUND).await;
 }

@@ -22,6 +22,8 @@ pub struct Auth {
     pub addr: SocketAddr,
     pub grpc: AuthServiceClient<Channel>,
     pub core: Arc<auth_service::context::Context>,
+    /// The key ring, to rotate keys.
+    pub keys: Arc<auth_service::keys::KeyRing>,
     pub clock: ManualClock,
     pub db_url: String,
     pub shutdown: CancellationToken,
@@ -65,7 +67,8 @@ pub async fn spawn_on(db_url: &str, grpc_addr: &str, clock: ManualClock) -> Auth
         .await
         .expect("build the Auth Service");
     let addr = app.grpc_addr();
-    let core = app.handle().core;
+    let handle = app.handle();
+    let (core, keys) = (handle.core, handle.keys);
     let shutdown = CancellationToken::new();
     let stopped = tokio::spawn(app.run_until_stopped(shutdown.clone()));
     let channel = test_support::service::channel(addr, true).await;
@@ -73,6 +76,7 @@ pub async fn spawn_on(db_url: &str, grpc_addr: &str, clock: ManualClock) -> Auth
         addr,
         grpc: AuthServiceClient::new(channel),
         core,
+        keys,
         clock,
         db_url: db_url.to_owned(),
         shutdown,
