@@ -57,7 +57,7 @@ pub enum Rejection {
 }
 
 impl Rejection {
-    /// Every reason, in the order of [`Rejection::index`].
+    /// Every reason (the order the metrics keep their counters in).
     pub const ALL: [Rejection; 13] = [
         Self::Malformed,
         Self::Algorithm,
