@@ -69,6 +69,56 @@ pub struct Settings {
     /// create-service-account` prints it (instead of the two settings above).
     #[arg(long, env = "USER_CLIENT_CREDENTIALS_FILE", global = true)]
     pub client_credentials_file: Option<PathBuf>,
+
+    /// How callers' tokens are checked: `local` verifies them in-process
+    /// (identity-verifier: JWKS and the security-event feed; needs the
+    /// service account) and asks `CheckPermission` only while the feed is
+    /// stale; `remote` asks `CheckPermission` for every decision.
+    #[arg(
+        long,
+        env = "USER_TOKEN_VERIFICATION",
+        value_enum,
+        default_value = "local",
+        global = true
+    )]
+    pub token_verification: TokenVerification,
+
+    /// The `iss` of the Auth Service's tokens (its `AUTH_ISSUER`).
+    #[arg(
+        long,
+        env = "USER_TOKEN_ISSUER",
+        default_value = "identity-auth",
+        global = true
+    )]
+    pub token_issuer: String,
+
+    /// The `aud` of the Auth Service's tokens (its `AUTH_AUDIENCE`).
+    #[arg(
+        long,
+        env = "USER_TOKEN_AUDIENCE",
+        default_value = "identity-platform",
+        global = true
+    )]
+    pub token_audience: String,
+
+    /// With local verification: how old the view of revocations may get
+    /// before decisions go to `CheckPermission` instead.
+    #[arg(long, env = "USER_VERIFIER_MAX_STALENESS", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub verifier_max_staleness: std::time::Duration,
+
+    /// With local verification: the Auth Service's longest access-token
+    /// lifetime plus leeway (how long a revocation is remembered).
+    #[arg(long, env = "USER_VERIFIER_RETENTION", default_value = "16m", value_parser = humantime::parse_duration, global = true)]
+    pub verifier_retention: std::time::Duration,
+}
+
+/// How the User Service checks callers' tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TokenVerification {
+    /// In-process, with the security-event feed; `CheckPermission` while stale.
+    Local,
+    /// `CheckPermission` for every decision.
+    Remote,
 }
 
 impl Settings {

@@ -1,7 +1,8 @@
 //! Builds the User Service from its settings and runs it in the shell every
 //! service shares ([`Shell`]): what is here is only the User Service's own.
 
-use crate::config::Settings;
+use crate::config::{Settings, TokenVerification};
+use crate::policy::Access;
 use crate::reads::Reads;
 use crate::relay::ToAuthService;
 use crate::service::Directory;
@@ -24,6 +25,38 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
+/// The verifier's configuration when tokens are verified locally (the
+/// default), which needs the service account; `None` otherwise.
+fn verifier_config(
+    settings: &Settings,
+    shell: &Shell,
+    client: Option<&(platform::ids::ClientId, secrecy::SecretString)>,
+    clock: &SharedClock,
+) -> Option<identity_verifier::Config> {
+    if settings.token_verification == TokenVerification::Remote {
+        return None;
+    }
+    let Some((id, secret)) = client else {
+        tracing::warn!(
+            "no service account configured (USER_CLIENT_ID): every token is checked with CheckPermission"
+        );
+        return None;
+    };
+    let mut config = identity_verifier::Config::new(
+        settings.auth_url.clone(),
+        id.as_str(),
+        secret.clone(),
+        settings.token_issuer.clone(),
+        settings.token_audience.clone(),
+    );
+    config.tls = shell.tls().map(Tls::client);
+    config.max_staleness = settings.verifier_max_staleness;
+    config.retention = settings.verifier_retention;
+    config.clock = clock.clone();
+    config.registry = Some(shell.metrics().registry().clone());
+    Some(config)
+}
+
 /// A built, bound, not yet running User Service.
 pub struct Application {
     shell: Shell,
@@ -31,6 +64,8 @@ pub struct Application {
     db: Database,
     auth: AuthServiceClient<Channel>,
     credentials: Option<Arc<dyn TokenSource>>,
+    /// The local token verifier's settings, unless decisions are remote.
+    verifier: Option<identity_verifier::Config>,
     clock: SharedClock,
 }
 
@@ -58,7 +93,9 @@ impl Application {
         let db = open_database(&settings).await?;
         let auth = platform::access::auth_client(&settings.auth_url, shell.tls().map(Tls::client))
             .map_err(anyhow::Error::msg)?;
-        let credentials: Option<Arc<dyn TokenSource>> = match settings.client_credentials()? {
+        let client = settings.client_credentials()?;
+        let verifier = verifier_config(&settings, &shell, client.as_ref(), &clock);
+        let credentials: Option<Arc<dyn TokenSource>> = match client {
             Some((id, secret)) => Some(ClientCredentials::new(auth.clone(), id, secret)),
             None => {
                 tracing::warn!(
@@ -79,6 +116,7 @@ impl Application {
             db,
             auth,
             credentials,
+            verifier,
             clock,
         })
     }
@@ -113,11 +151,16 @@ impl Application {
             let (db, now) = (db.clone(), clock.now());
             async move { platform::outbox::prune_delivered(&db, now).await.map(drop) }
         });
-        let users = UserServiceServer::new(UserGrpc::new(
-            self.directory.clone(),
-            Authorizer::new(self.auth.clone()),
-        ))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let authorizer = Authorizer::new(self.auth.clone());
+        let access = match self.verifier {
+            Some(config) => Access::local(
+                identity_verifier::Verifier::start(config, &mut tasks)?,
+                authorizer,
+            ),
+            None => Access::remote(authorizer),
+        };
+        let users = UserServiceServer::new(UserGrpc::new(self.directory.clone(), access))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES);
         let api = Api {
             grpc: tonic::service::Routes::new(users),
             health: "identity.user.v1.UserService",

@@ -3,12 +3,11 @@
 
 use crate::domain::{Email, FieldViolation, ProfileInput, Username, user_id_from_name};
 use crate::error::UserError;
-use crate::policy;
+use crate::policy::{self, Access};
 use crate::service::{self, Directory, MAX_BATCH, NewUser};
 use crate::storage::UserRecord;
 use identity_proto::user::v1 as pb;
 use identity_proto::user::v1::user_service_server::UserService;
-use platform::access::Authorizer;
 use platform::grpc::timestamp;
 use platform::ids::{SubjectId, UserId};
 use std::sync::Arc;
@@ -19,16 +18,13 @@ use tonic::{Code, Request, Response, Status};
 #[derive(Debug, Clone)]
 pub struct UserGrpc {
     directory: Arc<Directory>,
-    authorizer: Authorizer,
+    access: Access,
 }
 
 impl UserGrpc {
-    /// Handlers over `directory`, asking `authorizer` for every decision.
-    pub fn new(directory: Arc<Directory>, authorizer: Authorizer) -> Self {
-        Self {
-            directory,
-            authorizer,
-        }
+    /// Handlers over `directory`, deciding with `access`.
+    pub fn new(directory: Arc<Directory>, access: Access) -> Self {
+        Self { directory, access }
     }
 
     async fn require<T>(
@@ -38,7 +34,7 @@ impl UserGrpc {
         target: Option<UserId>,
     ) -> Result<SubjectId, Status> {
         let resource = target.map(policy::resource);
-        self.authorizer
+        self.access
             .require(request.metadata(), permission, resource.as_deref())
             .await
     }
@@ -56,7 +52,7 @@ impl UserGrpc {
             false
         } else {
             match self
-                .authorizer
+                .access
                 .require(metadata, policy::READ_EMAIL, None)
                 .await
             {

@@ -6,6 +6,8 @@ use identity_proto::user::v1 as pb;
 use tonic::Code;
 
 both_backends!(
+    tokens_are_verified_in_process_and_revocations_arrive_within_a_second,
+    remote_or_stale_verification_asks_check_permission,
     tokens_are_checked_by_the_auth_service,
     users_change_only_themselves,
     emails_are_shown_to_their_owner_and_to_holders_of_read_email
@@ -302,4 +304,123 @@ async fn emails_are_shown_to_their_owner_and_to_holders_of_read_email(backend: B
     assert_eq!(emails, ["", bob.email.as_str()]);
     let listed = sys.list(&admin, 1000, "", "").await.unwrap().users;
     assert!(listed.iter().all(|u| !u.email.is_empty()));
+}
+
+/// The value of the metric series whose name and labels start with `series`.
+async fn metric(sys: &crate::helpers::TestSystem, series: &str) -> Option<f64> {
+    let text = reqwest::get(format!("{}/metrics", sys.user_http))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+async fn tokens_are_verified_in_process_and_revocations_arrive_within_a_second(backend: Backend) {
+    let sys = spawn_system(backend).await;
+    eventually(10, "the verifier to catch up with the feed", || async {
+        metric(&sys, "identity_verifier_ready").await == Some(1.0)
+    })
+    .await;
+    let ada = sys.new_user().await;
+    // A second later, so the registration's own events are not in the token's second.
+    sys.clock.advance(chrono::Duration::seconds(1));
+    let session = sys
+        .auth
+        .clone()
+        .login(auth_pb::LoginRequest {
+            email: ada.email.clone(),
+            password: crate::helpers::PASSWORD.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let me = sys.get(&session.access_token, &ada.name).await.unwrap();
+    assert_eq!(me.email, ada.email, "one's own profile, email included");
+    let other = sys.new_user().await;
+    let theirs = sys.get(&session.access_token, &other.name).await.unwrap();
+    assert_eq!(
+        theirs.email, "",
+        "someone else's email needs users:read_email"
+    );
+    let mut change = theirs;
+    change.display_name = "Not Mine".into();
+    assert_code(
+        sys.update(&session.access_token, change, &["display_name"])
+            .await,
+        Code::PermissionDenied,
+    );
+
+    sys.auth
+        .clone()
+        .logout(auth_pb::LogoutRequest {
+            refresh_token: session.refresh_token,
+        })
+        .await
+        .unwrap();
+    eventually(1, "the revocation to reach the User Service", || async {
+        sys.get(&session.access_token, &ada.name).await.is_err()
+    })
+    .await;
+    let msg = assert_code(
+        sys.get(&session.access_token, &ada.name).await,
+        Code::Unauthenticated,
+    );
+    assert!(msg.contains("revoked"), "{msg}");
+    // Refused by the verifier in-process, not by a CheckPermission call.
+    let refused = metric(
+        &sys,
+        "identity_verifier_rejections_total{reason=\"revoked\"",
+    )
+    .await;
+    assert!(refused.is_some_and(|n| n >= 1.0), "{refused:?}");
+}
+
+/// `USER_TOKEN_VERIFICATION=remote`, and a verifier that is never current
+/// (its bound shorter than the heartbeat): every decision is the Auth
+/// Service's, and still right.
+async fn remote_or_stale_verification_asks_check_permission(backend: Backend) {
+    use user_service::config::TokenVerification;
+    type Tweak = fn(&mut user_service::config::Settings);
+    let tweaks: [(bool, Tweak); 2] = [
+        (true, |s| s.token_verification = TokenVerification::Remote),
+        (false, |s| {
+            s.verifier_max_staleness = std::time::Duration::from_millis(1);
+        }),
+    ];
+    for (remote, tweak) in tweaks {
+        let sys = crate::helpers::spawn_system_with(backend, tweak).await;
+        let ada = sys.new_user().await;
+        sys.get(&ada.access_token, &ada.name).await.unwrap();
+        let login = sys
+            .auth
+            .clone()
+            .login(auth_pb::LoginRequest {
+                email: ada.email.clone(),
+                password: crate::helpers::PASSWORD.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        sys.get(&login.access_token, &ada.name).await.unwrap();
+        sys.auth
+            .clone()
+            .logout(auth_pb::LogoutRequest {
+                refresh_token: login.refresh_token,
+            })
+            .await
+            .unwrap();
+        eventually(1, "the revocation", || async {
+            sys.get(&login.access_token, &ada.name).await.is_err()
+        })
+        .await;
+        if remote {
+            let ready = metric(&sys, "identity_verifier_ready").await;
+            assert_eq!(ready, None, "no verifier runs");
+        }
+    }
 }

@@ -75,6 +75,14 @@ pub fn user_settings(
 }
 
 pub async fn spawn_system(backend: Backend) -> TestSystem {
+    spawn_system_with(backend, |_| {}).await
+}
+
+/// [`spawn_system`] with the User Service's settings adjusted by `tweak`.
+pub async fn spawn_system_with(
+    backend: Backend,
+    tweak: impl FnOnce(&mut user_service::config::Settings),
+) -> TestSystem {
     test_support::init_test_logs();
     let (auth_db, user_db) = (
         backend.fresh_database().await,
@@ -109,12 +117,14 @@ pub async fn spawn_system(backend: Backend) -> TestSystem {
         .await
         .unwrap();
     let secret = secrecy::ExposeSecret::expose_secret(&secret).to_owned();
+    let mut settings = user_settings(
+        &user_db.url,
+        format!("http://{auth_addr}"),
+        (account.client_id.clone(), secret.clone()),
+    );
+    tweak(&mut settings);
     let users = user_service::startup::Application::build_on(
-        user_settings(
-            &user_db.url,
-            format!("http://{auth_addr}"),
-            (account.client_id.clone(), secret.clone()),
-        ),
+        settings,
         user_grpc,
         user_http,
         Arc::new(clock.clone()),
