@@ -345,6 +345,7 @@ pub async fn build_core(settings: &Settings, clock: SharedClock) -> anyhow::Resu
         feed: crate::signals::Feed::new(
             settings.events_heartbeat,
             chrono::Duration::from_std(settings.events_retention)?,
+            settings.events_long_poll,
         ),
     });
     Ok(Core {

@@ -6,11 +6,15 @@
 //! any replica, after an opaque cursor.
 
 mod model;
+pub mod poll;
+mod poll_sql;
 mod set;
 mod sql;
 pub mod stream;
 
 pub use model::*;
+pub use poll::{PollAnswer, PollRequest, SetError};
+pub use poll_sql::{PollPosition, PollSql};
 pub use set::{SET_TYP, seal};
 pub use sql::SignalSql;
 
@@ -36,6 +40,8 @@ pub struct Feed {
     pub heartbeat: std::time::Duration,
     /// How far back the feed serves.
     pub keep: chrono::Duration,
+    /// How long an RFC 8936 poll with nothing to deliver waits for an event.
+    pub long_poll: std::time::Duration,
     /// The newest settled position, polled; subscribers wait on it.
     head: watch::Sender<Option<Position>>,
     /// Ends every subscription at shutdown (a stream would otherwise hold the
@@ -44,10 +50,15 @@ pub struct Feed {
 }
 
 impl Feed {
-    pub fn new(heartbeat: std::time::Duration, keep: chrono::Duration) -> Self {
+    pub fn new(
+        heartbeat: std::time::Duration,
+        keep: chrono::Duration,
+        long_poll: std::time::Duration,
+    ) -> Self {
         Self {
             heartbeat,
             keep,
+            long_poll,
             head: watch::Sender::new(None),
             stop: CancellationToken::new(),
         }
