@@ -229,3 +229,46 @@ fn failure(e: AuthError) -> Response {
         other => service_fault(other),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(body: Value) -> Result<PollRequest, String> {
+        serde_json::from_value::<PollBody>(body)
+            .map_err(|e| e.to_string())?
+            .check()
+    }
+
+    #[test]
+    fn poll_bodies_are_bounded_and_defaulted() {
+        let jti = Uuid::new_v4();
+        let ok = check(json!({})).unwrap();
+        assert_eq!(ok.max_events, DEFAULT_EVENTS);
+        assert!(!ok.return_immediately && !ok.resync);
+        let ok = check(json!({
+            "maxEvents": 0, "returnImmediately": true, "ack": [jti.to_string()],
+            "setErrs": {jti.to_string(): {"err": "invalid_key", "description": "bad"}},
+        }))
+        .unwrap();
+        assert_eq!((ok.max_events, ok.acks, ok.errors.len()), (0, vec![jti], 1));
+        assert_eq!(check(json!({"maxEvents": 1000})).unwrap().max_events, 1000);
+        let many: Vec<String> = (0..=MAX_ACKS).map(|_| Uuid::new_v4().to_string()).collect();
+        for bad in [
+            json!({"maxEvents": 1001}),
+            json!({"maxEvents": -1}),
+            json!({"maxEvents": 1.5}),
+            json!({"ack": ["nope"]}),
+            json!({"ack": ["a".repeat(65)]}),
+            json!({"ack": many}),
+            json!({"ack": "not a list"}),
+            json!({"setErrs": {"nope": {"err": "x"}}}),
+            json!({"setErrs": {jti.to_string(): {"err": ""}}}),
+            json!({"setErrs": {jti.to_string(): {"err": "x".repeat(65)}}}),
+            json!({"setErrs": {jti.to_string(): {"err": "x", "description": "d".repeat(1025)}}}),
+            json!({"setErrs": {jti.to_string(): {}}}),
+        ] {
+            assert!(check(bad.clone()).is_err(), "{bad}");
+        }
+    }
+}
