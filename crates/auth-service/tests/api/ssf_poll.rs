@@ -6,8 +6,9 @@
 //! subscriber that neither lose events nor advance twice.
 
 use crate::helpers::{
-    Backend, PASSWORD, TestApp, both_backends, settings, spawn_with, unique_email,
+    Backend, PASSWORD, TestApp, bearer, both_backends, settings, spawn_with, unique_email,
 };
+use identity_proto::auth::v1 as pb;
 use platform::clock::ManualClock;
 use serde_json::{Value, json};
 use std::collections::HashSet;
@@ -216,6 +217,44 @@ async fn polled_sets_verify_and_come_again_until_acknowledged(backend: Backend) 
         );
     }
     assert_eq!(seen, sessions);
+
+    // The gRPC feed carries the same events under the same jtis, with the
+    // same claims but `iat` (when each was sealed).
+    let (_, _, token) = app.service_account(&["identity-service"]).await;
+    let mut stream = app
+        .grpc
+        .clone()
+        .subscribe_security_events(bearer(
+            pb::SubscribeSecurityEventsRequest::default(),
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut streamed = Vec::new();
+    while streamed.len() < sessions.len() {
+        let m = tokio::time::timeout(Duration::from_secs(10), stream.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if sessions.contains(&m.session_id) {
+            streamed.push(
+                jsonwebtoken::dangerous::insecure_decode::<Value>(&m.set)
+                    .unwrap()
+                    .claims,
+            );
+        }
+    }
+    for (grpc, (_, set)) in streamed.iter().zip(&sets) {
+        let mut polled = verify(&jwks, set, &sub.0);
+        let mut grpc = grpc.clone();
+        for c in [&mut polled, &mut grpc] {
+            c.as_object_mut().unwrap().remove("iat");
+            c.as_object_mut().unwrap().remove("aud");
+        }
+        assert_eq!(polled, grpc);
+    }
 
     // Not acknowledged: the same SETs again.
     let (again, _) = poll(&app, &sub, immediately.clone()).await;
