@@ -67,6 +67,11 @@ if ! "$venv/bin/python" tests/interop/walkthrough.py "127.0.0.1:$auth_grpc" "htt
     cat "$work/auth.log" "$work/user.log"
     exit 1
 fi
+if ! "$venv/bin/python" tests/interop/signals.py "127.0.0.1:$auth_grpc" "http://127.0.0.1:$auth_http" \
+    "$stubs" "$work/account.json" "$work/secrets"; then
+    cat "$work/auth.log"
+    exit 1
+fi
 if ! "$venv/bin/python" tests/interop/recovery.py "127.0.0.1:$auth_grpc" "$stubs" "$work/sinks" "$work/secrets"; then
     cat "$work/auth.log" "$work/sinks.log"; ls -la "$work/sinks"; cat "$work/sinks/"* 2>/dev/null | head -20
     exit 1

@@ -232,6 +232,12 @@ pub struct Settings {
     )]
     pub events_max_subscribers: usize,
 
+    /// How long an SSF poll (RFC 8936) with nothing to deliver waits for an
+    /// event before it answers empty (`returnImmediately: false`); keep it
+    /// under the receivers' and proxies' HTTP timeouts.
+    #[arg(long, env = "AUTH_EVENTS_LONG_POLL", default_value = "25s", value_parser = humantime::parse_duration, global = true)]
+    pub events_long_poll: Duration,
+
     /// How often each replica looks for security events other replicas wrote.
     #[arg(long, env = "AUTH_EVENTS_POLL", default_value = "50ms", value_parser = humantime::parse_duration, global = true)]
     pub events_poll: Duration,
@@ -325,6 +331,8 @@ impl Settings {
             || self.events_heartbeat > 60 * second
             || self.events_poll < Duration::from_millis(10)
             || self.events_poll > 10 * second
+            || self.events_long_poll < Duration::from_millis(100)
+            || self.events_long_poll > 120 * second
         {
             return Err(ConfigError::EventsTiming);
         }
@@ -367,7 +375,8 @@ pub enum ConfigError {
     #[error("the events retention must be at least the access token TTL plus a minute")]
     EventsRetention,
     #[error(
-        "the events heartbeat must be between 100ms and 60s, the events poll between 10ms and 10s"
+        "the events heartbeat must be between 100ms and 60s, the events poll between 10ms and 10s, \
+         the events long poll between 100ms and 120s"
     )]
     EventsTiming,
     #[error("--notify-url and --notify-secret go together")]

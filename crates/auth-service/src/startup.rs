@@ -346,6 +346,7 @@ pub async fn build_core(settings: &Settings, clock: SharedClock) -> anyhow::Resu
             settings.events_heartbeat,
             chrono::Duration::from_std(settings.events_retention)?,
             settings.events_max_subscribers,
+            settings.events_long_poll,
         ),
     });
     Ok(Core {

@@ -29,6 +29,8 @@ pub struct Feed {
     pub heartbeat: Duration,
     /// How far back the feed serves.
     pub keep: chrono::Duration,
+    /// How long an RFC 8936 poll with nothing to deliver waits for an event.
+    pub long_poll: Duration,
     /// The newest settled position, polled; subscribers wait on it.
     head: watch::Sender<Option<Position>>,
     settling: Mutex<Settling>,
@@ -49,10 +51,16 @@ struct Settling {
 }
 
 impl Feed {
-    pub fn new(heartbeat: Duration, keep: chrono::Duration, subscribers: usize) -> Self {
+    pub fn new(
+        heartbeat: Duration,
+        keep: chrono::Duration,
+        subscribers: usize,
+        long_poll: Duration,
+    ) -> Self {
         Self {
             heartbeat,
             keep,
+            long_poll,
             head: watch::Sender::new(None),
             settling: Mutex::default(),
             slots: Arc::new(Semaphore::new(subscribers)),
@@ -117,7 +125,8 @@ mod tests {
 
     #[test]
     fn a_transaction_left_open_stops_the_heartbeats_until_it_ends() {
-        let feed = Feed::new(Duration::from_secs(2), chrono::Duration::hours(1), 8);
+        let hour = chrono::Duration::hours(1);
+        let feed = Feed::new(Duration::from_secs(2), hour, 8, Duration::from_secs(25));
         let t0 = monotonic_now();
         assert!(!feed.current(t0), "nothing polled yet");
         // Nothing running: complete at once.

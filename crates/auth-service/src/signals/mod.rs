@@ -7,6 +7,8 @@
 
 mod feed;
 mod model;
+pub mod poll;
+mod poll_sql;
 mod set;
 mod sql;
 pub mod stream;
@@ -14,6 +16,8 @@ pub mod stream;
 pub use feed::Feed;
 
 pub use model::*;
+pub use poll::{PollAnswer, PollRequest, SetError};
+pub use poll_sql::{PollPosition, PollSql};
 pub use set::{SET_TYP, seal};
 pub use sql::SignalSql;
 

@@ -1,7 +1,10 @@
 //! The Auth Service's own HTTP routes, for gateways and generic JWT middleware:
 //! the JWKS (cacheable for as long as rotation allows), OpenID discovery, HTTP
 //! forward auth (nginx `auth_request`, Traefik `ForwardAuth`, Caddy
-//! `forward_auth`) and RFC 7662 token introspection.
+//! `forward_auth`), RFC 7662 token introspection, and the Shared Signals
+//! metadata and poll delivery ([`ssf`]).
+
+mod ssf;
 
 use crate::accounts::Accounts;
 use crate::audit::ClientInfo;
@@ -43,6 +46,7 @@ pub fn routes(state: HttpState) -> Router {
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/forward-auth", any(forward_auth))
         .route("/oauth2/introspect", post(introspect))
+        .merge(ssf::routes())
         .with_state(Arc::new(state))
 }
 

@@ -28,6 +28,7 @@ mod plans;
 mod recovery;
 mod security;
 mod signals;
+mod ssf_poll;
 mod storage;
 mod tokens;
 mod webhook;

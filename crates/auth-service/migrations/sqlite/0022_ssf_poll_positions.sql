@@ -1,0 +1,18 @@
+-- RFC 8936 poll delivery: where each subscriber (a service account's client
+-- id) stands in the security-event feed. `pos_*` is the last position it
+-- acknowledged (NULL: nothing yet, it starts at the oldest event kept) and
+-- `pos_at` the time that position stands for (the pruning may overtake it:
+-- then it must resynchronise). `batch_*` is the end of the batch delivered and
+-- not yet wholly acknowledged, `pending` the JSON array of its unacknowledged
+-- jtis: until that array is empty the same SETs are delivered again.
+CREATE TABLE ssf_poll_positions (
+    client_id  TEXT PRIMARY KEY,
+    pos_tx     INTEGER,
+    pos_seq    INTEGER,
+    pos_at     INTEGER NOT NULL,
+    batch_tx   INTEGER,
+    batch_seq  INTEGER,
+    batch_at   INTEGER,
+    pending    TEXT NOT NULL DEFAULT '[]',
+    updated_at INTEGER NOT NULL
+) STRICT;
