@@ -24,6 +24,8 @@ pub struct Auth {
     pub core: Arc<auth_service::context::Context>,
     /// The key ring, to rotate keys.
     pub keys: Arc<auth_service::keys::KeyRing>,
+    /// Its pruning, to run a pass now.
+    pub pruner: auth_service::retention::Pruner,
     pub clock: ManualClock,
     pub db_url: String,
     pub shutdown: CancellationToken,
@@ -68,7 +70,7 @@ pub async fn spawn_on(db_url: &str, grpc_addr: &str, clock: ManualClock) -> Auth
         .expect("build the Auth Service");
     let addr = app.grpc_addr();
     let handle = app.handle();
-    let (core, keys) = (handle.core, handle.keys);
+    let (core, keys, pruner) = (handle.core, handle.keys, handle.pruner);
     let shutdown = CancellationToken::new();
     let stopped = tokio::spawn(app.run_until_stopped(shutdown.clone()));
     let channel = test_support::service::channel(addr, true).await;
@@ -77,6 +79,7 @@ pub async fn spawn_on(db_url: &str, grpc_addr: &str, clock: ManualClock) -> Auth
         grpc: AuthServiceClient::new(channel),
         core,
         keys,
+        pruner,
         clock,
         db_url: db_url.to_owned(),
         shutdown,

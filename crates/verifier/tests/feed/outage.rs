@@ -76,9 +76,22 @@ async fn an_old_cursor_resynchronises_and_older_tokens_must_refresh(backend: Bac
         Duration::from_secs(5),
     )
     .await;
-    // Down longer than the feed keeps events (AUTH_EVENTS_RETENTION, 1 h):
-    // the verifier's cursor is gone, whatever happened meanwhile is unknown.
-    primary.clock.advance(chrono::Duration::minutes(61));
+    // Meanwhile a session ends, and the verifier stays away longer than the
+    // feed keeps events (AUTH_EVENTS_RETENTION, 1 h, and pruning's hour of
+    // margin): pruning deletes what the verifier never saw, so its cursor
+    // is out of range and whatever happened meanwhile is unknown.
+    let (_, gone) = replica.new_session().await;
+    replica
+        .grpc
+        .clone()
+        .logout(pb::LogoutRequest {
+            refresh_token: gone.refresh_token.clone(),
+        })
+        .await
+        .unwrap();
+    primary.clock.advance(chrono::Duration::minutes(181));
+    let pruned = replica.pruner.prune_once().await.unwrap();
+    assert!(pruned.security_events >= 1, "{pruned:?}");
     let (_, during) = replica.new_session().await;
     let _back = spawn_on(&primary.db_url, &port, primary.clock.clone()).await;
     assert!(verifier.wait_ready(Duration::from_secs(10)).await);
