@@ -32,3 +32,7 @@ cargo test -p auth-service --bench hot_paths --locked
 # this asserts no request fails, never a speed.
 "${CARGO_TARGET_DIR:-target}/debug/identity-bench" --smoke --bin-dir "${CARGO_TARGET_DIR:-target}/debug" \
     --envoy "${CARGO_TARGET_DIR:-target}/interop-venv/bin/envoy" > /dev/null
+# The Signals scenario at tiny size on both backends (3 verifiers, 20
+# revocations): it fails if a verifier keeps accepting a revoked token.
+"${CARGO_TARGET_DIR:-target}/debug/identity-bench" signals --backend both --verifiers 3 \
+    --sessions 20 --revocations 1000 > /dev/null

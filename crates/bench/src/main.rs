@@ -21,6 +21,7 @@ mod procstat;
 mod report;
 mod scale;
 mod scenarios;
+mod signals;
 mod system;
 
 use clap::{Parser, Subcommand};
@@ -104,6 +105,10 @@ enum Command {
     /// (users imported, sessions and audit events seeded), the import rate,
     /// a pruning pass and the databases' sizes.
     Scale(scale::ScaleArgs),
+    /// The security-event feed and identity-verifier: local verification
+    /// against ValidateToken, revocation propagation to many verifiers, and
+    /// a verifier's memory per live revocation.
+    Signals(signals::SignalsArgs),
 }
 
 async fn channels(url: &str, n: usize) -> anyhow::Result<Vec<Channel>> {
@@ -121,6 +126,9 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::EchoServer { addr }) => return ceilings::serve_echo(*addr).await,
         Some(Command::Scale(args)) => {
             return scale::run(args, &cli.bin_dir, cli.markdown.as_deref()).await;
+        }
+        Some(Command::Signals(args)) => {
+            return signals::run(args, cli.markdown.as_deref()).await;
         }
         None => {}
     }
