@@ -77,7 +77,7 @@ impl Service for AuthService {
     const GRPC_ADDR: &'static str = "127.0.0.1:50051";
     const HTTP_ADDR: &'static str = "127.0.0.1:8081";
     const DATABASE_URL: &'static str = "sqlite:./data/auth.db";
-    const HTTP_ROUTES: &'static str = "/healthz, /readyz, /metrics, /.well-known/jwks.json";
+    const HTTP_ROUTES: &'static str = "/healthz, /readyz, /metrics, /.well-known/jwks.json, /.well-known/ssf-configuration, /ssf/poll";
     const PEER: &'static str = "User Service";
 }
 
