@@ -6,7 +6,7 @@
 //! (and session). The plain proto fields only select what the SET must prove.
 
 use crate::keys::KeyStore;
-use identity_proto::auth::v1::{SecurityEvent, SubjectKind};
+use identity_proto::auth::v1::{SubjectKind, SubscribeSecurityEventsResponse as SecurityEvent};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
 use platform::ids::{SessionId, SubjectId};

@@ -12,7 +12,8 @@ use crate::state::RoleTable;
 use crate::verifier::{Handled, Shared, needs_roles};
 use identity_proto::auth::v1::auth_service_client::AuthServiceClient;
 use identity_proto::auth::v1::{
-    GetJwksRequest, ListRolesRequest, SecurityEvent, SubscribeSecurityEventsRequest,
+    GetJwksRequest, ListRolesRequest, SubscribeSecurityEventsRequest,
+    SubscribeSecurityEventsResponse as SecurityEvent,
 };
 use platform::access::authorization;
 use platform::clock::monotonic_now;

@@ -11,7 +11,7 @@ use crate::metrics::VerifierMetrics;
 use crate::rejection::Rejection;
 use crate::state::FeedState;
 use crate::token::{TokenRules, check_time};
-use identity_proto::auth::v1::SecurityEvent;
+use identity_proto::auth::v1::SubscribeSecurityEventsResponse as SecurityEvent;
 use identity_proto::auth::v1::auth_service_client::AuthServiceClient;
 use platform::clock::{SharedClock, monotonic_now};
 use platform::tasks::Supervisor;

@@ -122,7 +122,7 @@ impl Signals<'_> {
         let cursor = Cursor::decode(text).ok_or_else(|| {
             crate::domain::FieldViolation::new(
                 "cursor",
-                "not a cursor of this feed: pass one a SecurityEvent carried, or none",
+                "not a cursor of this feed: pass one a SubscribeSecurityEventsResponse carried, or none",
             )
         })?;
         let mut c = self.db.read().await?;

@@ -47,7 +47,7 @@ async fn subscribe(
     token: &str,
     cursor: &str,
     types: &[&str],
-) -> Result<Streaming<pb::SecurityEvent>, tonic::Status> {
+) -> Result<Streaming<pb::SubscribeSecurityEventsResponse>, tonic::Status> {
     app.grpc
         .clone()
         .subscribe_security_events(bearer(
@@ -64,9 +64,9 @@ async fn subscribe(
 /// Events until `done` holds of them and a heartbeat came after (so nothing
 /// more is on its way); the last cursor seen.
 async fn read_until(
-    stream: &mut Streaming<pb::SecurityEvent>,
-    done: impl Fn(&[pb::SecurityEvent]) -> bool,
-) -> (Vec<pb::SecurityEvent>, String) {
+    stream: &mut Streaming<pb::SubscribeSecurityEventsResponse>,
+    done: impl Fn(&[pb::SubscribeSecurityEventsResponse]) -> bool,
+) -> (Vec<pb::SubscribeSecurityEventsResponse>, String) {
     let mut events = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
@@ -86,11 +86,13 @@ async fn read_until(
 }
 
 /// The backlog up to the first heartbeat.
-async fn caught_up(stream: &mut Streaming<pb::SecurityEvent>) -> (Vec<pb::SecurityEvent>, String) {
+async fn caught_up(
+    stream: &mut Streaming<pb::SubscribeSecurityEventsResponse>,
+) -> (Vec<pb::SubscribeSecurityEventsResponse>, String) {
     read_until(stream, |_| true).await
 }
 
-fn kind(e: &pb::SecurityEvent) -> String {
+fn kind(e: &pb::SubscribeSecurityEventsResponse) -> String {
     e.event_type
         .rsplit('/')
         .next()
@@ -241,7 +243,7 @@ async fn every_cause_produces_its_event_once_as_a_verifiable_set(backend: Backen
             &s4.session_id
         ]
     );
-    let claims: Vec<&pb::SecurityEvent> = events
+    let claims: Vec<&pb::SubscribeSecurityEventsResponse> = events
         .iter()
         .filter(|e| kind(e) == "token-claims-change")
         .collect();

@@ -16,7 +16,7 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use identity_proto::auth::v1::{SecurityEvent, SubjectKind};
+use identity_proto::auth::v1::{SubjectKind, SubscribeSecurityEventsResponse as SecurityEvent};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use platform::clock::{Clock, ManualClock};
 use serde_json::{Value, json};

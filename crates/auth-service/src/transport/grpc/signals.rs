@@ -13,7 +13,8 @@ use std::sync::Arc;
 use tonic::Status;
 
 /// The stream SubscribeSecurityEvents answers with.
-pub type EventStream = Pin<Box<dyn Stream<Item = Result<pb::SecurityEvent, Status>> + Send>>;
+pub type EventStream =
+    Pin<Box<dyn Stream<Item = Result<pb::SubscribeSecurityEventsResponse, Status>> + Send>>;
 
 /// Serves `subscription` as protobuf messages.
 pub fn stream(ctx: Arc<Context>, subscription: Subscription) -> EventStream {
@@ -21,9 +22,9 @@ pub fn stream(ctx: Arc<Context>, subscription: Subscription) -> EventStream {
     Box::pin(deliveries.map(|d| d.map(message).map_err(Status::from)))
 }
 
-fn message(delivery: Delivery) -> pb::SecurityEvent {
+fn message(delivery: Delivery) -> pb::SubscribeSecurityEventsResponse {
     match delivery {
-        Delivery::Heartbeat { cursor, at } => pb::SecurityEvent {
+        Delivery::Heartbeat { cursor, at } => pb::SubscribeSecurityEventsResponse {
             cursor,
             heartbeat: true,
             event_time: Some(timestamp(at)),
@@ -41,7 +42,7 @@ fn message(delivery: Delivery) -> pb::SecurityEvent {
                 SignalSubject::Subject(SubjectId::Service(_)) => pb::SubjectKind::ServiceAccount,
                 SignalSubject::Role(_) => pb::SubjectKind::Role,
             };
-            pb::SecurityEvent {
+            pb::SubscribeSecurityEventsResponse {
                 cursor,
                 heartbeat: false,
                 event_type: s.kind.uri(),
