@@ -27,10 +27,17 @@ const CAEP: &str = "https://schemas.openid.net/secevent/caep/event-type/";
 const RISC: &str = "https://schemas.openid.net/secevent/risc/event-type/";
 
 async fn spawn(backend: Backend) -> TestApp {
+    spawn_feed(backend, Duration::from_secs(25)).await
+}
+
+/// An Auth Service whose feed beats and polls fast, its SSF long poll bounded
+/// by `long_poll`.
+pub(crate) async fn spawn_feed(backend: Backend, long_poll: Duration) -> TestApp {
     let db = backend.fresh_database().await;
     let mut s = settings(&db.url);
     s.events_heartbeat = Duration::from_millis(200);
     s.events_poll = Duration::from_millis(20);
+    s.events_long_poll = long_poll;
     let mut app = spawn_with(s, ManualClock::default(), true).await;
     app._db = Some(db);
     app
@@ -98,6 +105,20 @@ fn kind(e: &pb::SubscribeSecurityEventsResponse) -> String {
         .next()
         .unwrap_or_default()
         .to_owned()
+}
+
+/// The id of the service account with `client_id`.
+async fn account_id(app: &TestApp, admin: &str, client_id: &str) -> String {
+    let accounts = app
+        .grpc
+        .clone()
+        .list_service_accounts(bearer(pb::ListServiceAccountsRequest::default(), admin))
+        .await
+        .unwrap()
+        .into_inner()
+        .accounts;
+    let account = accounts.iter().find(|a| a.client_id == client_id);
+    account.unwrap().id.clone()
 }
 
 async fn role(app: &TestApp, admin: &str, name: &str, permissions: &[&str]) {
@@ -308,7 +329,7 @@ async fn every_cause_produces_its_event_once_as_a_verifiable_set(backend: Backen
 }
 
 /// Logs `n` sessions in and out; returns their ids in logout order.
-async fn logouts(app: &TestApp, n: usize) -> Vec<String> {
+pub(crate) async fn logouts(app: &TestApp, n: usize) -> Vec<String> {
     let email = unique_email();
     app.register(&email, PASSWORD).await.unwrap();
     let mut ids = Vec::new();
@@ -472,20 +493,7 @@ async fn a_filtered_subscription_gets_its_types_and_heartbeats(backend: Backend)
     let (_, before) = caught_up(&mut stream).await;
     logouts(&app, 3).await;
     let (doomed, _, _) = app.service_account(&[]).await;
-    let accounts = app
-        .grpc
-        .clone()
-        .list_service_accounts(bearer(pb::ListServiceAccountsRequest::default(), &admin))
-        .await
-        .unwrap()
-        .into_inner()
-        .accounts;
-    let victim = accounts
-        .iter()
-        .find(|a| a.client_id == doomed)
-        .unwrap()
-        .id
-        .clone();
+    let victim = account_id(&app, &admin, &doomed).await;
     app.grpc
         .clone()
         .delete_service_account(bearer(
@@ -512,20 +520,7 @@ async fn a_stream_ends_when_its_account_is_deleted(backend: Backend) {
     let (client_id, token) = subscriber(&app).await;
     let mut stream = subscribe(&app, &token, "", &[]).await.unwrap();
     caught_up(&mut stream).await;
-    let accounts = app
-        .grpc
-        .clone()
-        .list_service_accounts(bearer(pb::ListServiceAccountsRequest::default(), &admin))
-        .await
-        .unwrap()
-        .into_inner()
-        .accounts;
-    let id = accounts
-        .iter()
-        .find(|a| a.client_id == client_id)
-        .unwrap()
-        .id
-        .clone();
+    let id = account_id(&app, &admin, &client_id).await;
     app.grpc
         .clone()
         .delete_service_account(bearer(pb::DeleteServiceAccountRequest { id }, &admin))

@@ -5,11 +5,8 @@
 //! RFC 8936's error form, the resync rule, and concurrent polls of one
 //! subscriber that neither lose events nor advance twice.
 
-use crate::helpers::{
-    Backend, PASSWORD, TestApp, bearer, both_backends, settings, spawn_with, unique_email,
-};
+use crate::helpers::{Backend, TestApp, bearer, both_backends, settings, spawn_with};
 use identity_proto::auth::v1 as pb;
-use platform::clock::ManualClock;
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::time::Duration;
@@ -27,14 +24,7 @@ both_backends!(
 const SESSION_REVOKED: &str = "https://schemas.openid.net/secevent/caep/event-type/session-revoked";
 
 async fn spawn(backend: Backend, long_poll: Duration) -> TestApp {
-    let db = backend.fresh_database().await;
-    let mut s = settings(&db.url);
-    s.events_heartbeat = Duration::from_millis(200);
-    s.events_poll = Duration::from_millis(20);
-    s.events_long_poll = long_poll;
-    let mut app = spawn_with(s, ManualClock::default(), true).await;
-    app._db = Some(db);
-    app
+    crate::signals::spawn_feed(backend, long_poll).await
 }
 
 /// A poll subscriber: (client id, secret).
@@ -79,14 +69,7 @@ fn jtis(sets: &[(String, String)]) -> Vec<String> {
 /// older transaction of the cluster has ended (the feed's commit-order rule),
 /// which the other tests' transactions may delay a little.
 async fn logouts(app: &TestApp, n: usize) -> Vec<String> {
-    let email = unique_email();
-    app.register(&email, PASSWORD).await.unwrap();
-    let mut ids = Vec::new();
-    for _ in 0..n {
-        let s = app.login(&email, PASSWORD).await.unwrap();
-        app.logout(&s.refresh_token).await.unwrap();
-        ids.push(s.session_id);
-    }
+    let ids = crate::signals::logouts(app, n).await;
     // A probe subscriber starting over each time sees everything served.
     let probe = subscriber(app).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
