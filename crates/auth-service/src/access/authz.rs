@@ -4,12 +4,15 @@
 //! Tokens carry the roles their subject held when issued. A subject whose roles
 //! change (or who is disabled) is remembered here with the time of the change, so
 //! that tokens issued before it use the subject's current roles instead, without
-//! a database round trip on validation. Every replica polls the database for such
-//! changes, so a role taken away stops working everywhere within the poll interval.
+//! a database round trip on validation. A deleted role is remembered likewise,
+//! by name: tokens issued before the deletion that name it hold nothing by that
+//! name, even once a role of the name is made again. Every replica polls the
+//! database for both, so a role taken away stops working everywhere within the
+//! poll interval.
 
 use crate::access::RoleSql;
 use crate::access::feed::ChangeCursor;
-use crate::access::{Permission, RoleName, SubjectChange, SubjectId};
+use crate::access::{Permission, RoleDeletion, RoleName, SubjectChange, SubjectId};
 use crate::storage::StoreError;
 use chrono::{DateTime, Duration, Utc};
 use parking_lot::RwLock;
@@ -90,11 +93,23 @@ pub fn decide(p: &Principal, permission: &str, resource: Option<&str>) -> Decisi
     }
 }
 
+/// `roles` less those deleted since they were read (`since` of the deletion).
+fn without_deleted(
+    roles: &[RoleName],
+    deleted: &HashMap<RoleName, DateTime<Utc>>,
+    since: impl Fn(DateTime<Utc>) -> bool,
+) -> Vec<RoleName> {
+    let gone = |r: &RoleName| deleted.get(r).is_some_and(|at| since(*at));
+    roles.iter().filter(|r| !gone(r)).cloned().collect()
+}
+
 /// This replica's view of role definitions and recent subject changes.
 #[derive(Debug)]
 pub struct AuthzState {
     definitions: RwLock<Arc<Definitions>>,
     changed: RwLock<HashMap<SubjectId, SubjectChange>>,
+    /// Roles deleted recently, with when.
+    deleted: RwLock<HashMap<RoleName, DateTime<Utc>>>,
     /// Where this replica is in the stream of subject changes; a change matters
     /// for the longest token lifetime plus leeway.
     cursor: ChangeCursor,
@@ -106,6 +121,7 @@ impl AuthzState {
         Self {
             definitions: RwLock::default(),
             changed: RwLock::default(),
+            deleted: RwLock::default(),
             cursor: ChangeCursor::new(horizon),
         }
     }
@@ -117,22 +133,35 @@ impl AuthzState {
 
     /// The roles to use for a token of `subject` issued at `iat` (seconds) that
     /// carries `token_roles`; `None` when the subject was disabled since.
+    /// Either list leaves out roles deleted since it was taken.
     pub fn current_roles(
         &self,
         subject: &SubjectId,
         iat: i64,
         token_roles: &[RoleName],
     ) -> Option<Vec<RoleName>> {
+        let deleted = self.deleted.read();
         let changed = self.changed.read();
         match changed.get(subject) {
-            Some(c) if c.changed_at.timestamp() >= iat => (!c.disabled).then(|| c.roles.clone()),
-            _ => Some(token_roles.to_vec()),
+            Some(c) if c.changed_at.timestamp() >= iat => {
+                (!c.disabled).then(|| without_deleted(&c.roles, &deleted, |at| at >= c.changed_at))
+            }
+            _ => Some(without_deleted(token_roles, &deleted, |at| {
+                at.timestamp() >= iat
+            })),
         }
     }
 
     /// Records a change made by this replica, effective at once.
     pub fn note(&self, change: SubjectChange) {
         self.changed.write().insert(change.subject_id, change);
+    }
+
+    /// Records a role deleted by this replica, effective at once.
+    pub fn note_deleted(&self, deletion: RoleDeletion) {
+        let mut deleted = self.deleted.write();
+        let at = deleted.entry(deletion.role).or_insert(deletion.deleted_at);
+        *at = (*at).max(deletion.deleted_at);
     }
 
     /// Replaces the role definitions (after a role changed here).
@@ -147,8 +176,11 @@ impl AuthzState {
         self.set_definitions(roles.into_iter().map(|r| (r.name, r.permissions)).collect());
         let since = self.cursor.since(now);
         let changes = platform::sql!(&mut c, RoleSql::subject_changes_since(since))?;
+        let deletions = platform::sql!(&mut c, RoleSql::role_deletions_since(since))?;
         drop(c);
-        let newest = changes.iter().map(|c| c.changed_at).max();
+        let newest = changes.iter().map(|c| c.changed_at);
+        let newest = newest.chain(deletions.iter().map(|d| d.deleted_at)).max();
+        let oldest = self.cursor.oldest_relevant(now);
         {
             let mut map = self.changed.write();
             for c in changes {
@@ -159,9 +191,12 @@ impl AuthzState {
                     map.insert(c.subject_id, c);
                 }
             }
-            let oldest = self.cursor.oldest_relevant(now);
             map.retain(|_, c| c.changed_at >= oldest);
         }
+        for deletion in deletions {
+            self.note_deleted(deletion);
+        }
+        self.deleted.write().retain(|_, at| *at >= oldest);
         self.cursor.advance(since, newest);
         Ok(())
     }
@@ -241,5 +276,53 @@ mod tests {
             disabled: true,
         });
         assert_eq!(state.current_roles(&id, now.timestamp() - 60, &[]), None);
+    }
+
+    #[test]
+    fn a_deleted_role_is_gone_from_tokens_and_changes_taken_before() {
+        let state = AuthzState::new(Duration::minutes(16));
+        let (id, other) = (UserId::generate().into(), UserId::generate().into());
+        let now = Utc::now();
+        let (temp, user) = (RoleName::builtin("temp"), RoleName::builtin("user"));
+        let token = vec![temp.clone(), user.clone()];
+        state.note(SubjectChange {
+            subject_id: id,
+            changed_at: now - Duration::seconds(30),
+            roles: token.clone(),
+            disabled: false,
+        });
+        state.note_deleted(RoleDeletion {
+            role: temp.clone(),
+            deleted_at: now,
+        });
+        let before = now.timestamp() - 60;
+        assert_eq!(
+            state.current_roles(&other, before, &token),
+            Some(vec![user.clone()])
+        );
+        assert_eq!(
+            state.current_roles(&other, now.timestamp(), &token),
+            Some(vec![user.clone()]),
+            "a token of the deletion's second may predate it"
+        );
+        assert_eq!(
+            state.current_roles(&id, before, &token),
+            Some(vec![user.clone()]),
+            "roles read before the deletion lose it too"
+        );
+        assert_eq!(
+            state.current_roles(&other, now.timestamp() + 1, &token),
+            Some(token.clone()),
+            "a later token names the role made again"
+        );
+        // An older deletion noted late does not move it back.
+        state.note_deleted(RoleDeletion {
+            role: temp,
+            deleted_at: now - Duration::minutes(5),
+        });
+        assert_eq!(
+            state.current_roles(&other, now.timestamp(), &token),
+            Some(vec![user])
+        );
     }
 }

@@ -136,6 +136,10 @@ impl Roles<'_> {
             SignalSql::emit(&[Signal::role_changed(name, &[], now)])
         )?;
         tx.commit().await?;
+        self.authz.note_deleted(RoleDeletion {
+            role: name.clone(),
+            deleted_at: now,
+        });
         self.role_changed("role.deleted", caller, (name, None), client)
             .await
     }

@@ -187,6 +187,15 @@ pub struct RoleRecord {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A role deleted at `deleted_at`: tokens issued before then that name it
+/// hold nothing by that name.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct RoleDeletion {
+    pub role: RoleName,
+    #[sqlx(try_from = "Timestamp")]
+    pub deleted_at: DateTime<Utc>,
+}
+
 /// A subject whose roles changed (or who was disabled) at `changed_at`.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SubjectChange {

@@ -1,6 +1,6 @@
 //! Roles, the permissions they grant, and which subjects (users and service
 //! accounts) hold them; every change of who holds what marks its subjects for
-//! the role poll. These read and write rows: which role may go, and whether a
+//! the role poll, and a deleted role leaves a tombstone for it. These read and write rows: which role may go, and whether a
 //! subject or role exists, the use cases decide.
 
 use super::model::*;
@@ -86,27 +86,43 @@ platform::generic_store! {
             .await?)
         }
 
-        /// Deletes a role and its assignments, marking its holders changed.
+        /// Deletes a role and its assignments, and records when: a token
+        /// issued before then that names the role no longer holds it, even once
+        /// a role of that name is made again. One row per name, however many
+        /// held the role (marking each holder changed made a deletion a
+        /// million-row write and every replica's next poll a million-row read).
         pub async fn delete_role(
             c: &mut DB::Connection,
             role: &RoleName,
             now: DateTime<Utc>,
         ) -> Result<(), StoreError> {
-            for table in ["identities", "service_accounts"] {
-                sqlx::query(&format!(
-                    "UPDATE {table} SET roles_changed_at = $2
-                     WHERE id IN (SELECT subject_id FROM subject_roles WHERE role = $1)"
-                ))
-                .bind(role)
-                .bind(Timestamp(now))
-                .execute(&mut *c)
-                .await?;
-            }
+            sqlx::query(
+                "INSERT INTO role_deletions (role, deleted_at) VALUES ($1, $2)
+                 ON CONFLICT (role) DO UPDATE SET deleted_at = excluded.deleted_at
+                 WHERE excluded.deleted_at > role_deletions.deleted_at",
+            )
+            .bind(role)
+            .bind(Timestamp(now))
+            .execute(&mut *c)
+            .await?;
             sqlx::query("DELETE FROM roles WHERE name = $1")
                 .bind(role)
                 .execute(&mut *c)
                 .await?;
             Ok(())
+        }
+
+        /// Roles deleted at or after `since`, with when.
+        pub async fn role_deletions_since(
+            c: &mut DB::Connection,
+            since: DateTime<Utc>,
+        ) -> Result<Vec<RoleDeletion>, StoreError> {
+            Ok(sqlx::query_as(
+                "SELECT role, deleted_at FROM role_deletions WHERE deleted_at >= $1",
+            )
+            .bind(Timestamp(since))
+            .fetch_all(&mut *c)
+            .await?)
         }
 
         /// Gives `subject` an existing `role` (`held`) or takes it away; a

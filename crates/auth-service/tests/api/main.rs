@@ -26,6 +26,7 @@ mod operations;
 mod outage;
 mod plans;
 mod recovery;
+mod roles;
 mod security;
 mod signals;
 mod ssf_poll;
