@@ -47,16 +47,7 @@ platform::generic_store! {
             c: &mut DB::Connection,
             external_ids: &[&str],
         ) -> Result<Vec<String>, StoreError> {
-            let mut taken = Vec::new();
-            for chunk in external_ids.chunks(rows_per_statement(1, 0)) {
-                let sql = format!(
-                    "SELECT external_id FROM identities WHERE external_id IN ({})",
-                    params(1, chunk.len())
-                );
-                let query = chunk.iter().fold(sqlx::query_scalar(&sql), |q, e| q.bind(*e));
-                taken.extend(query.fetch_all(&mut *c).await?);
-            }
-            Ok(taken)
+            Self::present(c, "identities", "external_id", external_ids).await
         }
 
         /// Which of `names` are roles.
@@ -64,10 +55,24 @@ platform::generic_store! {
             c: &mut DB::Connection,
             names: &[&str],
         ) -> Result<Vec<String>, StoreError> {
+            Self::present(c, "roles", "name", names).await
+        }
+
+        /// Which of `values` `table.column` holds, a statement per chunk
+        /// (`table` and `column` are this module's constants, never input).
+        async fn present(
+            c: &mut DB::Connection,
+            table: &str,
+            column: &str,
+            values: &[&str],
+        ) -> Result<Vec<String>, StoreError> {
             let mut found = Vec::new();
-            for chunk in names.chunks(rows_per_statement(1, 0)) {
-                let sql = format!("SELECT name FROM roles WHERE name IN ({})", params(1, chunk.len()));
-                let query = chunk.iter().fold(sqlx::query_scalar(&sql), |q, n| q.bind(*n));
+            for chunk in values.chunks(rows_per_statement(1, 0)) {
+                let sql = format!(
+                    "SELECT {column} FROM {table} WHERE {column} IN ({})",
+                    params(1, chunk.len())
+                );
+                let query = chunk.iter().fold(sqlx::query_scalar(&sql), |q, v| q.bind(*v));
                 found.extend(query.fetch_all(&mut *c).await?);
             }
             Ok(found)
