@@ -130,6 +130,8 @@ pub struct Context {
     pub(crate) jobs: platform::tasks::Jobs,
     /// The security-event feed's settings and head.
     pub(crate) feed: crate::signals::Feed,
+    /// Imports over the RPC this replica runs at once.
+    pub(crate) imports: Arc<tokio::sync::Semaphore>,
 }
 
 /// Jobs (queued password resets) that may run at once.

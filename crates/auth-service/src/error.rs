@@ -31,6 +31,9 @@ pub enum AuthError {
     /// Password hashing is saturated.
     #[error("too many logins in progress; retry shortly")]
     Busy,
+    /// A limit on work running at once is reached; retry later.
+    #[error("{0}")]
+    ResourceExhausted(String),
     /// Too many attempts (failed logins, registrations, reset requests, codes):
     /// wait before trying again.
     #[error("too many attempts; retry in {} seconds", .0.num_seconds().max(1))]
@@ -134,6 +137,7 @@ impl From<AuthError> for Status {
             | AuthError::InvalidOneTimeToken
             | AuthError::InvalidToken(_) => Status::unauthenticated(e.to_string()),
             AuthError::Busy => Status::resource_exhausted(e.to_string()),
+            AuthError::ResourceExhausted(m) => Status::resource_exhausted(m),
             AuthError::Throttled(wait) => {
                 use tonic_types::{ErrorDetails, StatusExt};
                 let delay = wait

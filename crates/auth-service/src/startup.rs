@@ -348,6 +348,7 @@ pub async fn build_core(settings: &Settings, clock: SharedClock) -> anyhow::Resu
             settings.events_max_subscribers,
             settings.events_long_poll,
         ),
+        imports: Arc::new(tokio::sync::Semaphore::new(crate::import::MAX_RUNNING)),
     });
     Ok(Core {
         authenticator,

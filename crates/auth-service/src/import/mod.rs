@@ -33,6 +33,9 @@ use uuid::Uuid;
 const BATCH: usize = 500;
 /// Lines one message of the RPC may carry: a batch's worth.
 pub const MAX_LINES_PER_MESSAGE: usize = BATCH;
+/// Imports over the RPC one replica runs at once: each holds a database
+/// connection and a writer for its batches, and logins need the rest.
+pub const MAX_RUNNING: usize = 2;
 /// Importing users over the admin RPC.
 const IDENTITIES_IMPORT: &str = "identities:import";
 
@@ -100,6 +103,11 @@ impl Import<'_> {
         client: &ClientInfo,
     ) -> Result<Report, AuthError> {
         self.require(caller, IDENTITIES_IMPORT, None)?;
+        let Ok(_running) = self.imports.clone().try_acquire_owned() else {
+            return Err(AuthError::ResourceExhausted(format!(
+                "{MAX_RUNNING} imports are running on this replica; retry when one ends"
+            )));
+        };
         let mut report = Report::default();
         let done = self.run(lines, |n, outcome| report.add(n, outcome)).await;
         let tally = report.tally;

@@ -15,6 +15,7 @@ both_backends!(
     importing_needs_identities_import,
     a_message_too_large_or_too_full_is_refused,
     failures_past_a_thousand_are_counted_not_listed,
+    imports_running_at_once_are_bounded,
 );
 
 /// bcrypt of [`PASSWORD`] (made by the reference implementation; see import.rs).
@@ -212,4 +213,48 @@ async fn failures_past_a_thousand_are_counted_not_listed(backend: Backend) {
     assert_eq!(done.failures.len(), 1000);
     assert_eq!(done.failures_omitted, 5);
     assert_eq!(done.failures.last().map(|f| f.line), Some(1000));
+}
+
+async fn imports_running_at_once_are_bounded(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.admin_token().await;
+    // Streams held open: each is an import running until its sender is dropped.
+    let open = |n: usize| {
+        let (lines, rx) = tokio::sync::mpsc::channel::<pb::ImportIdentitiesRequest>(1);
+        let mut grpc = app.grpc.clone();
+        let request = bearer(tokio_stream::wrappers::ReceiverStream::new(rx), &admin);
+        let email = format!("held-{n}-{}", unique_email());
+        (lines, email, async move {
+            grpc.import_identities(request).await
+        })
+    };
+    let (first, first_email, first_call) = open(1);
+    let (second, _, second_call) = open(2);
+    let first_call = tokio::spawn(first_call);
+    let second_call = tokio::spawn(second_call);
+    // Both have started once a line of each has gone in.
+    for (sender, n) in [(&first, 1), (&second, 2)] {
+        let line = serde_json::json!({ "email": format!("started-{n}-{}", unique_email()) });
+        let message = pb::ImportIdentitiesRequest {
+            lines: vec![line.to_string()],
+        };
+        sender.send(message).await.unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let third = import(&app, Some(&admin), vec![vec![]]).await;
+    let msg = assert_code(third, Code::ResourceExhausted);
+    assert!(msg.contains("retry when one ends"), "{msg}");
+    // One ends: the next runs, and the ones held open lost nothing.
+    let last = serde_json::json!({ "email": first_email }).to_string();
+    first
+        .send(pb::ImportIdentitiesRequest { lines: vec![last] })
+        .await
+        .unwrap();
+    drop(first);
+    let report = first_call.await.unwrap().unwrap().into_inner();
+    assert_eq!(report.imported, 2, "{report:?}");
+    let next = import(&app, Some(&admin), vec![vec![]]).await.unwrap();
+    assert_eq!(next.imported, 0);
+    drop(second);
+    assert_eq!(second_call.await.unwrap().unwrap().into_inner().imported, 1);
 }
