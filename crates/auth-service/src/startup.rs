@@ -206,6 +206,7 @@ impl Application {
         } = self.core;
         views.freshness.register(self.shell.metrics().registry())?;
         let mut tasks = Supervisor::new(shutdown.clone());
+        db.maintain(&mut tasks);
         let v = views.clone();
         tasks.every("revocation poll", sync, move || {
             let v = v.clone();

@@ -134,6 +134,7 @@ impl Application {
     /// Serves until `shutdown` is cancelled, then lets in-flight calls finish.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let mut tasks = Supervisor::new(shutdown.clone());
+        self.directory.db.maintain(&mut tasks);
         let relay = Relay {
             db: self.directory.db.clone(),
             deliver: Arc::new(ToAuthService::new(
