@@ -54,6 +54,10 @@ pub struct ScaleArgs {
     /// Sessions of the one user with many, for ListSessions.
     #[arg(long, default_value_t = 5000)]
     pub heavy_sessions: u64,
+    /// Only the import rate: `--users` lines through `auth-service import`
+    /// into a fresh database, with no service beside it.
+    #[arg(long)]
+    pub import_only: bool,
 }
 
 impl ScaleArgs {
@@ -69,6 +73,7 @@ impl ScaleArgs {
             sessions_per_user: 3,
             audit_per_user: 10,
             heavy_sessions: 50,
+            import_only: false,
         }
     }
 }
@@ -101,6 +106,17 @@ pub async fn run(args: &ScaleArgs, bin_dir: &Path, markdown: Option<&Path>) -> a
         other => anyhow::bail!("unknown backend {other:?}: sqlite, postgres or both"),
     };
     let login_hash = login_hash()?;
+    if args.import_only {
+        let mut all = String::new();
+        for backend in backends {
+            all.push_str(&import_alone(args.users, backend, bin_dir, &login_hash).await?);
+        }
+        println!("{all}");
+        if let Some(path) = markdown {
+            std::fs::write(path, &all)?;
+        }
+        return Ok(());
+    }
     let (mut all, mut failures) = (String::new(), 0);
     for backend in backends {
         let (report, failed) = one_backend(args, backend, bin_dir, &login_hash).await?;
@@ -114,6 +130,34 @@ pub async fn run(args: &ScaleArgs, bin_dir: &Path, markdown: Option<&Path>) -> a
     }
     anyhow::ensure!(failures == 0, "{failures} calls failed");
     Ok(())
+}
+
+/// The import on its own: `users` lines into a fresh database of `backend`
+/// (migrations applied by the subcommand first), no service running; the
+/// issue's import target is set on this.
+async fn import_alone(
+    users: u64,
+    backend: Backend,
+    bin_dir: &Path,
+    login_hash: &str,
+) -> anyhow::Result<String> {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("users.jsonl");
+    dataset::write_lines(&file, 0, users, login_hash, OTHER_HASH)?;
+    let db = backend.fresh_database().await;
+    let mut command = std::process::Command::new(bin_dir.join("auth-service"));
+    command
+        .args(["import", &file.display().to_string()])
+        .env("AUTH_DATABASE_URL", &db.url)
+        .env("RUST_LOG", "warn");
+    eprintln!("scale: importing {users} users into {backend:?} alone ...");
+    let started = Instant::now();
+    let said = last_line(run_cli(&mut command).await?);
+    let took = started.elapsed().as_secs_f64();
+    Ok(format!(
+        "- import alone, {backend:?}: {users} lines in {took:.1} s = {:.0} lines/s, the process from start to exit, migrations included (the CLI said: {said})\n",
+        users as f64 / took
+    ))
 }
 
 /// An Argon2id hash of [`PASSWORD`] with the service's own parameters, so an
@@ -310,8 +354,14 @@ async fn run_cli(command: &mut std::process::Command) -> anyhow::Result<(String,
 /// `auth-service import FILE`; its closing line (counts and rate).
 async fn run_import(local: &system::Local, file: &Path) -> anyhow::Result<String> {
     let path = file.display().to_string();
-    let (_, stderr) = run_cli(&mut local.auth_command(&["import", &path])).await?;
-    Ok(stderr.lines().last().unwrap_or_default().trim().to_owned())
+    Ok(last_line(
+        run_cli(&mut local.auth_command(&["import", &path])).await?,
+    ))
+}
+
+/// The closing line a subcommand wrote on standard error.
+fn last_line((_, stderr): (String, String)) -> String {
+    stderr.lines().last().unwrap_or_default().trim().to_owned()
 }
 
 /// Seconds from `since` until no registration waits in the outbox; fails if
