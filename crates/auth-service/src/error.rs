@@ -31,6 +31,9 @@ pub enum AuthError {
     /// Password hashing is saturated.
     #[error("too many logins in progress; retry shortly")]
     Busy,
+    /// The caller took too long (an import's next message never came).
+    #[error("{0}")]
+    DeadlineExceeded(String),
     /// A limit on work running at once is reached; retry later.
     #[error("{0}")]
     ResourceExhausted(String),
@@ -138,6 +141,7 @@ impl From<AuthError> for Status {
             | AuthError::InvalidToken(_) => Status::unauthenticated(e.to_string()),
             AuthError::Busy => Status::resource_exhausted(e.to_string()),
             AuthError::ResourceExhausted(m) => Status::resource_exhausted(m),
+            AuthError::DeadlineExceeded(m) => Status::deadline_exceeded(m),
             AuthError::Throttled(wait) => {
                 use tonic_types::{ErrorDetails, StatusExt};
                 let delay = wait

@@ -11,6 +11,11 @@ use tonic_health::ServingStatus;
 /// Largest gRPC request accepted by every service; real ones are a few KiB.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
+/// How often a quiet connection is pinged (HTTP/2 and TCP).
+const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long a ping may go unanswered before the connection is closed.
+const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// Serves `routes` on `listener` until `shutdown`. `health_name` is the fully
 /// qualified service name reported SERVING by the health service; `descriptors`
 /// are the encoded descriptor sets reflection serves; `other_methods` are
@@ -52,7 +57,12 @@ pub async fn serve(
         .add_service(reflection().build_v1alpha()?);
     let mut known = crate::metrics::methods_of(&sets)?;
     known.extend(other_methods.iter().map(|m| (*m).to_owned()));
-    let mut builder = tonic::transport::Server::builder();
+    // A peer gone without a word (a partition, a sleeping laptop) is found by
+    // pings within a minute, and its calls (a stream holding a slot, an
+    // import holding a permit) end, instead of lasting until a restart.
+    let mut builder = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(KEEPALIVE))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT));
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }
@@ -62,7 +72,9 @@ pub async fn serve(
         .serve_with_incoming_shutdown(
             // Without TCP_NODELAY a response's trailers can wait for the peer's
             // delayed ACK (40 ms) behind Nagle's algorithm.
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            tonic::transport::server::TcpIncoming::from(listener)
+                .with_nodelay(Some(true))
+                .with_keepalive(Some(KEEPALIVE)),
             async move {
                 shutdown.cancelled().await;
                 health

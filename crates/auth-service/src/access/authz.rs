@@ -14,7 +14,7 @@ use crate::access::RoleSql;
 use crate::access::feed::ChangeCursor;
 use crate::access::{Permission, RoleDeletion, RoleName, SubjectChange, SubjectId};
 use crate::storage::StoreError;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 use parking_lot::RwLock;
 use platform::db::Database;
 use platform::ids::{SessionId, UserId};
@@ -152,8 +152,11 @@ impl AuthzState {
         }
     }
 
-    /// Records a change made by this replica, effective at once.
-    pub fn note(&self, change: SubjectChange) {
+    /// Records a change made by this replica, effective at once. Its time as
+    /// the database keeps it (microseconds), so the poll's copy of the same
+    /// change, or a later one, replaces it.
+    pub fn note(&self, mut change: SubjectChange) {
+        change.changed_at = change.changed_at.trunc_subsecs(6);
         self.changed.write().insert(change.subject_id, change);
     }
 
@@ -197,7 +200,7 @@ impl AuthzState {
             self.note_deleted(deletion);
         }
         self.deleted.write().retain(|_, at| *at >= oldest);
-        self.cursor.advance(since, newest);
+        self.cursor.advance(since, newest, now);
         Ok(())
     }
 }

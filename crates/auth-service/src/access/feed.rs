@@ -39,13 +39,35 @@ impl ChangeCursor {
         newest.map_or(self.oldest_relevant(now), |n| n - OVERLAP)
     }
 
-    /// Records a read from `since` whose newest change was `newest`.
-    pub fn advance(&self, since: DateTime<Utc>, newest: Option<DateTime<Utc>>) {
+    /// Records a read from `since`, at `now`, whose newest change was
+    /// `newest`. A change stamped ahead of `now` (by a replica whose clock ran
+    /// ahead) counts as `now`: taken as it is, every later read would start
+    /// past the changes the other replicas stamp meanwhile, until real time
+    /// caught up with it.
+    pub fn advance(&self, since: DateTime<Utc>, newest: Option<DateTime<Utc>>, now: DateTime<Utc>) {
+        let newest = newest.map(|n| n.min(now));
         let mut current = self.newest.write();
         *current = match (*current, newest) {
             (Some(c), Some(n)) => Some(c.max(n)),
             (None, n) => Some(n.unwrap_or(since).max(since)),
             (c, None) => c,
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_stamped_ahead_does_not_carry_the_cursor_past_now() {
+        let cursor = ChangeCursor::new(Duration::minutes(16));
+        let now = Utc::now();
+        let first = cursor.since(now);
+        assert_eq!(first, now - Duration::minutes(16));
+        cursor.advance(first, Some(now + Duration::hours(2)), now);
+        assert_eq!(cursor.since(now), now - OVERLAP);
+        cursor.advance(now - OVERLAP, Some(now - Duration::seconds(1)), now);
+        assert_eq!(cursor.since(now), now - OVERLAP, "never moves back");
     }
 }

@@ -15,7 +15,9 @@ pub use sql::RoleSql;
 use crate::audit::ClientInfo;
 use crate::error::AuthError;
 use crate::signals::{Signal, SignalSql};
+use crate::storage::StoreError;
 use authz::Principal;
+use chrono::SubsecRound;
 use uuid::Uuid;
 
 const ROLES_ADMIN: &str = "roles:admin";
@@ -136,12 +138,31 @@ impl Roles<'_> {
             SignalSql::emit(&[Signal::role_changed(name, &[], now)])
         )?;
         tx.commit().await?;
-        self.authz.note_deleted(RoleDeletion {
-            role: name.clone(),
-            deleted_at: now,
-        });
+        self.deletion_committed(name).await;
         self.role_changed("role.deleted", caller, (name, None), client)
             .await
+    }
+
+    /// Stamps a committed deletion again, now. The stamp in its transaction
+    /// is older than the tokens signed while the cascade ran (they read the
+    /// assignments as they were) and than the changes other replicas made
+    /// meanwhile, and a poll may have moved past it by the commit; this one
+    /// is newer than all of them. If it fails, the first stands.
+    async fn deletion_committed(&self, name: &RoleName) {
+        let done = self.clock.now().trunc_subsecs(6);
+        let stamped = async {
+            let mut tx = self.db.write().await?;
+            platform::sql!(&mut tx, RoleSql::mark_deleted(name, done))?;
+            tx.commit().await?;
+            Ok::<_, StoreError>(())
+        };
+        if let Err(error) = stamped.await {
+            tracing::warn!(role = %name, %error, "could not stamp a role deletion at its commit");
+        }
+        self.authz.note_deleted(RoleDeletion {
+            role: name.clone(),
+            deleted_at: done,
+        });
     }
 
     /// Gives (or takes) a role to (from) the user or service account `id`;

@@ -51,7 +51,7 @@ impl RevocationSet {
             let oldest = self.cursor.oldest_relevant(now);
             set.retain(|_, at| *at >= oldest);
         }
-        self.cursor.advance(since, newest);
+        self.cursor.advance(since, newest, now);
         Ok(())
     }
 

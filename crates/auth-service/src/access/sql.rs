@@ -86,15 +86,30 @@ platform::generic_store! {
             .await?)
         }
 
-        /// Deletes a role and its assignments, and records when: a token
-        /// issued before then that names the role no longer holds it, even once
-        /// a role of that name is made again. One row per name, however many
-        /// held the role (marking each holder changed made a deletion a
-        /// million-row write and every replica's next poll a million-row read).
+        /// Deletes a role and its assignments, and records when (see
+        /// [`Self::mark_deleted`]). One row however many held the role
+        /// (marking each holder changed made a deletion a million-row write
+        /// and every replica's next poll a million-row read).
         pub async fn delete_role(
             c: &mut DB::Connection,
             role: &RoleName,
             now: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            Self::mark_deleted(&mut *c, role, now).await?;
+            sqlx::query("DELETE FROM roles WHERE name = $1")
+                .bind(role)
+                .execute(&mut *c)
+                .await?;
+            Ok(())
+        }
+
+        /// Records that `role` was deleted at `at`, unless later already: a
+        /// token issued before then that names the role no longer holds it,
+        /// even once a role of that name is made again.
+        pub async fn mark_deleted(
+            c: &mut DB::Connection,
+            role: &RoleName,
+            at: DateTime<Utc>,
         ) -> Result<(), StoreError> {
             sqlx::query(
                 "INSERT INTO role_deletions (role, deleted_at) VALUES ($1, $2)
@@ -102,13 +117,9 @@ platform::generic_store! {
                  WHERE excluded.deleted_at > role_deletions.deleted_at",
             )
             .bind(role)
-            .bind(Timestamp(now))
+            .bind(Timestamp(at))
             .execute(&mut *c)
             .await?;
-            sqlx::query("DELETE FROM roles WHERE name = $1")
-                .bind(role)
-                .execute(&mut *c)
-                .await?;
             Ok(())
         }
 

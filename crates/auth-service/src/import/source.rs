@@ -6,6 +6,7 @@
 use crate::error::AuthError;
 use futures::{Stream, StreamExt};
 use std::future::Future;
+use std::time::Duration;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 /// The longest line read; the rest of a longer one is skipped, not buffered.
@@ -35,13 +36,24 @@ impl<R: AsyncBufRead + Unpin + Send> Lines for R {
 pub struct Messages<S> {
     messages: S,
     current: std::vec::IntoIter<String>,
+    /// Longest wait for the next message: a caller gone quiet holds one of
+    /// the few imports a replica runs.
+    idle: Duration,
 }
+
+/// How long an import over the RPC waits for its next message.
+pub const MESSAGE_IDLE: Duration = Duration::from_secs(60);
 
 impl<S> Messages<S> {
     pub fn new(messages: S) -> Self {
+        Self::with_idle(messages, MESSAGE_IDLE)
+    }
+
+    fn with_idle(messages: S, idle: Duration) -> Self {
         Self {
             messages,
             current: Vec::new().into_iter(),
+            idle,
         }
     }
 }
@@ -59,9 +71,16 @@ where
                     Ok(line)
                 }));
             }
-            match self.messages.next().await {
-                Some(lines) => self.current = lines?.into_iter(),
-                None => return Ok(None),
+            match tokio::time::timeout(self.idle, self.messages.next()).await {
+                Ok(Some(lines)) => self.current = lines?.into_iter(),
+                Ok(None) => return Ok(None),
+                Err(_) => {
+                    return Err(AuthError::DeadlineExceeded(format!(
+                        "no message for {} s: the import stopped there; send the rest \
+                         again (lines already imported are skipped)",
+                        self.idle.as_secs()
+                    )));
+                }
             }
         }
     }
@@ -108,6 +127,19 @@ async fn read_line<R: AsyncBufRead + Unpin>(input: &mut R) -> std::io::Result<Op
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_stream_gone_quiet_ends_the_import() {
+        let first = futures::stream::iter(vec![Ok(vec!["a".to_owned()])]);
+        let quiet = first.chain(futures::stream::pending());
+        let mut lines = Messages::with_idle(Box::pin(quiet), Duration::from_millis(50));
+        assert_eq!(lines.next_line().await.unwrap(), Some(Ok("a".to_owned())));
+        let gone = lines.next_line().await;
+        assert!(
+            matches!(&gone, Err(AuthError::DeadlineExceeded(m)) if m.contains("no message for")),
+            "{gone:?}"
+        );
+    }
 
     #[tokio::test]
     async fn messages_give_their_lines_in_order_and_bound_each() {
