@@ -56,6 +56,7 @@ impl ChangeCursor {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
 
