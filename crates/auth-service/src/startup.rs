@@ -273,6 +273,7 @@ impl Application {
                 self.settings.key_rotation_interval,
             )?),
             forward_uri_header: self.settings.forward_uri_header.clone(),
+            proxies: self.proxies.clone(),
         });
         let api = Api {
             grpc: tonic::service::Routes::new(auth).add_service(ext_authz),

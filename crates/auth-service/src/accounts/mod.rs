@@ -147,6 +147,13 @@ impl Accounts<'_> {
         secret: &SecretString,
         client: &ClientInfo,
     ) -> Result<ServiceAccountRecord, AuthError> {
+        let (throttle, now) = (self.throttle(), self.clock.now());
+        let address = client.address.as_deref();
+        // A throttled address is refused before any lookup, and unaudited:
+        // refusals cannot be made to fill the trail.
+        if let Some(wait) = throttle.client_wait(address, now).await? {
+            return Err(AuthError::Throttled(wait));
+        }
         let account = platform::sql!(
             read(&self.db),
             AccountSql::service_account_by_client_id(client_id.as_str())
@@ -160,6 +167,7 @@ impl Accounts<'_> {
         match account.filter(|_| matches) {
             Some(account) => Ok(account),
             None => {
+                throttle.client_refused(address, now).await?;
                 self.audit(
                     self.event("service_token.refused", client)
                         .subject(client_id),

@@ -17,7 +17,8 @@
 //!   recovery code (80 bits, not guessable) or an administrator's reset
 //!   unlocks it.
 //! - A client address: 30 failed attempts a minute across all accounts and
-//!   factors, so one host cannot spray many accounts.
+//!   factors, and service-account client secrets too, so one host cannot
+//!   spray many accounts, nor fill the audit trail with refusals.
 
 mod model;
 mod sql;
@@ -277,6 +278,35 @@ impl Throttle<'_> {
             address,
             failures: 0,
         }))
+    }
+
+    /// Before a service account's client secret is checked: how long the
+    /// client address must still wait, if it must. Secrets are 256 bits, not
+    /// guessable, so nothing is reserved (a success, the common case, costs
+    /// no write); a refusal is counted by [`Throttle::client_refused`].
+    pub async fn client_wait(
+        &self,
+        address: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Duration>, StoreError> {
+        self.address_wait(address.map(address_key).as_deref(), now)
+            .await
+    }
+
+    /// A client secret was refused: one failure of the address, as a wrong
+    /// password's.
+    pub async fn client_refused(
+        &self,
+        address: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if let Some(key) = address.map(address_key) {
+            platform::sql!(
+                write(self.db),
+                ThrottleSql::reserve(&[(&key, ADDRESS_WINDOW)], now)
+            )?;
+        }
+        Ok(())
     }
 
     /// How long the client address must still wait, if it must.

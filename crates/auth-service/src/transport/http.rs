@@ -37,6 +37,21 @@ pub struct HttpState {
     /// The one header forward auth reads the original request target from
     /// (`AUTH_FORWARD_URI_HEADER`).
     pub forward_uri_header: HeaderName,
+    /// Whose forwarded client address is believed (`AUTH_TRUSTED_PROXIES`),
+    /// as on the gRPC port.
+    pub proxies: crate::transport::client::TrustedProxies,
+}
+
+impl HttpState {
+    /// Who sent a request: its peer, or the client a trusted proxy names in
+    /// `x-forwarded-for`, by the gRPC port's one rule.
+    pub fn client(&self, extensions: &axum::http::Extensions, headers: &HeaderMap) -> ClientInfo {
+        let peer = extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0);
+        let metadata = tonic::metadata::MetadataMap::from_headers(headers.clone());
+        self.proxies.client(peer, &metadata)
+    }
 }
 
 /// Every route of the HTTP port that is the Auth Service's own.
@@ -178,6 +193,20 @@ async fn forward_auth(
     response
 }
 
+/// 429 with `Retry-After`: the client address has failed too often.
+pub(super) fn throttled(wait: chrono::Duration) -> Response {
+    let seconds = wait.num_seconds().max(1);
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, seconds.to_string())],
+        Json(serde_json::json!({
+            "error": "slow_down",
+            "error_description": format!("too many failed attempts; retry in {seconds} seconds"),
+        })),
+    )
+        .into_response()
+}
+
 /// Our own trouble, through the service's one error mapping (logged with an
 /// error id, never shown): 503 when a retry may help, so the gateway's failure
 /// handling decides; 500 otherwise.
@@ -238,6 +267,7 @@ fn basic_credentials(headers: &HeaderMap) -> Result<(ClientId, SecretString), Ba
 
 async fn introspect(
     State(s): State<Arc<HttpState>>,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
     Form(form): Form<IntrospectForm>,
 ) -> Response {
@@ -260,12 +290,13 @@ async fn introspect(
             &client_id,
             &secret,
             form.token.trim(),
-            &ClientInfo::default(),
+            &s.client(&extensions, &headers),
         )
         .await
     {
         Ok(p) => p,
         Err(AuthError::Unauthenticated(_)) => return refused(),
+        Err(AuthError::Throttled(wait)) => return throttled(wait),
         Err(e) => return service_fault(e),
     };
     let body = match principal {

@@ -1,5 +1,6 @@
 //! Account security: login throttling (per account and per client address, with
-//! a retry delay), the audit log, and mutual TLS on the gRPC port.
+//! a retry delay), client secrets counted against the same address budget on
+//! both ports, the audit log, and mutual TLS on the gRPC port.
 
 use crate::helpers::{
     Backend, PASSWORD, TestApp, assert_code, bearer, both_backends, settings, spawn_app,
@@ -11,7 +12,8 @@ use tonic_types::StatusExt;
 
 both_backends!(
     accounts_back_off_and_addresses_are_limited,
-    audit_log_records_events_without_secrets
+    audit_log_records_events_without_secrets,
+    client_secret_refusals_count_against_the_address,
 );
 
 async fn login_from(
@@ -286,4 +288,67 @@ async fn mutual_tls_accepts_only_certified_clients() {
             .is_err(),
     };
     assert!(refused, "a plaintext client was served");
+}
+
+async fn client_secret_refusals_count_against_the_address(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.admin_token().await;
+    let (client_id, secret, _) = app.service_account(&["gateway"]).await;
+    let issue = |secret: &str| {
+        let mut grpc = app.grpc.clone();
+        let request = pb::IssueServiceTokenRequest {
+            client_id: client_id.clone(),
+            client_secret: secret.to_owned(),
+        };
+        async move { grpc.issue_service_token(request).await }
+    };
+    // A burst of wrong secrets at once: the address's budget is spent...
+    let burst = futures::future::join_all((0..40).map(|_| issue("a wrong secret"))).await;
+    let refused = burst
+        .iter()
+        .filter(|r| matches!(r, Err(s) if s.code() == Code::Unauthenticated))
+        .count();
+    assert!(refused >= 30, "{refused} refused before the limit");
+    // ...and after it even the right secret waits, and says how long.
+    let throttled = issue(&secret).await.unwrap_err();
+    assert_eq!(throttled.code(), Code::ResourceExhausted, "{throttled:?}");
+    assert!(throttled.get_details_retry_info().is_some());
+    // The HTTP port counts the same address: introspection and SSF poll.
+    let http = reqwest::Client::new();
+    for path in ["oauth2/introspect", "ssf/poll"] {
+        let r = http
+            .post(format!("{}/{path}", app.http))
+            .basic_auth(&client_id, Some(&secret))
+            .form(&[("token", "x")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 429, "{path}");
+        let after: u64 = r.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&after), "{path}: {after}");
+    }
+    // Throttled refusals are not audited: the trail holds the counted ones.
+    let events = app
+        .grpc
+        .clone()
+        .list_audit_events(bearer(
+            pb::ListAuditEventsRequest {
+                page_size: 100,
+                kind: "service_token.refused".into(),
+                ..Default::default()
+            },
+            &admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    assert_eq!(events.len(), refused, "one audit row per counted refusal");
+    // The window passes: the right secret works again, from this address too.
+    app.clock.advance(chrono::Duration::minutes(2));
+    issue(&secret).await.expect("a token after the window");
 }

@@ -3,8 +3,7 @@
 //! service account's client credentials (HTTP Basic). Errors use RFC 8936's
 //! JSON form (`err`, `description`).
 
-use super::{HttpState, basic_credentials, service_fault};
-use crate::audit::ClientInfo;
+use super::{HttpState, basic_credentials, service_fault, throttled};
 use crate::error::AuthError;
 use crate::signals::poll::{DEFAULT_EVENTS, MAX_ACKS, MAX_EVENTS};
 use crate::signals::{PollRequest, SetError, Signals};
@@ -170,7 +169,12 @@ impl PollBody {
     }
 }
 
-async fn poll(State(s): State<Arc<HttpState>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn poll(
+    State(s): State<Arc<HttpState>>,
+    extensions: axum::http::Extensions,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let Ok((client_id, secret)) = basic_credentials(&headers) else {
         return error(
             StatusCode::UNAUTHORIZED,
@@ -180,7 +184,7 @@ async fn poll(State(s): State<Arc<HttpState>>, headers: HeaderMap, body: Bytes) 
     };
     let signals = Signals(&s.core);
     let audience = match signals
-        .poll_subscriber(&client_id, &secret, &ClientInfo::default())
+        .poll_subscriber(&client_id, &secret, &s.client(&extensions, &headers))
         .await
     {
         Ok(a) => a,
@@ -226,6 +230,7 @@ fn failure(e: AuthError) -> Response {
         // Not an RFC 8936 code: the receiver must resynchronise, then poll
         // with `"resync": true`.
         AuthError::OutOfRange(m) => error(StatusCode::CONFLICT, "resync_required", &m),
+        AuthError::Throttled(wait) => throttled(wait),
         other => service_fault(other),
     }
 }
