@@ -17,8 +17,10 @@
 //!   recovery code (80 bits, not guessable) or an administrator's reset
 //!   unlocks it.
 //! - A client address: 30 failed attempts a minute across all accounts and
-//!   factors, and service-account client secrets too, so one host cannot
-//!   spray many accounts, nor fill the audit trail with refusals.
+//!   factors, so one host cannot spray many accounts; and apart, 30 refused
+//!   service-account client secrets a minute, so refusals cannot fill the
+//!   audit trail (apart, so users failing logins behind one NAT never keep a
+//!   service there from its tokens).
 
 mod model;
 mod sql;
@@ -119,6 +121,10 @@ fn account_key(email: &str) -> String {
 
 fn address_key(address: &str) -> String {
     format!("login:address:{address}")
+}
+
+fn client_address_key(address: &str) -> String {
+    format!("client:address:{address}")
 }
 
 /// Whether a reserved attempt keeps an address within its limit.
@@ -283,24 +289,25 @@ impl Throttle<'_> {
     /// Before a service account's client secret is checked: how long the
     /// client address must still wait, if it must. Secrets are 256 bits, not
     /// guessable, so nothing is reserved (a success, the common case, costs
-    /// no write); a refusal is counted by [`Throttle::client_refused`].
+    /// no write) and a burst at once may overshoot the limit by what is in
+    /// flight; a refusal is counted by [`Throttle::client_refused`].
     pub async fn client_wait(
         &self,
         address: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Option<Duration>, StoreError> {
-        self.address_wait(address.map(address_key).as_deref(), now)
+        self.address_wait(address.map(client_address_key).as_deref(), now)
             .await
     }
 
-    /// A client secret was refused: one failure of the address, as a wrong
-    /// password's.
+    /// A client secret was refused: one failure of the address's budget for
+    /// client secrets.
     pub async fn client_refused(
         &self,
         address: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        if let Some(key) = address.map(address_key) {
+        if let Some(key) = address.map(client_address_key) {
             platform::sql!(
                 write(self.db),
                 ThrottleSql::reserve(&[(&key, ADDRESS_WINDOW)], now)

@@ -348,6 +348,13 @@ async fn client_secret_refusals_count_against_the_address(backend: Backend) {
         .into_inner()
         .events;
     assert_eq!(events.len(), refused, "one audit row per counted refusal");
+    // A budget apart from logins': users failing logins behind one NAT never
+    // keep a service there from its tokens, nor the other way round.
+    let email = unique_email();
+    app.register(&email, PASSWORD).await.unwrap();
+    app.login(&email, PASSWORD)
+        .await
+        .expect("logins are not throttled by refused client secrets");
     // The window passes: the right secret works again, from this address too.
     app.clock.advance(chrono::Duration::minutes(2));
     issue(&secret).await.expect("a token after the window");
