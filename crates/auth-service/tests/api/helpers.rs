@@ -177,6 +177,22 @@ impl TestApp {
         self.login(&email, PASSWORD).await.expect("login")
     }
 
+    /// The audit events of `kind`, newest first (up to 100), as `admin` lists them.
+    pub async fn audit_events(&self, admin: &str, kind: &str) -> Vec<pb::AuditEvent> {
+        let request = pb::ListAuditEventsRequest {
+            page_size: 100,
+            kind: kind.into(),
+            ..Default::default()
+        };
+        self.grpc
+            .clone()
+            .list_audit_events(bearer(request, admin))
+            .await
+            .unwrap()
+            .into_inner()
+            .events
+    }
+
     pub async fn validate(&self, token: &str) -> Result<pb::ValidateTokenResponse, tonic::Status> {
         self.grpc
             .clone()

@@ -83,20 +83,7 @@ async fn an_admin_imports_over_the_rpc_and_a_rerun_changes_nothing(backend: Back
     assert_eq!(failures(&again), failures(&first));
 
     // Each call is audited with its actor and counts.
-    let events = app
-        .grpc
-        .clone()
-        .list_audit_events(bearer(
-            pb::ListAuditEventsRequest {
-                kind: "users.imported".into(),
-                ..Default::default()
-            },
-            &admin,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .events;
+    let events = app.audit_events(&admin, "users.imported").await;
     let admin_id = app.validate(&admin).await.unwrap().user_id;
     let counts: Vec<(&str, &str, &str, &str)> = events
         .iter()

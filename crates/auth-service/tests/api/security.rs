@@ -332,21 +332,7 @@ async fn client_secret_refusals_count_against_the_address(backend: Backend) {
         assert!((1..=60).contains(&after), "{path}: {after}");
     }
     // Throttled refusals are not audited: the trail holds the counted ones.
-    let events = app
-        .grpc
-        .clone()
-        .list_audit_events(bearer(
-            pb::ListAuditEventsRequest {
-                page_size: 100,
-                kind: "service_token.refused".into(),
-                ..Default::default()
-            },
-            &admin,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .events;
+    let events = app.audit_events(&admin, "service_token.refused").await;
     assert_eq!(events.len(), refused, "one audit row per counted refusal");
     // A budget apart from logins': users failing logins behind one NAT never
     // keep a service there from its tokens, nor the other way round.
