@@ -8,7 +8,9 @@ use crate::context::{USER_EMAIL_CHANGED, USER_REGISTERED, UserEmailChanged, User
 use crate::credentials::IdentitySql;
 use futures::future::BoxFuture;
 use identity_proto::user::v1::user_service_client::UserServiceClient;
-use identity_proto::user::v1::{CreateUserRequest, UpdateUserEmailRequest, User};
+use identity_proto::user::v1::{
+    CreateUserRequest, CreateUserResponse, UpdateUserEmailRequest, User,
+};
 use platform::access::{PeerError, TokenSource, authorization, peer_endpoint};
 use platform::db::Database;
 use platform::outbox::{Deliver, DeliveryError, OutboxEvent};
@@ -64,12 +66,18 @@ impl Deliver for Router {
 }
 
 impl ToUserService {
-    /// A request with the relay's credentials and the event's id.
-    async fn request<T>(
+    /// Sends `message` with `call`, as the relay's account and tagged with
+    /// the event's id; a token the User Service refuses is not used again.
+    async fn send<T, R, F, Fut>(
         &self,
         event: &OutboxEvent,
         message: T,
-    ) -> Result<tonic::Request<T>, DeliveryError> {
+        call: F,
+    ) -> Result<R, DeliveryError>
+    where
+        F: FnOnce(UserServiceClient<Channel>, tonic::Request<T>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<R>, tonic::Status>>,
+    {
         let token = self.token.token().await?;
         let mut request = tonic::Request::new(message);
         let md = request.metadata_mut();
@@ -78,7 +86,13 @@ impl ToUserService {
         if let Ok(id) = event.id.to_string().parse() {
             md.insert("x-request-id", id);
         }
-        Ok(request)
+        match call(self.client.clone(), request).await {
+            Ok(reply) => Ok(reply.into_inner()),
+            Err(status) => {
+                self.token.failed(&token, &status);
+                Err(status.into())
+            }
+        }
     }
 
     async fn registered(&self, event: &OutboxEvent) -> Result<(), DeliveryError> {
@@ -97,21 +111,13 @@ impl ToUserService {
                 ..user.clone()
             };
             let request = CreateUserRequest { user: Some(wished) };
-            match self
-                .client
-                .clone()
-                .create_user(self.request(event, request).await?)
-                .await
-            {
-                Err(status) if status.code() == tonic::Code::AlreadyExists => {}
-                other => return other.map(drop).map_err(Into::into),
+            match self.send(event, request, create_user).await {
+                Err(DeliveryError::Receiver(s)) if s.code() == tonic::Code::AlreadyExists => {}
+                other => return other.map(drop),
             }
         }
-        let request = self
-            .request(event, CreateUserRequest { user: Some(user) })
-            .await?;
-        self.client.clone().create_user(request).await?;
-        Ok(())
+        let request = CreateUserRequest { user: Some(user) };
+        self.send(event, request, create_user).await.map(drop)
     }
 
     /// Sends the address the identity has now, whatever the event saw.
@@ -123,21 +129,25 @@ impl ToUserService {
         else {
             return Ok(());
         };
-        let request = self
-            .request(
-                event,
-                UpdateUserEmailRequest {
-                    name: format!("users/{}", body.user_id),
-                    email: identity.email,
-                },
-            )
-            .await?;
-        match self.client.clone().update_user_email(request).await {
+        let request = UpdateUserEmailRequest {
+            name: format!("users/{}", body.user_id),
+            email: identity.email,
+        };
+        let update =
+            |mut c: UserServiceClient<Channel>, r| async move { c.update_user_email(r).await };
+        match self.send(event, request, update).await {
             // A profile deleted meanwhile has no address to follow.
-            Err(s) if s.code() == tonic::Code::NotFound => Ok(()),
-            other => other.map(drop).map_err(DeliveryError::from),
+            Err(DeliveryError::Receiver(s)) if s.code() == tonic::Code::NotFound => Ok(()),
+            other => other.map(drop),
         }
     }
+}
+
+async fn create_user(
+    mut c: UserServiceClient<Channel>,
+    r: tonic::Request<CreateUserRequest>,
+) -> Result<tonic::Response<CreateUserResponse>, tonic::Status> {
+    c.create_user(r).await
 }
 
 impl Deliver for ToUserService {

@@ -239,6 +239,19 @@ impl Authorizer {
 pub trait TokenSource: Send + Sync + 'static {
     /// A currently valid access token.
     fn token(&self) -> BoxFuture<'_, Result<String, TokenError>>;
+
+    /// Drops `token` if it is the one kept: its peer refused it.
+    fn forget(&self, _token: &str) {}
+
+    /// After a call that presented `token` failed with `status`: a token the
+    /// peer refused as unauthenticated (its account disabled and enabled
+    /// again, say) is forgotten, so the next call gets a fresh one instead of
+    /// failing until the kept one is due for renewal.
+    fn failed(&self, token: &str, status: &tonic::Status) {
+        if status.code() == tonic::Code::Unauthenticated {
+            self.forget(token);
+        }
+    }
 }
 
 /// Something that issues a fresh access token, with its lifetime in seconds.
@@ -281,6 +294,15 @@ impl<I: TokenIssuer> TokenSource for CachedToken<I> {
             ));
             Ok(token)
         })
+    }
+
+    fn forget(&self, token: &str) {
+        // Held by a renewal: the token it brings is a fresh one anyway.
+        if let Ok(mut cached) = self.cached.try_lock()
+            && cached.as_ref().is_some_and(|(kept, _)| kept == token)
+        {
+            *cached = None;
+        }
     }
 }
 
@@ -342,6 +364,28 @@ mod tests {
     use identity_proto::auth::v1::CheckPermissionResponse;
     use identity_proto::auth::v1::auth_service_server::{AuthService, AuthServiceServer};
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Issues `token-1`, `token-2`, ... for an hour each.
+    struct Numbered(AtomicUsize);
+
+    impl TokenIssuer for Numbered {
+        fn issue(&self) -> BoxFuture<'_, Result<(String, i64), TokenError>> {
+            let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
+            Box::pin(async move { Ok((format!("token-{n}"), 3600)) })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_token_is_renewed_at_the_next_call() {
+        let source = CachedToken::new(Numbered(AtomicUsize::new(0)));
+        let first = source.token().await.unwrap();
+        assert_eq!(source.token().await.unwrap(), first, "kept");
+        source.failed(&first, &Status::unavailable("the peer is down"));
+        source.failed("another token", &Status::unauthenticated("refused"));
+        assert_eq!(source.token().await.unwrap(), first, "kept still");
+        source.failed(&first, &Status::unauthenticated("refused"));
+        assert_eq!(source.token().await.unwrap(), "token-2");
+    }
 
     /// An Auth Service that allows `users:read` to anyone and counts the checks.
     #[derive(Default)]

@@ -49,7 +49,10 @@ impl Deliver for ToAuthService {
                 .disable_user(request)
                 .await
                 .map(|_| ())
-                .map_err(DeliveryError::from)
+                .map_err(|status| {
+                    source.failed(&token, &status);
+                    DeliveryError::from(status)
+                })
         })
     }
 }
