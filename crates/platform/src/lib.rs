@@ -12,6 +12,7 @@ pub mod ids;
 pub mod metrics;
 pub mod outbox;
 pub mod paging;
+pub mod security_events;
 pub mod server;
 pub mod shutdown;
 pub mod sql;

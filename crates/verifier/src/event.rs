@@ -14,69 +14,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-const CAEP: &str = "https://schemas.openid.net/secevent/caep/event-type/";
-const RISC: &str = "https://schemas.openid.net/secevent/risc/event-type/";
-
-/// The event types the feed carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EventType {
-    /// CAEP `session-revoked`: one session ended.
-    SessionRevoked,
-    /// CAEP `credential-change`: password or second factor changed.
-    CredentialChange,
-    /// CAEP `token-claims-change`: a subject's roles, or a role's permissions.
-    TokenClaimsChange,
-    /// RISC `account-disabled`.
-    AccountDisabled,
-    /// RISC `account-enabled`.
-    AccountEnabled,
-    /// RISC `account-purged` (deleted).
-    AccountPurged,
-}
-
-impl EventType {
-    /// Every type, in metric-label order.
-    pub const ALL: [EventType; 6] = [
-        Self::SessionRevoked,
-        Self::CredentialChange,
-        Self::TokenClaimsChange,
-        Self::AccountDisabled,
-        Self::AccountEnabled,
-        Self::AccountPurged,
-    ];
-
-    /// The short name (and metric label).
-    pub const fn label(self) -> &'static str {
-        match self {
-            Self::SessionRevoked => "session-revoked",
-            Self::CredentialChange => "credential-change",
-            Self::TokenClaimsChange => "token-claims-change",
-            Self::AccountDisabled => "account-disabled",
-            Self::AccountEnabled => "account-enabled",
-            Self::AccountPurged => "account-purged",
-        }
-    }
-
-    const fn base(self) -> &'static str {
-        match self {
-            Self::SessionRevoked | Self::CredentialChange | Self::TokenClaimsChange => CAEP,
-            _ => RISC,
-        }
-    }
-
-    /// The type's URI.
-    pub fn uri(self) -> String {
-        format!("{}{}", self.base(), self.label())
-    }
-
-    /// The type a URI names.
-    pub fn from_uri(uri: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| {
-            uri.strip_prefix(t.base())
-                .is_some_and(|rest| rest == t.label())
-        })
-    }
-}
+pub use platform::security_events::EventType;
 
 /// What an event changes in the verifier's state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -293,27 +231,6 @@ fn signed_list(body: &Value, name: &str) -> Option<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn uris_round_trip() {
-        for t in EventType::ALL {
-            assert_eq!(EventType::from_uri(&t.uri()), Some(t));
-        }
-        assert_eq!(
-            EventType::SessionRevoked.uri(),
-            "https://schemas.openid.net/secevent/caep/event-type/session-revoked"
-        );
-        assert_eq!(
-            EventType::AccountPurged.uri(),
-            "https://schemas.openid.net/secevent/risc/event-type/account-purged"
-        );
-        assert_eq!(
-            EventType::from_uri(
-                "https://schemas.openid.net/secevent/risc/event-type/session-revoked"
-            ),
-            None
-        );
-    }
 
     #[test]
     fn subject_ids_of_simple_and_complex_subjects() {

@@ -69,7 +69,7 @@ impl VerifierMetrics {
         Ok(Self {
             applied: EventType::ALL
                 .iter()
-                .map(|t| applied.with_label_values(&[t.label()]))
+                .map(|t| applied.with_label_values(&[t.as_str()]))
                 .collect(),
             ignored,
             rejections: Rejection::ALL

@@ -9,68 +9,9 @@ use platform::ids::{SessionId, SubjectId, UserId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-const CAEP: &str = "https://schemas.openid.net/secevent/caep/event-type/";
-const RISC: &str = "https://schemas.openid.net/secevent/risc/event-type/";
-
-/// The event types the feed carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SignalKind {
-    /// CAEP: one session ended (logout, revocation, refresh-token reuse, or a
-    /// change that ends sessions).
-    SessionRevoked,
-    /// CAEP: a password or second factor was set, changed or removed.
-    CredentialChange,
-    /// CAEP: a subject's roles, or a role's permissions, changed.
-    TokenClaimsChange,
-    /// RISC: the account can no longer log in.
-    AccountDisabled,
-    /// RISC: it can again.
-    AccountEnabled,
-    /// RISC: the account was deleted.
-    AccountPurged,
-}
-
-impl SignalKind {
-    pub const ALL: [Self; 6] = [
-        Self::SessionRevoked,
-        Self::CredentialChange,
-        Self::TokenClaimsChange,
-        Self::AccountDisabled,
-        Self::AccountEnabled,
-        Self::AccountPurged,
-    ];
-
-    /// The name stored (the last segment of the URI).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::SessionRevoked => "session-revoked",
-            Self::CredentialChange => "credential-change",
-            Self::TokenClaimsChange => "token-claims-change",
-            Self::AccountDisabled => "account-disabled",
-            Self::AccountEnabled => "account-enabled",
-            Self::AccountPurged => "account-purged",
-        }
-    }
-
-    /// The event type's URI, as SETs and subscribers name it.
-    pub fn uri(self) -> String {
-        let base = match self {
-            Self::SessionRevoked | Self::CredentialChange | Self::TokenClaimsChange => CAEP,
-            _ => RISC,
-        };
-        format!("{base}{}", self.as_str())
-    }
-
-    /// The kind of a stored name.
-    pub fn from_stored(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == name)
-    }
-
-    /// The kind a URI names.
-    pub fn from_uri(uri: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.uri() == uri)
-    }
-}
+/// The event types the feed carries (the contract's one list, shared with
+/// every verifier).
+pub use platform::security_events::EventType as SignalKind;
 
 /// Whom an event is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -298,14 +239,5 @@ mod tests {
         for bad in ["", "x", "djEuMS4y", &"A".repeat(200), "djEuLTEuNS4x"] {
             assert_eq!(Cursor::decode(bad), None, "{bad}");
         }
-    }
-
-    #[test]
-    fn kinds_round_trip_through_their_uris() {
-        for k in SignalKind::ALL {
-            assert_eq!(SignalKind::from_uri(&k.uri()), Some(k));
-            assert_eq!(SignalKind::from_stored(k.as_str()), Some(k));
-        }
-        assert_eq!(SignalKind::from_uri("session-revoked"), None);
     }
 }

@@ -31,7 +31,7 @@ fn logged(row: Row) -> Result<Logged, StoreError> {
         signal: Signal {
             id,
             at: at.0,
-            kind: SignalKind::from_stored(&kind).ok_or_else(|| corrupt("unknown kind"))?,
+            kind: SignalKind::from_name(&kind).ok_or_else(|| corrupt("unknown kind"))?,
             subject: SignalSubject::from_stored(&subject_id, &subject_kind)
                 .ok_or_else(|| corrupt("bad subject"))?,
             session: session.map(SessionId::from_uuid),
