@@ -1,7 +1,6 @@
 //! Who may call what: no token, bad tokens, expired and revoked tokens, other users.
 
 use crate::helpers::{Backend, assert_code, bearer, both_backends, eventually, spawn_system};
-use identity_proto::auth::v1 as auth_pb;
 use identity_proto::user::v1 as pb;
 use tonic::Code;
 
@@ -43,24 +42,9 @@ async fn tokens_are_checked_by_the_auth_service(backend: Backend) {
     get(Some(ada.access_token.clone())).await.unwrap();
 
     // Revoked: logout ends the session, and the User Service knows at once.
-    let second = sys
-        .auth
-        .clone()
-        .login(auth_pb::LoginRequest {
-            email: ada.email.clone(),
-            password: crate::helpers::PASSWORD.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let second = sys.login(&ada.email).await;
     get(Some(second.access_token.clone())).await.unwrap();
-    sys.auth
-        .clone()
-        .logout(auth_pb::LogoutRequest {
-            refresh_token: second.refresh_token,
-        })
-        .await
-        .unwrap();
+    sys.logout(second.refresh_token).await;
     eventually(1, "revocation", || async {
         get(Some(second.access_token.clone())).await.is_err()
     })
@@ -329,16 +313,7 @@ async fn tokens_are_verified_in_process_and_revocations_arrive_within_a_second(b
     let ada = sys.new_user().await;
     // A second later, so the registration's own events are not in the token's second.
     sys.clock.advance(chrono::Duration::seconds(1));
-    let session = sys
-        .auth
-        .clone()
-        .login(auth_pb::LoginRequest {
-            email: ada.email.clone(),
-            password: crate::helpers::PASSWORD.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let session = sys.login(&ada.email).await;
     let me = sys.get(&session.access_token, &ada.name).await.unwrap();
     assert_eq!(me.email, ada.email, "one's own profile, email included");
     let other = sys.new_user().await;
@@ -355,13 +330,7 @@ async fn tokens_are_verified_in_process_and_revocations_arrive_within_a_second(b
         Code::PermissionDenied,
     );
 
-    sys.auth
-        .clone()
-        .logout(auth_pb::LogoutRequest {
-            refresh_token: session.refresh_token,
-        })
-        .await
-        .unwrap();
+    sys.logout(session.refresh_token).await;
     eventually(1, "the revocation to reach the User Service", || async {
         sys.get(&session.access_token, &ada.name).await.is_err()
     })
@@ -396,24 +365,9 @@ async fn remote_or_stale_verification_asks_check_permission(backend: Backend) {
         let sys = crate::helpers::spawn_system_with(backend, tweak).await;
         let ada = sys.new_user().await;
         sys.get(&ada.access_token, &ada.name).await.unwrap();
-        let login = sys
-            .auth
-            .clone()
-            .login(auth_pb::LoginRequest {
-                email: ada.email.clone(),
-                password: crate::helpers::PASSWORD.into(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let login = sys.login(&ada.email).await;
         sys.get(&login.access_token, &ada.name).await.unwrap();
-        sys.auth
-            .clone()
-            .logout(auth_pb::LogoutRequest {
-                refresh_token: login.refresh_token,
-            })
-            .await
-            .unwrap();
+        sys.logout(login.refresh_token).await;
         eventually(1, "the revocation", || async {
             sys.get(&login.access_token, &ada.name).await.is_err()
         })

@@ -210,16 +210,22 @@ impl TestSystem {
             )
             .await
             .unwrap();
-        self.auth
-            .clone()
-            .login(auth_pb::LoginRequest {
-                email,
-                password: PASSWORD.into(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .access_token
+        self.login(&email).await.access_token
+    }
+
+    /// A new session of `email` (whose password is [`PASSWORD`]).
+    pub async fn login(&self, email: &str) -> auth_pb::LoginResponse {
+        let request = auth_pb::LoginRequest {
+            email: email.to_owned(),
+            password: PASSWORD.into(),
+        };
+        self.auth.clone().login(request).await.unwrap().into_inner()
+    }
+
+    /// Ends the session of `refresh_token`.
+    pub async fn logout(&self, refresh_token: String) {
+        let request = auth_pb::LogoutRequest { refresh_token };
+        self.auth.clone().logout(request).await.unwrap();
     }
 
     /// A token of a new service account holding `roles`.
