@@ -77,6 +77,20 @@ pub fn assert_code<T: std::fmt::Debug>(
     }
 }
 
+/// The value of the first series on `{http}/metrics` whose name and labels
+/// start with `series`; `None` when none does.
+pub async fn metric(http: &str, series: &str) -> Option<f64> {
+    let text = reqwest::get(format!("{http}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
 /// Polls `check` until it holds, for up to `secs` seconds.
 pub async fn eventually<F, Fut>(secs: u64, what: &str, mut check: F)
 where

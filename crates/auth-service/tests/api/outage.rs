@@ -16,15 +16,8 @@ async fn readyz(http: &str) -> u16 {
 }
 
 async fn view_age(http: &str) -> f64 {
-    let text = reqwest::get(format!("{http}/metrics"))
+    test_support::service::metric(http, "auth_sync_view_age_seconds")
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|l| l.starts_with("auth_sync_view_age_seconds"))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
         .expect("auth_sync_view_age_seconds is exported")
 }
 

@@ -292,16 +292,7 @@ async fn emails_are_shown_to_their_owner_and_to_holders_of_read_email(backend: B
 
 /// The value of the metric series whose name and labels start with `series`.
 async fn metric(sys: &crate::helpers::TestSystem, series: &str) -> Option<f64> {
-    let text = reqwest::get(format!("{}/metrics", sys.user_http))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|l| l.starts_with(series))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
+    test_support::service::metric(&sys.user_http, series).await
 }
 
 async fn tokens_are_verified_in_process_and_revocations_arrive_within_a_second(backend: Backend) {
